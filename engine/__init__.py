@@ -1,0 +1,1 @@
+"""sop: a workflow engine for the customer-service procedures of a property-management office."""

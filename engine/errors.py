@@ -1,0 +1,170 @@
+"""The one exception tree of the engine.
+
+    EngineError                      anything the engine refuses, with a message for a person
+    ├── ProcedureError               a definition (procedure, form, org, calendar) is wrong;
+    │                                carries every Issue found (file:line:col: path: message)
+    ├── InputError                   a command argument is malformed (bad JSON, bad time, …)
+    ├── InstanceNotFound
+    ├── StaffNotFound
+    ├── ActionNotAllowed             the action does not exist here, or its guard is false
+    ├── NotAuthorized                the staff member's roles do not allow it
+    ├── FormInvalid                  submitted data fails the form; carries field errors
+    ├── ConcurrencyConflict          someone else changed the instance first
+    ├── TimeOrderError               ``--at`` earlier than the instance's last event
+    ├── CalendarError                a date outside the years the working calendar knows
+    ├── ReplayMismatch               replay disagrees with the stored state
+    └── AdapterError                 the outside world failed; ``retryable`` says what to do
+
+Messages are built in ``__init__`` from fields kept as attributes, so the CLI and the API
+can print them and still inspect the parts. Presentation layers map this tree once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EngineError(Exception):
+    """Root of everything the engine refuses on purpose (never a bug)."""
+
+    code = "engine_error"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in a definition file, located for an editor jump."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+    path: str = ""
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}: "
+        path = f"{self.path}: " if self.path else ""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{where}{path}{self.message}{hint}"
+
+
+class ProcedureError(EngineError):
+    code = "procedure_invalid"
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class InputError(EngineError):
+    code = "bad_input"
+
+    def __init__(self, argument: str, reason: str) -> None:
+        self.argument = argument
+        self.reason = reason
+        super().__init__(f"{argument}: {reason}")
+
+
+class InstanceNotFound(EngineError):
+    code = "not_found"
+
+    def __init__(self, instance_id: object) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"instance {instance_id} not found")
+
+
+class StaffNotFound(EngineError):
+    code = "unknown_staff"
+
+    def __init__(self, staff_id: str) -> None:
+        self.staff_id = staff_id
+        super().__init__(f"staff {staff_id!r} is not in the organisation file")
+
+
+class ActionNotAllowed(EngineError):
+    code = "action_not_allowed"
+
+    def __init__(self, action: str, reason: str) -> None:
+        self.action = action
+        self.reason = reason
+        super().__init__(f"action {action!r} not allowed: {reason}")
+
+
+class NotAuthorized(EngineError):
+    code = "forbidden"
+
+    def __init__(self, staff_id: str, what: str, allowed_roles: list[str]) -> None:
+        self.staff_id = staff_id
+        self.what = what
+        self.allowed_roles = list(allowed_roles)
+        super().__init__(
+            f"{staff_id} may not {what}: needs one of the roles {', '.join(allowed_roles) or '(none)'}"
+        )
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class FormInvalid(EngineError):
+    code = "form_invalid"
+
+    def __init__(self, form: str, errors: list[FieldError]) -> None:
+        self.form = form
+        self.errors = list(errors)
+        super().__init__(f"form {form}: " + "; ".join(str(e) for e in self.errors))
+
+
+class ConcurrencyConflict(EngineError):
+    code = "conflict"
+
+    def __init__(self, instance_id: object, expected: int, actual: int | None = None) -> None:
+        self.instance_id = instance_id
+        self.expected = expected
+        self.actual = actual
+        now = f" (now at revision {actual})" if actual is not None else ""
+        super().__init__(
+            f"instance {instance_id} was changed by someone else since revision {expected}{now}; "
+            "reload it and try again"
+        )
+
+
+class TimeOrderError(EngineError):
+    code = "time_order"
+
+    def __init__(self, instance_id: object, at: str, last: str) -> None:
+        self.instance_id = instance_id
+        self.at = at
+        self.last = last
+        super().__init__(
+            f"--at {at} is earlier than the last event of instance {instance_id} ({last})"
+        )
+
+
+class CalendarError(EngineError):
+    code = "calendar"
+
+
+class ReplayMismatch(EngineError):
+    code = "replay_mismatch"
+
+    def __init__(self, instance_id: object, seq: int | None, difference: str) -> None:
+        self.instance_id = instance_id
+        self.seq = seq
+        self.difference = difference
+        at = f" at seq {seq}" if seq is not None else ""
+        super().__init__(f"instance {instance_id}{at}: {difference}")
+
+
+class AdapterError(EngineError):
+    code = "adapter"
+
+    def __init__(self, adapter: str, reason: str, retryable: bool) -> None:
+        self.adapter = adapter
+        self.reason = reason
+        self.retryable = retryable
+        super().__init__(f"{adapter}: {reason}")

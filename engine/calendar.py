@@ -111,18 +111,14 @@ class YearDefinition:
     workdays: frozenset[date] = frozenset()
     source: str = ""
 
-    def problems(self, year: int) -> list[str]:
-        """Why this definition cannot belong to ``year`` (empty when it can)."""
-        found = [f"{d} is listed both as a holiday and as a workday" for d in sorted(self.holidays & self.workdays)]
+    def problems(self, year: int) -> list[tuple[date, str]]:
+        """(date, reason) for each date that cannot belong to ``year``'s notice."""
+        found = [(d, f"{d} is listed both as a holiday and as a workday") for d in sorted(self.holidays & self.workdays)]
         for d in sorted(self.holidays | self.workdays):
-            if not year_may_list(year, d):
-                found.append(f"{d} is outside {year} (allowed: {year}, or December {year - 1})")
+            # A notice names dates of its year and, for New Year, of the previous December.
+            if not (d.year == year or (d.year == year - 1 and d.month == 12)):
+                found.append((d, f"{d} is outside {year} (allowed: {year}, or December {year - 1})"))
         return found
-
-
-def year_may_list(year: int, d: date) -> bool:
-    """A year's notice may name dates of that year and of the previous December."""
-    return d.year == year or (d.year == year - 1 and d.month == 12)
 
 
 def _as_year(year: int, spec: YearDefinition | Mapping[str, object]) -> YearDefinition:
@@ -136,7 +132,7 @@ def _as_year(year: int, spec: YearDefinition | Mapping[str, object]) -> YearDefi
         )
     problems = definition.problems(year)
     if problems:
-        raise ValueError(f"year {year}: " + "; ".join(problems))
+        raise ValueError(f"year {year}: " + "; ".join(reason for _, reason in problems))
     return definition
 
 
@@ -400,8 +396,8 @@ class _FileReader:
         self.issues: list[Issue] = []
         self._constructor = yaml.SafeLoader("")
 
-    def problem(self, node: yaml.Node | None, path: str, message: str) -> None:
-        mark = getattr(node, "start_mark", None)
+    def problem(self, where: yaml.Node | yaml.Mark | None, path: str, message: str) -> None:
+        mark = where if isinstance(where, yaml.Mark) else getattr(where, "start_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         self.issues.append(Issue(self.name, line, col, message, path=path))
 
@@ -415,9 +411,7 @@ class _FileReader:
             self.problem(None, "", f"cannot read the calendar file: {exc.strerror or exc}")
             return {}
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            self.issues.append(Issue(self.name, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
-                                     f"not valid YAML: {getattr(exc, 'problem', None) or exc}"))
+            self.problem(getattr(exc, "problem_mark", None), "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
             return {}
         fields = self.mapping(root, "", _FILE_KEYS) if root is not None else {}
         kwargs: dict[str, object] = {}
@@ -466,6 +460,7 @@ class _FileReader:
             self.problem(node, "working_hours", 'expected a list like - {start: "09:00", end: "12:00"}')
             return None
         periods: list[tuple[time, time]] = []
+        known = len(self.issues)
         for i, item in enumerate(node.value):
             fields = self.mapping(item, f"working_hours[{i}]", ("start", "end"))
             clocks = [self.clock(fields[k], f"working_hours[{i}].{k}") for k in ("start", "end") if k in fields]
@@ -473,6 +468,8 @@ class _FileReader:
                 self.problem(item, f"working_hours[{i}]", "a period needs both start and end")
             elif None not in clocks:
                 periods.append((clocks[0], clocks[1]))  # type: ignore[arg-type]
+        if len(self.issues) > known:  # an item is wrong: checking the rest would only echo it
+            return None
         try:
             return list(normalise_periods(periods))
         except ValueError as exc:
@@ -516,20 +513,14 @@ class _FileReader:
     def year(self, year: int, node: yaml.Node) -> YearDefinition:
         path = f"years.{year}"
         fields = self.mapping(node, path, _YEAR_KEYS)
-        lists: dict[str, list[Dated]] = {
-            k: self.dates(fields[k], f"{path}.{k}") if k in fields else [] for k in ("holidays", "workdays")
-        }
-        for kind, dated in lists.items():
-            for d, item in dated:
-                if not year_may_list(year, d):
-                    self.problem(item, f"{path}.{kind}", f"{d} is outside {year} (allowed: {year}, or December {year - 1})")
-        off = {d for d, _ in lists["holidays"]}
-        for d, item in lists["workdays"]:
-            if d in off:
-                self.problem(item, f"{path}.workdays", f"{d} is also listed as a holiday")
+        off = self.dates(fields["holidays"], f"{path}.holidays") if "holidays" in fields else []
+        on = self.dates(fields["workdays"], f"{path}.workdays") if "workdays" in fields else []
         source = str(self.value(fields["source"])) if "source" in fields else ""
-        return YearDefinition(frozenset(off - {d for d, _ in lists["workdays"]}),
-                              frozenset(d for d, _ in lists["workdays"]), source)
+        definition = YearDefinition(frozenset(d for d, _ in off), frozenset(d for d, _ in on), source)
+        where = {d: (node, f"{path}.holidays") for d, node in off} | {d: (node, f"{path}.workdays") for d, node in on}
+        for d, reason in definition.problems(year):
+            self.problem(*where[d], reason)
+        return definition
 
 
 def _read_dates(raw: object) -> list[date]:

@@ -196,8 +196,8 @@ def test_file_rejects_unquoted_times_with_location(tmp_path):
     path = write(tmp_path, "working_hours:\n  - {start: 9:00, end: \"12:00\"}\n")
     with pytest.raises(ProcedureError) as err:
         WorkCalendar.from_file(path)
-    issue = err.value.issues[0]
-    assert (issue.line, issue.path) == (2, "working_hours[0].start")
+    [issue] = err.value.issues  # no echo such as "need at least one period"
+    assert (issue.line, issue.col, issue.path) == (2, 13, "working_hours[0].start")
     assert "540" in issue.message and str(path) in str(err.value)
 
 
@@ -352,3 +352,11 @@ def test_add_is_monotonic_and_composes(start, a, b):
 
 def test_period_times_are_times():
     assert CAL.periods == ((time(9), time(12)), (time(13, 30), time(18)))
+
+
+def test_docs_examples_run():
+    import doctest
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "working-time.md"
+    result = doctest.testfile(str(doc), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted >= 12

@@ -1,0 +1,409 @@
+"""The ``sop`` command: parse arguments, call the engine, print tables or JSON.
+
+No business logic lives here. Every EngineError becomes one line on stderr and exit 1;
+anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Optional
+from zoneinfo import ZoneInfo
+
+import click
+
+from engine.errors import EngineError, InputError, ProcedureError
+from engine.runtime.config import Settings, build_engine
+from engine.runtime.views import event_view, instance_view, iso
+
+
+class Context:
+    def __init__(self, db: Optional[str], procedures: Optional[str], org: Optional[str], as_json: bool) -> None:
+        self.db, self.procedures, self.org, self.json = db, procedures, org, as_json
+        self._engine: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.resolve(self.db, self.procedures, self.org)
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._engine = build_engine(self.settings)
+        return self._engine
+
+
+def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Map the engine's refusals to one clear line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ProcedureError as e:
+            for issue in e.issues:
+                click.echo(str(issue), err=True)
+            sys.exit(1)
+        except EngineError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def emit(ctx: Context, payload: Any, human: Callable[[], None]) -> None:
+    if ctx.json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+    else:
+        human()
+
+
+def parse_data(raw: Optional[str]) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    text = raw
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise InputError("--data", f"cannot read {path}: {e.strerror}") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError("--data", f"not valid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    if not isinstance(value, dict):
+        raise InputError("--data", "must be a JSON object like {\"field\": \"value\"}")
+    return value
+
+
+def parse_time(raw: Optional[str], zone: str, argument: str = "--at") -> Optional[datetime]:
+    """ISO 8601; a time without offset is read in the site's zone."""
+    if raw is None:
+        return None
+    try:
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InputError(argument, f"not an ISO 8601 time: {raw!r} (e.g. 2025-09-30T17:55:00+08:00)") from None
+    return t if t.tzinfo else t.replace(tzinfo=ZoneInfo(zone))
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> None:
+    """A plain table that lines up Chinese (double-width) text too."""
+    import unicodedata
+
+    def width(s: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+    cells = [[("" if c is None else str(c)) for c in r] for r in rows]
+    widths = [max([width(h)] + [width(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v + " " * (w - width(v)) for v, w in zip(values, widths)).rstrip()
+
+    click.echo(line(headers))
+    click.echo(line(["-" * w for w in widths]))
+    for r in cells:
+        click.echo(line(r))
+
+
+@click.group()
+@click.option("--db", envvar="SOP_DB", help="Database URL (env SOP_DB; default sqlite:///sop.db).")
+@click.option("--procedures", envvar="SOP_PROCEDURES", help="Procedures directory (env SOP_PROCEDURES).")
+@click.option("--org", envvar="SOP_ORG", help="Organisation file (env SOP_ORG).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.pass_context
+def main(click_ctx: click.Context, db: Optional[str], procedures: Optional[str], org: Optional[str],
+         as_json: bool) -> None:
+    """sop — 物业客服 workflow engine: procedures as YAML state machines with SLA timers."""
+    if hasattr(sys.stdout, "reconfigure") and (sys.stdout.encoding or "").lower() != "utf-8":
+        sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
+        sys.stderr.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
+    click_ctx.obj = Context(db, procedures, org, as_json)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def json_flag(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Accept ``--json`` after the subcommand too (``sop show 1 --json``)."""
+
+    def turn_on(click_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            click_ctx.find_object(Context).json = True
+
+    return click.option("--json", "json_here", is_flag=True, expose_value=False, callback=turn_on,
+                        help="Print JSON on stdout.")(f)
+
+
+def show_instance(ctx: Context, inst: Any) -> None:
+    view = instance_view(ctx.engine, inst)
+
+    def human() -> None:
+        click.echo(f"#{view['id']}  {view['procedure']} @ {view['version']}  state: {view['state']} ({view['status']})")
+        who = view["assignee"] or "-"
+        click.echo(f"assignee: {who}   role queue: {view['assignee_role'] or '-'}   revision: {view['revision']}")
+        if view["parent"]:
+            click.echo(f"parent: #{view['parent']}")
+        if view["children"]:
+            click.echo("children: " + ", ".join(f"#{c}" for c in view["children"]))
+        for k, v in view["data"].items():
+            click.echo(f"  {k}: {v}")
+        if view["actions"]:
+            click.echo("actions:")
+            for a in view["actions"]:
+                form = f"  form: {a['form']}" if a["form"] else ""
+                click.echo(f"  {a['name']}  {a['title']}  roles: {', '.join(a['roles'])}{form}")
+        if view["deadlines"]:
+            click.echo("deadlines:")
+            for d in view["deadlines"]:
+                click.echo(f"  {d['name']}  due {d['due']}  {d['status']}")
+
+    emit(ctx, view, human)
+
+
+@main.command()
+@json_flag
+@click.argument("procedure")
+@click.option("--as", "staff", required=True, help="Staff id from the org file.")
+@click.option("--data", help="JSON object, or @file.json")
+@click.option("--at", help="When it happened (ISO 8601); default now.")
+@pass_ctx
+@fail_cleanly
+def start(ctx: Context, procedure: str, staff: str, data: Optional[str], at: Optional[str]) -> None:
+    """Start an instance of PROCEDURE."""
+    eng = ctx.engine
+    inst = eng.start(procedure, staff, parse_data(data), parse_time(at, eng.org.site.zone))
+    show_instance(ctx, inst)
+
+
+def _instance_id(raw: str) -> int:
+    try:
+        return int(raw.lstrip("#"))
+    except ValueError:
+        raise InputError("ID", f"not an instance id: {raw!r}") from None
+
+
+@main.command()
+@json_flag
+@click.argument("instance")
+@click.argument("action")
+@click.option("--as", "staff", required=True)
+@click.option("--data", help="JSON object, or @file.json")
+@click.option("--at", help="When it happened (ISO 8601); default now.")
+@click.option("--revision", type=int, help="Refuse if the instance is no longer at this revision.")
+@pass_ctx
+@fail_cleanly
+def advance(ctx: Context, instance: str, action: str, staff: str, data: Optional[str], at: Optional[str],
+            revision: Optional[int]) -> None:
+    """Take ACTION on INSTANCE."""
+    eng = ctx.engine
+    inst = eng.advance(_instance_id(instance), action, staff, parse_data(data), parse_time(at, eng.org.site.zone),
+                       revision)
+    show_instance(ctx, inst)
+
+
+@main.command()
+@json_flag
+@click.argument("instance")
+@click.option("--as", "staff", required=True)
+@click.option("--data", required=True, help="JSON object, or @file.json")
+@click.option("--at")
+@pass_ctx
+@fail_cleanly
+def record(ctx: Context, instance: str, staff: str, data: str, at: Optional[str]) -> None:
+    """Record data on INSTANCE without moving it."""
+    eng = ctx.engine
+    show_instance(ctx, eng.record(_instance_id(instance), staff, parse_data(data), parse_time(at, eng.org.site.zone)))
+
+
+@main.command()
+@json_flag
+@click.argument("instance")
+@click.option("--as", "staff", required=True)
+@click.option("--at")
+@pass_ctx
+@fail_cleanly
+def claim(ctx: Context, instance: str, staff: str, at: Optional[str]) -> None:
+    """Take an unassigned task from your role's queue."""
+    eng = ctx.engine
+    show_instance(ctx, eng.claim(_instance_id(instance), staff, parse_time(at, eng.org.site.zone)))
+
+
+@main.command()
+@json_flag
+@click.argument("instance")
+@click.argument("assignee")
+@click.option("--as", "staff", required=True)
+@click.option("--at")
+@pass_ctx
+@fail_cleanly
+def assign(ctx: Context, instance: str, assignee: str, staff: str, at: Optional[str]) -> None:
+    """Assign INSTANCE to ASSIGNEE (supervisors)."""
+    eng = ctx.engine
+    show_instance(ctx, eng.assign(_instance_id(instance), assignee, staff, parse_time(at, eng.org.site.zone)))
+
+
+@main.command()
+@json_flag
+@click.argument("instance")
+@pass_ctx
+@fail_cleanly
+def show(ctx: Context, instance: str) -> None:
+    """Show an instance: state, data, actions, deadlines, links."""
+    show_instance(ctx, ctx.engine.show(_instance_id(instance)))
+
+
+@main.command()
+@json_flag
+@click.option("--as", "staff", help="Tasks waiting on this person (and their roles' queues).")
+@click.option("--role", help="Tasks queued for this role.")
+@pass_ctx
+@fail_cleanly
+def tasks(ctx: Context, staff: Optional[str], role: Optional[str]) -> None:
+    """Open instances waiting on a person or a role."""
+    if bool(staff) == bool(role):
+        raise InputError("tasks", "give exactly one of --as STAFF or --role ROLE")
+    eng = ctx.engine
+    items = eng.tasks(staff=staff, role=role)
+    zone = ZoneInfo(eng.org.site.zone)
+    rows = [{"id": i.id, "procedure": i.procedure, "state": i.state, "assignee": i.assignee,
+             "assignee_role": i.assignee_role, "unit": i.data.get("unit"),
+             "last_occurred_at": iso(i.last_occurred_at, zone)} for i in items]
+    emit(ctx, rows, lambda: table([[r["id"], r["procedure"], r["state"], r["assignee"] or "-", r["assignee_role"],
+                                    r["unit"] or "", r["last_occurred_at"]] for r in rows],
+                                  ["id", "procedure", "state", "assignee", "role", "unit", "since"]))
+
+
+@main.command()
+@json_flag
+@click.argument("instance")
+@pass_ctx
+@fail_cleanly
+def history(ctx: Context, instance: str) -> None:
+    """The events of an instance, oldest first."""
+    eng = ctx.engine
+    zone = ZoneInfo(eng.org.site.zone)
+    rows = [event_view(e, zone) for e in eng.history(_instance_id(instance))]
+    emit(ctx, rows, lambda: table(
+        [[r["seq"], r["type"], r["actor"], r["role"] or "", r["occurred_at"],
+          json.dumps(r["data"], ensure_ascii=False)[:80]] for r in rows],
+        ["seq", "type", "actor", "role", "occurred_at", "data"]))
+
+
+@main.command()
+@json_flag
+@click.argument("instance")
+@pass_ctx
+@fail_cleanly
+def replay(ctx: Context, instance: str) -> None:
+    """Re-derive the state from the events; exit 1 naming the first difference."""
+    r = ctx.engine.replay(_instance_id(instance))
+    payload = {"instance": r.instance_id, "ok": r.ok, "events": r.events, "seq": r.seq, "difference": r.difference}
+    emit(ctx, payload, lambda: click.echo(
+        f"instance {r.instance_id}: replay of {r.events} events matches the stored state" if r.ok
+        else f"instance {r.instance_id}: replay differs{' at seq ' + str(r.seq) if r.seq else ''}: {r.difference}"))
+    if not r.ok:
+        sys.exit(1)
+
+
+@main.group()
+def audit() -> None:
+    """Audit the log."""
+
+
+@audit.command("verify")
+@json_flag
+@pass_ctx
+@fail_cleanly
+def audit_verify(ctx: Context) -> None:
+    """Check every hash chain; exit 1 naming the first broken link."""
+    n_inst, n_events, broken = ctx.engine.verify()
+    payload = {"ok": broken is None, "instances": n_inst, "events": n_events,
+               "broken": None if broken is None else {"instance": broken.instance_id, "seq": broken.seq,
+                                                      "reason": broken.reason}}
+    emit(ctx, payload, lambda: click.echo(
+        f"ok: {n_inst} instances, {n_events} events, every chain intact" if broken is None
+        else f"broken: {broken}"))
+    if broken is not None:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--db-file", type=click.Path(path_type=Path), default=Path("sop-demo.db"), show_default=True,
+              help="SQLite file for the demo (recreated).")
+@pass_ctx
+@fail_cleanly
+def demo(ctx: Context, db_file: Path) -> None:
+    """Run the demo on a fresh embedded database and say where it is."""
+    from engine.runtime import demo as demo_run
+
+    url = demo_run.fresh_db(db_file)
+    base = ctx.settings
+    settings = Settings(url, base.procedures, base.org)
+    result = demo_run.run(settings, click.echo)
+    click.echo("")
+    click.echo(f"数据库：{db_file.resolve()}  ({result.instances} instances, {result.events} events)")
+    click.echo("继续查看：")
+    for cmd in ("tasks --role cs_supervisor", "history 1", "replay 1", "audit verify"):
+        click.echo(f"  sop --db {url} {cmd}")
+
+
+@main.command()
+@json_flag
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@pass_ctx
+@fail_cleanly
+def lint(ctx: Context, paths: tuple[Path, ...]) -> None:
+    """Check procedure and form files; one `file:line:col: message` per problem."""
+    from engine.spec.lint import lint as run_lint
+    from engine.spec.org import load_org
+
+    settings = ctx.settings
+    targets = list(paths) or [settings.procedures, settings.procedures.parent / "forms"]
+    issues = run_lint(targets, load_org(settings.org).roles)
+    if ctx.json:
+        click.echo(json.dumps([{"file": i.file, "line": i.line, "col": i.col, "path": i.path,
+                                "message": i.message, "hint": i.hint} for i in issues], ensure_ascii=False, indent=2))
+    else:
+        for i in issues:
+            click.echo(str(i))
+    if issues:
+        sys.exit(1)
+
+
+@main.command()
+@json_flag
+@click.option("--out", type=click.Path(path_type=Path), help="Folder to write the schema files into.")
+@click.argument("kind", required=False, type=click.Choice(["procedure", "form"]))
+@fail_cleanly
+def schema(out: Optional[Path], kind: Optional[str]) -> None:
+    """Write the JSON Schema of procedure and form files (for editors)."""
+    from engine.spec import schema as sch
+
+    if out is not None:
+        for path in sch.write_all(out):
+            click.echo(str(path))
+        return
+    model = sch.SCHEMAS[f"{kind or 'procedure'}.schema.json"]
+    click.echo(sch.render(model), nl=False)
+
+
+@main.command()
+@json_flag
+@click.argument("procedure")
+@pass_ctx
+@fail_cleanly
+def graph(ctx: Context, procedure: str) -> None:
+    """Print PROCEDURE as a Mermaid state diagram."""
+    from engine.spec.graph import mermaid
+
+    library, _ = ctx.settings.load()
+    click.echo(mermaid(library.get(procedure).spec), nl=False)
+
+
+if __name__ == "__main__":
+    main()

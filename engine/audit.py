@@ -1,0 +1,116 @@
+"""Tamper evidence: the per-instance hash chain, its verification, and replay.
+
+Each event's hash covers its predecessor's hash and every stored field, serialised in one
+canonical form. Verification recomputes the chain from the stored rows and also checks the
+instance row's ``last_hash`` and ``revision``, so deleting the newest events is caught
+too, not only editing them. Replay folds the log through the pinned procedure version and
+compares the result with the stored projection, naming the first difference.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Optional
+
+from engine.core import evolve as ev
+from engine.core.model import GENESIS_HASH, Event, Instance
+from engine.errors import ReplayMismatch
+from engine.spec.library import CompiledProcedure
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def iso_utc(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def event_hash(instance_id: int, seq: int, type_: str, actor: str, role: Optional[str],
+               occurred_at: datetime, recorded_at: datetime, data_json: str, prev_hash: str) -> str:
+    body = canonical_json([instance_id, seq, type_, actor, role, iso_utc(occurred_at),
+                           iso_utc(recorded_at), data_json, prev_hash])
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event row as read back from the store (data still as its stored text)."""
+
+    instance_id: int
+    seq: int
+    type: str
+    actor: str
+    role: Optional[str]
+    occurred_at: datetime
+    recorded_at: datetime
+    data_json: str
+    prev_hash: str
+    hash: str
+
+    def to_event(self) -> Event:
+        return Event(self.type, self.actor, self.role, self.occurred_at, json.loads(self.data_json),
+                     seq=self.seq, recorded_at=self.recorded_at, prev_hash=self.prev_hash, hash=self.hash)
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    instance_id: int
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"instance {self.instance_id} seq {self.seq}: {self.reason}"
+
+
+def verify_chain(instance_id: int, rows: Iterable[StoredEvent], last_hash: str,
+                 revision: int) -> Optional[BrokenLink]:
+    """The first broken link of one instance's chain, or None if it is intact."""
+    prev, expected_seq = GENESIS_HASH, 1
+    for r in rows:
+        if r.seq != expected_seq:
+            return BrokenLink(instance_id, expected_seq, f"event seq {expected_seq} is missing (found {r.seq})")
+        if r.prev_hash != prev:
+            return BrokenLink(instance_id, r.seq, "prev_hash does not match the previous event's hash")
+        actual = event_hash(r.instance_id, r.seq, r.type, r.actor, r.role, r.occurred_at, r.recorded_at,
+                            r.data_json, r.prev_hash)
+        if actual != r.hash:
+            return BrokenLink(instance_id, r.seq, "hash does not match the event's content (altered)")
+        prev, expected_seq = r.hash, expected_seq + 1
+    if expected_seq - 1 != revision:
+        return BrokenLink(instance_id, expected_seq, f"log ends at seq {expected_seq - 1} but the instance "
+                                                     f"is at revision {revision} (events missing)")
+    if prev != last_hash:
+        return BrokenLink(instance_id, max(expected_seq - 1, 1), "the instance's last_hash does not match its log")
+    return None
+
+
+def replay(proc: CompiledProcedure, instance_id: int, events: list[Event]) -> Instance:
+    """Re-derive an instance from its log with the pinned version (ReplayMismatch if impossible)."""
+    if not events:
+        raise ReplayMismatch(instance_id, None, "the instance has no events")
+    inst = ev.start(instance_id, proc, events[0])
+    for e in events[1:]:
+        inst = ev.evolve(proc, inst, e)
+    last = events[-1]
+    return inst.with_(revision=last.seq, last_hash=last.hash)
+
+
+COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "parent_id",
+            "revision", "last_hash")
+
+
+def first_difference(derived: Instance, stored: Instance) -> Optional[str]:
+    for name in COMPARED:
+        a, b = getattr(derived, name), getattr(stored, name)
+        if a != b:
+            if name == "data":
+                keys = sorted(set(a) | set(b), key=str)
+                k = next(k for k in keys if a.get(k) != b.get(k))
+                return f"data.{k}: replay gives {a.get(k)!r}, stored {b.get(k)!r}"
+            return f"{name}: replay gives {a!r}, stored {b!r}"
+    if sorted(derived.children) != sorted(stored.children):
+        return f"children: replay gives {sorted(derived.children)}, stored {sorted(stored.children)}"
+    return None

@@ -1,0 +1,309 @@
+"""Decide what a command means: validate it against the pinned procedure and return events.
+
+Pure: the caller passes "now" (``at``) and the organisation; nothing here reads a clock
+or a database. Each decision folds its own events as it goes (through :mod:`evolve`) so a
+later effect sees the data an earlier one set, exactly as replay will.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Optional
+
+from engine.core import evolve as ev
+from engine.core import model as m
+from engine.core.model import Actor, Decision, Event, Instance, SpawnRequest
+from engine.errors import ActionNotAllowed, FieldError, FormInvalid, NotAuthorized
+from engine.spec.expr import EvalError
+from engine.spec.forms import FieldSpec, FormSpec, building_of
+from engine.spec.library import CompiledProcedure
+from engine.spec.models import ActionSpec, AssignSpec, EffectSpec, NotifySpec
+from engine.spec.org import OrgSpec
+
+SUPERVISOR_ROLES = ("cs_supervisor", "office_director", "cs_department", "deputy_manager", "general_manager")
+
+
+@dataclass
+class _Builder:
+    """Accumulates events and the instance they produce, for one command."""
+
+    proc: CompiledProcedure
+    org: OrgSpec
+    inst: Instance
+    actor: Actor
+    role: Optional[str]
+    at: datetime
+    decision: Decision = field(default_factory=Decision)
+
+    def emit(self, type_: str, data: dict[str, Any], actor: Optional[Actor] = None) -> None:
+        who = actor or self.actor
+        e = Event(type_, who.id, self.role if who is self.actor else None, self.at, data)
+        self.decision.events.append(e)
+        if type_ != m.INSTANCE_STARTED:
+            self.inst = ev.evolve(self.proc, self.inst, e)
+
+    def context(self, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        return expression_context(self.proc, self.inst, self.at, self.actor.id, extra)
+
+
+def expression_context(proc: CompiledProcedure, inst: Instance, at: datetime, actor: str,
+                       extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    data = {**inst.data, **(extra or {})}
+    ctx = {k: typed(proc.fields.get(k), v) for k, v in data.items()}
+    ctx.update(id=inst.id, state=inst.state, assignee=inst.assignee, procedure=inst.procedure,
+               now=at, actor=actor, parent_id=inst.parent_id)
+    return ctx
+
+
+def typed(spec: Optional[FieldSpec], value: Any) -> Any:
+    """JSON values back to what they mean: money as Decimal, dates as dates."""
+    if spec is None or value is None or not isinstance(value, str):
+        return value
+    try:
+        if spec.type == "money":
+            return Decimal(value)
+        if spec.type == "date":
+            return date.fromisoformat(value)
+        if spec.type == "datetime":
+            return datetime.fromisoformat(value)
+    except (ValueError, InvalidOperation):
+        return value
+    return value
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, (date, datetime)):
+        return v.isoformat()
+    if isinstance(v, list):
+        return [_json_value(x) for x in v]
+    return v
+
+
+def _check(b: _Builder, source: Optional[str], extra: Optional[dict[str, Any]] = None) -> bool:
+    if source is None:
+        return True
+    try:
+        return bool(b.proc.expr(source).evaluate(b.context(extra)))
+    except EvalError as e:
+        raise ActionNotAllowed("(condition)", f"condition {source!r} could not be evaluated: {e}") from None
+
+
+def _role_for(actor: Actor, allowed: Iterable[str]) -> Optional[str]:
+    for r in allowed:
+        if r in actor.roles:
+            return r
+    return None
+
+
+def _validate(form: Optional[FormSpec], data: dict[str, Any], context: dict[str, Any], what: str) -> dict[str, Any]:
+    if form is None:
+        if data:
+            raise FormInvalid(what, [FieldError(k, "this step takes no data") for k in data])
+        return {}
+    return form.validate_data(data, context)
+
+
+# ---------------------------------------------------------------- commands
+
+def decide_start(proc: CompiledProcedure, org: OrgSpec, actor: Actor, data: dict[str, Any],
+                 at: datetime, parent_id: Optional[int] = None, instance_id: int = 0) -> Decision:
+    role = _role_for(actor, proc.spec.start.roles)
+    if role is None and actor.id != "system":
+        raise NotAuthorized(actor.id, f"start {proc.id}", proc.spec.start.roles)
+    form = proc.form(proc.spec.start.form)
+    values = _validate(form, data, {}, f"{proc.id} start")
+    inst = Instance(id=instance_id, procedure=proc.id, version=proc.version, state=proc.spec.start.state,
+                    data=dict(values), parent_id=parent_id, started_at=at, last_occurred_at=at)
+    b = _Builder(proc, org, inst, actor, role, at)
+    b.emit(m.INSTANCE_STARTED, {"procedure": proc.id, "version": proc.version,
+                                "state": inst.state, "data": values, "parent_id": parent_id})
+    _apply_effects(b, proc.spec.start.effects)
+    _enter_state(b, inst.state)
+    return b.decision
+
+
+def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: Actor, name: str,
+                  data: dict[str, Any], at: datetime) -> Decision:
+    if not inst.active:
+        raise ActionNotAllowed(name, f"instance {inst.id} is {inst.status}")
+    action = proc.action(name, inst.state)
+    if action is None:
+        return _no_such_action(proc, inst, name)
+    role = _role_for(actor, action.roles)
+    if role is None:
+        raise NotAuthorized(actor.id, f"take {name!r}", action.roles)
+    values = _validate(proc.form(action.form), data, dict(inst.data), action.form or name)
+    b = _Builder(proc, org, inst, actor, role, at)
+    if not _check(b, action.when, values):
+        reason = action.refusal or f"condition not met: {action.when}"
+        raise ActionNotAllowed(name, reason)
+    before = inst.state
+    b.emit(m.ACTION_TAKEN, {"action": name, "from": before, "to": action.to or before, "input": values})
+    _apply_effects(b, action.effects)
+    if b.inst.active and action.to and action.to != before:
+        _enter_state(b, action.to)
+    return b.decision
+
+
+def _no_such_action(proc: CompiledProcedure, inst: Instance, name: str) -> Decision:
+    here = ", ".join(a.name for a in proc.actions_from(inst.state)) or "(none)"
+    if any(a.name == name for a in proc.spec.actions):
+        raise ActionNotAllowed(name, f"not available in state {inst.state!r}; available: {here}")
+    raise ActionNotAllowed(name, f"{proc.id} has no such action; available in {inst.state!r}: {here}")
+
+
+def decide_record(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: Actor,
+                  data: dict[str, Any], at: datetime) -> Decision:
+    """Record data on an open instance without moving it (e.g. a note, a new contact)."""
+    if not inst.active:
+        raise ActionNotAllowed("record", f"instance {inst.id} is {inst.status}")
+    allowed = _working_roles(proc, inst)
+    role = _role_for(actor, allowed)
+    if role is None and inst.assignee != actor.id:
+        raise NotAuthorized(actor.id, f"record data on instance {inst.id}", sorted(allowed))
+    if not data:
+        raise FormInvalid("record", [FieldError("(data)", "nothing to record")])
+    unknown = [k for k in data if k not in proc.fields]
+    if unknown:
+        raise FormInvalid("record", [FieldError(k, "unknown field of " + proc.id) for k in unknown])
+    form = FormSpec(id="record", title="记录", fields={
+        k: f.model_copy(update={"required": False, "required_if": None}) for k, f in proc.fields.items() if k in data})
+    values = form.validate_data(data)
+    b = _Builder(proc, org, inst, actor, role, at)
+    b.emit(m.DATA_RECORDED, {"changes": values})
+    return b.decision
+
+
+def _working_roles(proc: CompiledProcedure, inst: Instance) -> set[str]:
+    roles = {r for a in proc.actions_from(inst.state) for r in a.roles}
+    owner = proc.spec.states[inst.state].owner
+    return roles | ({owner} if owner else set()) | set(SUPERVISOR_ROLES)
+
+
+def decide_claim(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: Actor, at: datetime) -> Decision:
+    if not inst.active:
+        raise ActionNotAllowed("claim", f"instance {inst.id} is {inst.status}")
+    if inst.assignee == actor.id:
+        raise ActionNotAllowed("claim", f"instance {inst.id} is already assigned to you")
+    if inst.assignee is not None:
+        raise ActionNotAllowed("claim", f"instance {inst.id} is assigned to {inst.assignee}; "
+                                        "ask a supervisor to reassign it")
+    queue = inst.assignee_role or proc.spec.states[inst.state].owner
+    allowed = [queue] if queue else sorted(_working_roles(proc, inst))
+    role = _role_for(actor, allowed)
+    if role is None:
+        raise NotAuthorized(actor.id, f"claim instance {inst.id}", allowed)
+    b = _Builder(proc, org, inst, actor, role, at)
+    b.emit(m.ASSIGNED, {"assignee": actor.id, "role": inst.assignee_role or role, "by": "claim"})
+    return b.decision
+
+
+def decide_assign(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: Actor, assignee: str,
+                  at: datetime) -> Decision:
+    if not inst.active:
+        raise ActionNotAllowed("assign", f"instance {inst.id} is {inst.status}")
+    role = _role_for(actor, SUPERVISOR_ROLES)
+    if role is None:
+        raise NotAuthorized(actor.id, f"assign instance {inst.id}", list(SUPERVISOR_ROLES))
+    person = org.person(assignee)
+    b = _Builder(proc, org, inst, actor, role, at)
+    b.emit(m.ASSIGNED, {"assignee": person.id, "role": inst.assignee_role, "by": "manual"})
+    return b.decision
+
+
+# ---------------------------------------------------------------- effects
+
+def _enter_state(b: _Builder, state: str) -> None:
+    spec = b.proc.spec.states[state]
+    if spec.assign is not None or spec.owner is not None:
+        assignee, role = resolve_assignment(spec.assign, spec.owner, b.org, b.inst)
+        if spec.assign is None and _holds(b.org, b.inst.assignee, spec.owner):
+            assignee = b.inst.assignee  # the person already on it keeps it
+        if (assignee, role) != (b.inst.assignee, b.inst.assignee_role):
+            b.emit(m.ASSIGNED, {"assignee": assignee, "role": role, "by": "rule"})
+    _apply_effects(b, spec.on_enter)
+    if spec.kind == "final" and b.inst.active:
+        b.emit(m.INSTANCE_COMPLETED, {"state": state})
+
+
+def _holds(org: OrgSpec, staff: Optional[str], role: Optional[str]) -> bool:
+    return bool(staff and role and org.has(staff) and role in org.person(staff).roles)
+
+
+def resolve_assignment(rule: Optional[AssignSpec], owner: Optional[str], org: OrgSpec,
+                       inst: Instance) -> tuple[Optional[str], Optional[str]]:
+    """Person (or None) and role queue for a state's assignment rule."""
+    role = (rule.role if rule else None) or owner
+    person: Optional[str] = None
+    if rule and rule.staff:
+        person = rule.staff
+    elif rule and rule.staff_from and org.has(str(inst.data.get(rule.staff_from))):
+        person = str(inst.data[rule.staff_from])
+    elif rule and rule.steward_of:
+        person = org.steward_of_building(building_of(inst.data.get(rule.steward_of)))
+    return person, role
+
+
+def _apply_effects(b: _Builder, effects: list[EffectSpec]) -> None:
+    for e in effects:
+        if not b.inst.active:
+            return
+        if not _check(b, e.when):
+            continue
+        if e.set is not None:
+            b.emit(m.DATA_RECORDED, {"changes": {k: _json_value(v) for k, v in e.set.items()}})
+        elif e.compute is not None:
+            ctx = b.context()
+            changes = {}
+            for k, src in e.compute.items():
+                try:
+                    changes[k] = _json_value(b.proc.expr(src).evaluate(ctx))
+                except EvalError as err:
+                    raise ActionNotAllowed("(effect)", f"cannot compute {k}: {err}") from None
+            b.emit(m.DATA_RECORDED, {"changes": changes})
+        elif e.assign is not None:
+            assignee, role = resolve_assignment(e.assign, None, b.org, b.inst)
+            b.emit(m.ASSIGNED, {"assignee": assignee, "role": role, "by": "rule"})
+        elif e.notify is not None:
+            _notify(b, e.notify)
+        elif e.spawn is not None:
+            if _check(b, e.spawn.when):
+                ctx = b.context()
+                data = {k: _json_value(b.proc.expr(src).evaluate(ctx)) for k, src in e.spawn.data.items()}
+                data = {k: v for k, v in data.items() if v is not None}
+                b.decision.spawns.append(SpawnRequest(e.spawn.procedure, data))
+        elif e.complete:
+            b.emit(m.INSTANCE_COMPLETED, {"state": b.inst.state})
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+def render(template: str, values: dict[str, Any]) -> str:
+    """Fill ``{field}`` placeholders; unlike str.format, no attribute or index access."""
+    return _PLACEHOLDER.sub(lambda mt: str(values.get(mt.group(1), "")), template)
+
+
+def notification_recipients(spec: NotifySpec, org: OrgSpec, inst: Instance) -> list[str]:
+    people: list[str] = []
+    if spec.staff:
+        people.append(spec.staff)
+    if spec.role:
+        people += [s.id for s in org.holders(spec.role)]
+    if spec.steward_of:
+        s = org.steward_of_building(building_of(inst.data.get(spec.steward_of)))
+        if s:
+            people.append(s)
+    if spec.assignee and inst.assignee:
+        people.append(inst.assignee)
+    return list(dict.fromkeys(people))
+
+
+def _notify(b: _Builder, spec: NotifySpec) -> None:
+    recipients = notification_recipients(spec, b.org, b.inst)
+    text = render(spec.message, {**b.inst.data, "id": b.inst.id, "state": b.inst.state})
+    b.emit(m.NOTIFICATION_QUEUED, {"recipients": recipients, "message": text, "channel": spec.channel})

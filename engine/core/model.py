@@ -1,0 +1,94 @@
+"""The running case (Instance), its events, and the commands that change it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Optional
+
+GENESIS_HASH = "0" * 64
+
+# Event types, past tense.
+INSTANCE_STARTED = "InstanceStarted"
+ACTION_TAKEN = "ActionTaken"
+DATA_RECORDED = "DataRecorded"
+ASSIGNED = "Assigned"
+NOTIFICATION_QUEUED = "NotificationQueued"
+CHILD_SPAWNED = "ChildSpawned"
+INSTANCE_COMPLETED = "InstanceCompleted"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The projection of one instance's log; what ``sop show`` prints."""
+
+    id: int
+    procedure: str
+    version: str
+    state: str
+    status: str = "active"
+    assignee: Optional[str] = None
+    assignee_role: Optional[str] = None
+    data: dict[str, Any] = field(default_factory=dict)
+    parent_id: Optional[int] = None
+    children: tuple[int, ...] = ()
+    revision: int = 0
+    started_at: Optional[datetime] = None
+    last_occurred_at: Optional[datetime] = None
+    last_hash: str = GENESIS_HASH
+
+    def with_(self, **changes: Any) -> "Instance":
+        return replace(self, **changes)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One fact in an instance's log, before (``seq`` 0) or after it is stored."""
+
+    type: str
+    actor: str
+    role: Optional[str]
+    occurred_at: datetime
+    data: dict[str, Any]
+    seq: int = 0
+    recorded_at: Optional[datetime] = None
+    prev_hash: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who issues a command: a staff id with their roles, or the engine itself."""
+
+    id: str
+    roles: frozenset[str]
+
+    @classmethod
+    def system(cls) -> "Actor":
+        return cls("system", frozenset({"system"}))
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    """A linked instance to start in the same transaction (its id is not known yet)."""
+
+    procedure: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Notification:
+    recipients: tuple[str, ...]
+    message: str
+    channel: Optional[str] = None
+
+
+@dataclass
+class Decision:
+    """What a command decided: the events to append, and the work they ask of the shell."""
+
+    events: list[Event] = field(default_factory=list)
+    spawns: list[SpawnRequest] = field(default_factory=list)

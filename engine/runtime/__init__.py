@@ -1,0 +1,1 @@
+"""The shell around the pure core: load → decide → append in one transaction → effects."""

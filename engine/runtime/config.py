@@ -1,0 +1,47 @@
+"""Where things are: database URL, procedures directory and org file, from options or env.
+
+Defaults are the embedded ones: ``sqlite:///sop.db`` in the working directory, the
+shipped ``procedures/`` (with ``forms/`` beside it) and the shipped demo organisation.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from engine.clock import Clock, SystemClock
+from engine.errors import InputError
+from engine.spec.library import SHIPPED_ROOT, Library, load_checked
+from engine.spec.org import OrgSpec, load_org
+
+DEFAULT_DB = "sqlite:///sop.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str
+    procedures: Path
+    org: Path
+
+    @classmethod
+    def resolve(cls, db: Optional[str], procedures: Optional[str], org: Optional[str]) -> "Settings":
+        proc_dir = Path(procedures or os.environ.get("SOP_PROCEDURES") or SHIPPED_ROOT / "procedures")
+        org_file = Path(org or os.environ.get("SOP_ORG") or SHIPPED_ROOT / "org" / "demo.yaml")
+        if not proc_dir.is_dir():
+            raise InputError("--procedures", f"{proc_dir} is not a directory")
+        if not org_file.is_file():
+            raise InputError("--org", f"{org_file} does not exist")
+        return cls(db or os.environ.get("SOP_DB") or DEFAULT_DB, proc_dir, org_file)
+
+    def load(self) -> tuple[Library, OrgSpec]:
+        org = load_org(self.org)
+        return load_checked(self.procedures, org.roles), org
+
+
+def build_engine(settings: Settings, clock: Optional[Clock] = None):  # type: ignore[no-untyped-def]
+    """The engine with every runtime part wired in (the one place that wires them)."""
+    from engine.runtime.service import Engine
+
+    library, org = settings.load()
+    return Engine(settings.db, library, org, clock or SystemClock())

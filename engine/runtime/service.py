@@ -1,0 +1,274 @@
+"""The engine's public API: every command runs in one database transaction.
+
+Processing model: load the instance and its pinned procedure version, ``decide`` the
+command into events (pure), fold them into the new projection, then append the events,
+update the projection (guarded by the expected revision), queue notifications in the
+outbox and start spawned instances — all in the same transaction, so either everything
+about a step is recorded or nothing is.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterator, Optional
+
+from sqlalchemy.engine import Connection
+
+from engine import audit
+from engine.clock import Clock, SystemClock
+from engine.core import decide as dc
+from engine.core import evolve as ev
+from engine.core import model as m
+from engine.core.model import Actor, Decision, Event, Instance
+from engine.errors import ConcurrencyConflict, InputError, ReplayMismatch, TimeOrderError
+from engine.spec.library import CompiledProcedure, Library
+from engine.spec.org import OrgSpec
+from engine.store import db
+from engine.store import repository as repo
+
+
+@dataclass
+class ReplayResult:
+    instance_id: int
+    ok: bool
+    difference: Optional[str]
+    seq: Optional[int]
+    events: int
+
+
+# Hooks other runtime modules (timers, SLA clocks) register to act on every change.
+# Each is called inside the transaction: hook(engine, conn, proc, before, after, stored_events).
+ChangeHook = Callable[["Engine", Connection, CompiledProcedure, Optional[Instance], Instance, list], None]
+
+
+@dataclass
+class Engine:
+    store_url: str
+    library: Library
+    org: OrgSpec
+    clock: Clock = field(default_factory=SystemClock)
+    hooks: list[ChangeHook] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.db = db.open_engine(self.store_url)
+        db.create_schema(self.db)
+        self._versions: dict[tuple[str, str], CompiledProcedure] = {}
+        self._saved_versions: set[tuple[str, str]] = set()
+
+    # ------------------------------------------------------------ helpers
+
+    def actor(self, staff_id: str) -> Actor:
+        if staff_id == "system":
+            return Actor.system()
+        person = self.org.person(staff_id)
+        return Actor(person.id, frozenset(person.roles))
+
+    def _time(self, at: Optional[datetime]) -> datetime:
+        if at is not None and at.tzinfo is None:
+            raise InputError("--at", "time needs a UTC offset, e.g. 2025-09-30T17:55:00+08:00")
+        return at or self.clock.now()
+
+    def procedure_for(self, conn: Connection, procedure: str, version: str) -> CompiledProcedure:
+        """The pinned version: the library's if it matches, else the stored snapshot."""
+        key = (procedure, version)
+        if key not in self._versions:
+            current = self.library.procedures.get(procedure)
+            if current is not None and current.version == version:
+                self._versions[key] = current
+            else:
+                snap = repo.load_snapshot(conn, procedure, version)
+                if snap is None:
+                    raise ReplayMismatch(procedure, None, f"version {version} of {procedure} is not stored")
+                self._versions[key] = CompiledProcedure.from_snapshot(json.loads(snap))
+        return self._versions[key]
+
+    def _ensure_version(self, conn: Connection, proc: CompiledProcedure, at: datetime) -> None:
+        key = (proc.id, proc.version)
+        if key not in self._saved_versions:
+            repo.ensure_version(conn, proc.id, proc.version, proc.snapshot_json, at)
+            self._saved_versions.add(key)
+            self._versions[key] = proc
+
+    # ------------------------------------------------------------ commands
+
+    def start(self, procedure: str, staff: str, data: Optional[dict[str, Any]] = None,
+              at: Optional[datetime] = None, external_key: Optional[str] = None) -> Instance:
+        actor, when = self.actor(staff), self._time(at)
+        proc = self.library.get(procedure)
+        with self.transaction() as conn:
+            if external_key:
+                existing = repo.find_by_key(conn, external_key)
+                if existing is not None:
+                    return repo.load_instance(conn, existing)
+            return self._start_in(conn, proc, actor, data or {}, when, None, external_key)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction; a rollback forgets which versions were saved in it."""
+        try:
+            with db.write(self.db) as conn:
+                yield conn
+        except BaseException:
+            self._saved_versions.clear()
+            raise
+
+    def _start_in(self, conn: Connection, proc: CompiledProcedure, actor: Actor, data: dict[str, Any],
+                  at: datetime, parent_id: Optional[int], external_key: Optional[str] = None) -> Instance:
+        self._ensure_version(conn, proc, at)
+        iid = repo.new_instance_id(conn, proc.id, proc.version, proc.spec.start.state, at, parent_id, external_key)
+        decision = dc.decide_start(proc, self.org, actor, data, at, parent_id, iid)
+        events = decision.events
+        first = events[0]
+        inst = ev.start(iid, proc, first)
+        for e in events[1:]:
+            inst = ev.evolve(proc, inst, e)
+        blank = Instance(id=iid, procedure=proc.id, version=proc.version, state=proc.spec.start.state,
+                         status="starting", started_at=at, last_occurred_at=at)
+        return self._commit(conn, proc, blank, decision, inst, None)
+
+    def advance(self, instance_id: int, action: str, staff: str, data: Optional[dict[str, Any]] = None,
+                at: Optional[datetime] = None, expected_revision: Optional[int] = None) -> Instance:
+        actor = self.actor(staff)
+        return self._change(instance_id, at, expected_revision,
+                            lambda proc, inst, when: dc.decide_action(proc, self.org, inst, actor, action,
+                                                                     data or {}, when))
+
+    def record(self, instance_id: int, staff: str, data: dict[str, Any], at: Optional[datetime] = None,
+               expected_revision: Optional[int] = None) -> Instance:
+        actor = self.actor(staff)
+        return self._change(instance_id, at, expected_revision,
+                            lambda proc, inst, when: dc.decide_record(proc, self.org, inst, actor, data, when))
+
+    def claim(self, instance_id: int, staff: str, at: Optional[datetime] = None,
+              expected_revision: Optional[int] = None) -> Instance:
+        actor = self.actor(staff)
+        return self._change(instance_id, at, expected_revision,
+                            lambda proc, inst, when: dc.decide_claim(proc, self.org, inst, actor, when))
+
+    def assign(self, instance_id: int, assignee: str, staff: str, at: Optional[datetime] = None,
+               expected_revision: Optional[int] = None) -> Instance:
+        actor = self.actor(staff)
+        return self._change(instance_id, at, expected_revision,
+                            lambda proc, inst, when: dc.decide_assign(proc, self.org, inst, actor, assignee, when))
+
+    def _change(self, instance_id: int, at: Optional[datetime], expected_revision: Optional[int],
+                decide: Callable[[CompiledProcedure, Instance, datetime], Decision]) -> Instance:
+        when = self._time(at)
+        with self.transaction() as conn:
+            inst = repo.load_instance(conn, instance_id)
+            if expected_revision is not None and expected_revision != inst.revision:
+                raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
+            self._check_time(inst, when)
+            proc = self.procedure_for(conn, inst.procedure, inst.version)
+            decision = decide(proc, inst, when)
+            after = inst
+            for e in decision.events:
+                after = ev.evolve(proc, after, e)
+            return self._commit(conn, proc, inst, decision, after, inst)
+
+    def apply_in(self, conn: Connection, instance_id: int,
+                 decide: Callable[[CompiledProcedure, Instance], Decision]) -> Instance:
+        """Decide and commit a change inside the caller's transaction (timer sweeps use this)."""
+        inst = repo.load_instance(conn, instance_id)
+        proc = self.procedure_for(conn, inst.procedure, inst.version)
+        decision = decide(proc, inst)
+        after = inst
+        for e in decision.events:
+            after = ev.evolve(proc, after, e)
+        return self._commit(conn, proc, inst, decision, after, inst)
+
+    @staticmethod
+    def _check_time(inst: Instance, when: datetime) -> None:
+        if inst.last_occurred_at is not None and when < inst.last_occurred_at:
+            raise TimeOrderError(inst.id, when.isoformat(), inst.last_occurred_at.isoformat())
+
+    def _commit(self, conn: Connection, proc: CompiledProcedure, before: Instance, decision: Decision,
+                after: Instance, hook_before: Optional[Instance]) -> Instance:
+        recorded = self.clock.now()
+        spawned: list[int] = []
+        for req in decision.spawns:
+            child_proc = self.library.get(req.procedure)
+            last_at = decision.events[-1].occurred_at if decision.events else after.last_occurred_at
+            child = self._start_in(conn, child_proc, Actor.system(), req.data, last_at, before.id)
+            spawned.append(child.id)
+        if spawned:
+            at = decision.events[-1].occurred_at
+            extra = [Event(m.CHILD_SPAWNED, "system", None, at, {"child_id": c, "procedure": r.procedure})
+                     for c, r in zip(spawned, decision.spawns)]
+            for e in extra:
+                after = ev.evolve(proc, after, e)
+            decision.events.extend(extra)
+        stored = repo.append(conn, before, decision.events, after, recorded)
+        for s in stored:
+            if s.type == m.NOTIFICATION_QUEUED:
+                d = json.loads(s.data_json)
+                repo.enqueue(conn, before.id, s.seq, d["recipients"], d["message"], d.get("channel"), recorded)
+        after = after.with_(revision=stored[-1].seq if stored else before.revision,
+                            last_hash=stored[-1].hash if stored else before.last_hash,
+                            children=tuple(repo.children_of(conn, before.id)) if spawned or before.children
+                            else after.children)
+        for hook in self.hooks:
+            hook(self, conn, proc, hook_before, after, stored)
+        return after
+
+    # ------------------------------------------------------------ queries
+
+    def show(self, instance_id: int) -> Instance:
+        with db.read(self.db) as conn:
+            inst = repo.load_instance(conn, instance_id)
+            return inst.with_(children=tuple(repo.children_of(conn, instance_id)))
+
+    def available_actions(self, inst: Instance) -> list[dict[str, Any]]:
+        if not inst.active:
+            return []
+        with db.read(self.db) as conn:
+            proc = self.procedure_for(conn, inst.procedure, inst.version)
+        return [{"name": a.name, "title": a.title, "roles": list(a.roles), "form": a.form}
+                for a in proc.actions_from(inst.state)]
+
+    def deadlines(self, instance_id: int) -> list[dict[str, Any]]:
+        """Deadlines of an instance (name, due, status); filled by the timers module."""
+        return []
+
+    def tasks(self, staff: Optional[str] = None, role: Optional[str] = None) -> list[Instance]:
+        with db.read(self.db) as conn:
+            if staff:
+                person = self.org.person(staff)
+                return repo.task_rows(conn, person.id, list(person.roles))
+            if role:
+                if role not in self.org.roles:
+                    raise InputError("--role", f"unknown role {role!r}")
+                return repo.task_rows(conn, None, [role])
+        raise InputError("tasks", "give --as STAFF or --role ROLE")
+
+    def history(self, instance_id: int) -> list[audit.StoredEvent]:
+        with db.read(self.db) as conn:
+            repo.load_instance(conn, instance_id)
+            return repo.events_of(conn, instance_id)
+
+    def replay(self, instance_id: int) -> ReplayResult:
+        with db.read(self.db) as conn:
+            stored = repo.load_instance(conn, instance_id)
+            stored = stored.with_(children=tuple(repo.children_of(conn, instance_id)))
+            rows = repo.events_of(conn, instance_id)
+            try:
+                proc = self.procedure_for(conn, stored.procedure, stored.version)
+                derived = audit.replay(proc, instance_id, [r.to_event() for r in rows])
+            except ReplayMismatch as e:
+                return ReplayResult(instance_id, False, e.difference, e.seq, len(rows))
+        diff = audit.first_difference(derived, stored)
+        return ReplayResult(instance_id, diff is None, diff, None, len(rows))
+
+    def verify(self) -> tuple[int, int, Optional[audit.BrokenLink]]:
+        """(instances checked, events checked, first broken link or None)."""
+        n_inst = n_events = 0
+        with db.read(self.db) as conn:
+            for iid, last_hash, revision, rows in repo.iter_chains(conn):
+                n_inst += 1
+                n_events += len(rows)
+                broken = audit.verify_chain(iid, rows, last_hash, revision)
+                if broken:
+                    return n_inst, n_events, broken
+        return n_inst, n_events, None

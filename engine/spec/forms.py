@@ -1,0 +1,180 @@
+"""Forms: the typed data a person submits with an action, compiled to pydantic models.
+
+A form file (``forms/*.yaml``) lists fields with a type, a Chinese label and whether they
+are required. Each form is compiled once into a pydantic model, so validation errors come
+back per field with a reason, and money stays ``Decimal`` (never float). A field may be
+required only under a condition (``required_if: "method == 'visit'"`` — CBK-2: a visit
+callback needs the owner's signature), checked after the types.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cached_property
+from typing import Any, Literal, Optional
+
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError,
+                      create_model, field_validator, model_validator)
+from pydantic import StringConstraints
+from typing_extensions import Annotated
+
+from engine.errors import FieldError, FormInvalid
+from engine.spec.expr import EvalError, ExprError, compile_expr
+
+FieldType = Literal[
+    "text", "integer", "money", "bool", "date", "datetime", "enum",
+    "phone", "unit", "attachment", "signature", "checklist",
+]
+
+# Mainland mobile numbers, or landlines with an optional area code and extension.
+PHONE_RE = r"^(?:1[3-9]\d{9}|(?:0\d{2,3}-?)?\d{7,8}(?:-\d{1,6})?|400-?\d{3}-?\d{4})$"
+# A unit is building-[entrance-]room, e.g. "3-1201" or "A2-1-502"; the building is the
+# first segment, which is how "the steward of the unit's building" is found.
+UNIT_RE = r"^[0-9A-Za-z]{1,8}(?:-[0-9A-Za-z]{1,8}){1,3}$"
+REF_RE = r"^\S{1,500}$"
+
+
+def building_of(unit: str | None) -> str | None:
+    return unit.split("-", 1)[0] if unit else None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChecklistItem(Strict):
+    """One reviewed item of a checklist form field."""
+
+    result: Literal["pass", "fail"]
+    note: str = ""
+
+
+class FieldSpec(Strict):
+    type: FieldType = Field(description="Value type of the field")
+    label: str = Field(description="Label shown to staff (Chinese)")
+    required: bool = Field(True, description="Must be given (unless required_if is set)")
+    required_if: Optional[str] = Field(None, description="Expression: required when true")
+    options: Optional[list[str]] = Field(None, description="Allowed values of an enum field")
+    option_labels: Optional[dict[str, str]] = Field(None, description="Labels of enum options")
+    items: Optional[dict[str, str]] = Field(None, description="Checklist items: key -> label")
+    min: Optional[Decimal] = Field(None, description="Lowest allowed integer/money value")
+    max: Optional[Decimal] = Field(None, description="Highest allowed integer/money value")
+    max_length: int = Field(2000, description="Longest allowed text")
+    default: Any = Field(None, description="Value used when the field is not given")
+    help: str = Field("", description="A hint for the person filling the form")
+
+    @model_validator(mode="after")
+    def _options_match_type(self) -> "FieldSpec":
+        if self.type == "enum" and not self.options:
+            raise ValueError("an enum field needs options")
+        if self.type != "enum" and self.options:
+            raise ValueError("options are only for enum fields")
+        if self.type == "checklist" and not self.items:
+            raise ValueError("a checklist field needs items")
+        if self.required_if is not None:
+            if self.required is False:
+                raise ValueError("give either required: false or required_if, not both")
+            compile_expr(self.required_if)
+        return self
+
+    def python_type(self) -> Any:
+        t = self.type
+        if t == "text":
+            return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=self.max_length)]
+        if t == "integer":
+            return Annotated[int, Field(strict=False, ge=self.min, le=self.max)]
+        if t == "money":
+            return Annotated[Decimal, Field(ge=self.min, le=self.max, max_digits=14, decimal_places=2)]
+        if t == "bool":
+            return bool
+        if t == "date":
+            return date
+        if t == "datetime":
+            return AwareDatetime
+        if t == "enum":
+            return Literal[tuple(self.options or ())]  # type: ignore[misc]
+        if t == "phone":
+            return Annotated[str, StringConstraints(strip_whitespace=True, pattern=PHONE_RE)]
+        if t == "unit":
+            return Annotated[str, StringConstraints(strip_whitespace=True, pattern=UNIT_RE)]
+        if t in ("attachment", "signature"):
+            return Annotated[str, StringConstraints(strip_whitespace=True, pattern=REF_RE)]
+        if t == "checklist":
+            keys = tuple(self.items or ())
+            return dict[Literal[keys], ChecklistItem]  # type: ignore[misc,valid-type]
+        raise AssertionError(t)  # pragma: no cover
+
+
+class FormSpec(Strict):
+    """A form file: ``id``, a Chinese ``title`` and its ``fields``."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Form id, used by procedures")
+    title: str = Field(description="Form title (Chinese)")
+    rules: list[str] = Field(default_factory=list, description="Rule IDs this form serves")
+    fields: dict[str, FieldSpec] = Field(description="Field name -> field definition")
+
+    @field_validator("fields")
+    @classmethod
+    def _field_names(cls, v: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(f"field name {name!r} must be snake_case")
+        return v
+
+    @cached_property
+    def model(self) -> type[BaseModel]:
+        """The compiled pydantic model (built once per form)."""
+        defs: dict[str, Any] = {}
+        for name, f in self.fields.items():
+            t = f.python_type()
+            if f.required and f.required_if is None and f.default is None:
+                defs[name] = (t, Field(title=f.label))
+            else:
+                defs[name] = (Optional[t], Field(f.default, title=f.label))
+        return create_model(  # type: ignore[call-overload]
+            f"Form_{self.id}", __config__=ConfigDict(extra="forbid"), **defs
+        )
+
+    def validate_data(self, data: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate submitted data; return it as JSON-ready values or raise FormInvalid.
+
+        ``context`` (the instance data) lets ``required_if`` refer to earlier answers.
+        """
+        if not isinstance(data, dict):
+            raise FormInvalid(self.id, [FieldError("(data)", "must be a JSON object")])
+        try:
+            obj = self.model.model_validate(data)
+        except ValidationError as e:
+            raise FormInvalid(self.id, [_field_error(err) for err in e.errors()]) from None
+        values = obj.model_dump(mode="json")
+        missing = self._conditional_missing(obj.model_dump(), context or {})
+        if missing:
+            raise FormInvalid(self.id, missing)
+        return {k: v for k, v in values.items() if v is not None or k in data}
+
+    def _conditional_missing(self, values: dict[str, Any], context: dict[str, Any]) -> list[FieldError]:
+        errors = []
+        scope = {**context, **values}
+        for name, f in self.fields.items():
+            if f.required_if and values.get(name) in (None, ""):
+                try:
+                    needed = compile_expr(f.required_if).evaluate(scope)
+                except (ExprError, EvalError) as e:
+                    errors.append(FieldError(name, f"required_if could not be evaluated: {e}"))
+                    continue
+                if needed:
+                    errors.append(FieldError(name, f"required when {f.required_if} ({f.label})"))
+        return errors
+
+
+def _field_error(err: dict[str, Any]) -> FieldError:
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(data)"
+    kind = err.get("type", "")
+    if kind == "missing":
+        return FieldError(loc, "required")
+    if kind == "extra_forbidden":
+        return FieldError(loc, "unknown field")
+    if kind == "string_pattern_mismatch":
+        return FieldError(loc, f"not a valid value ({err.get('input')!r})")
+    return FieldError(loc, err.get("msg", "invalid"))

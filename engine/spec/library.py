@@ -1,0 +1,197 @@
+"""The procedure library: every procedure and form of a directory, checked and versioned.
+
+Loading collects every problem of every file before raising once, so ``sop lint`` and
+start-up report the whole picture. A procedure's *version* is the hash of its normalised
+content together with the forms it uses: editing either gives a new version, while
+running instances stay on the snapshot they were started with.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import ValidationError
+from transitions import Machine
+
+from engine.errors import Issue, ProcedureError
+from engine.spec import checks
+from engine.spec.expr import Expr, compile_expr
+from engine.spec.forms import FieldSpec, FormSpec
+from engine.spec.models import ActionSpec, ProcedureSpec
+from engine.spec.validation import issues_from_validation
+from engine.spec.yamlio import Positions, load_file
+
+SHIPPED_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CompiledProcedure:
+    """One version of a procedure, ready to run: spec, forms, hash and transition table."""
+
+    spec: ProcedureSpec
+    forms: dict[str, FormSpec]
+
+    @cached_property
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "procedure": self.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            "forms": {k: f.model_dump(mode="json", exclude_defaults=True) for k, f in sorted(self.forms.items())},
+        }
+
+    @cached_property
+    def snapshot_json(self) -> str:
+        return json.dumps(self.snapshot, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    @cached_property
+    def version(self) -> str:
+        return hashlib.sha256(self.snapshot_json.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @cached_property
+    def fields(self) -> dict[str, FieldSpec]:
+        return checks.field_types(self.spec, self.forms)
+
+    @cached_property
+    def machine(self) -> Machine:
+        """A stateless transition table (the `transitions` package) for this version.
+
+        No models are attached: one Machine per version answers "where does action A lead
+        from state S", so its cost does not grow with the number of instances.
+        """
+        spec = self.spec
+        table = [
+            {"trigger": a.name, "source": s, "dest": a.to}
+            for a in spec.actions for s in a.sources(spec.states)
+        ]
+        return Machine(model=None, states=list(spec.states), transitions=table,
+                       initial=spec.start.state, auto_transitions=False)
+
+    @cached_property
+    def _actions_by_key(self) -> dict[tuple[str, str], ActionSpec]:
+        return {(a.name, s): a for a in self.spec.actions for s in a.sources(self.spec.states)}
+
+    def action(self, name: str, state: str) -> ActionSpec | None:
+        """The action ``name`` as it applies from ``state`` (None if not from there)."""
+        if not self.machine.get_transitions(trigger=name, source=state):
+            return None
+        return self._actions_by_key.get((name, state))
+
+    def actions_from(self, state: str) -> list[ActionSpec]:
+        return [self._actions_by_key[(t, state)] for t in self.machine.get_triggers(state)
+                if (t, state) in self._actions_by_key]
+
+    def expr(self, source: str) -> Expr:
+        cache = self.__dict__.setdefault("_exprs", {})
+        if source not in cache:
+            cache[source] = compile_expr(source)
+        return cache[source]
+
+    def form(self, form_id: str | None) -> FormSpec | None:
+        return self.forms.get(form_id) if form_id else None
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any]) -> "CompiledProcedure":
+        return cls(ProcedureSpec.model_validate(snapshot["procedure"]),
+                   {k: FormSpec.model_validate(v) for k, v in snapshot["forms"].items()})
+
+
+@dataclass
+class Library:
+    procedures: dict[str, CompiledProcedure] = field(default_factory=dict)
+    forms: dict[str, FormSpec] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def get(self, procedure_id: str) -> CompiledProcedure:
+        from engine.errors import InputError
+        if procedure_id not in self.procedures:
+            known = ", ".join(sorted(self.procedures)) or "(none)"
+            raise InputError("PROCEDURE", f"unknown procedure {procedure_id!r}; known: {known}")
+        return self.procedures[procedure_id]
+
+
+def default_procedures_dir() -> Path:
+    return SHIPPED_ROOT / "procedures"
+
+
+def forms_dir_for(procedures_dir: Path) -> Path:
+    return procedures_dir.parent / "forms"
+
+
+def _yaml_files(paths: Iterable[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(q for q in p.glob("*.yaml"))
+        else:
+            out.append(p)
+    return out
+
+
+def _load_model(path: Path, model: type, issues: list[Issue]) -> tuple[Any, Positions | None]:
+    try:
+        data, pos = load_file(path)
+    except ProcedureError as e:
+        issues += e.issues
+        return None, None
+    if not isinstance(data, dict):
+        issues.append(Issue(str(path), 1, 1, "expected a mapping at the top level"))
+        return None, pos
+    try:
+        return model.model_validate(data), pos
+    except ValidationError as e:
+        issues += issues_from_validation(e, pos, model)
+        return None, pos
+
+
+def load_library(procedure_paths: Iterable[Path], form_paths: Iterable[Path],
+                 roles: Iterable[str]) -> Library:
+    """Load and check everything; the returned library's ``issues`` lists all problems."""
+    lib = Library()
+    form_pos: dict[str, Positions] = {}
+    for path in _yaml_files(form_paths):
+        form, pos = _load_model(path, FormSpec, lib.issues)
+        if form is None:
+            continue
+        if form.id in lib.forms:
+            lib.issues.append(pos.issue(("id",), f"form id {form.id!r} is also defined in {lib.files['form:' + form.id]}"))
+            continue
+        if path.stem != form.id:
+            lib.issues.append(pos.issue(("id",), f"form id {form.id!r} differs from the file name {path.name!r}"))
+        lib.forms[form.id], form_pos[form.id] = form, pos
+        lib.files["form:" + form.id] = path
+        lib.issues += checks.check_form(form, pos)
+    loaded: list[tuple[ProcedureSpec, Positions, Path]] = []
+    for path in _yaml_files(procedure_paths):
+        spec, pos = _load_model(path, ProcedureSpec, lib.issues)
+        if spec is None:
+            continue
+        if path.stem != spec.id:
+            lib.issues.append(pos.issue(("id",), f"procedure id {spec.id!r} differs from the file name {path.name!r}"))
+        loaded.append((spec, pos, path))
+    ids = {s.id for s, _, _ in loaded}
+    roles = set(roles)
+    for spec, pos, path in loaded:
+        problems = checks.check_procedure(spec, pos, lib.forms, roles, ids)
+        problems += checks.check_form_conditions(spec, pos, lib.forms, form_pos)
+        lib.issues += problems
+        used = {spec.start.form, *(a.form for a in spec.actions)} - {None}
+        forms = {f: lib.forms[f] for f in used if f in lib.forms}  # type: ignore[index]
+        lib.procedures[spec.id] = CompiledProcedure(spec, forms)
+        lib.files["procedure:" + spec.id] = path
+    return lib
+
+
+def load_checked(procedures_dir: Path, roles: Iterable[str]) -> Library:
+    """Load a procedures directory (and its sibling forms/) or raise with every issue."""
+    lib = load_library([procedures_dir], [forms_dir_for(procedures_dir)], roles)
+    if lib.issues:
+        raise ProcedureError(lib.issues)
+    return lib

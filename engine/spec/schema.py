@@ -1,0 +1,32 @@
+"""JSON Schema of the procedure and form files, from the same pydantic models that load them,
+so editors (yaml-language-server) validate and autocomplete exactly what the engine accepts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.spec.forms import FormSpec
+from engine.spec.models import ProcedureSpec
+
+SCHEMAS = {"procedure.schema.json": ProcedureSpec, "form.schema.json": FormSpec}
+
+
+def schema_of(model: type) -> dict[str, Any]:
+    s = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
+    s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return s
+
+
+def render(model: type) -> str:
+    return json.dumps(schema_of(model), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def write_all(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, model in SCHEMAS.items():
+        path = folder / name
+        path.write_text(render(model), encoding="utf-8")
+        out.append(path)
+    return out

@@ -1,0 +1,207 @@
+"""A strict YAML loader that remembers where every key and value was written.
+
+PyYAML's defaults are dangerous for a DSL that process owners edit by hand:
+``on``/``no``/``off`` become booleans (YAML 1.1), ``9:00`` becomes the integer 540
+(sexagesimal), a duplicate key silently wins, and a few hundred bytes of anchors and
+aliases can expand to 10^8 nodes. This loader keeps YAML 1.2 core scalars only
+(``true``/``false``, decimal/hex/octal ints, floats, null), leaves dates and times as
+strings for the models to parse, refuses duplicate keys, anchors, aliases and tags, and
+refuses files above a size limit. It builds plain Python objects from the node tree and
+returns a :class:`Positions` map so every later error can name ``file:line:col``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from engine.errors import Issue, ProcedureError
+
+MAX_BYTES = 512 * 1024
+
+PathKey = tuple[str | int, ...]
+
+
+class _Resolver(yaml.resolver.BaseResolver):
+    """YAML 1.2 core schema scalars: nothing else is implicitly typed."""
+
+
+_Resolver.yaml_implicit_resolvers = {}
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+
+
+class _Loader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    yaml.composer.Composer,
+    _Resolver,
+):
+    """Reader → scanner → parser → composer, with our resolver and no constructor."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Resolver.__init__(self)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+@dataclass
+class Positions:
+    """Where each value (and each mapping key) of a loaded document was written."""
+
+    file: str
+    values: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+
+    def of(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
+        """Best known position for ``path``: walks up to the nearest located parent."""
+        table = self.keys if key else self.values
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if p in self.values:
+                return self.values[p]
+            p = p[:-1]
+        return self.values.get((), (1, 1))
+
+    def issue(self, path: PathKey, message: str, *, key: bool = False, hint: str = "") -> Issue:
+        line, col = self.of(path, key=key)
+        return Issue(self.file, line, col, message, path=dotted(path), hint=hint)
+
+
+def dotted(path: PathKey) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
+def _mark(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _scalar(node: ScalarNode, file: str) -> Any:
+    tag, value = node.tag, node.value
+    if tag not in _SCALAR_TAGS:
+        line, col = _mark(node)
+        raise ProcedureError([Issue(file, line, col, f"tag {tag} is not allowed")])
+    if tag == "tag:yaml.org,2002:str":
+        return value
+    if tag == "tag:yaml.org,2002:bool":
+        return value.lower() == "true"
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:int":
+        return int(value, 0) if value.startswith(("0x", "0o")) else int(value)
+    return float(value.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf")
+                 .replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))
+
+
+def _build(node: Node, path: PathKey, pos: Positions) -> Any:
+    pos.values[path] = _mark(node)
+    if not isinstance(node, ScalarNode) and node.tag not in _COLLECTION_TAGS:
+        raise ProcedureError([Issue(pos.file, *_mark(node), f"tag {node.tag} is not allowed")])
+    if isinstance(node, ScalarNode):
+        return _scalar(node, pos.file)
+    if isinstance(node, SequenceNode):
+        return [_build(item, path + (i,), pos) for i, item in enumerate(node.value)]
+    if isinstance(node, MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                line, col = _mark(key_node)
+                raise ProcedureError([Issue(pos.file, line, col, "mapping keys must be plain scalars")])
+            key = _scalar(key_node, pos.file)
+            key = key if isinstance(key, str) else str(key) if key is not None else "null"
+            if key in out:
+                line, col = _mark(key_node)
+                first = pos.keys[path + (key,)]
+                raise ProcedureError([Issue(
+                    pos.file, line, col, f"duplicate key {key!r} (first defined at line {first[0]})",
+                    path=dotted(path + (key,)),
+                )])
+            pos.keys[path + (key,)] = _mark(key_node)
+            out[key] = _build(value_node, path + (key,), pos)
+        return out
+    raise ProcedureError([Issue(pos.file, *_mark(node), "unsupported YAML node")])  # pragma: no cover
+
+
+def loads(text: str, file: str = "<string>") -> tuple[Any, Positions]:
+    """Parse one YAML document strictly; raise ProcedureError located in ``file``."""
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        raise ProcedureError([Issue(file, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
+    pos = Positions(file)
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise ProcedureError([Issue(file, line, col, f"YAML syntax: {e.problem or e.context}")]) from e
+    except yaml.YAMLError as e:
+        raise ProcedureError([Issue(file, 1, 1, f"YAML: {e}")]) from e
+    if node is None:
+        return None, pos
+    return _build(node, (), pos), pos
+
+
+def load_file(path: str | Path) -> tuple[Any, Positions]:
+    """Read and parse a YAML file; size is checked before reading it all."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise ProcedureError([Issue(str(p), 1, 1, f"cannot read file: {e.strerror}")]) from e
+    if size > MAX_BYTES:
+        raise ProcedureError([Issue(str(p), 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ProcedureError([Issue(str(p), 1, 1, "file is not valid UTF-8")]) from e
+    return loads(text, str(p))

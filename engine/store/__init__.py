@@ -1,0 +1,1 @@
+"""HOW instances are kept: the only package that imports SQLModel / SQLAlchemy."""

@@ -1,0 +1,162 @@
+"""Reading and appending instances and their events, inside a caller's transaction.
+
+The hot path uses SQLAlchemy Core statements (compiled once and cached by SQLAlchemy), not
+ORM sessions: one SELECT of the instance, one multi-row INSERT of events, one UPDATE of
+the projection guarded by the expected revision.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Iterator, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from engine.audit import StoredEvent, canonical_json, event_hash
+from engine.core.model import GENESIS_HASH, Event, Instance
+from engine.errors import ConcurrencyConflict, InstanceNotFound
+from engine.spec.forms import building_of
+from engine.store.tables import events as E
+from engine.store.tables import instances as I
+from engine.store.tables import outbox as O
+from engine.store.tables import procedure_versions as V
+
+_INSTANCE_COLS = [I.c.id, I.c.procedure, I.c.version, I.c.state, I.c.status, I.c.assignee, I.c.assignee_role,
+                  I.c.data, I.c.parent_id, I.c.revision, I.c.started_at, I.c.last_occurred_at, I.c.last_hash]
+
+
+def _instance(row: Any) -> Instance:
+    return Instance(id=row.id, procedure=row.procedure, version=row.version, state=row.state, status=row.status,
+                    assignee=row.assignee, assignee_role=row.assignee_role, data=json.loads(row.data),
+                    parent_id=row.parent_id, revision=row.revision, started_at=row.started_at,
+                    last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
+
+
+def load_instance(conn: Connection, instance_id: int) -> Instance:
+    row = conn.execute(sa.select(*_INSTANCE_COLS).where(I.c.id == instance_id)).first()
+    if row is None:
+        raise InstanceNotFound(instance_id)
+    return _instance(row)
+
+
+def children_of(conn: Connection, instance_id: int) -> list[int]:
+    return [r[0] for r in conn.execute(sa.select(I.c.id).where(I.c.parent_id == instance_id).order_by(I.c.id))]
+
+
+def find_by_key(conn: Connection, key: str) -> Optional[int]:
+    return conn.execute(sa.select(I.c.id).where(I.c.external_key == key)).scalar()
+
+
+def new_instance_id(conn: Connection, procedure: str, version: str, state: str, at: datetime,
+                    parent_id: Optional[int], external_key: Optional[str] = None) -> int:
+    """Insert the row first so the id is known to the decision (it may appear in messages)."""
+    stmt = sa.insert(I).values(procedure=procedure, version=version, state=state, status="starting",
+                               data="{}", parent_id=parent_id, revision=0, started_at=at,
+                               last_occurred_at=at, last_hash=GENESIS_HASH, external_key=external_key)
+    return int(conn.execute(stmt.returning(I.c.id)).scalar_one())
+
+
+def append(conn: Connection, before: Instance, new_events: list[Event], after: Instance,
+           recorded_at: datetime) -> list[StoredEvent]:
+    """Append events and write the projection in the caller's transaction.
+
+    The UPDATE matches only the revision the command was decided on; if another writer got
+    there first nothing matches and ConcurrencyConflict rolls the whole transaction back.
+    """
+    stored, rows = [], []
+    prev, seq = before.last_hash, before.revision
+    for e in new_events:
+        seq += 1
+        data_json = canonical_json(e.data)
+        h = event_hash(before.id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, data_json, prev)
+        rows.append({"instance_id": before.id, "seq": seq, "type": e.type, "actor": e.actor, "role": e.role,
+                     "occurred_at": e.occurred_at, "recorded_at": recorded_at, "data": data_json,
+                     "prev_hash": prev, "hash": h})
+        stored.append(StoredEvent(before.id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at,
+                                  data_json, prev, h))
+        prev = h
+    if not rows:
+        return []
+    try:
+        conn.execute(sa.insert(E), rows)
+    except IntegrityError as err:
+        raise ConcurrencyConflict(before.id, before.revision) from err
+    result = conn.execute(
+        sa.update(I).where(I.c.id == before.id, I.c.revision == before.revision).values(
+            state=after.state, status=after.status, assignee=after.assignee, assignee_role=after.assignee_role,
+            building=building_of(after.data.get("unit")) if isinstance(after.data.get("unit"), str) else None,
+            data=canonical_json(after.data), revision=seq, last_occurred_at=after.last_occurred_at,
+            last_hash=prev))
+    if result.rowcount != 1:
+        raise ConcurrencyConflict(before.id, before.revision)
+    return stored
+
+
+def ensure_version(conn: Connection, procedure: str, version: str, snapshot_json: str, at: datetime) -> None:
+    exists = conn.execute(sa.select(V.c.version).where(V.c.procedure == procedure, V.c.version == version)).first()
+    if exists is None:
+        conn.execute(sa.insert(V).values(procedure=procedure, version=version, snapshot=snapshot_json,
+                                         first_used_at=at))
+
+
+def load_snapshot(conn: Connection, procedure: str, version: str) -> Optional[str]:
+    return conn.execute(sa.select(V.c.snapshot).where(V.c.procedure == procedure, V.c.version == version)).scalar()
+
+
+def list_versions(conn: Connection) -> list[Any]:
+    return list(conn.execute(sa.select(V.c.procedure, V.c.version, V.c.first_used_at)
+                             .order_by(V.c.procedure, V.c.first_used_at)))
+
+
+def enqueue(conn: Connection, instance_id: int, seq: int, recipients: list[str], message: str,
+            channel: Optional[str], at: datetime) -> None:
+    if recipients:
+        conn.execute(sa.insert(O), [
+            {"instance_id": instance_id, "seq": seq, "recipient": r, "channel": channel, "message": message,
+             "idempotency_key": f"{instance_id}:{seq}:{r}", "created_at": at, "next_attempt_at": at}
+            for r in recipients])
+
+
+def events_of(conn: Connection, instance_id: int) -> list[StoredEvent]:
+    rows = conn.execute(sa.select(E).where(E.c.instance_id == instance_id).order_by(E.c.seq))
+    return [_stored(r) for r in rows]
+
+
+def _stored(r: Any) -> StoredEvent:
+    return StoredEvent(r.instance_id, r.seq, r.type, r.actor, r.role, r.occurred_at, r.recorded_at,
+                       r.data, r.prev_hash, r.hash)
+
+
+def iter_chains(conn: Connection) -> Iterator[tuple[int, str, int, list[StoredEvent]]]:
+    """Every instance with its events, streamed in id order for verification."""
+    heads = conn.execute(sa.select(I.c.id, I.c.last_hash, I.c.revision).order_by(I.c.id)).all()
+    batch = 500
+    for i in range(0, len(heads), batch):
+        chunk = heads[i:i + batch]
+        lo, hi = chunk[0].id, chunk[-1].id
+        by_id: dict[int, list[StoredEvent]] = {h.id: [] for h in chunk}
+        for r in conn.execute(sa.select(E).where(E.c.instance_id.between(lo, hi))
+                              .order_by(E.c.instance_id, E.c.seq)):
+            if r.instance_id in by_id:
+                by_id[r.instance_id].append(_stored(r))
+        for h in chunk:
+            yield h.id, h.last_hash, h.revision, by_id[h.id]
+
+
+def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit: int = 500) -> list[Instance]:
+    cond = []
+    if assignee:
+        cond.append(I.c.assignee == assignee)
+    if roles:
+        cond.append(sa.and_(I.c.assignee.is_(None), I.c.assignee_role.in_(roles)))
+    if not cond:
+        return []
+    rows = conn.execute(sa.select(*_INSTANCE_COLS).where(I.c.status == "active", sa.or_(*cond))
+                        .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
+    return [_instance(r) for r in rows]
+
+
+def count_instances(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(I)).scalar_one())

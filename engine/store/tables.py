@@ -1,0 +1,108 @@
+"""Table models (SQLModel). Names end in ``Row``; JSON payloads are stored as text.
+
+The event table's primary key is ``(instance_id, seq)``: a second writer appending the
+same ``seq`` fails on insert, which is the concurrency check of last resort (the
+instance row's ``revision`` is the first).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (naive text) and PostgreSQL."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _dt(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class ProcedureVersionRow(SQLModel, table=True):
+    __tablename__ = "procedure_versions"
+    procedure: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    snapshot: str
+    first_used_at: datetime = _dt()
+
+
+class InstanceRow(SQLModel, table=True):
+    __tablename__ = "instances"
+    __table_args__ = (
+        sa.Index("ix_instances_assignee_open", "assignee", "status"),
+        sa.Index("ix_instances_role_open", "assignee_role", "status"),
+        sa.Index("ix_instances_procedure_state", "procedure", "state"),
+        sa.Index("ix_instances_parent", "parent_id"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    procedure: str
+    version: str
+    state: str
+    status: str = "active"
+    assignee: Optional[str] = None
+    assignee_role: Optional[str] = None
+    building: Optional[str] = None
+    data: str = "{}"
+    parent_id: Optional[int] = None
+    revision: int = 0
+    started_at: datetime = _dt()
+    last_occurred_at: datetime = _dt()
+    last_hash: str = ""
+    external_key: Optional[str] = Field(default=None, sa_column_kwargs={"unique": True})
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+    instance_id: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    type: str
+    actor: str
+    role: Optional[str] = None
+    occurred_at: datetime = _dt()
+    recorded_at: datetime = _dt()
+    data: str = "{}"
+    prev_hash: str
+    hash: str
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_pending", "status", "next_attempt_at"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    instance_id: int
+    seq: int
+    recipient: str
+    channel: Optional[str] = None
+    message: str
+    idempotency_key: str = Field(sa_column_kwargs={"unique": True})
+    status: str = "pending"
+    attempts: int = 0
+    created_at: datetime = _dt()
+    next_attempt_at: datetime = _dt()
+    last_error: Optional[str] = None
+
+
+instances = InstanceRow.__table__
+events = EventRow.__table__
+procedure_versions = ProcedureVersionRow.__table__
+outbox = OutboxRow.__table__

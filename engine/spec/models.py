@@ -133,6 +133,90 @@ class StartSpec(Strict):
     effects: list[EffectSpec] = Field(default_factory=list)
 
 
+WorkdayMode = Literal["end_of_day", "working_hours"]
+
+
+class GoalCase(Strict):
+    """One branch of a data-dependent goal: the first case whose ``when`` holds applies."""
+
+    when: Optional[str] = Field(None, description="Expression; omit for the default case")
+    goal: str = Field(description="Duration, e.g. '1 workday', '4 working hours', '3 rings'")
+
+
+class SlaSpec(Strict):
+    """An SLA clock: starts, may pause, stops; met when stopped by the due time, else breached.
+
+    Rule CMP-3 reads: ``start`` when the complaint is received, ``stop`` on the ``reply``
+    action, ``goal`` 1 workday for oral complaints and 3 for letters.
+    """
+
+    name: str = Field(pattern=ID_PATTERN, description="SLA name, shown in `sop show` deadlines")
+    title: str = Field(description="Label (Chinese)")
+    start_on: Optional[str] = Field(None, description="Action that starts the clock; omit to start with the instance")
+    start_in: Optional[str] = Field(None, description="State whose entry starts the clock")
+    stop_on: list[str] = Field(default_factory=list, description="Actions that stop the clock")
+    stop_in: list[str] = Field(default_factory=list, description="States whose entry stops the clock")
+    pause_in: list[str] = Field(default_factory=list, description="States in which the clock is paused")
+    goal: Union[str, list[GoalCase]] = Field(description="Duration, or cases [{when, goal}] chosen by data")
+    workday_mode: Optional[WorkdayMode] = Field(
+        None, description="How 'N workdays' is read: end_of_day (by the end of the N-th next working day) "
+                          "or working_hours (N x the working-day length in working hours). Required for workday goals.")
+    warn_at: list[int] = Field(default_factory=list, description="Warn at these percentages of the goal, e.g. [50, 80]")
+    on_warn: list["EffectSpec"] = Field(default_factory=list, description="Effects when a warning threshold passes")
+    on_breach: list["EffectSpec"] = Field(default_factory=list, description="Effects when the due time passes")
+    breach_action: Optional[str] = Field(None, description="Action the engine takes (as system) on breach")
+    reset_on: Optional[str] = Field(None, description="Action that sets a new due time from data (CMP-4 interim reply)")
+    reset_due_field: Optional[str] = Field(None, description="Datetime field holding the new due time")
+    rules: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SlaSpec":
+        if self.start_on and self.start_in:
+            raise ValueError("give start_on or start_in, not both")
+        if not (self.stop_on or self.stop_in):
+            raise ValueError("an SLA needs stop_on or stop_in")
+        if bool(self.reset_on) != bool(self.reset_due_field):
+            raise ValueError("reset_on and reset_due_field go together")
+        if any(not 0 < p < 100 for p in self.warn_at):
+            raise ValueError("warn_at percentages must be between 0 and 100")
+        return self
+
+
+class AtSpec(Strict):
+    """A time computed from data: ``field`` plus ``offset`` (``starts_at`` - 15m)."""
+
+    field: str = Field(description="Datetime field of the instance")
+    offset: str = Field("0s", description="Wall-clock or working duration, may start with '-'")
+
+
+class TimerSpec(Strict):
+    """A timer: fires once (``after`` / ``at``) or on a schedule while its state lasts.
+
+    Armed on entering ``state`` (or at start when no state is given) and cancelled when the
+    state is left. Exactly one of ``after``, ``at``, ``schedule``.
+    """
+
+    name: str = Field(pattern=ID_PATTERN, description="Timer name")
+    title: str = Field(description="Label (Chinese)")
+    state: Optional[str] = Field(None, description="Armed while in this state; omit for the whole instance")
+    after: Optional[str] = Field(None, description="Duration after entering the state")
+    at: Optional[AtSpec] = Field(None, description="Time computed from data")
+    schedule: Optional[str] = Field(None, description="Recurring: 'every 15 minutes', 'every workday at 10:00', "
+                                                      "'monthly on day 16', 'monthly on day 30 or last day'")
+    workday_mode: Optional[WorkdayMode] = Field(None, description="For 'after: N workdays'")
+    when: Optional[str] = Field(None, description="Only act when this expression holds at firing time")
+    effects: list["EffectSpec"] = Field(default_factory=list, description="Effects when it fires")
+    action: Optional[str] = Field(None, description="Action the engine takes (as system) when it fires")
+    rules: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "TimerSpec":
+        kinds = [k for k in ("after", "at", "schedule") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a timer has exactly one of after, at, schedule")
+        return self
+
+
 class ProcedureSpec(Strict):
     id: str = Field(pattern=ID_PATTERN, description="Procedure id (file name without .yaml)")
     title: str = Field(description="Procedure title (Chinese)")
@@ -140,9 +224,12 @@ class ProcedureSpec(Strict):
     rules: list[str] = Field(default_factory=list, description="Rule IDs this procedure encodes")
     fields: dict[str, FieldSpec] = Field(default_factory=dict,
                                          description="Instance fields set by effects, not by forms")
+    units: dict[str, str] = Field(default_factory=dict, description="Units of this procedure, e.g. {ring: 5s}")
     start: StartSpec
     states: dict[str, StateSpec]
     actions: list[ActionSpec] = Field(default_factory=list)
+    slas: list[SlaSpec] = Field(default_factory=list, description="SLA clocks")
+    timers: list[TimerSpec] = Field(default_factory=list, description="Timers")
 
     @field_validator("states")
     @classmethod
@@ -155,3 +242,8 @@ class ProcedureSpec(Strict):
 
     def actions_from(self, state: str) -> list[ActionSpec]:
         return [a for a in self.actions if state in a.sources(self.states)]
+
+
+SlaSpec.model_rebuild()
+TimerSpec.model_rebuild()
+ProcedureSpec.model_rebuild()

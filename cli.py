@@ -354,6 +354,66 @@ def demo(ctx: Context, db_file: Path) -> None:
 
 @main.command()
 @json_flag
+@click.option("--until", "until_raw", help="Fire everything due up to this time (ISO 8601); default now.")
+@pass_ctx
+@fail_cleanly
+def tick(ctx: Context, until_raw: Optional[str]) -> None:
+    """Fire every due timer and SLA step up to --until, on a settable clock."""
+    from engine.clock import FakeClock
+
+    settings = ctx.settings
+    library, org = settings.load()
+    until = parse_time(until_raw, org.site.zone, "--until") if until_raw else None
+    from engine.clock import SystemClock
+    clock = FakeClock(until) if until else SystemClock()
+    eng = build_engine(settings, clock)
+    fired = eng.tick(clock.now())
+    zone = ZoneInfo(org.site.zone)
+    rows = [{"instance": f.instance_id, "name": f.name, "due": iso(f.due, zone), "status": f.kind,
+             "state": f.state} for f in fired]
+    emit(ctx, rows, lambda: (table([[r["instance"], r["name"], r["due"], r["status"], r["state"]] for r in rows],
+                                   ["instance", "clock", "due", "status", "state"]) if rows
+                             else click.echo("nothing due")))
+
+
+@main.command()
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between sweeps.")
+@pass_ctx
+@fail_cleanly
+def worker(ctx: Context, interval: float) -> None:
+    """Run the timer sweep on the real clock until stopped (SIGTERM/SIGINT stop it cleanly)."""
+    from engine.runtime.worker import run_worker
+
+    run_worker(ctx.engine, interval, click.echo)
+
+
+@main.group()
+def sla() -> None:
+    """SLA compliance."""
+
+
+@sla.command("report")
+@json_flag
+@click.option("--from", "start", help="SLA clocks started on or after this date/time.")
+@click.option("--to", "end", help="…and before this date/time.")
+@click.option("--procedure", help="Only this procedure.")
+@pass_ctx
+@fail_cleanly
+def sla_report(ctx: Context, start: Optional[str], end: Optional[str], procedure: Optional[str]) -> None:
+    """Met, breached, open and compliance % per procedure and SLA, and per assignee."""
+    from engine.runtime.sla_report import report
+
+    eng = ctx.engine
+    zone = eng.org.site.zone
+    rows = report(eng, parse_time(start, zone, "--from"), parse_time(end, zone, "--to"), procedure)
+    emit(ctx, rows, lambda: table(
+        [[r["procedure"], r["sla"], r["assignee"] or "(all)", r["met"], r["breached"], r["open"],
+          "-" if r["compliance"] is None else f"{r['compliance']:.1f}%"] for r in rows],
+        ["procedure", "sla", "assignee", "met", "breached", "open", "compliance"]))
+
+
+@main.command()
+@json_flag
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @pass_ctx
 @fail_cleanly

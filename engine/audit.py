@@ -98,7 +98,7 @@ def replay(proc: CompiledProcedure, instance_id: int, events: list[Event]) -> In
     return inst.with_(revision=last.seq, last_hash=last.hash)
 
 
-COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "parent_id",
+COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "parent_id",
             "revision", "last_hash")
 
 
@@ -106,10 +106,10 @@ def first_difference(derived: Instance, stored: Instance) -> Optional[str]:
     for name in COMPARED:
         a, b = getattr(derived, name), getattr(stored, name)
         if a != b:
-            if name == "data":
+            if name in ("data", "clocks"):
                 keys = sorted(set(a) | set(b), key=str)
                 k = next(k for k in keys if a.get(k) != b.get(k))
-                return f"data.{k}: replay gives {a.get(k)!r}, stored {b.get(k)!r}"
+                return f"{name}.{k}: replay gives {a.get(k)!r}, stored {b.get(k)!r}"
             return f"{name}: replay gives {a!r}, stored {b!r}"
     if sorted(derived.children) != sorted(stored.children):
         return f"children: replay gives {sorted(derived.children)}, stored {sorted(stored.children)}"

@@ -31,6 +31,7 @@ class Instance:
     data: dict[str, Any] = field(default_factory=dict)
     parent_id: Optional[int] = None
     children: tuple[int, ...] = ()
+    clocks: dict[str, dict[str, Any]] = field(default_factory=dict)
     revision: int = 0
     started_at: Optional[datetime] = None
     last_occurred_at: Optional[datetime] = None

@@ -17,7 +17,10 @@ from typing import Any, Callable, Iterator, Optional
 from sqlalchemy.engine import Connection
 
 from engine import audit
+from engine.calendar import WorkCalendar
 from engine.clock import Clock, SystemClock
+from engine.core import clocks as clk
+from engine.core.fire import decide_fire
 from engine.core import decide as dc
 from engine.core import evolve as ev
 from engine.core import model as m
@@ -27,6 +30,7 @@ from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
 from engine.store import repository as repo
+from engine.store import timers as timer_store
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Engine:
     library: Library
     org: OrgSpec
     clock: Clock = field(default_factory=SystemClock)
+    calendar: WorkCalendar = field(default_factory=WorkCalendar.default)
     hooks: list[ChangeHook] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -103,6 +108,16 @@ class Engine:
                 if existing is not None:
                     return repo.load_instance(conn, existing)
             return self._start_in(conn, proc, actor, data or {}, when, None, external_key)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with db.read(self.db) as conn:
+            yield conn
+
+    def tick(self, until: datetime, limit: Optional[int] = None) -> list[Any]:
+        """Fire every clock step due at or before ``until`` (see engine.runtime.sweep)."""
+        from engine.runtime.sweep import sweep
+        return sweep(self, until, limit)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -162,6 +177,7 @@ class Engine:
                 raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
             self._check_time(inst, when)
             proc = self.procedure_for(conn, inst.procedure, inst.version)
+            inst = self._catch_up(conn, proc, inst, when)
             decision = decide(proc, inst, when)
             after = inst
             for e in decision.events:
@@ -179,6 +195,31 @@ class Engine:
             after = ev.evolve(proc, after, e)
         return self._commit(conn, proc, inst, decision, after, inst)
 
+    def _catch_up(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime) -> Instance:
+        """Fire this instance's clock steps that came due before ``until`` (judged on occurred_at)."""
+        for _ in range(1000):
+            names = clk.due_clocks(inst, until)
+            if not names:
+                return inst
+            inst = self._fire(conn, proc, inst, names[0])
+        raise RuntimeError(f"instance {inst.id}: clocks keep coming due")  # a bug, not user error
+
+    def _fire(self, conn: Connection, proc: CompiledProcedure, inst: Instance, name: str) -> Instance:
+        decision = decide_fire(proc, self.org, self.calendar, inst, name, self.clock.now())
+        after = inst
+        for e in decision.events:
+            after = ev.evolve(proc, after, e)
+        return self._commit(conn, proc, inst, decision, after, inst)
+
+    def fire_in(self, conn: Connection, instance_id: int, name: str) -> Optional[Instance]:
+        """Fire one claimed clock step inside the caller's transaction (the sweep's unit of work)."""
+        inst = repo.load_instance(conn, instance_id)
+        clock = inst.clocks.get(name)
+        if clock is None or not clock.get("next"):
+            return None
+        proc = self.procedure_for(conn, inst.procedure, inst.version)
+        return self._fire(conn, proc, inst, name)
+
     @staticmethod
     def _check_time(inst: Instance, when: datetime) -> None:
         if inst.last_occurred_at is not None and when < inst.last_occurred_at:
@@ -187,6 +228,11 @@ class Engine:
     def _commit(self, conn: Connection, proc: CompiledProcedure, before: Instance, decision: Decision,
                 after: Instance, hook_before: Optional[Instance]) -> Instance:
         recorded = self.clock.now()
+        if decision.events:
+            at = decision.events[-1].occurred_at
+            for e in clk.react(proc, self.calendar, before, after, decision.events, at):
+                decision.events.append(e)
+                after = ev.evolve(proc, after, e)
         spawned: list[int] = []
         for req in decision.spawns:
             child_proc = self.library.get(req.procedure)
@@ -205,6 +251,7 @@ class Engine:
             if s.type == m.NOTIFICATION_QUEUED:
                 d = json.loads(s.data_json)
                 repo.enqueue(conn, before.id, s.seq, d["recipients"], d["message"], d.get("channel"), recorded)
+        timer_store.sync(conn, before.id, proc.id, before.clocks, after.clocks)
         after = after.with_(revision=stored[-1].seq if stored else before.revision,
                             last_hash=stored[-1].hash if stored else before.last_hash,
                             children=tuple(repo.children_of(conn, before.id)) if spawned or before.children
@@ -229,8 +276,10 @@ class Engine:
                 for a in proc.actions_from(inst.state)]
 
     def deadlines(self, instance_id: int) -> list[dict[str, Any]]:
-        """Deadlines of an instance (name, due, status); filled by the timers module."""
-        return []
+        """SLA clocks and timers of an instance: name, kind, due (site zone), status."""
+        with db.read(self.db) as conn:
+            inst = repo.load_instance(conn, instance_id)
+        return deadline_views(inst, self.calendar)
 
     def tasks(self, staff: Optional[str] = None, role: Optional[str] = None) -> list[Instance]:
         with db.read(self.db) as conn:
@@ -272,3 +321,14 @@ class Engine:
                 if broken:
                     return n_inst, n_events, broken
         return n_inst, n_events, None
+
+
+def deadline_views(inst: Instance, calendar: WorkCalendar) -> list[dict[str, Any]]:
+    out = []
+    for name, c in inst.clocks.items():
+        due = datetime.fromisoformat(c["due"]).astimezone(calendar.zone).isoformat() if c.get("due") else None
+        view = {"name": name, "kind": c["kind"], "due": due, "status": c["status"]}
+        if c.get("paused_remaining") is not None:
+            view["paused"] = True
+        out.append(view)
+    return out

@@ -28,7 +28,7 @@ def hint(word: str, options: Iterable[str]) -> str:
 def check_procedure(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, FormSpec],
                     roles: Iterable[str], procedures: Iterable[str]) -> list[Issue]:
     """All checks of one procedure against the forms, roles and procedures known."""
-    roles = set(roles)
+    roles = set(roles) | {"system"}  # the engine itself, for actions timers take
     known_procedures = set(procedures) | {spec.id}
     issues: list[Issue] = []
     issues += check_references(spec, pos, forms, roles, known_procedures)

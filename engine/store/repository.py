@@ -1,8 +1,10 @@
 """Reading and appending instances and their events, inside a caller's transaction.
 
-The hot path uses SQLAlchemy Core statements (compiled once and cached by SQLAlchemy), not
-ORM sessions: one SELECT of the instance, one multi-row INSERT of events, one UPDATE of
-the projection guarded by the expected revision.
+The hot path uses SQLAlchemy Core statements, not ORM sessions: one SELECT of the instance,
+one multi-row INSERT of events, one UPDATE of the projection guarded by the expected
+revision. Those statements are built once, at import, with named bind parameters: building
+a statement per call (and hashing it for SQLAlchemy's compiled cache) cost more CPU than
+SQLite's commit itself (see BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -24,38 +26,48 @@ from engine.store.tables import outbox as O
 from engine.store.tables import procedure_versions as V
 
 _INSTANCE_COLS = [I.c.id, I.c.procedure, I.c.version, I.c.state, I.c.status, I.c.assignee, I.c.assignee_role,
-                  I.c.data, I.c.parent_id, I.c.revision, I.c.started_at, I.c.last_occurred_at, I.c.last_hash]
+                  I.c.data, I.c.clocks, I.c.parent_id, I.c.revision, I.c.started_at, I.c.last_occurred_at, I.c.last_hash]
+
+
+_LOAD = sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid"))
+_CHILDREN = sa.select(I.c.id).where(I.c.parent_id == sa.bindparam("pid")).order_by(I.c.id)
+_BY_KEY = sa.select(I.c.id).where(I.c.external_key == sa.bindparam("key"))
+_NEW_INSTANCE = sa.insert(I).returning(I.c.id)
+_INSERT_EVENTS = sa.insert(E)
+# The SET clause comes from the column-named keys of the parameters, each bound with its
+# column's type (UTCDateTime for times); the WHERE names must not clash with columns.
+_UPDATE_PROJECTION = sa.update(I).where(I.c.id == sa.bindparam("b_id"), I.c.revision == sa.bindparam("b_revision"))
 
 
 def _instance(row: Any) -> Instance:
     return Instance(id=row.id, procedure=row.procedure, version=row.version, state=row.state, status=row.status,
-                    assignee=row.assignee, assignee_role=row.assignee_role, data=json.loads(row.data),
+                    assignee=row.assignee, assignee_role=row.assignee_role, data=json.loads(row.data), clocks=json.loads(row.clocks),
                     parent_id=row.parent_id, revision=row.revision, started_at=row.started_at,
                     last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
 
 
 def load_instance(conn: Connection, instance_id: int) -> Instance:
-    row = conn.execute(sa.select(*_INSTANCE_COLS).where(I.c.id == instance_id)).first()
+    row = conn.execute(_LOAD, {"iid": instance_id}).first()
     if row is None:
         raise InstanceNotFound(instance_id)
     return _instance(row)
 
 
 def children_of(conn: Connection, instance_id: int) -> list[int]:
-    return [r[0] for r in conn.execute(sa.select(I.c.id).where(I.c.parent_id == instance_id).order_by(I.c.id))]
+    return [r[0] for r in conn.execute(_CHILDREN, {"pid": instance_id})]
 
 
 def find_by_key(conn: Connection, key: str) -> Optional[int]:
-    return conn.execute(sa.select(I.c.id).where(I.c.external_key == key)).scalar()
+    return conn.execute(_BY_KEY, {"key": key}).scalar()
 
 
 def new_instance_id(conn: Connection, procedure: str, version: str, state: str, at: datetime,
                     parent_id: Optional[int], external_key: Optional[str] = None) -> int:
     """Insert the row first so the id is known to the decision (it may appear in messages)."""
-    stmt = sa.insert(I).values(procedure=procedure, version=version, state=state, status="starting",
-                               data="{}", parent_id=parent_id, revision=0, started_at=at,
-                               last_occurred_at=at, last_hash=GENESIS_HASH, external_key=external_key)
-    return int(conn.execute(stmt.returning(I.c.id)).scalar_one())
+    row = {"procedure": procedure, "version": version, "state": state, "status": "starting", "data": "{}",
+           "parent_id": parent_id, "revision": 0, "started_at": at, "last_occurred_at": at,
+           "last_hash": GENESIS_HASH, "external_key": external_key}
+    return int(conn.execute(_NEW_INSTANCE, row).scalar_one())
 
 
 def append(conn: Connection, before: Instance, new_events: list[Event], after: Instance,
@@ -80,15 +92,15 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
     if not rows:
         return []
     try:
-        conn.execute(sa.insert(E), rows)
+        conn.execute(_INSERT_EVENTS, rows)
     except IntegrityError as err:
         raise ConcurrencyConflict(before.id, before.revision) from err
-    result = conn.execute(
-        sa.update(I).where(I.c.id == before.id, I.c.revision == before.revision).values(
-            state=after.state, status=after.status, assignee=after.assignee, assignee_role=after.assignee_role,
-            building=building_of(after.data.get("unit")) if isinstance(after.data.get("unit"), str) else None,
-            data=canonical_json(after.data), revision=seq, last_occurred_at=after.last_occurred_at,
-            last_hash=prev))
+    result = conn.execute(_UPDATE_PROJECTION, dict(
+        b_id=before.id, b_revision=before.revision,
+        state=after.state, status=after.status, assignee=after.assignee, assignee_role=after.assignee_role,
+        building=building_of(after.data.get("unit")) if isinstance(after.data.get("unit"), str) else None,
+        data=canonical_json(after.data), clocks=canonical_json(after.clocks), revision=seq, last_occurred_at=after.last_occurred_at,
+        last_hash=prev))
     if result.rowcount != 1:
         raise ConcurrencyConflict(before.id, before.revision)
     return stored

@@ -63,12 +63,40 @@ class InstanceRow(SQLModel, table=True):
     assignee_role: Optional[str] = None
     building: Optional[str] = None
     data: str = "{}"
+    clocks: str = "{}"
     parent_id: Optional[int] = None
     revision: int = 0
     started_at: datetime = _dt()
     last_occurred_at: datetime = _dt()
     last_hash: str = ""
     external_key: Optional[str] = Field(default=None, sa_column_kwargs={"unique": True})
+
+
+class TimerRow(SQLModel, table=True):
+    """Projection of every SLA clock and timer, indexed by when the sweep must next act.
+
+    ``next_fire_at`` is NULL once nothing more is due; the sweep's query walks the
+    partial index on it, so its cost follows the number due, not the number stored.
+    """
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        sa.Index("ix_timers_next_fire", "next_fire_at", sqlite_where=sa.text("next_fire_at IS NOT NULL"),
+                 postgresql_where=sa.text("next_fire_at IS NOT NULL")),
+        sa.Index("ix_timers_report", "procedure", "name", "started_at"),
+    )
+    instance_id: int = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    procedure: str
+    kind: str
+    status: str
+    due_at: Optional[datetime] = _dt(default=None, nullable=True)
+    next_fire_at: Optional[datetime] = _dt(default=None, nullable=True)
+    next_kind: Optional[str] = None
+    started_at: datetime = _dt()
+    ended_at: Optional[datetime] = _dt(default=None, nullable=True)
+    breached_at: Optional[datetime] = _dt(default=None, nullable=True)
+    assignee: Optional[str] = None
 
 
 class EventRow(SQLModel, table=True):
@@ -106,3 +134,4 @@ instances = InstanceRow.__table__
 events = EventRow.__table__
 procedure_versions = ProcedureVersionRow.__table__
 outbox = OutboxRow.__table__
+timers = TimerRow.__table__

@@ -1,0 +1,280 @@
+"""SLA clocks and timers: when they start, pause, stop, warn, breach and fire.
+
+Pure, like the rest of ``core``: the caller passes the calendar and the time. A clock's
+whole state lives in ``Instance.clocks[name]`` (a small JSON dict) and every change to it
+is an event carrying the new state, so replay folds clocks exactly like data. The durable
+``timers`` table is a projection of these dicts indexed by ``next`` — the next moment the
+sweep must look at the clock (a warning threshold, the breach, or a timer's firing).
+
+Judged on ``occurred_at``: a command handled at time T first fires every clock of the
+instance that came due before T (:func:`due_clocks`), so an answer recorded after the
+third ring is a breach even when a call record is imported an hour later (PHN-6).
+
+Clock dict keys: ``kind`` (sla|timer), ``status`` (open, warned, met, breached,
+cancelled for SLAs; open, fired, cancelled for timers), ``running``, ``due``, ``next``,
+``next_kind`` (warn:<pct> | breach | fire), ``started_at``, ``ended_at``, ``goal``,
+``warned`` (thresholds passed), ``paused_remaining`` (seconds, while paused),
+``breached_at``, ``assignee``, ``fired`` (count).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Optional
+
+from engine.calendar import WorkCalendar
+from engine.core import evolve as ev
+from engine.core import model as m
+from engine.core.model import Event, Instance
+from engine.durations import Duration, parse_duration
+from engine.schedules import parse_schedule
+from engine.spec.expr import EvalError
+from engine.spec.library import CompiledProcedure
+from engine.spec.models import SlaSpec, TimerSpec
+
+SLA_STARTED, SLA_WARNED, SLA_BREACHED = "SlaStarted", "SlaWarned", "SlaBreached"
+SLA_STOPPED, SLA_PAUSED, SLA_RESUMED = "SlaStopped", "SlaPaused", "SlaResumed"
+SLA_RESET, SLA_CANCELLED = "SlaReset", "SlaCancelled"
+TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED = "TimerArmed", "TimerFired", "TimerCancelled"
+CLOCK_EVENTS = (SLA_STARTED, SLA_WARNED, SLA_BREACHED, SLA_STOPPED, SLA_PAUSED, SLA_RESUMED, SLA_RESET,
+                SLA_CANCELLED, TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED)
+RUNNING_SLA = ("open", "warned", "breached")
+
+
+def _fold_clock(proc: CompiledProcedure, inst: Instance, event: Event) -> Instance:
+    return inst.with_(clocks={**inst.clocks, event.data["name"]: event.data["clock"]})
+
+
+for _t in CLOCK_EVENTS:
+    ev.register(_t, _fold_clock)
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat()
+
+
+def parse_iso(s: Optional[str]) -> Optional[datetime]:
+    return datetime.fromisoformat(s) if s else None
+
+
+def clock_event(type_: str, name: str, clock: dict[str, Any], at: datetime, **extra: Any) -> Event:
+    return Event(type_, "system", None, at, {"name": name, "clock": clock, **extra})
+
+
+# ------------------------------------------------------------------ what a change means
+
+def changes_of(before: Optional[Instance], events: Iterable[Event]) -> tuple[set[str], list[str], list[str]]:
+    """(actions taken, states entered, states left) by a command's events, in order."""
+    actions: set[str] = set()
+    entered: list[str] = []
+    left: list[str] = []
+    for e in events:
+        if e.type == m.INSTANCE_STARTED:
+            entered.append(e.data["state"])
+        elif e.type == m.ACTION_TAKEN:
+            actions.add(e.data["action"])
+            if e.data["to"] != e.data["from"]:
+                left.append(e.data["from"])
+                entered.append(e.data["to"])
+    return actions, entered, left
+
+
+def react(proc: CompiledProcedure, cal: WorkCalendar, before: Optional[Instance], after: Instance,
+          events: list[Event], at: datetime) -> list[Event]:
+    """Clock events caused by a command's events (start, stop, pause, resume, arm, cancel)."""
+    actions, entered, left = changes_of(before, events)
+    started = before is None or before.status == "starting"
+    out: list[Event] = []
+    inst = after
+    for spec in proc.spec.slas:
+        for e in _react_sla(proc, cal, spec, inst, actions, entered, started, at):
+            out.append(e)
+            inst = ev.evolve(proc, inst, e)
+    for spec in proc.spec.timers:
+        for e in _react_timer(proc, cal, spec, inst, entered, left, started, at):
+            out.append(e)
+            inst = ev.evolve(proc, inst, e)
+    return out
+
+
+def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: Instance, actions: set[str],
+               entered: list[str], started: bool, at: datetime) -> list[Event]:
+    clock = inst.clocks.get(spec.name)
+    if clock is None:
+        begins = (spec.start_on in actions) if spec.start_on else (
+            spec.start_in in entered if spec.start_in else started)
+        return [_start_sla(proc, cal, spec, inst, at)] if begins and inst.active else []
+    if not clock["running"]:
+        return []
+    if spec.reset_on in actions and spec.reset_due_field:
+        new_due = inst.data.get(spec.reset_due_field)
+        if new_due and clock["status"] != "breached":
+            c = dict(clock, due=iso(datetime.fromisoformat(new_due)), warned=[])
+            c.update(_next_step(proc, cal, spec, c))
+            return [clock_event(SLA_RESET, spec.name, c, at, due=c["due"])]
+    if set(spec.stop_on) & actions or set(spec.stop_in) & set(entered):
+        return [_stop_sla(clock, spec.name, inst, at)]
+    if not inst.active:
+        c = dict(clock, running=False, next=None, next_kind=None, ended_at=iso(at),
+                 status=clock["status"] if clock["status"] == "breached" else "cancelled")
+        return [clock_event(SLA_CANCELLED, spec.name, c, at)]
+    paused_now = inst.state in spec.pause_in
+    if paused_now and clock.get("paused_remaining") is None:
+        remaining = _remaining(cal, clock, at)
+        c = dict(clock, paused_remaining=remaining.total_seconds(), next=None, next_kind=None)
+        return [clock_event(SLA_PAUSED, spec.name, c, at)]
+    if not paused_now and clock.get("paused_remaining") is not None:
+        rest = timedelta(seconds=clock["paused_remaining"])
+        due = at + rest if clock.get("goal_kind") == "wall" else cal.add_working_time(at, rest)
+        c = dict(clock, paused_remaining=None, due=iso(due))
+        c.update(_next_step(proc, cal, spec, c))
+        return [clock_event(SLA_RESUMED, spec.name, c, at)]
+    return []
+
+
+def goal_of(proc: CompiledProcedure, spec: SlaSpec, inst: Instance, at: datetime) -> Duration:
+    if isinstance(spec.goal, str):
+        return parse_duration(spec.goal, proc.spec.units)
+    from engine.core.decide import expression_context
+    ctx = expression_context(proc, inst, at, "system")
+    for case in spec.goal:
+        if case.when is None or proc.expr(case.when).evaluate(ctx):
+            return parse_duration(case.goal, proc.spec.units)
+    raise EvalError(f"no goal case of SLA {spec.name!r} applies")
+
+
+def _start_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: Instance, at: datetime) -> Event:
+    goal = goal_of(proc, spec, inst, at)
+    due = goal.add_to(at, cal, spec.workday_mode or "end_of_day")
+    c: dict[str, Any] = {"kind": "sla", "status": "open", "running": True, "started_at": iso(at), "due": iso(due),
+                         "goal": goal.text, "goal_kind": goal.kind, "warned": [], "paused_remaining": None,
+                         "breached_at": None, "ended_at": None, "assignee": inst.assignee}
+    c.update(_next_step(proc, cal, spec, c))
+    return clock_event(SLA_STARTED, spec.name, c, at, due=c["due"])
+
+
+def _stop_sla(clock: dict[str, Any], name: str, inst: Instance, at: datetime) -> Event:
+    due = parse_iso(clock["due"])
+    late = clock["status"] == "breached" or (due is not None and clock.get("paused_remaining") is None and at > due)
+    c = dict(clock, running=False, next=None, next_kind=None, ended_at=iso(at), assignee=inst.assignee,
+             status="breached" if late else "met")
+    if late and not c.get("breached_at"):
+        c["breached_at"] = clock["due"]
+    return clock_event(SLA_STOPPED, name, c, at, result=c["status"])
+
+
+def _remaining(cal: WorkCalendar, clock: dict[str, Any], at: datetime) -> timedelta:
+    due = datetime.fromisoformat(clock["due"])
+    if due <= at:
+        return timedelta(0)
+    return due - at if clock.get("goal_kind") == "wall" else cal.working_time_between(at, due)
+
+
+def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock: dict[str, Any]) -> dict[str, Any]:
+    """The next warning threshold not yet passed, else the breach."""
+    start, due = datetime.fromisoformat(clock["started_at"]), datetime.fromisoformat(clock["due"])
+    for pct in sorted(spec.warn_at):
+        if pct in clock["warned"]:
+            continue
+        if clock.get("goal_kind") == "wall":
+            t = start + (due - start) * pct / 100
+        else:
+            span = cal.working_time_between(start, due) if due > start else timedelta(0)
+            t = cal.add_working_time(start, span * pct / 100)
+        return {"next": iso(t), "next_kind": f"warn:{pct}"}
+    if clock["status"] == "breached":
+        return {"next": None, "next_kind": None}
+    return {"next": clock["due"], "next_kind": "breach"}
+
+
+def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, inst: Instance,
+                 entered: list[str], left: list[str], started: bool, at: datetime) -> list[Event]:
+    clock = inst.clocks.get(spec.name)
+    live = clock is not None and clock["status"] == "open"
+    arms = inst.active and ((spec.state is None and started) or (spec.state is not None and spec.state in entered))
+    ends = live and (not inst.active or (spec.state is not None and spec.state in left and inst.state != spec.state))
+    out: list[Event] = []
+    if ends and not arms:
+        c = dict(clock, status="cancelled", next=None, next_kind=None, ended_at=iso(at))  # type: ignore[arg-type]
+        out.append(clock_event(TIMER_CANCELLED, spec.name, c, at))
+    elif arms:
+        first = first_fire(proc, cal, spec, inst, at)
+        if first is not None:
+            c = {"kind": "timer", "status": "open", "running": True, "started_at": iso(at), "due": iso(first),
+                 "next": iso(first), "next_kind": "fire", "fired": (clock or {}).get("fired", 0), "ended_at": None}
+            out.append(clock_event(TIMER_ARMED, spec.name, c, at, due=c["due"]))
+    return out
+
+
+def signed_duration(text: str, units: dict[str, str]) -> tuple[int, Duration]:
+    text = text.strip()
+    sign = -1 if text.startswith("-") else 1
+    return sign, parse_duration(text.lstrip("+-").strip(), units)
+
+
+def first_fire(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, inst: Instance,
+               at: datetime) -> Optional[datetime]:
+    units = proc.spec.units
+    if spec.after is not None:
+        return parse_duration(spec.after, units).add_to(at, cal, spec.workday_mode or "end_of_day")
+    if spec.at is not None:
+        raw = inst.data.get(spec.at.field)
+        if not raw:
+            return None
+        base = datetime.fromisoformat(raw)
+        sign, d = signed_duration(spec.at.offset, units)
+        if d.kind == "wall":
+            return base + sign * d.amount  # type: ignore[operator]
+        if sign < 0:
+            return _subtract_working(cal, base, d)
+        return d.add_to(base, cal, spec.workday_mode or "end_of_day")
+    assert spec.schedule is not None
+    return parse_schedule(spec.schedule, units).next_after(at, cal, anchor=at)
+
+
+def _subtract_working(cal: WorkCalendar, base: datetime, d: Duration) -> datetime:
+    """``base`` minus a working duration (e.g. "1 workday before the promised date")."""
+    if d.kind == "workdays":
+        day = base.astimezone(cal.zone).date()
+        for _ in range(int(d.amount)):  # type: ignore[arg-type]
+            day = cal.previous_workday(day)
+        local = base.astimezone(cal.zone)
+        return local.replace(year=day.year, month=day.month, day=day.day)
+    step = cal.working_time_between(base - timedelta(days=30), base) - d.amount  # type: ignore[operator]
+    return cal.add_working_time(base - timedelta(days=30), max(step, timedelta(0)))
+
+
+# ------------------------------------------------------------------ firing
+
+def due_clocks(inst: Instance, until: datetime) -> list[str]:
+    """Names of the clocks whose next step is due at or before ``until``, earliest first."""
+    due = [(c["next"], n) for n, c in inst.clocks.items() if c.get("next") and datetime.fromisoformat(c["next"]) <= until]
+    return [n for _, n in sorted(due)]
+
+
+def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str,
+                now: datetime) -> tuple[list[Event], Optional[TimerSpec | SlaSpec], datetime]:
+    """The clock event of one due step, the spec whose effects must follow, and when it happened."""
+    clock = inst.clocks[name]
+    due = datetime.fromisoformat(clock["next"])
+    at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due
+    late = max((now - due).total_seconds(), 0.0)
+    kind = clock["next_kind"]
+    if clock["kind"] == "sla":
+        spec = next(s for s in proc.spec.slas if s.name == name)
+        if kind.startswith("warn:"):
+            pct = int(kind.split(":")[1])
+            c = dict(clock, status="warned" if clock["status"] == "open" else clock["status"],
+                     warned=sorted(clock["warned"] + [pct]))
+            c.update(_next_step(proc, cal, spec, c))
+            return [clock_event(SLA_WARNED, name, c, at, threshold=pct, late_by_s=late)], spec, at
+        c = dict(clock, status="breached", breached_at=clock["due"], next=None, next_kind=None,
+                 assignee=inst.assignee)
+        return [clock_event(SLA_BREACHED, name, c, at, due=clock["due"], late_by_s=late)], spec, at
+    tspec = next(t for t in proc.spec.timers if t.name == name)
+    c = dict(clock, fired=clock.get("fired", 0) + 1)
+    if tspec.schedule:
+        nxt = parse_schedule(tspec.schedule, proc.spec.units).next_after(max(now, due), cal, anchor=due)
+        c.update(due=iso(nxt), next=iso(nxt), next_kind="fire")
+    else:
+        c.update(status="fired", running=False, next=None, next_kind=None, ended_at=iso(at))
+    return [clock_event(TIMER_FIRED, name, c, at, due=clock["next"], late_by_s=late)], tspec, at

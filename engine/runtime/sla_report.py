@@ -1,0 +1,32 @@
+"""SLA compliance for auditors: per procedure and SLA, and per assignee within each.
+
+Compliance = met / (met + breached); open clocks are counted but not judged yet. A clock
+that breached and was stopped later counts as breached (a breach is never undone).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Optional
+
+from engine.store import timers as timer_store
+
+
+def report(engine: Any, start: Optional[datetime], end: Optional[datetime],
+           procedure: Optional[str]) -> list[dict[str, Any]]:
+    with engine.read() as conn:
+        rows = timer_store.report_rows(conn, start, end, procedure)
+    totals: dict[tuple[str, str, Optional[str]], dict[str, int]] = defaultdict(lambda: {"met": 0, "breached": 0, "open": 0})
+    for r in rows:
+        outcome = "breached" if r.breached_at is not None or r.status == "breached" else (
+            "met" if r.status == "met" else "open" if r.status in ("open", "warned") else None)
+        if outcome is None:
+            continue
+        for who in (None, r.assignee or "-"):
+            totals[(r.procedure, r.name, who)][outcome] += 1
+    out = []
+    for (proc, sla, who), t in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] is not None, kv[0][2] or "")):
+        judged = t["met"] + t["breached"]
+        out.append({"procedure": proc, "sla": sla, "assignee": who, **t,
+                    "compliance": round(100.0 * t["met"] / judged, 1) if judged else None})
+    return out

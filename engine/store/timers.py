@@ -1,0 +1,73 @@
+"""The timers table: the durable, indexed projection of every instance's clocks.
+
+It is written in the same transaction as the events that change a clock, so it can
+never disagree with the log. The sweep asks it only for rows whose ``next_fire_at`` has
+come, and claims a row by clearing that column with a compare-and-set; the claim and the
+firing commit together, so a crash in between leaves the row due and it fires once, later.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.store.tables import timers as T
+
+
+def _dt(s: Optional[str]) -> Optional[datetime]:
+    return datetime.fromisoformat(s) if s else None
+
+
+def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Upsert the rows of clocks that changed between two projections of one instance."""
+    changed = [(n, c) for n, c in after.items() if before.get(n) != c]
+    if not changed:
+        return
+    existing = set(before)
+    for name, c in changed:
+        values = {"procedure": procedure, "kind": c["kind"], "status": c["status"], "due_at": _dt(c.get("due")),
+                  "next_fire_at": _dt(c.get("next")), "next_kind": c.get("next_kind"),
+                  "started_at": _dt(c["started_at"]), "ended_at": _dt(c.get("ended_at")),
+                  "breached_at": _dt(c.get("breached_at")), "assignee": c.get("assignee")}
+        if name in existing:
+            conn.execute(sa.update(T).where(T.c.instance_id == instance_id, T.c.name == name).values(**values))
+        else:
+            conn.execute(sa.insert(T).values(instance_id=instance_id, name=name, **values))
+
+
+def due(conn: Connection, until: datetime, limit: int) -> list[Any]:
+    """The earliest due rows (instance_id, name, next_fire_at), via the partial index."""
+    return list(conn.execute(
+        sa.select(T.c.instance_id, T.c.name, T.c.next_fire_at)
+        .where(T.c.next_fire_at.is_not(None), T.c.next_fire_at <= until)
+        .order_by(T.c.next_fire_at).limit(limit)))
+
+
+def claim(conn: Connection, instance_id: int, name: str, next_fire_at: datetime) -> bool:
+    """Compare-and-set: True for exactly one claimant of this due step."""
+    result = conn.execute(sa.update(T).where(T.c.instance_id == instance_id, T.c.name == name,
+                                             T.c.next_fire_at == next_fire_at).values(next_fire_at=None))
+    return result.rowcount == 1
+
+
+def of_instance(conn: Connection, instance_id: int) -> list[Any]:
+    return list(conn.execute(sa.select(T).where(T.c.instance_id == instance_id).order_by(T.c.started_at, T.c.name)))
+
+
+def report_rows(conn: Connection, start: Optional[datetime], end: Optional[datetime],
+                procedure: Optional[str]) -> list[Any]:
+    q = sa.select(T.c.procedure, T.c.name, T.c.status, T.c.assignee, T.c.breached_at).where(T.c.kind == "sla")
+    if start is not None:
+        q = q.where(T.c.started_at >= start)
+    if end is not None:
+        q = q.where(T.c.started_at < end)
+    if procedure is not None:
+        q = q.where(T.c.procedure == procedure)
+    return list(conn.execute(q))
+
+
+def pending_count(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(T).where(T.c.next_fire_at.is_not(None)))
+               .scalar_one())

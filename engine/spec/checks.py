@@ -34,6 +34,7 @@ def check_procedure(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, For
     issues += check_references(spec, pos, forms, roles, known_procedures)
     if any(i for i in issues if "state" in i.message and "unknown" in i.message):
         return issues + check_expressions(spec, pos, forms)
+    issues += check_clocks(spec, pos, forms)
     issues += check_duplicate_actions(spec, pos)
     issues += check_reachability(spec, pos)
     issues += check_ways_out(spec, pos)
@@ -89,6 +90,11 @@ def check_references(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, Fo
             role_ref(r, base + ("roles", j))
         form_ref(a.form, base + ("form",))
         _effect_refs(a.effects, base + ("effects",), role_ref, procedures, pos, issues)
+    for i, sla in enumerate(spec.slas):
+        _effect_refs(sla.on_warn, ("slas", i, "on_warn"), role_ref, procedures, pos, issues)
+        _effect_refs(sla.on_breach, ("slas", i, "on_breach"), role_ref, procedures, pos, issues)
+    for i, t in enumerate(spec.timers):
+        _effect_refs(t.effects, ("timers", i, "effects"), role_ref, procedures, pos, issues)
     return issues
 
 
@@ -180,7 +186,7 @@ def check_expressions(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, F
             issues.append(pos.issue(path, f"expression {source!r} names unknown field {name!r}",
                                     hint=hint(name, known)))
 
-    def effects(effs: list[EffectSpec], path: tuple) -> None:
+    def effects(effs: list[EffectSpec], path: tuple) -> None:  # noqa: C901
         for k, e in enumerate(effs):
             p = path + (k,)
             expr(e.when, p + ("when",))
@@ -202,6 +208,14 @@ def check_expressions(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, F
     for i, a in enumerate(spec.actions):
         expr(a.when, ("actions", i, "when"))
         effects(a.effects, ("actions", i, "effects"))
+    for i, sla in enumerate(spec.slas):
+        effects(sla.on_warn, ("slas", i, "on_warn"))
+        effects(sla.on_breach, ("slas", i, "on_breach"))
+        for j, case in enumerate(sla.goal if isinstance(sla.goal, list) else []):
+            expr(case.when, ("slas", i, "goal", j, "when"))
+    for i, t in enumerate(spec.timers):
+        expr(t.when, ("timers", i, "when"))
+        effects(t.effects, ("timers", i, "effects"))
     for f_name, f in spec.fields.items():
         expr(f.required_if, ("fields", f_name, "required_if"))
     return issues
@@ -240,4 +254,83 @@ def check_form_conditions(spec: ProcedureSpec, pos: Positions, forms: Mapping[st
                 issues.append(fpos.issue(("fields", name, "required_if"),
                                          f"expression {f.required_if!r} names field {n!r}, unknown "
                                          f"in procedure {spec.id!r}", hint=hint(n, known)))
+    return issues
+
+
+def check_clocks(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, FormSpec]) -> list[Issue]:
+    """SLA and timer definitions: durations parse, names exist, workday goals name their mode."""
+    from engine.durations import parse_duration
+    from engine.schedules import parse_schedule
+
+    issues: list[Issue] = []
+    actions = {a.name for a in spec.actions}
+    fields = field_types(spec, forms)
+
+    def duration(text: str, path: tuple, mode: object) -> None:
+        try:
+            d = parse_duration(text.strip().lstrip("+-").strip(), spec.units)
+        except ValueError as e:
+            issues.append(pos.issue(path, str(e)))
+            return
+        if d.kind == "workdays" and mode is None:
+            issues.append(pos.issue(path, f"{text!r} is in workdays: say how to read it with workday_mode",
+                                    hint="workday_mode: end_of_day (by the end of the N-th next working day) "
+                                         "or working_hours (N x 7.5 working hours)"))
+
+    def names(values: list[str] | None, known: set[str], what: str, path: tuple) -> None:
+        for j, v in enumerate(values or []):
+            if v not in known:
+                issues.append(pos.issue(path + (j,), f"unknown {what} {v!r}", hint=hint(v, known)))
+
+    for name, text in spec.units.items():
+        try:
+            parse_duration(text)
+        except ValueError as e:
+            issues.append(pos.issue(("units", name), str(e)))
+    seen: set[str] = set()
+    for i, sla in enumerate(spec.slas):
+        base = ("slas", i)
+        if sla.name in seen:
+            issues.append(pos.issue(base + ("name",), f"clock name {sla.name!r} is used twice"))
+        seen.add(sla.name)
+        if isinstance(sla.goal, str):
+            duration(sla.goal, base + ("goal",), sla.workday_mode)
+        else:
+            for j, case in enumerate(sla.goal):
+                duration(case.goal, base + ("goal", j, "goal"), sla.workday_mode)
+        names([sla.start_on] if sla.start_on else [], actions, "action", base + ("start_on",))
+        names([sla.start_in] if sla.start_in else [], set(spec.states), "state", base + ("start_in",))
+        names(sla.stop_on, actions, "action", base + ("stop_on",))
+        names(sla.stop_in, set(spec.states), "state", base + ("stop_in",))
+        names(sla.pause_in, set(spec.states), "state", base + ("pause_in",))
+        names([sla.reset_on] if sla.reset_on else [], actions, "action", base + ("reset_on",))
+        names([sla.breach_action] if sla.breach_action else [], actions, "action", base + ("breach_action",))
+        if sla.reset_due_field and fields.get(sla.reset_due_field, None) is not None \
+                and fields[sla.reset_due_field].type != "datetime":
+            issues.append(pos.issue(base + ("reset_due_field",), f"{sla.reset_due_field!r} is not a datetime field"))
+        elif sla.reset_due_field and sla.reset_due_field not in fields:
+            issues.append(pos.issue(base + ("reset_due_field",), f"unknown field {sla.reset_due_field!r}",
+                                    hint=hint(sla.reset_due_field, fields)))
+    for i, t in enumerate(spec.timers):
+        base = ("timers", i)
+        if t.name in seen:
+            issues.append(pos.issue(base + ("name",), f"clock name {t.name!r} is used twice"))
+        seen.add(t.name)
+        names([t.state] if t.state else [], set(spec.states), "state", base + ("state",))
+        names([t.action] if t.action else [], actions, "action", base + ("action",))
+        if t.after is not None:
+            duration(t.after, base + ("after",), t.workday_mode)
+        if t.at is not None:
+            duration(t.at.offset, base + ("at", "offset"), t.workday_mode or "end_of_day")
+            f = fields.get(t.at.field)
+            if f is None:
+                issues.append(pos.issue(base + ("at", "field"), f"unknown field {t.at.field!r}",
+                                        hint=hint(t.at.field, fields)))
+            elif f.type not in ("datetime", "date"):
+                issues.append(pos.issue(base + ("at", "field"), f"{t.at.field!r} is not a date or datetime field"))
+        if t.schedule is not None:
+            try:
+                parse_schedule(t.schedule, spec.units)
+            except ValueError as e:
+                issues.append(pos.issue(base + ("schedule",), str(e)))
     return issues

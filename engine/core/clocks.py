@@ -108,7 +108,7 @@ def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
     if spec.reset_on in actions and spec.reset_due_field:
         new_due = inst.data.get(spec.reset_due_field)
         if new_due and clock["status"] != "breached":
-            c = dict(clock, due=iso(datetime.fromisoformat(new_due)), warned=[])
+            c = dict(clock, due=iso(datetime.fromisoformat(new_due)), warned=[], status="open")
             c.update(_next_step(proc, cal, spec, c))
             return [clock_event(SLA_RESET, spec.name, c, at, due=c["due"])]
     if set(spec.stop_on) & actions or set(spec.stop_in) & set(entered):
@@ -272,9 +272,18 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
         return [clock_event(SLA_BREACHED, name, c, at, due=clock["due"], late_by_s=late)], spec, at
     tspec = next(t for t in proc.spec.timers if t.name == name)
     c = dict(clock, fired=clock.get("fired", 0) + 1)
+    missed = 0
     if tspec.schedule:
-        nxt = parse_schedule(tspec.schedule, proc.spec.units).next_after(max(now, due), cal, anchor=due)
+        # After downtime a recurring timer fires once, for the latest occurrence it missed.
+        schedule = parse_schedule(tspec.schedule, proc.spec.units)
+        anchor = datetime.fromisoformat(clock["started_at"])
+        nxt = schedule.next_after(due, cal, anchor=anchor)
+        while nxt <= now and missed < 100_000:
+            due, missed = nxt, missed + 1
+            nxt = schedule.next_after(due, cal, anchor=anchor)
+        at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due
+        late = max((now - due).total_seconds(), 0.0)
         c.update(due=iso(nxt), next=iso(nxt), next_kind="fire")
     else:
         c.update(status="fired", running=False, next=None, next_kind=None, ended_at=iso(at))
-    return [clock_event(TIMER_FIRED, name, c, at, due=clock["next"], late_by_s=late)], tspec, at
+    return [clock_event(TIMER_FIRED, name, c, at, due=iso(due), late_by_s=late, missed=missed)], tspec, at

@@ -1,0 +1,219 @@
+"""Deadlines on the working calendar: SLA clocks, timers, the durable sweep (issue 3)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.clock import FakeClock
+from engine.runtime.config import Settings, build_engine
+from tests.conftest import ROOT, SHANGHAI
+
+ORAL = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
+        "content": "楼上漏水", "anonymous": False}
+
+
+def t(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI) if "+" not in text else datetime.fromisoformat(text)
+
+
+def deadline(engine, iid: int, name: str) -> dict:  # type: ignore[no-untyped-def]
+    return next(d for d in engine.deadlines(iid) if d["name"] == name)
+
+
+# ------------------------------------------------------------------ CMP-3 / CMP-4
+
+def test_cmp3_oral_complaint_at_1755_before_national_day_is_due_1755_on_first_workday_after(engine) -> None:  # type: ignore[no-untyped-def]
+    c = engine.start("complaint", "liu_fang", ORAL, at=t("2025-09-30T17:55"))
+    assert deadline(engine, c.id, "reply") == {"name": "reply", "kind": "sla", "status": "open",
+                                               "due": "2025-10-09T17:55:00+08:00"}
+
+
+def test_cmp3_letter_gets_three_workdays_counting_the_make_up_saturday(engine) -> None:  # type: ignore[no-untyped-def]
+    c = engine.start("complaint", "liu_fang", {**ORAL, "channel": "letter"}, at=t("2025-09-30T17:55"))
+    # 10-09 and 10-10 are workdays, and Saturday 10-11 is a make-up working day (调休).
+    assert deadline(engine, c.id, "reply")["due"] == "2025-10-11T17:55:00+08:00"
+
+
+def test_cmp3_reply_before_the_due_time_is_met(engine) -> None:  # type: ignore[no-untyped-def]
+    c = engine.start("complaint", "liu_fang", ORAL, at=t("2025-09-30T17:55"))
+    engine.advance(c.id, "reply", "chen_jing", {"reply_method": "phone", "reply_summary": "已处理"},
+                   at=t("2025-10-09T10:00"))
+    assert deadline(engine, c.id, "reply")["status"] == "met"
+
+
+def test_cmp3_late_reply_is_breached_judged_on_occurred_at_without_any_sweep(engine) -> None:  # type: ignore[no-untyped-def]
+    c = engine.start("complaint", "liu_fang", ORAL, at=t("2025-09-30T17:55"))
+    engine.advance(c.id, "reply", "chen_jing", {"reply_method": "phone", "reply_summary": "已处理"},
+                   at=t("2025-10-09T18:30"))
+    assert deadline(engine, c.id, "reply")["status"] == "breached"
+    types = [e.type for e in engine.history(c.id)]
+    assert types.index("SlaBreached") < types.index("ActionTaken")  # the breach happened first
+    assert engine.replay(c.id).ok
+
+
+def test_cmp3_warnings_then_breach_notify_and_escalate(engine, clock) -> None:  # type: ignore[no-untyped-def]
+    c = engine.start("complaint", "liu_fang", ORAL, at=t("2025-09-30T17:55"))
+    clock.set(t("2025-10-09T18:00"))
+    fired = engine.tick(clock.now())
+    assert [(f.name, f.kind) for f in fired] == [("reply", "warned"), ("reply", "warned"), ("reply", "breached")]
+    shown = engine.show(c.id)
+    assert shown.data["priority"] == "high"
+    notes = [json.loads(e.data_json) for e in engine.history(c.id) if e.type == "NotificationQueued"]
+    assert any("li_qiang" in n["recipients"] and "超过答复时限" in n["message"] for n in notes)
+
+
+def test_cmp4_interim_reply_sets_the_promised_time_as_the_new_deadline(engine) -> None:  # type: ignore[no-untyped-def]
+    c = engine.start("complaint", "liu_fang", ORAL, at=t("2025-10-09T09:00"))
+    engine.advance(c.id, "interim_reply", "chen_jing",
+                   {"interim_message": "正在联系楼上业主", "next_reply_at": "2025-10-13T12:00:00+08:00"},
+                   at=t("2025-10-09T15:00"))
+    assert deadline(engine, c.id, "reply") == {"name": "reply", "kind": "sla", "status": "open",
+                                               "due": "2025-10-13T12:00:00+08:00"}
+    engine.advance(c.id, "reply", "chen_jing", {"reply_method": "phone", "reply_summary": "已处理"},
+                   at=t("2025-10-13T11:00"))
+    assert deadline(engine, c.id, "reply")["status"] == "met"
+
+
+# ------------------------------------------------------------------ clock kinds
+
+@pytest.fixture
+def probe(tmp_path: Path, db_url: str, clock: FakeClock):  # type: ignore[no-untyped-def]
+    procs, forms = tmp_path / "procedures", tmp_path / "forms"
+    shutil.copytree(ROOT / "procedures", procs)
+    shutil.copytree(ROOT / "forms", forms)
+    shutil.copy(ROOT / "tests/timer_fixtures/probe.yaml", procs / "probe.yaml")
+    shutil.copy(ROOT / "tests/timer_fixtures/probe_start.yaml", forms / "probe_start.yaml")
+    return build_engine(Settings(db_url, procs, ROOT / "org/demo.yaml"), clock)
+
+
+def test_phn1_ring_unit_three_rings_is_fifteen_seconds_and_breach_escalates(probe, clock) -> None:  # type: ignore[no-untyped-def]
+    p = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T10:00"))
+    assert deadline(probe, p.id, "answer")["due"] == "2025-10-09T10:00:15+08:00"
+    clock.set(t("2025-10-09T10:00:16"))
+    assert [f.name for f in probe.tick(clock.now())] == ["answer"]
+    assert deadline(probe, p.id, "answer")["status"] == "breached"
+
+
+def test_overdue_steps_fire_once_late_after_downtime_with_lateness_recorded(probe, clock) -> None:  # type: ignore[no-untyped-def]
+    p = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T10:00"))
+    clock.set(t("2025-10-09T11:00:15"))  # the worker was down for an hour
+    fired = probe.tick(clock.now())
+    assert [f.name for f in fired].count("answer") == 1
+    breach = next(json.loads(e.data_json) for e in probe.history(p.id) if e.type == "SlaBreached")
+    assert breach["late_by_s"] == 3600
+    assert probe.tick(clock.now()) == []  # nothing fires twice
+
+
+def test_sla_pauses_while_paused_and_resumes_with_the_remaining_working_time(probe) -> None:  # type: ignore[no-untyped-def]
+    p = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T09:00"))
+    assert deadline(probe, p.id, "handle")["due"] == "2025-10-09T14:30:00+08:00"
+    probe.advance(p.id, "hold", "liu_fang", at=t("2025-10-09T10:00"))  # 1 h used, 3 h left
+    assert deadline(probe, p.id, "handle").get("paused")
+    probe.advance(p.id, "resume", "liu_fang", at=t("2025-10-10T09:00"))
+    assert deadline(probe, p.id, "handle")["due"] == "2025-10-10T12:00:00+08:00"
+
+
+def test_timer_at_a_time_computed_from_data_starts_at_minus_15_minutes(probe, clock) -> None:  # type: ignore[no-untyped-def]
+    p = probe.start("probe", "liu_fang", {"starts_at": "2025-10-09T14:00:00+08:00"}, at=t("2025-10-09T09:00"))
+    assert deadline(probe, p.id, "lights")["due"] == "2025-10-09T13:45:00+08:00"
+    clock.set(t("2025-10-09T13:45"))
+    probe.tick(clock.now())
+    assert probe.show(p.id).data["reminded"] == 1
+    assert deadline(probe, p.id, "lights")["status"] == "fired"
+
+
+def test_recurring_timer_every_15_minutes_stops_when_the_state_is_left(probe, clock) -> None:  # type: ignore[no-untyped-def]
+    p = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T09:00"))
+    probe.advance(p.id, "run", "liu_fang", at=t("2025-10-09T09:00:05"))
+    teas = []
+    clock.set(t("2025-10-09T09:00:05"))
+    for _ in range(4):  # a live worker sweeps often: one firing per occurrence
+        clock.advance(timedelta(minutes=15))
+        teas += [f for f in probe.tick(clock.now()) if f.name == "tea"]
+    assert [f.due.astimezone(SHANGHAI).strftime("%H:%M:%S") for f in teas] == [
+        "09:15:05", "09:30:05", "09:45:05", "10:00:05"]
+    probe.advance(p.id, "finish", "liu_fang", at=t("2025-10-09T10:05"))
+    assert deadline(probe, p.id, "tea")["status"] == "cancelled"
+    clock.set(t("2025-10-09T12:00"))
+    assert [f for f in probe.tick(clock.now()) if f.name == "tea"] == []
+
+
+def test_day_30_or_last_day_fires_on_february_28(probe, clock) -> None:  # type: ignore[no-untyped-def]
+    p = probe.start("probe", "liu_fang", {}, at=t("2026-01-31T09:00"))
+    assert deadline(probe, p.id, "monthly")["due"] == "2026-02-28T00:00:00+08:00"
+    clock.set(t("2026-03-31T00:00"))
+    fired = [f.due.astimezone(SHANGHAI).date().isoformat() for f in probe.tick(clock.now()) if f.name == "monthly"]
+    # The sweep was down from 02-28 to 03-31: it fires once, for the latest missed occurrence.
+    assert fired == ["2026-02-28"]
+    event = [json.loads(e.data_json) for e in probe.history(p.id) if e.type == "TimerFired"][-1]
+    assert event["due"].startswith("2026-03-29T16:00") and event["missed"] == 1
+    assert deadline(probe, p.id, "monthly")["due"] == "2026-04-30T00:00:00+08:00"
+
+
+def test_breach_action_is_taken_by_the_engine_as_system(probe, clock) -> None:  # type: ignore[no-untyped-def]
+    p = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T09:00"))
+    probe.advance(p.id, "run", "liu_fang", at=t("2025-10-09T09:00:05"))
+    clock.set(t("2025-10-09T11:00:05"))
+    probe.tick(clock.now())
+    inst = probe.show(p.id)
+    assert inst.state == "done" and inst.status == "completed"
+    finish = [e for e in probe.history(p.id) if e.type == "ActionTaken" and "finish" in e.data_json]
+    assert finish and finish[0].actor == "system"
+    assert {d["name"]: d["status"] for d in probe.deadlines(p.id)}["tea"] == "cancelled"
+    assert probe.replay(p.id).ok
+
+
+def test_sweep_query_uses_the_due_time_index(probe) -> None:  # type: ignore[no-untyped-def]
+    sql = ("SELECT instance_id, name, next_fire_at FROM timers WHERE next_fire_at IS NOT NULL "
+           "AND next_fire_at <= '2030-01-01' ORDER BY next_fire_at LIMIT 200")
+    with probe.read() as conn:
+        plan = " ".join(str(r) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    assert "ix_timers_next_fire" in plan and "SCAN timers" not in plan
+
+
+# ------------------------------------------------------------------ durability
+
+def test_worker_killed_between_claim_and_commit_fires_the_timer_exactly_once(tmp_path: Path) -> None:
+    db = tmp_path / "crash.db"
+    env = {**os.environ, "SOP_DB": f"sqlite:///{db}"}
+    sop = [sys.executable, "-c", "from cli import main; main()"]
+    r = subprocess.run(sop + ["start", "complaint", "--as", "liu_fang", "--data", json.dumps(ORAL),
+                              "--at", "2025-09-30T17:55:00+08:00"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    crash = subprocess.run(sop + ["tick", "--until", "2025-10-09T15:00:00+08:00"],
+                           env={**env, "SOP_FAULT_CRASH_AFTER_CLAIM": "1"}, cwd=ROOT, capture_output=True, text=True)
+    assert crash.returncode == 17  # died after claiming, before commit
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from events where type like 'Sla%' and type != 'SlaStarted'").fetchone()[0] == 0
+        assert conn.execute("select count(*) from timers where next_fire_at is not null").fetchone()[0] == 1
+    again = subprocess.run(sop + ["--json", "tick", "--until", "2025-10-09T15:00:00+08:00"], env=env, cwd=ROOT,
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert [f["name"] for f in json.loads(again.stdout)] == ["reply"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from events where type = 'SlaWarned'").fetchone()[0] == 1
+    assert subprocess.run(sop + ["audit", "verify"], env=env, cwd=ROOT, capture_output=True).returncode == 0
+
+
+def test_sla_report_counts_met_breached_open_with_compliance(engine, runner) -> None:  # type: ignore[no-untyped-def]
+    from cli import main
+    a = engine.start("complaint", "liu_fang", ORAL, at=t("2025-10-09T09:00"))
+    b = engine.start("complaint", "liu_fang", ORAL, at=t("2025-10-09T09:05"))
+    engine.start("complaint", "liu_fang", ORAL, at=t("2025-10-09T09:10"))
+    engine.advance(a.id, "reply", "chen_jing", {"reply_method": "phone", "reply_summary": "好"}, at=t("2025-10-09T10:00"))
+    engine.advance(b.id, "reply", "chen_jing", {"reply_method": "phone", "reply_summary": "好"}, at=t("2025-10-10T17:00"))
+    r = runner.invoke(main, ["sla", "report", "--json", "--procedure", "complaint"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    total = next(x for x in rows if x["assignee"] is None)
+    assert {k: total[k] for k in ("procedure", "sla", "met", "breached", "open", "compliance")} == {
+        "procedure": "complaint", "sla": "reply", "met": 1, "breached": 1, "open": 1, "compliance": 50.0}
+    assert any(x["assignee"] == "chen_jing" for x in rows)

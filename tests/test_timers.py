@@ -217,3 +217,31 @@ def test_sla_report_counts_met_breached_open_with_compliance(engine, runner) -> 
     assert {k: total[k] for k in ("procedure", "sla", "met", "breached", "open", "compliance")} == {
         "procedure": "complaint", "sla": "reply", "met": 1, "breached": 1, "open": 1, "compliance": 50.0}
     assert any(x["assignee"] == "chen_jing" for x in rows)
+
+
+def test_worker_sweeps_on_the_real_clock_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    db = tmp_path / "worker.db"
+    env = {**os.environ, "SOP_DB": f"sqlite:///{db}"}
+    sop = [sys.executable, "-c", "from cli import main; main()"]
+    # A complaint received long ago: its whole reply clock is overdue on the real clock.
+    r = subprocess.run(sop + ["start", "complaint", "--as", "liu_fang", "--data", json.dumps(ORAL),
+                              "--at", "2025-09-30T17:55:00+08:00"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    proc = subprocess.Popen(sop + ["worker", "--interval", "0.2"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline_at = time.monotonic() + 30
+        breached = 0
+        while time.monotonic() < deadline_at and not breached:  # bounded poll for a real process
+            with sqlite3.connect(db) as conn:
+                breached = conn.execute("select count(*) from events where type = 'SlaBreached'").fetchone()[0]
+            time.sleep(0.1)
+        assert breached == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped cleanly" in out

@@ -191,7 +191,9 @@ def load_library(procedure_paths: Iterable[Path], form_paths: Iterable[Path],
 
 def load_checked(procedures_dir: Path, roles: Iterable[str]) -> Library:
     """Load a procedures directory (and its sibling forms/) or raise with every issue."""
-    lib = load_library([procedures_dir], [forms_dir_for(procedures_dir)], roles)
+    forms_dir = forms_dir_for(procedures_dir)
+    # No forms/ at all is fine until a procedure names a form ("unknown form" then says so).
+    lib = load_library([procedures_dir], [forms_dir] if forms_dir.is_dir() else [], roles)
     if lib.issues:
         raise ProcedureError(lib.issues)
     return lib

@@ -35,7 +35,8 @@ def lint(paths: Iterable[Path], roles: Iterable[str]) -> list[Issue]:
     extra_forms = [f for d in sorted(form_dirs) if d.is_dir() for f in sorted(d.glob("*.yaml"))
                    if f.resolve() not in explicit]
     lib = load_library(procedures, forms + extra_forms, roles)
-    shown = {f.resolve() for f in procedures + forms}
-    issues = [i for i in lib.issues if Path(i.file).resolve() in shown or not extra_forms
-              or Path(i.file).resolve() not in {f.resolve() for f in extra_forms}]
+    # Problems of the sibling forms on their own belong to a lint of those files; problems
+    # a procedure causes in them (a condition naming a field it never collects) stay.
+    form_local = {str(i) for i in load_library([], extra_forms, roles).issues} if extra_forms else set()
+    issues = [i for i in lib.issues if str(i) not in form_local]
     return missing + sorted(issues, key=lambda i: (i.file, i.line, i.col))

@@ -15,7 +15,16 @@ SCHEMAS = {"procedure.schema.json": ProcedureSpec, "form.schema.json": FormSpec}
 def schema_of(model: type) -> dict[str, Any]:
     s = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
     s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    _single_source_state(s)
     return s
+
+
+def _single_source_state(s: dict[str, Any]) -> None:
+    """``from: received`` is accepted (a before-validator wraps it in a list) but pydantic's
+    schema only shows ``"*"`` or a list; say what the parser really accepts."""
+    source = s.get("$defs", {}).get("ActionSpec", {}).get("properties", {}).get("from")
+    if source is not None and {"type": "string"} not in source.get("anyOf", [{"type": "string"}]):
+        source["anyOf"] = [{"type": "string"}, {"items": {"type": "string"}, "type": "array"}]
 
 
 def render(model: type) -> str:

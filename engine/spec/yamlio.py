@@ -183,7 +183,9 @@ def loads(text: str, file: str = "<string>") -> tuple[Any, Positions]:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ProcedureError([Issue(file, line, col, f"YAML syntax: {e.problem or e.context}")]) from e
+        started = e.context_mark if e.problem and e.context else None
+        hint = f"{e.context} at line {started.line + 1}" if started and started.line + 1 != line else ""
+        raise ProcedureError([Issue(file, line, col, f"YAML syntax: {e.problem or e.context}", hint=hint)]) from e
     except yaml.YAMLError as e:
         raise ProcedureError([Issue(file, 1, 1, f"YAML: {e}")]) from e
     if node is None:

@@ -1,0 +1,88 @@
+"""``sop schema``: the JSON Schema editors use must be exactly what the parser accepts, and never drift.
+
+The committed ``schemas/*.json`` are generated files. If a model in ``engine/spec`` changes,
+regenerate them with ``sop schema --out schemas`` and commit the result with the change.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli import main
+from engine.spec.schema import SCHEMAS as MODELS
+from engine.spec.schema import schema_of
+from engine.spec.yamlio import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMAS = ROOT / "schemas"
+MODELINE = "# yaml-language-server: $schema=../schemas/{kind}.schema.json"
+SHIPPED = [("procedure", p) for p in sorted((ROOT / "procedures").glob("*.yaml"))] + \
+          [("form", p) for p in sorted((ROOT / "forms").glob("*.yaml"))]
+REGENERATE = "schemas/ is stale: run `sop schema --out schemas` and commit the result"
+
+
+@pytest.mark.parametrize("kind", ["procedure", "form"])
+def test_committed_schema_equals_what_sop_schema_prints(runner, kind: str) -> None:  # type: ignore[no-untyped-def]
+    r = runner.invoke(main, ["schema", kind])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (SCHEMAS / f"{kind}.schema.json").read_text(encoding="utf-8"), REGENERATE
+
+
+def test_sop_schema_out_writes_the_committed_files(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = runner.invoke(main, ["schema", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    written = sorted(p.name for p in (tmp_path / "s").iterdir())
+    assert written == sorted(p.name for p in SCHEMAS.glob("*.json")) == ["form.schema.json", "procedure.schema.json"]
+    for name in written:
+        assert (tmp_path / "s" / name).read_bytes() == (SCHEMAS / name).read_bytes(), REGENERATE
+
+
+def test_sop_schema_defaults_to_the_procedure_schema(runner) -> None:  # type: ignore[no-untyped-def]
+    r = runner.invoke(main, ["schema"])
+    s = json.loads(r.stdout)
+    assert s["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert s["title"] == "ProcedureSpec"
+    assert {"id", "title", "start", "states", "actions"} <= set(s["properties"])
+    assert s["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("kind, path", SHIPPED, ids=[p.name for _, p in SHIPPED])
+def test_shipped_yaml_carries_the_modeline(kind: str, path: Path) -> None:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first == MODELINE.format(kind=kind)
+
+
+@pytest.mark.parametrize("kind, path", SHIPPED, ids=[p.name for _, p in SHIPPED])
+def test_shipped_yaml_validates_against_its_schema(kind: str, path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = schema_of(MODELS[f"{kind}.schema.json"])  # staleness of schemas/ is the tests above
+    data, _ = load_file(path)
+    jsonschema.Draft202012Validator(schema).validate(data)
+
+
+def test_schema_and_parser_agree_on_unknown_keys() -> None:
+    """What the linter calls an unknown key, the editor underlines too, and the reverse."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = schema_of(MODELS["procedure.schema.json"])
+    validator = jsonschema.Draft202012Validator(schema)
+    fixtures = ROOT / "tests" / "fixtures" / "lint" / "procedures"
+    clean, _ = load_file(fixtures / "clean.yaml")
+    assert list(validator.iter_errors(clean)) == []
+    typo, _ = load_file(fixtures / "unknown_key.yaml")
+    messages = " ".join(e.message for e in validator.iter_errors(typo))
+    assert "'onwer' was unexpected" in messages
+    assert "'roles' is a required property" in messages
+
+
+def test_schema_accepts_a_single_source_state_like_the_parser() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    v = jsonschema.Draft202012Validator(schema_of(MODELS["procedure.schema.json"]))
+    base = {"id": "p", "title": "t", "start": {"state": "a", "roles": ["r"]},
+            "states": {"a": {"title": "a"}, "b": {"title": "b", "kind": "final"}}}
+    for source in ("a", ["a"], "*"):
+        action = {"name": "go", "title": "走", "from": source, "to": "b", "roles": ["r"]}
+        assert list(v.iter_errors({**base, "actions": [action]})) == []
+    action = {"name": "go", "title": "走", "from": 3, "to": "b", "roles": ["r"]}
+    assert list(v.iter_errors({**base, "actions": [action]}))

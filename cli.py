@@ -465,5 +465,12 @@ def graph(ctx: Context, procedure: str) -> None:
     click.echo(mermaid(library.get(procedure).spec), nl=False)
 
 
+from adapters.cli_commands import register as _register_adapters  # noqa: E402  (sop import …)
+_register_adapters(main)
+
+
+from engine.cli_api import register  # noqa: E402  (serve, staff token, outbox)
+register(main)
+
 if __name__ == "__main__":
     main()

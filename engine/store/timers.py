@@ -20,21 +20,33 @@ def _dt(s: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(s) if s else None
 
 
+_INSERT = sa.insert(T)
+# Statements built once: building one per call costs more CPU than executing it.
+_UPDATE = sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"), T.c.name == sa.bindparam("b_name"))
+_CLAIM = (sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"), T.c.name == sa.bindparam("b_name"),
+                             T.c.next_fire_at == sa.bindparam("b_next_fire_at"))
+          .values(next_fire_at=None))
+
+
 def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> None:
     """Upsert the rows of clocks that changed between two projections of one instance."""
     changed = [(n, c) for n, c in after.items() if before.get(n) != c]
     if not changed:
         return
-    existing = set(before)
+    inserts, updates = [], []
     for name, c in changed:
         values = {"procedure": procedure, "kind": c["kind"], "status": c["status"], "due_at": _dt(c.get("due")),
                   "next_fire_at": _dt(c.get("next")), "next_kind": c.get("next_kind"),
                   "started_at": _dt(c["started_at"]), "ended_at": _dt(c.get("ended_at")),
                   "breached_at": _dt(c.get("breached_at")), "assignee": c.get("assignee")}
-        if name in existing:
-            conn.execute(sa.update(T).where(T.c.instance_id == instance_id, T.c.name == name).values(**values))
+        if name in before:
+            updates.append({"b_instance_id": instance_id, "b_name": name, **values})
         else:
-            conn.execute(sa.insert(T).values(instance_id=instance_id, name=name, **values))
+            inserts.append({"instance_id": instance_id, "name": name, **values})
+    if inserts:
+        conn.execute(_INSERT, inserts)
+    for u in updates:
+        conn.execute(_UPDATE, u)
 
 
 def due(conn: Connection, until: datetime, limit: int) -> list[Any]:
@@ -47,8 +59,7 @@ def due(conn: Connection, until: datetime, limit: int) -> list[Any]:
 
 def claim(conn: Connection, instance_id: int, name: str, next_fire_at: datetime) -> bool:
     """Compare-and-set: True for exactly one claimant of this due step."""
-    result = conn.execute(sa.update(T).where(T.c.instance_id == instance_id, T.c.name == name,
-                                             T.c.next_fire_at == next_fire_at).values(next_fire_at=None))
+    result = conn.execute(_CLAIM, {"b_instance_id": instance_id, "b_name": name, "b_next_fire_at": next_fire_at})
     return result.rowcount == 1
 
 

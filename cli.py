@@ -462,7 +462,14 @@ def graph(ctx: Context, procedure: str) -> None:
     from engine.spec.graph import mermaid
 
     library, _ = ctx.settings.load()
-    click.echo(mermaid(library.get(procedure).spec), nl=False)
+    proc = library.get(procedure)
+    spec, text = proc.spec, mermaid(proc.spec)
+    payload = {"procedure": spec.id, "title": spec.title, "version": proc.version, "mermaid": text,
+               "states": [{"name": n, "title": s.title, "kind": s.kind} for n, s in spec.states.items()],
+               "start": spec.start.state,
+               "transitions": [{"action": a.name, "title": a.title, "from": s, "to": a.to or s}
+                               for a in spec.actions for s in a.sources(spec.states)]}
+    emit(ctx, payload, lambda: click.echo(text, nl=False))
 
 
 from adapters.cli_commands import register as _register_adapters  # noqa: E402  (sop import …)

@@ -7,9 +7,10 @@ power cut, which is what an audit trail promises. Write transactions start with
 """
 from __future__ import annotations
 
+from collections import namedtuple
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -53,8 +54,10 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = "" if conn.get_execution_options().get("sop_read_only") else " IMMEDIATE"
-        conn.exec_driver_sql("BEGIN" + mode)
+        # Straight to the driver: this runs once per transaction, and a full SQLAlchemy
+        # statement execution costs several times what SQLite needs for BEGIN.
+        read_only = conn.get_execution_options().get("sop_read_only")
+        conn.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -76,3 +79,126 @@ def read(engine: Engine) -> Iterator[Connection]:
     with engine.connect().execution_options(sop_read_only=True) as conn:
         with conn.begin():
             yield conn
+
+
+class Prepared:
+    """A Core statement for the hot path, run straight on the SQLite driver.
+
+    For a one-row statement SQLAlchemy's per-call machinery (compiled-cache lookup,
+    execution context, result object) costs several times what SQLite itself needs, and
+    each engine command runs three of them (see BENCHMARKS.md). On SQLite this compiles
+    the statement once per dialect and set of parameter names, exactly as
+    ``Connection.execute`` would, then binds through the same type processors (so the
+    same values are stored and read back) and runs it on the driver's cursor. Driver
+    errors are wrapped as SQLAlchemy's own (``IntegrityError`` …). Anything else — another
+    backend, no transaction begun, cursor event listeners or echo, parameters SQLite
+    cannot take positionally, non-scalar defaults — goes through ``Connection.execute``.
+    """
+
+    def __init__(self, stmt: Any) -> None:
+        self.stmt = stmt
+        self._plans: dict[tuple[Any, ...], Optional[_Plan]] = {}
+
+    def _plan(self, conn: Connection, keys: tuple[str, ...], many: bool) -> Optional["_Plan"]:
+        dialect = conn.dialect
+        if (dialect.name != "sqlite" or not conn.in_transaction() or conn.engine.echo
+                or conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute):
+            return None
+        key = (type(dialect), dialect.server_version_info, keys, many)
+        try:
+            return self._plans[key]
+        except KeyError:
+            plan = self._plans[key] = _Plan.build(self.stmt, dialect, keys, many)
+            return plan
+
+    def execute(self, conn: Connection, params: dict[str, Any]) -> int:
+        """Run once; the number of rows matched (for UPDATE/DELETE)."""
+        plan = self._plan(conn, tuple(params), False)
+        if plan is None:
+            return conn.execute(self.stmt, params).rowcount
+        return plan.run(conn, params).rowcount
+
+    def executemany(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        plan = self._plan(conn, tuple(rows[0]), True) if rows else None
+        if plan is None:
+            conn.execute(self.stmt, rows)
+        else:
+            plan.run_many(conn, rows)
+
+    def first(self, conn: Connection, params: dict[str, Any]) -> Optional[tuple[Any, ...]]:
+        """The first result row (processed like a Core ``Row``, read by position), or None."""
+        plan = self._plan(conn, tuple(params), False)
+        if plan is None:
+            return conn.execute(self.stmt, params).first()
+        cur = plan.run(conn, params)
+        try:
+            row = cur.fetchone()
+        finally:
+            cur.close()
+        return None if row is None else plan.process(row)
+
+    def all(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        plan = self._plan(conn, tuple(params), False)
+        if plan is None:
+            return list(conn.execute(self.stmt, params))
+        cur = plan.run(conn, params)
+        try:
+            return [plan.process(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+
+class _Plan:
+    """SQL text, positional parameter order, defaults and processors of one compilation."""
+
+    def __init__(self, sql: str, order: list[str], defaults: dict[str, Any],
+                 binds: list[Optional[Callable[[Any], Any]]], columns: list[str],
+                 results: list[Optional[Callable[[Any], Any]]], dialect: Any) -> None:
+        self.sql, self.order, self.defaults, self.binds, self.results = sql, order, defaults, binds, results
+        self.dialect = dialect
+        # Rows read by position or by column name, like SQLAlchemy's Row.
+        self.row = namedtuple("PreparedRow", columns, rename=True)  # type: ignore[misc]
+
+    @classmethod
+    def build(cls, stmt: Any, dialect: Any, keys: tuple[str, ...], many: bool) -> Optional["_Plan"]:
+        compiled = stmt.compile(dialect=dialect, column_keys=sorted(keys), for_executemany=many)
+        if (dialect.paramstyle != "qmark" or compiled.positiontup is None or compiled.escaped_bind_names
+                or compiled.literal_execute_params or compiled.post_compile_params):
+            return None
+        defaults: dict[str, Any] = {}
+        for col in list(compiled.insert_prefetch) + list(compiled.update_prefetch):
+            default = col.default if col in compiled.insert_prefetch else col.onupdate
+            if default is None or not default.is_scalar:
+                return None
+            defaults[col.key] = default.arg
+        order = list(compiled.positiontup)
+        if any(name not in keys and name not in defaults for name in order):
+            return None  # a parameter Core would fill some other way
+        binds = [compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
+        out = list(stmt.exported_columns) if compiled.effective_returning or stmt.is_select else []
+        results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in out]
+        return cls(compiled.string, order, defaults, binds, [c.key for c in out], results, dialect)
+
+    def _args(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        if self.defaults:
+            params = {**self.defaults, **params}
+        return tuple(params[n] if p is None else p(params[n]) for n, p in zip(self.order, self.binds))
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> Any:
+        args = self._args(params)
+        try:
+            return conn.connection.driver_connection.execute(self.sql, args)
+        except self.dialect.loaded_dbapi.Error as err:
+            raise sa.exc.DBAPIError.instance(self.sql, args, err, self.dialect.loaded_dbapi.Error,
+                                             dialect=self.dialect) from err
+
+    def run_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        args = [self._args(r) for r in rows]
+        try:
+            conn.connection.driver_connection.executemany(self.sql, args)
+        except self.dialect.loaded_dbapi.Error as err:
+            raise sa.exc.DBAPIError.instance(self.sql, args, err, self.dialect.loaded_dbapi.Error,
+                                             dialect=self.dialect, ismulti=True) from err
+
+    def process(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return self.row._make(v if p is None else p(v) for p, v in zip(self.results, row))

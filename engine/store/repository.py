@@ -20,6 +20,7 @@ from engine.audit import StoredEvent, canonical_json, event_hash
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound
 from engine.spec.forms import building_of
+from engine.store.db import Prepared
 from engine.store.tables import events as E
 from engine.store.tables import instances as I
 from engine.store.tables import outbox as O
@@ -29,14 +30,15 @@ _INSTANCE_COLS = [I.c.id, I.c.procedure, I.c.version, I.c.state, I.c.status, I.c
                   I.c.data, I.c.clocks, I.c.parent_id, I.c.revision, I.c.started_at, I.c.last_occurred_at, I.c.last_hash]
 
 
-_LOAD = sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid"))
-_CHILDREN = sa.select(I.c.id).where(I.c.parent_id == sa.bindparam("pid")).order_by(I.c.id)
-_BY_KEY = sa.select(I.c.id).where(I.c.external_key == sa.bindparam("key"))
-_NEW_INSTANCE = sa.insert(I).returning(I.c.id)
-_INSERT_EVENTS = sa.insert(E)
+_LOAD = Prepared(sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")))
+_CHILDREN = Prepared(sa.select(I.c.id).where(I.c.parent_id == sa.bindparam("pid")).order_by(I.c.id))
+_BY_KEY = Prepared(sa.select(I.c.id).where(I.c.external_key == sa.bindparam("key")))
+_NEW_INSTANCE = Prepared(sa.insert(I).returning(I.c.id))
+_INSERT_EVENTS = Prepared(sa.insert(E))
 # The SET clause comes from the column-named keys of the parameters, each bound with its
 # column's type (UTCDateTime for times); the WHERE names must not clash with columns.
-_UPDATE_PROJECTION = sa.update(I).where(I.c.id == sa.bindparam("b_id"), I.c.revision == sa.bindparam("b_revision"))
+_UPDATE_PROJECTION = Prepared(sa.update(I).where(I.c.id == sa.bindparam("b_id"),
+                                                 I.c.revision == sa.bindparam("b_revision")))
 
 
 def _instance(row: Any) -> Instance:
@@ -47,18 +49,19 @@ def _instance(row: Any) -> Instance:
 
 
 def load_instance(conn: Connection, instance_id: int) -> Instance:
-    row = conn.execute(_LOAD, {"iid": instance_id}).first()
+    row = _LOAD.first(conn, {"iid": instance_id})
     if row is None:
         raise InstanceNotFound(instance_id)
     return _instance(row)
 
 
 def children_of(conn: Connection, instance_id: int) -> list[int]:
-    return [r[0] for r in conn.execute(_CHILDREN, {"pid": instance_id})]
+    return [r[0] for r in _CHILDREN.all(conn, {"pid": instance_id})]
 
 
 def find_by_key(conn: Connection, key: str) -> Optional[int]:
-    return conn.execute(_BY_KEY, {"key": key}).scalar()
+    row = _BY_KEY.first(conn, {"key": key})
+    return None if row is None else row[0]
 
 
 def new_instance_id(conn: Connection, procedure: str, version: str, state: str, at: datetime,
@@ -67,7 +70,7 @@ def new_instance_id(conn: Connection, procedure: str, version: str, state: str, 
     row = {"procedure": procedure, "version": version, "state": state, "status": "starting", "data": "{}",
            "parent_id": parent_id, "revision": 0, "started_at": at, "last_occurred_at": at,
            "last_hash": GENESIS_HASH, "external_key": external_key}
-    return int(conn.execute(_NEW_INSTANCE, row).scalar_one())
+    return int(_NEW_INSTANCE.first(conn, row)[0])  # type: ignore[index]  (RETURNING gives one row)
 
 
 def append(conn: Connection, before: Instance, new_events: list[Event], after: Instance,
@@ -92,16 +95,16 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
     if not rows:
         return []
     try:
-        conn.execute(_INSERT_EVENTS, rows)
+        _INSERT_EVENTS.executemany(conn, rows)
     except IntegrityError as err:
         raise ConcurrencyConflict(before.id, before.revision) from err
-    result = conn.execute(_UPDATE_PROJECTION, dict(
+    matched = _UPDATE_PROJECTION.execute(conn, dict(
         b_id=before.id, b_revision=before.revision,
         state=after.state, status=after.status, assignee=after.assignee, assignee_role=after.assignee_role,
         building=building_of(after.data.get("unit")) if isinstance(after.data.get("unit"), str) else None,
         data=canonical_json(after.data), clocks=canonical_json(after.clocks), revision=seq, last_occurred_at=after.last_occurred_at,
         last_hash=prev))
-    if result.rowcount != 1:
+    if matched != 1:
         raise ConcurrencyConflict(before.id, before.revision)
     return stored
 

@@ -143,17 +143,17 @@ def test_phn4_complaint_starts_the_complaint_procedure(engine) -> None:  # type:
     assert child.assignee == "chen_jing"          # the complaint flow takes over (steward of building 3)
 
 
-def test_phn4_repair_request_is_passed_to_engineering(engine) -> None:  # type: ignore[no-untyped-def]
+def test_phn4_repair_request_starts_the_repair_procedure(engine) -> None:  # type: ignore[no-untyped-def]
     call = ring(engine)
     answer(engine, call.id, 5)
+    with pytest.raises(FormInvalid, match="unit"):
+        record(engine, call.id, category="repair", matter="厨房水管漏水")
     done = record(engine, call.id, category="repair", unit="5-0302", matter="厨房水管漏水")
-    assert done.state == "closed"
-    if "repair" in engine.library.procedures and done.children:
-        child = engine.show(done.children[0])
-        assert child.procedure == "repair" and child.parent_id == call.id
-    else:
-        sent = notices(engine, call.id)
-        assert sent and sent[-1]["recipients"] == ["wu_gang", "zheng_bo"] and "厨房水管漏水" in sent[-1]["message"]
+    assert done.state == "closed" and len(done.children) == 1
+    child = engine.show(done.children[0])
+    assert child.procedure == "repair" and child.parent_id == call.id
+    assert child.data["content"] == "厨房水管漏水" and child.data["channel"] == "phone"
+    assert child.data["receiver"] == "zhou_min"          # the answering staff received it (REP-1)
 
 
 def test_phn4_other_request_is_recorded_and_routed(engine) -> None:  # type: ignore[no-untyped-def]

@@ -97,9 +97,9 @@ def test_lint_finds(lint, check: str) -> None:  # type: ignore[no-untyped-def]
     assert hits[0]["line"] == line or f"at line {line}" in hits[0]["message"]
 
 
-def test_lint_refuses_dangerous_calls_in_expressions(lint) -> None:  # type: ignore[no-untyped-def]
+def test_lint_refuses_reaching_into_python_from_expressions(lint) -> None:  # type: ignore[no-untyped-def]
     r = lint(str(FIXTURES / "procedures" / "bad_expression.yaml"))
-    assert "actions[1].when: expression \"__import__('os').system('ls')\": only these functions may be called" \
+    assert "actions[1].when: expression 'unit.__class__.__bases__': Attribute is not allowed in expressions" \
         in r.stdout
 
 
@@ -117,8 +117,6 @@ def test_clean_procedure_exits_0_silently(lint) -> None:  # type: ignore[no-unty
 
 def test_shipped_procedures_and_forms_are_clean(lint) -> None:  # type: ignore[no-untyped-def]
     r = lint()
-    assert (r.exit_code, r.output) == (0, "")
-    r = lint("procedures", "forms")
     assert (r.exit_code, r.output) == (0, "")
 
 
@@ -159,9 +157,12 @@ def test_lint_checks_roles_against_the_org_file(runner, tmp_path: Path, monkeypa
 
 
 def test_a_broken_procedures_folder_stops_every_command_with_located_lines(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    procs = tmp_path / "procedures"
-    shutil.copytree(ROOT / "procedures", procs)
-    shutil.copytree(ROOT / "forms", tmp_path / "forms")
+    procs, forms = tmp_path / "procedures", tmp_path / "forms"
+    procs.mkdir(), forms.mkdir()
+    for name in ("complaint", "callback"):
+        shutil.copy(ROOT / "procedures" / f"{name}.yaml", procs)
+        for form in (ROOT / "forms").glob(f"{name}_*.yaml"):
+            shutil.copy(form, forms)
     text = (procs / "callback.yaml").read_text(encoding="utf-8")
     (procs / "callback.yaml").write_text(text.replace("to: closed", "to: clossed"), encoding="utf-8")
     r = runner.invoke(main, ["--procedures", str(procs), "tasks", "--role", "steward"])

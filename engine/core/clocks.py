@@ -221,6 +221,9 @@ def first_fire(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, inst
         if not raw:
             return None
         base = datetime.fromisoformat(raw)
+        if base.tzinfo is None:  # a date field: the start of that day in the site's zone, or at ``time``
+            hh, mm = (int(x) for x in (spec.at.time or "00:00").split(":"))
+            base = base.replace(hour=hh, minute=mm, tzinfo=cal.zone)
         sign, d = signed_duration(spec.at.offset, units)
         if d.kind == "wall":
             return base + sign * d.amount  # type: ignore[operator]
@@ -251,9 +254,15 @@ def due_clocks(inst: Instance, until: datetime) -> list[str]:
     return [n for _, n in sorted(due)]
 
 
-def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str,
-                now: datetime) -> tuple[list[Event], Optional[TimerSpec | SlaSpec], datetime]:
-    """The clock event of one due step, the spec whose effects must follow, and when it happened."""
+def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str, now: datetime,
+                until: Optional[datetime] = None) -> tuple[list[Event], Optional[TimerSpec | SlaSpec], datetime]:
+    """The clock event of one due step, the spec whose effects must follow, and when it happened.
+
+    ``now`` is when the engine fires it (for the recorded lateness); ``until`` bounds the
+    missed occurrences a recurring timer coalesces (default ``now``): a command at time T
+    only catches up what happened before T.
+    """
+    until = now if until is None else until
     clock = inst.clocks[name]
     due = datetime.fromisoformat(clock["next"])
     at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due
@@ -278,7 +287,7 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
         schedule = parse_schedule(tspec.schedule, proc.spec.units)
         anchor = datetime.fromisoformat(clock["started_at"])
         nxt = schedule.next_after(due, cal, anchor=anchor)
-        while nxt <= now and missed < 100_000:
+        while nxt <= until and missed < 100_000:
             due, missed = nxt, missed + 1
             nxt = schedule.next_after(due, cal, anchor=anchor)
         at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Optional
 
@@ -76,6 +76,8 @@ def typed(spec: Optional[FieldSpec], value: Any) -> Any:
 def _json_value(v: Any) -> Any:
     if isinstance(v, Decimal):
         return str(v)
+    if isinstance(v, timedelta):
+        return v.total_seconds()
     if isinstance(v, (date, datetime)):
         return v.isoformat()
     if isinstance(v, list):
@@ -292,6 +294,8 @@ def notification_recipients(spec: NotifySpec, org: OrgSpec, inst: Instance) -> l
     people: list[str] = []
     if spec.staff:
         people.append(spec.staff)
+    if spec.staff_from and org.has(str(inst.data.get(spec.staff_from))):
+        people.append(str(inst.data[spec.staff_from]))
     if spec.role:
         people += [s.id for s in org.holders(spec.role)]
     if spec.steward_of:

@@ -35,8 +35,29 @@ class Settings:
         return cls(db or os.environ.get("SOP_DB") or DEFAULT_DB, proc_dir, org_file)
 
     def load(self) -> tuple[Library, OrgSpec]:
-        org = load_org(self.org)
-        return load_checked(self.procedures, org.roles), org
+        """The checked library and org, memoised while none of their files change.
+
+        Loading and checking every procedure costs about a second of pure Python; a process
+        that builds several engines (tests, the API) pays it once per set of file versions.
+        """
+        key = (self.procedures.resolve(), self.org.resolve(), _fingerprint(self.procedures, self.org))
+        if key not in _LOADED:
+            org = load_org(self.org)
+            _LOADED.clear()
+            _LOADED[key] = (load_checked(self.procedures, org.roles), org)
+        return _LOADED[key]
+
+
+_LOADED: dict[tuple, tuple[Library, OrgSpec]] = {}
+
+
+def _fingerprint(procedures: Path, org: Path) -> tuple:
+    files = [org, *sorted(procedures.glob("*.yaml")), *sorted((procedures.parent / "forms").glob("*.yaml"))]
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append((str(f), st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 def build_engine(settings: Settings, clock: Optional[Clock] = None):  # type: ignore[no-untyped-def]

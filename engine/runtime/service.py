@@ -197,28 +197,39 @@ class Engine:
 
     def _catch_up(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime) -> Instance:
         """Fire this instance's clock steps that came due before ``until`` (judged on occurred_at)."""
-        for _ in range(1000):
+        for _ in range(10_000):
             names = clk.due_clocks(inst, until)
             if not names:
                 return inst
-            inst = self._fire(conn, proc, inst, names[0])
+            inst = self._fire(conn, proc, inst, names[0], until)
         raise RuntimeError(f"instance {inst.id}: clocks keep coming due")  # a bug, not user error
 
-    def _fire(self, conn: Connection, proc: CompiledProcedure, inst: Instance, name: str) -> Instance:
-        decision = decide_fire(proc, self.org, self.calendar, inst, name, self.clock.now())
+    def _fire(self, conn: Connection, proc: CompiledProcedure, inst: Instance, name: str,
+              until: datetime) -> Instance:
+        decision = decide_fire(proc, self.org, self.calendar, inst, name, self.clock.now(), until)
         after = inst
         for e in decision.events:
             after = ev.evolve(proc, after, e)
         return self._commit(conn, proc, inst, decision, after, inst)
 
     def fire_in(self, conn: Connection, instance_id: int, name: str) -> Optional[Instance]:
-        """Fire one claimed clock step inside the caller's transaction (the sweep's unit of work)."""
+        """Fire one claimed clock step inside the caller's transaction (the sweep's unit of work).
+
+        Steps of the same instance that fall due before the claimed one fire first, in
+        order, so one instance's history never runs out of order whatever the batch holds.
+        """
         inst = repo.load_instance(conn, instance_id)
         clock = inst.clocks.get(name)
         if clock is None or not clock.get("next"):
             return None
         proc = self.procedure_for(conn, inst.procedure, inst.version)
-        return self._fire(conn, proc, inst, name)
+        due = datetime.fromisoformat(clock["next"])
+        for _ in range(10_000):
+            first = clk.due_clocks(inst, due)[0]
+            if first == name:
+                return self._fire(conn, proc, inst, name, self.clock.now())
+            inst = self._fire(conn, proc, inst, first, due)
+        raise RuntimeError(f"instance {inst.id}: clocks keep coming due")  # a bug, not user error
 
     @staticmethod
     def _check_time(inst: Instance, when: datetime) -> None:

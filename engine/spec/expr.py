@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import operator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
@@ -29,6 +29,10 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": abs,
     "empty": lambda v: v is None or v == "" or v == [] or v == {},
     "date": lambda v: v.date() if isinstance(v, datetime) else v,
+    # Durations for date arithmetic: ``now + days(7)`` (a pay-by date), ``starts_at - minutes(15)``.
+    "days": lambda n: timedelta(days=float(n)),
+    "hours": lambda n: timedelta(hours=float(n)),
+    "minutes": lambda n: timedelta(minutes=float(n)),
 }
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {

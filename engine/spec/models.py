@@ -51,6 +51,7 @@ class NotifySpec(Strict):
 
     role: Optional[str] = Field(None, description="Everyone with this role")
     staff: Optional[str] = Field(None, description="A staff id")
+    staff_from: Optional[str] = Field(None, description="Data field holding a staff id")
     steward_of: Optional[str] = Field(None, description="Data field holding the unit")
     assignee: bool = Field(False, description="Whoever the instance is assigned to")
     message: str = Field(description="Text (Chinese); {field} inserts instance data, {id} the instance id")
@@ -58,8 +59,8 @@ class NotifySpec(Strict):
 
     @model_validator(mode="after")
     def _someone(self) -> "NotifySpec":
-        if not (self.role or self.staff or self.steward_of or self.assignee):
-            raise ValueError("notify needs role, staff, steward_of or assignee")
+        if not (self.role or self.staff or self.staff_from or self.steward_of or self.assignee):
+            raise ValueError("notify needs role, staff, staff_from, steward_of or assignee")
         return self
 
 
@@ -185,8 +186,10 @@ class SlaSpec(Strict):
 class AtSpec(Strict):
     """A time computed from data: ``field`` plus ``offset`` (``starts_at`` - 15m)."""
 
-    field: str = Field(description="Datetime field of the instance")
+    field: str = Field(description="Date or datetime field of the instance")
     offset: str = Field("0s", description="Wall-clock or working duration, may start with '-'")
+    time: Optional[str] = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                                description="For a date field: the local time of day (default 00:00)")
 
 
 class TimerSpec(Strict):

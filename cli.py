@@ -476,5 +476,8 @@ from adapters.cli_commands import register as _register_adapters  # noqa: E402  
 _register_adapters(main)
 
 
+from engine.cli_api import register  # noqa: E402  (serve, staff token, outbox)
+register(main)
+
 if __name__ == "__main__":
     main()

@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 
 from engine.errors import InputError
 from engine.store import tables  # noqa: F401  (registers the tables)
+from engine.store import idempotency, outbox, tokens  # noqa: F401  (API keys and delivery tables)
 
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=30000",
                   "PRAGMA foreign_keys=ON")

@@ -1,0 +1,96 @@
+"""The HTTP API: one FastAPI application over one engine.
+
+Everything the CLI does is here, under ``/v1``, described at ``/openapi.json`` (browse it
+at ``/docs``). Each call is one staff member (bearer token) and is authorised by their
+roles; every failure is JSON with a stable ``code`` (see :mod:`engine.api.errors`).
+Handlers are plain functions run in a thread pool: the engine is synchronous and each
+command is one short database transaction.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.api import catalogue, errors, idempotency, instances, lists, reports
+from engine.api.errors import body as error_body
+from engine.api.models import ErrorPublic
+
+MAX_BODY_BYTES = 256 * 1024
+
+DESCRIPTION = """\
+物业客服 workflow engine. Authenticate with `Authorization: Bearer <token>` (a staff token from
+`sop staff token create STAFF`). Writes return the instance with its revision as `ETag`;
+send it back in `If-Match` to refuse a change decided on stale data (409), and send an
+`Idempotency-Key` to make a retried write safe. Errors are `{"code", "message", "errors"?}`.
+Times are ISO 8601 with a UTC offset; times without one are refused.
+"""
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, before any handler reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _receive_from([message]), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        await self.app(scope, _receive_from([{"type": "http.request", "body": b"".join(chunks), "more_body": False}],
+                                      receive), send)
+
+    async def _refuse(self, send: Send) -> None:
+        payload = json.dumps(error_body("payload_too_large", f"the request body is over {self.limit} bytes"),
+                             ensure_ascii=False).encode("utf-8")
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload)),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _receive_from(messages: list[Message], then: Receive | None = None) -> Receive:
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def create_app(engine: Any, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The API over ``engine`` (built by ``engine.runtime.config.build_engine``)."""
+    app = FastAPI(title="sop — 物业客服 workflow API", version="1", description=DESCRIPTION,
+                  responses={401: {"model": ErrorPublic, "description": "no or bad token"},
+                             422: {"model": ErrorPublic, "description": "invalid request"}})
+    app.state.engine = engine
+    if idempotency.record_hook not in engine.hooks:
+        engine.hooks.append(idempotency.record_hook)
+    errors.install(app)
+    for module in (instances, lists, catalogue, reports):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app

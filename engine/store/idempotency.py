@@ -1,0 +1,75 @@
+"""Idempotency keys of API writes: the first result of a request, kept per (staff, key).
+
+The row is inserted in the same transaction as the events the request caused, so a
+request either leaves both or neither; the primary key ``(staff_id, key)`` makes a second
+identical request that races the first fail on insert and roll back, writing nothing.
+The response body is stored once the first request has rendered it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel
+
+from engine.store.tables import UTCDateTime
+
+
+class ApiRequestRow(SQLModel, table=True):
+    __tablename__ = "api_requests"
+    staff_id: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    fingerprint: str
+    instance_id: int
+    revision: int
+    status_code: int
+    body: Optional[str] = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+R = ApiRequestRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    fingerprint: str
+    instance_id: int
+    revision: int
+    status_code: int
+    body: Optional[str]
+
+
+def lookup(conn: Connection, staff_id: str, key: str) -> Optional[StoredRequest]:
+    r = conn.execute(sa.select(R.c.fingerprint, R.c.instance_id, R.c.revision, R.c.status_code, R.c.body)
+                     .where(R.c.staff_id == staff_id, R.c.key == key)).first()
+    return None if r is None else StoredRequest(r.fingerprint, r.instance_id, r.revision, r.status_code, r.body)
+
+
+class KeyTaken(Exception):
+    """Another request with this key committed first; the caller's transaction must roll back."""
+
+
+def insert(conn: Connection, staff_id: str, key: str, fingerprint: str, instance_id: int, revision: int,
+           status_code: int, at: datetime) -> None:
+    """Record the request in the caller's transaction (KeyTaken if the key is already used)."""
+    try:
+        conn.execute(sa.insert(R).values(staff_id=staff_id, key=key, fingerprint=fingerprint,
+                                         instance_id=instance_id, revision=revision, status_code=status_code,
+                                         created_at=at))
+    except IntegrityError as e:
+        raise KeyTaken(key) from e
+
+
+def point_at(conn: Connection, staff_id: str, key: str, instance_id: int, revision: int) -> None:
+    """Re-aim a row inserted earlier in the same transaction (a spawned child came first)."""
+    conn.execute(sa.update(R).where(R.c.staff_id == staff_id, R.c.key == key)
+                 .values(instance_id=instance_id, revision=revision))
+
+
+def save_body(conn: Connection, staff_id: str, key: str, body: str) -> None:
+    conn.execute(sa.update(R).where(R.c.staff_id == staff_id, R.c.key == key, R.c.body.is_(None)).values(body=body))
+

@@ -1,31 +1,8 @@
-"""Shared by the rule scenario tests (test_rules_*.py, test_import_calls.py).
-
-Loading the procedure library costs over a second and every ``build_engine`` pays it
-again; these tests need a fresh database per test but not a fresh library. The autouse
-fixture below memoises ``Settings.load`` per (procedures dir, org file) for the session.
-"""
+"""Helpers shared by the rule scenario tests (test_rules_*.py, test_import_calls.py)."""
 from __future__ import annotations
 
 import json
 from typing import Any
-
-import pytest
-
-from engine.runtime.config import Settings
-
-_LOADED: dict[tuple[str, str], Any] = {}
-_REAL_LOAD = Settings.load
-
-
-@pytest.fixture(autouse=True)
-def load_library_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    def load(self: Settings) -> Any:
-        key = (str(self.procedures.resolve()), str(self.org.resolve()))
-        if key not in _LOADED:
-            _LOADED[key] = _REAL_LOAD(self)
-        return _LOADED[key]
-
-    monkeypatch.setattr(Settings, "load", load)
 
 
 def notices(engine: Any, iid: int) -> list[dict[str, Any]]:

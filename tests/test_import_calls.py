@@ -9,7 +9,6 @@ from adapters.calls import import_calls
 from cli import main
 from engine.runtime.config import build_engine
 from tests.conftest import SHANGHAI
-from tests._rules import load_library_once  # noqa: F401  (autouse: one library load per session)
 
 CDR = """call_id,caller,ring_started_at,answered_at,rings,seat
 C1,13912345678,2025-09-30T10:00:00+08:00,2025-09-30T10:00:09+08:00,2,8001

@@ -6,7 +6,7 @@ from datetime import datetime
 import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid, NotAuthorized
-from tests._rules import load_library_once, notices  # noqa: F401  (autouse: one library load per session)
+from tests._rules import notices
 from tests.conftest import SHANGHAI
 
 LOAN = {"document_no": "GC-TZ-0312", "document_title": "3号楼给排水竣工图", "grade": "C", "department": "engineering",

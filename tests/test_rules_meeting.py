@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid
-from tests._rules import clock_of, load_library_once, notices  # noqa: F401  (autouse: one library load per session)
+from tests._rules import clock_of, notices
 from tests.conftest import SHANGHAI
 
 SMALL = {"meeting_title": "季度工作例会", "host_unit": "区机关事务管理局", "organiser_contact": "13600000000",

@@ -8,7 +8,6 @@ import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid
 from tests.conftest import SHANGHAI
-from tests._rules import load_library_once  # noqa: F401  (autouse: one library load per session)
 
 DAY = datetime(2025, 9, 29, 9, 0, tzinfo=SHANGHAI)   # a Monday
 OWNER = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678"}

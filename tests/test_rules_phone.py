@@ -11,7 +11,6 @@ import pytest
 from engine.errors import ActionNotAllowed, FormInvalid
 from engine.runtime.config import Settings, build_engine
 from tests.conftest import ROOT, SHANGHAI
-from tests._rules import load_library_once  # noqa: F401  (autouse: one library load per session)
 
 RING = datetime(2025, 9, 30, 10, 0, 0, tzinfo=SHANGHAI)   # a Tuesday, working hours
 CALLER = "13912345678"

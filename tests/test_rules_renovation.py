@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid
-from tests._rules import load_library_once, notices  # noqa: F401  (autouse: one library load per session)
+from tests._rules import notices
 from tests.conftest import SHANGHAI
 
 APPLICATION = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "plan_summary": "客厅吊顶、卫生间翻新",

@@ -12,8 +12,6 @@ import pytest
 
 from engine.api import create_app
 from engine.api.server import BackgroundServer
-from engine.clock import FakeClock
-from engine.runtime.config import Settings, build_engine
 from engine.store import tokens
 
 STAFF = ("liu_fang", "chen_jing", "wang_li", "li_qiang", "zhang_hua", "gao_ya", "wu_gang")
@@ -59,25 +57,6 @@ def issue_tokens(engine: Any, staff: tuple[str, ...] = STAFF) -> dict[str, str]:
         for s in staff:
             out[s] = tokens.create(conn, s, engine.clock.now(), "test")[1]
     return out
-
-
-_LOADED: dict[tuple[Any, Any], Any] = {}
-_plain_load = Settings.load
-
-
-def _load_once(self: Settings) -> Any:
-    key = (self.procedures, self.org)
-    if key not in _LOADED:
-        _LOADED[key] = _plain_load(self)
-    return _LOADED[key]
-
-
-@pytest.fixture
-def engine(settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The engine on a fresh database, as conftest's, but the procedure library is parsed
-    once per session (parsing every YAML file takes seconds, more than these tests)."""
-    monkeypatch.setattr(Settings, "load", _load_once)
-    return build_engine(settings, clock)
 
 
 @pytest.fixture

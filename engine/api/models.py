@@ -43,7 +43,9 @@ def _check_json(value: Any, path: str, depth: int = 0) -> None:
             _check_json(v, f"{path}.{i}", depth + 1)
 
 
-class Request(BaseModel):
+class Body(BaseModel):
+    """A request body: strict keys, text that the log can keep, times within reason."""
+
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
@@ -65,7 +67,7 @@ _AT = Field(None, description="When it happened (ISO 8601 with offset); default:
 _DATA = Field(default_factory=dict, description="The form data of this step (see the form's JSON Schema).")
 
 
-class InstanceCreate(Request):
+class InstanceCreate(Body):
     procedure: str = Field(max_length=64, pattern=r"^[a-z][a-z0-9_]*$", examples=["complaint"])
     data: dict[str, Any] = Field(default_factory=dict, examples=[COMPLAINT_EXAMPLE],
                                  description="The procedure's start form.")
@@ -75,22 +77,22 @@ class InstanceCreate(Request):
                                                     "twice with it returns the first instance.")
 
 
-class ActionCreate(Request):
+class ActionCreate(Body):
     data: dict[str, Any] = _DATA
     at: Optional[AwareDatetime] = _AT
 
 
-class DataCreate(Request):
+class DataCreate(Body):
     data: dict[str, Any] = Field(min_length=1, description="Fields of the procedure to record.",
                                  examples=[{"contact": "13912345678"}])
     at: Optional[AwareDatetime] = _AT
 
 
-class ClaimCreate(Request):
+class ClaimCreate(Body):
     at: Optional[AwareDatetime] = _AT
 
 
-class AssignCreate(Request):
+class AssignCreate(Body):
     assignee: str = Field(min_length=1, max_length=64, examples=["chen_jing"])
     at: Optional[AwareDatetime] = _AT
 

@@ -248,9 +248,16 @@ def _subtract_working(cal: WorkCalendar, base: datetime, d: Duration) -> datetim
 
 # ------------------------------------------------------------------ firing
 
-def due_clocks(inst: Instance, until: datetime) -> list[str]:
-    """Names of the clocks whose next step is due at or before ``until``, earliest first."""
-    due = [(c["next"], n) for n, c in inst.clocks.items() if c.get("next") and datetime.fromisoformat(c["next"]) <= until]
+def due_clocks(inst: Instance, until: datetime, strictly_before: bool = False) -> list[str]:
+    """Names of the clocks whose next step is due at or before ``until`` (strictly before,
+    for a command at ``until``: an answer at the very due instant is still in time),
+    earliest first."""
+    due = []
+    for n, c in inst.clocks.items():
+        if c.get("next"):
+            t = datetime.fromisoformat(c["next"])
+            if t < until or (t == until and not strictly_before):
+                due.append((t, n))
     return [n for _, n in sorted(due)]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Optional
+from zoneinfo import ZoneInfo
 
 from engine.core import evolve as ev
 from engine.core import model as m
@@ -45,15 +46,24 @@ class _Builder:
             self.inst = ev.evolve(self.proc, self.inst, e)
 
     def context(self, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-        return expression_context(self.proc, self.inst, self.at, self.actor.id, extra)
+        return expression_context(self.proc, self.inst, self.at, self.actor.id, extra, self.org,
+                                  sorted(self.actor.roles))
 
 
 def expression_context(proc: CompiledProcedure, inst: Instance, at: datetime, actor: str,
-                       extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                       extra: Optional[dict[str, Any]] = None, org: Optional[OrgSpec] = None,
+                       actor_roles: Iterable[str] = ()) -> dict[str, Any]:
+    """What an expression can read: the data (typed) and a few instance and site names.
+
+    ``now`` is in the site's zone, so ``date(now)`` is the local date.
+    """
     data = {**inst.data, **(extra or {})}
     ctx = {k: typed(proc.fields.get(k), v) for k, v in data.items()}
+    zone = ZoneInfo(org.site.zone) if org else None
     ctx.update(id=inst.id, state=inst.state, assignee=inst.assignee, procedure=inst.procedure,
-               now=at, actor=actor, parent_id=inst.parent_id)
+               now=at.astimezone(zone) if zone else at, actor=actor, actor_roles=list(actor_roles),
+               parent_id=inst.parent_id, site_name=org.site.name if org else None,
+               site_greeting=org.site.greeting if org else None)
     return ctx
 
 
@@ -113,8 +123,10 @@ def _validate(form: Optional[FormSpec], data: dict[str, Any], context: dict[str,
 
 def decide_start(proc: CompiledProcedure, org: OrgSpec, actor: Actor, data: dict[str, Any],
                  at: datetime, parent_id: Optional[int] = None, instance_id: int = 0) -> Decision:
+    """Start an instance. A linked child (``parent_id``) is authorised by the parent's action,
+    so its starter needs none of the child's start roles."""
     role = _role_for(actor, proc.spec.start.roles)
-    if role is None and actor.id != "system":
+    if role is None and actor.id != "system" and parent_id is None:
         raise NotAuthorized(actor.id, f"start {proc.id}", proc.spec.start.roles)
     form = proc.form(proc.spec.start.form)
     values = _validate(form, data, {}, f"{proc.id} start")

@@ -198,7 +198,7 @@ class Engine:
     def _catch_up(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime) -> Instance:
         """Fire this instance's clock steps that came due before ``until`` (judged on occurred_at)."""
         for _ in range(10_000):
-            names = clk.due_clocks(inst, until)
+            names = clk.due_clocks(inst, until, strictly_before=True)
             if not names:
                 return inst
             inst = self._fire(conn, proc, inst, names[0], until)
@@ -231,6 +231,12 @@ class Engine:
             inst = self._fire(conn, proc, inst, first, due)
         raise RuntimeError(f"instance {inst.id}: clocks keep coming due")  # a bug, not user error
 
+    def _spawner(self, decision: Decision) -> Actor:
+        """Who starts a linked instance: the person whose action spawned it (CMP-2: the receiver
+        is on record), or the engine when a timer did."""
+        first = decision.events[0].actor if decision.events else "system"
+        return self.actor(first) if first != "system" and self.org.has(first) else Actor.system()
+
     @staticmethod
     def _check_time(inst: Instance, when: datetime) -> None:
         if inst.last_occurred_at is not None and when < inst.last_occurred_at:
@@ -248,7 +254,8 @@ class Engine:
         for req in decision.spawns:
             child_proc = self.library.get(req.procedure)
             last_at = decision.events[-1].occurred_at if decision.events else after.last_occurred_at
-            child = self._start_in(conn, child_proc, Actor.system(), req.data, last_at, before.id)
+            starter = self._spawner(decision)
+            child = self._start_in(conn, child_proc, starter, req.data, last_at, before.id)
             spawned.append(child.id)
         if spawned:
             at = decision.events[-1].occurred_at

@@ -17,7 +17,8 @@ from engine.spec.models import ActionSpec, AssignSpec, EffectSpec, ProcedureSpec
 from engine.spec.yamlio import Positions
 
 # Names every expression may read besides the procedure's data fields.
-INSTANCE_NAMES = {"id", "state", "assignee", "procedure", "now", "actor", "parent_id"}
+INSTANCE_NAMES = {"id", "state", "assignee", "procedure", "now", "actor", "actor_roles", "parent_id",
+                  "site_name", "site_greeting"}
 
 
 def hint(word: str, options: Iterable[str]) -> str:

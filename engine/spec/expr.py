@@ -33,6 +33,8 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "days": lambda n: timedelta(days=float(n)),
     "hours": lambda n: timedelta(hours=float(n)),
     "minutes": lambda n: timedelta(minutes=float(n)),
+    # The keys of a checklist field whose result is "fail" (REN-2: any fail returns the plan).
+    "failed": lambda v: [k for k, item in (v or {}).items() if isinstance(item, dict) and item.get("result") == "fail"],
 }
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {

@@ -94,7 +94,6 @@ def test_ren2_plan_with_violations_is_returned_with_the_reasons(engine) -> None:
     assert approved.state == "contractor_review" and approved.data["plan_approved_at"] == "2025-09-28T10:00:00+08:00"
 
 
-@pytest.mark.xfail(reason="DSL: no expression for 'any checklist item failed' yet (failed(checklist))", strict=False)
 def test_ren2_a_plan_with_a_failed_item_cannot_be_approved(engine) -> None:  # type: ignore[no-untyped-def]
     r = engine.start("renovation", "liu_fang", APPLICATION, at=t("2025-09-25", "09:00"))
     go(engine, r.id, "explain_rules", BRIEFING, t("2025-09-25", "09:10"))

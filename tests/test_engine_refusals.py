@@ -217,6 +217,13 @@ def test_assign_refusals(engine, complaint, clock) -> None:  # type: ignore[no-u
     assert engine.history(c.id)[-1].type == "Assigned"
 
 
+@pytest.mark.xfail(strict=True, reason="engine/core/decide.py decide_assign accepts an assignee who holds none of the "
+                                       "roles able to act in the instance's state; the task then sits in their inbox")
+def test_assign_to_someone_who_cannot_act_is_refused(engine, complaint, clock) -> None:  # type: ignore[no-untyped-def]
+    later(clock)
+    refused(engine, (NotAuthorized, ActionNotAllowed), lambda: engine.assign(complaint.id, "lin_cai", "li_qiang"))
+
+
 # ------------------------------------------------------------------ concurrency and time
 
 def test_a_stale_revision_is_refused_and_nothing_written(engine, complaint, clock) -> None:  # type: ignore[no-untyped-def]

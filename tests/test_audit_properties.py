@@ -33,7 +33,7 @@ PROCEDURES = ["complaint", "callback"]          # the engine core's procedures; 
 T0 = datetime(2025, 9, 30, 9, 0, tzinfo=SHANGHAI)
 NAMED = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
          "content": "楼上漏水", "anonymous": False}
-SETTINGS = settings(max_examples=20, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+SETTINGS = settings(max_examples=15, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 _LOAD, _LOADED = Settings.load, {}

@@ -123,7 +123,7 @@ def test_idempotency_key_returns_the_first_result_and_writes_nothing_new(api: Ap
     again = c.post("/v1/instances", json={"procedure": "complaint", "data": COMPLAINT})
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["etag"] == first.headers["etag"]
-    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["idempotent-replayed"] == "true" and again.headers["location"] == first.headers["location"]
     assert api.engine.verify()[0] == 1
 
     iid = first.json()["id"]

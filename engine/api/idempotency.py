@@ -112,6 +112,8 @@ def _replay(engine: Any, staff: str, key: str, prior: store.StoredRequest, print
         response = render(engine.show(prior.instance_id), prior.status_code)
         response.headers[REPLAYED] = "reconstructed"
         return response
-    return Response(body, status_code=prior.status_code, media_type="application/json",
-                    headers={"ETag": etag(prior.revision), REPLAYED: "true"})
+    headers = {"ETag": etag(prior.revision), REPLAYED: "true"}
+    if prior.status_code == 201:
+        headers["Location"] = f"/v1/instances/{prior.instance_id}"
+    return Response(body, status_code=prior.status_code, media_type="application/json", headers=headers)
 

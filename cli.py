@@ -479,5 +479,8 @@ _register_adapters(main)
 from engine.cli_api import register  # noqa: E402  (serve, staff token, outbox)
 register(main)
 
+from engine.cli_db import register as _register_db  # noqa: E402  (sop db upgrade/current)
+_register_db(main)
+
 if __name__ == "__main__":
     main()

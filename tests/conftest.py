@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from engine.clock import FakeClock
 from engine.runtime.config import Settings, build_engine
+from tests.pg import pg_blank_url, pg_databases, pg_url  # noqa: F401  (PostgreSQL server and a database per test)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -8,7 +8,9 @@ rather than per timer, while a failing instance rolls back only its own savepoin
 logged and skipped — it never stops the pass. Two sweepers racing on one row: one claim
 wins, the other sees rowcount 0 and moves on. A crash before the commit rolls the claims
 back, so each step stays due and fires once, late; its lateness is recorded in the event
-(``late_by_s``).
+(``late_by_s``). On PostgreSQL the batch itself is chosen inside the transaction that fires
+it, ``FOR UPDATE SKIP LOCKED`` (``timers.lock_due``), so several workers sweep disjoint
+batches instead of queueing on the same rows.
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
     """Fire everything due at or before ``until``; return what fired, in order."""
     fired: list[Fired] = []
     failed: set[tuple[int, str]] = set()
+    if timer_store.locks_rows(engine.db):
+        return _sweep_locking(engine, until, limit, fired, failed)
     while limit is None or len(fired) < limit:
         with engine.read() as conn:
             rows = [r for r in timer_store.due(conn, until, BATCH) if (r.instance_id, r.name) not in failed]
@@ -53,22 +57,63 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
     return fired
 
 
+def _sweep_locking(engine: Any, until: datetime, limit: Optional[int], fired: list[Fired],
+                   failed: set[tuple[int, str]]) -> list[Fired]:
+    """PostgreSQL: no SAVEPOINT per row (two round trips each, a third of a firing's cost);
+    a row that fails rolls its whole batch back instead, and the batch is redone without it."""
+    while limit is None or len(fired) < limit:
+        n = PER_COMMIT if limit is None else min(PER_COMMIT, limit - len(fired))
+        batch: list[Fired] = []
+        try:
+            with engine.transaction() as conn:
+                rows = timer_store.lock_due(conn, until, n, failed)
+                for row in rows:
+                    try:
+                        one = _fire_row(engine, conn, row)
+                    except EngineError as err:
+                        log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
+                        failed.add((row.instance_id, row.name))
+                        raise _Redo() from err
+                    if one is not None:
+                        batch.append(one)
+        except _Redo:
+            continue
+        if not rows:
+            break
+        fired += batch
+    return fired
+
+
+class _Redo(Exception):
+    """Roll the batch back: one of its rows failed and is left out of the next try."""
+
+
 def _fire_batch(engine: Any, rows: list[Any], failed: set[tuple[int, str]]) -> list[Fired]:
-    done: list[Fired] = []
     with engine.transaction() as conn:
-        for row in rows:
-            try:
-                with conn.begin_nested():
-                    if not timer_store.claim(conn, row.instance_id, row.name, row.next_fire_at):
-                        continue  # another sweeper has it
-                    if os.environ.get(CRASH_AFTER_CLAIM_ENV):
-                        os._exit(17)
-                    inst = engine.fire_in(conn, row.instance_id, row.name)
-            except EngineError as err:
-                log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
-                failed.add((row.instance_id, row.name))
-                continue
-            clock = inst.clocks.get(row.name, {}) if inst else {}
-            done.append(Fired(row.instance_id, row.name, row.next_fire_at, clock.get("status"),
-                              inst.state if inst else None))
+        return _fire_rows(engine, conn, rows, failed)
+
+
+def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, str]]) -> list[Fired]:
+    done: list[Fired] = []
+    for row in rows:
+        try:
+            with conn.begin_nested():
+                one = _fire_row(engine, conn, row)
+        except EngineError as err:
+            log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
+            failed.add((row.instance_id, row.name))
+            continue
+        if one is not None:
+            done.append(one)
     return done
+
+
+def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:
+    """Claim one due row and fire it; None if another sweeper has it."""
+    if not timer_store.claim(conn, row.instance_id, row.name, row.next_fire_at):
+        return None  # another sweeper has it
+    if os.environ.get(CRASH_AFTER_CLAIM_ENV):
+        os._exit(17)
+    inst = engine.fire_in(conn, row.instance_id, row.name)
+    clock = inst.clocks.get(row.name, {}) if inst else {}
+    return Fired(row.instance_id, row.name, row.next_fire_at, clock.get("status"), inst.state if inst else None)

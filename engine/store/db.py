@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -101,9 +102,12 @@ class Prepared:
         self._plans: dict[tuple[Any, ...], Optional[_Plan]] = {}
 
     def _plan(self, conn: Connection, keys: tuple[str, ...], many: bool) -> Optional["_Plan"]:
-        dialect = conn.dialect
-        if (dialect.name != "sqlite" or not conn.in_transaction() or conn.engine.echo
-                or conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute):
+        engine = conn.engine
+        dialect = engine.dialect
+        if dialect.name != "sqlite" or engine.echo or not conn.in_transaction():
+            return None
+        dispatch = engine.dispatch  # cursor listeners on the Engine (or its class): Core only
+        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
             return None
         key = (type(dialect), dialect.server_version_info, keys, many)
         try:
@@ -155,7 +159,8 @@ class _Plan:
     def __init__(self, sql: str, order: list[str], defaults: dict[str, Any],
                  binds: list[Optional[Callable[[Any], Any]]], columns: list[str],
                  results: list[Optional[Callable[[Any], Any]]], dialect: Any) -> None:
-        self.sql, self.order, self.defaults, self.binds, self.results = sql, order, defaults, binds, results
+        self.sql, self.order, self.defaults, self.results = sql, order, defaults, results
+        self.binds = [(i, p) for i, p in enumerate(binds) if p is not None]
         self.dialect = dialect
         # Rows read by position or by column name, like SQLAlchemy's Row.
         self.row = namedtuple("PreparedRow", columns, rename=True)  # type: ignore[misc]
@@ -175,15 +180,18 @@ class _Plan:
         order = list(compiled.positiontup)
         if any(name not in keys and name not in defaults for name in order):
             return None  # a parameter Core would fill some other way
-        binds = [compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
+        binds = [_bind_processor(compiled.binds[name].type, dialect) for name in order]
         out = list(stmt.exported_columns) if compiled.effective_returning or stmt.is_select else []
         results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in out]
         return cls(compiled.string, order, defaults, binds, [c.key for c in out], results, dialect)
 
-    def _args(self, params: dict[str, Any]) -> tuple[Any, ...]:
+    def _args(self, params: dict[str, Any]) -> list[Any]:
         if self.defaults:
             params = {**self.defaults, **params}
-        return tuple(params[n] if p is None else p(params[n]) for n, p in zip(self.order, self.binds))
+        args = [params[n] for n in self.order]
+        for i, p in self.binds:
+            args[i] = p(args[i])
+        return args
 
     def run(self, conn: Connection, params: dict[str, Any]) -> Any:
         args = self._args(params)
@@ -203,3 +211,32 @@ class _Plan:
 
     def process(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         return self.row._make(v if p is None else p(v) for p, v in zip(self.results, row))
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Optional[Callable[[Any], Any]]:
+    """The type's bind processor; for date-times remembered per value. UTCDateTime's (a zone
+    conversion, then SQLite's string formatting) is the dearest processor on the hot path,
+    and one command binds the same instant several times (occurred_at and recorded_at of
+    each event, the projection's last_occurred_at)."""
+    impl = type_.dialect_impl(dialect)
+    process = impl.bind_processor(dialect)
+    if process is None or not isinstance(getattr(impl, "impl_instance", impl), sa.DateTime):
+        return process
+    memo: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        if type(value) is not datetime:
+            return process(value)
+        # Same tzinfo + equal + same fold: the same wall time and the same instant, so every
+        # date-time processor gives the same result (equality alone ignores fold).
+        key = (value, value.tzinfo, value.fold)
+        try:
+            return memo[key]
+        except KeyError:
+            out = process(value)  # may raise (a naive value for UTCDateTime): nothing kept
+            if len(memo) >= 64:
+                memo.clear()
+            memo[key] = out
+            return out
+
+    return remembered

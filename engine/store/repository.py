@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Iterator, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -48,7 +49,28 @@ def _instance(row: Any) -> Instance:
                     last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
 
 
+# PostgreSQL write transactions lock the instance row as they read it: a writer that waits
+# here then decides on the state committed before it, instead of failing on the events key
+# at commit, and the sweep (which locks timer and instance rows together, skipping locked
+# ones, see timers.lock_due) can never hold a row a writer needs while waiting for that
+# writer. SQLite writers are serialised by BEGIN IMMEDIATE already.
+_LOAD_LOCKED = sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")).with_for_update()
+
+
+def _locks_rows(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql" and not conn.get_execution_options().get("sop_read_only")
+
+
+def _load_locked(conn: Connection, instance_id: int) -> Instance:
+    row = conn.execute(_LOAD_LOCKED, {"iid": instance_id}).first()
+    if row is None:
+        raise InstanceNotFound(instance_id)
+    return _instance(row)
+
+
 def load_instance(conn: Connection, instance_id: int) -> Instance:
+    if _locks_rows(conn):
+        return _load_locked(conn, instance_id)
     row = _LOAD.first(conn, {"iid": instance_id})
     if row is None:
         raise InstanceNotFound(instance_id)
@@ -112,8 +134,11 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
 def ensure_version(conn: Connection, procedure: str, version: str, snapshot_json: str, at: datetime) -> None:
     exists = conn.execute(sa.select(V.c.version).where(V.c.procedure == procedure, V.c.version == version)).first()
     if exists is None:
-        conn.execute(sa.insert(V).values(procedure=procedure, version=version, snapshot=snapshot_json,
-                                         first_used_at=at))
+        insert = sa.insert(V)
+        if conn.dialect.name == "postgresql":  # another process may be saving the same version right now
+            insert = postgresql.insert(V).on_conflict_do_nothing()
+        conn.execute(insert.values(procedure=procedure, version=version, snapshot=snapshot_json,
+                                   first_used_at=at))
 
 
 def load_snapshot(conn: Connection, procedure: str, version: str) -> Optional[str]:

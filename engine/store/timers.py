@@ -4,6 +4,13 @@ It is written in the same transaction as the events that change a clock, so it c
 never disagree with the log. The sweep asks it only for rows whose ``next_fire_at`` has
 come, and claims a row by clearing that column with a compare-and-set; the claim and the
 firing commit together, so a crash in between leaves the row due and it fires once, later.
+
+On PostgreSQL, where several workers sweep at once, :func:`lock_due` selects a batch
+``FOR UPDATE SKIP LOCKED`` inside the transaction that fires it, locking each due row
+together with its instance row: concurrent sweepers take disjoint batches without waiting
+for each other, and a writer changing an instance waits for the batch that holds it
+(writers lock the instance row first, see ``repository.load_instance``), so no lock cycle
+can form. SQLite has one writer at a time (``BEGIN IMMEDIATE``) and needs none of this.
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.store.tables import instances as I
 from engine.store.tables import timers as T
 
 
@@ -55,6 +63,25 @@ def due(conn: Connection, until: datetime, limit: int) -> list[Any]:
         sa.select(T.c.instance_id, T.c.name, T.c.next_fire_at)
         .where(T.c.next_fire_at.is_not(None), T.c.next_fire_at <= until)
         .order_by(T.c.next_fire_at).limit(limit)))
+
+
+def locks_rows(conn_or_engine: Any) -> bool:
+    """Whether the sweep should claim with :func:`lock_due` (PostgreSQL) rather than read-then-claim."""
+    return conn_or_engine.dialect.name == "postgresql"
+
+
+def lock_due(conn: Connection, until: datetime, limit: int, skip: Any = ()) -> list[Any]:
+    """PostgreSQL: the earliest due rows not held by another transaction, locked (with their
+    instance rows, instance first) until this transaction ends; ``skip`` lists (instance_id,
+    name) pairs to leave alone (those that failed in this pass)."""
+    q = (sa.select(T.c.instance_id, T.c.name, T.c.next_fire_at)
+         .select_from(I).join(T, T.c.instance_id == I.c.id)
+         .where(T.c.next_fire_at.is_not(None), T.c.next_fire_at <= until)
+         .order_by(T.c.next_fire_at).limit(limit)
+         .with_for_update(of=[I, T], skip_locked=True))
+    if skip:
+        q = q.where(sa.tuple_(T.c.instance_id, T.c.name).not_in([tuple(k) for k in skip]))
+    return list(conn.execute(q))
 
 
 def claim(conn: Connection, instance_id: int, name: str, next_fire_at: datetime) -> bool:

@@ -1,0 +1,93 @@
+"""``sop db upgrade`` and ``sop db current``: the database schema, through Alembic migrations.
+
+Registered on the ``sop`` group by ``register(main)`` at the end of ``cli.py``. Every other
+command upgrades the schema on its own when it opens the database; ``sop db upgrade`` does
+it explicitly (before starting new ``sop serve`` / ``sop worker`` processes, say) and says
+from which revision to which. Neither needs the procedures or the org file.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from engine.errors import EngineError
+from engine.runtime.config import DEFAULT_DB
+
+
+def _refusals(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EngineError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _json_flag(f: Callable[..., Any]) -> Callable[..., Any]:
+    def turn_on(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and ctx.obj is not None:
+            ctx.obj.json = True
+
+    return click.option("--json", is_flag=True, expose_value=False, callback=turn_on,
+                        help="Print JSON on stdout.")(f)
+
+
+def _say(payload: dict[str, Any], human: str) -> None:
+    obj = click.get_current_context().obj
+    if obj is not None and obj.json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        click.echo(human)
+
+
+def _url() -> str:
+    obj = click.get_current_context().obj
+    return (obj.db if obj is not None else None) or DEFAULT_DB
+
+
+@click.group()
+def db() -> None:
+    """The database schema (Alembic migrations)."""
+
+
+@db.command()
+@click.option("--revision", default="head", show_default=True, help="Migrate up to this revision.")
+@_json_flag
+@_refusals
+def upgrade(revision: str) -> None:
+    """Create or upgrade the schema of the --db database."""
+    from engine.store import migrate
+
+    url = _url()
+    before, after = migrate.upgrade_url(url, revision)
+    payload = {"database": migrate.display_url(url), "from": before, "to": after, "head": migrate.head()}
+    if before == after:
+        human = f"{payload['database']}: already at revision {after}"
+    else:
+        human = f"{payload['database']}: upgraded from {before or '(empty)'} to {after}"
+    _say(payload, human)
+
+
+@db.command()
+@_json_flag
+@_refusals
+def current() -> None:
+    """Show the schema revision of the --db database and the newest one."""
+    from engine.store import migrate
+
+    url = _url()
+    rev, head = migrate.current_url(url)
+    payload = {"database": migrate.display_url(url), "current": rev, "head": head, "up_to_date": rev == head}
+    state = "up to date" if rev == head else "needs `sop db upgrade`"
+    _say(payload, f"{payload['database']}: revision {rev or '(none)'}, newest {head} ({state})")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(db)

@@ -338,18 +338,14 @@ def audit_verify(ctx: Context) -> None:
 @pass_ctx
 @fail_cleanly
 def demo(ctx: Context, db_file: Path) -> None:
-    """Run the demo on a fresh embedded database and say where it is."""
+    """Simulate one month at the demo site on a fresh embedded database and say where it is."""
     from engine.runtime import demo as demo_run
 
     url = demo_run.fresh_db(db_file)
     base = ctx.settings
     settings = Settings(url, base.procedures, base.org)
     result = demo_run.run(settings, click.echo)
-    click.echo("")
-    click.echo(f"数据库：{db_file.resolve()}  ({result.instances} instances, {result.events} events)")
-    click.echo("继续查看：")
-    for cmd in ("tasks --role cs_supervisor", "history 1", "replay 1", "audit verify"):
-        click.echo(f"  sop --db {url} {cmd}")
+    demo_run.summary(result, click.echo, table)
 
 
 @main.command()

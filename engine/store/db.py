@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterator, Optional
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
 
 from engine.errors import InputError
 from engine.store import tables  # noqa: F401  (registers the tables)
@@ -34,7 +33,9 @@ def open_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     try:
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        # READ COMMITTED (PostgreSQL's default) is enough: writers lock the instance row they
+        # change, and the revision-guarded UPDATE and the events primary key back that up.
+        return sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
     except (ImportError, sa.exc.NoSuchModuleError) as e:
         raise InputError("--db", f"no driver for {parsed.drivername}: {e}") from e
 
@@ -65,7 +66,10 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Bring the schema to the newest migration (see engine.store.migrate)."""
+    from engine.store import migrate
+
+    migrate.ensure_schema(engine)
 
 
 @contextmanager

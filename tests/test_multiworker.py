@@ -3,10 +3,11 @@
 1. Four ``sop worker`` processes sweep 5,000 due timers; one is killed with SIGKILL in the
    middle of the run. Every timer fires exactly once: one ``TimerFired`` event per
    (instance, timer, due time), none missing, none doubled.
-2. Two writer processes (recording notes, as the API does through the same engine calls)
-   and two ``sop worker`` processes race on the same twenty instances, whose timer comes
-   due every second. No lost update (every write a writer saw succeed is in the log, once;
-   nothing it saw fail is), no duplicated clock event, every chain verifies and replays.
+2. Two ``sop serve`` API processes (a client on each, recording notes round the same
+   twenty instances in opposite orders, half the requests with ``If-Match``) and two
+   ``sop worker`` processes race; the instances' timer comes due every second. No lost
+   update (every write answered 200 is in the log, once; nothing answered 409/422 is), no
+   duplicated clock event, every chain verifies and replays.
 
 The workers are the real ``sop worker`` command on the real clock; the procedures are two
 small fixtures (``tests/fixtures/multiworker``). Timers are made due by starting the
@@ -18,16 +19,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
+import httpx
 import sqlalchemy as sa
 
 from engine import audit
@@ -160,60 +163,86 @@ def test_four_workers_fire_5000_timers_exactly_once_though_one_is_killed(pg_url:
           f"all fired at {fired_s:.1f}s, checked at {elapsed:.1f}s")
 
 
-# ------------------------------------------------------------------ 2 writers and 2 workers racing
+# ------------------------------------------------------------------ 2 API processes and 2 workers racing
 
-WRITER = """
-import json, sys, time
-from engine.clock import SystemClock
-from engine.errors import ConcurrencyConflict, TimeOrderError
-from engine.runtime.config import Settings, build_engine
-from pathlib import Path
-url, procedures, org, name, ids, seconds, out = sys.argv[1:8]
-engine = build_engine(Settings(url, Path(procedures), Path(org)), SystemClock())
-ids = json.loads(ids)
-done, refused, n = [], 0, 0
-end = time.monotonic() + float(seconds)
-while time.monotonic() < end:
-    iid = ids[n % len(ids)]
-    note = f"{name}-{n}"
-    n += 1
-    try:
-        inst = engine.record(iid, "liu_fang", {"note": note})
-        done.append([iid, note, inst.revision])
-    except (ConcurrencyConflict, TimeOrderError):
-        refused += 1
-Path(out).write_text(json.dumps({"done": done, "refused": refused}))
-"""
+def serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``sop serve`` process (API only) on a free port, and its base URL."""
+    proc = spawn(SOP + ["serve", "--port", "0", "--no-scheduler", "--no-outbox"], env, log)
+    found: list[str] = []
+
+    def banner() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(log.read_text(errors="replace"))
+        found.extend(re.findall(r"sop serve: (http://\S+)/docs", log.read_text(errors="replace")))
+        return bool(found)
+
+    wait_for("sop serve to listen", banner, 60)
+    return proc, found[0]
 
 
-def test_two_writers_and_two_workers_racing_lose_nothing_and_double_nothing(pg_url: str, tmp_path: Path) -> None:
+def client_loop(base: str, token: str, name: str, ids: list[int], seconds: float) -> dict[str, Any]:
+    """Record notes round the instances for a while; every other request names the revision
+    it last saw (If-Match), so stale ones must be refused. What the server answered, by kind."""
+    done, refused, seen = [], Counter(), {}
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        end, n = time.monotonic() + seconds, 0
+        while time.monotonic() < end:
+            iid, note = ids[n % len(ids)], f"{name}-{n}"
+            headers = {"If-Match": f'"{seen[iid]}"'} if n % 2 and iid in seen else {}
+            n += 1
+            r = http.post(f"/v1/instances/{iid}/data", json={"data": {"note": note}}, headers=headers)
+            if r.status_code == 200:
+                done.append((iid, note))
+                seen[iid] = r.json()["revision"]
+            else:
+                assert r.status_code in (409, 422), r.text  # conflict or time order: nothing written
+                refused[r.json()["code"]] += 1
+                seen.pop(iid, None)
+    return {"done": done, "refused": refused}
+
+
+def test_two_api_processes_and_two_workers_racing_lose_nothing_and_double_nothing(pg_url: str, runner: Any,
+                                                                                   tmp_path: Path) -> None:
+    from cli import main
+
     setup = build_engine(settings_for(pg_url), SystemClock())
     ids = [setup.start("race", "liu_fang").id for _ in range(20)]
     env = env_for(pg_url)
+    token = runner.invoke(main, ["--db", pg_url, "staff", "token", "create", "liu_fang"], env=env).stdout.strip()
     workers = [spawn(SOP + ["worker", "--interval", "0.1"], env, tmp_path / f"worker{i}.log") for i in range(2)]
-    writers = []
-    for k in range(2):
-        order = ids if k == 0 else ids[::-1]  # the two writers meet on every instance
-        writers.append(spawn([sys.executable, "-c", WRITER, pg_url, str(PROCEDURES), str(ROOT / "org" / "demo.yaml"),
-                              f"w{k}", json.dumps(order), "8", str(tmp_path / f"writer{k}.json")],
-                             env, tmp_path / f"writer{k}.log"))
+    apis: list[subprocess.Popen[bytes]] = []
     try:
-        for w in writers:
-            w.wait(60)
+        urls = []
+        for i in range(2):
+            proc, url = serve(env, tmp_path / f"api{i}.log")
+            apis.append(proc)
+            urls.append(url)
+        results: list[Any] = [None, None]
+
+        def run(k: int) -> None:  # the two clients meet on every instance, one on each API process
+            try:
+                results[k] = client_loop(urls[k], token, f"c{k}", ids if k == 0 else ids[::-1], 6)
+            except BaseException as e:  # judged below
+                results[k] = e
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
     finally:
-        stop(workers + writers)
-    for k, w in enumerate(writers):
-        assert w.returncode == 0, (tmp_path / f"writer{k}.log").read_text(errors="replace")
-    for i in range(2):
-        log = (tmp_path / f"worker{i}.log").read_text(errors="replace")
+        stop(workers + apis)
+    assert not [r for r in results if not isinstance(r, dict)], results
+    for name in [f"worker{i}" for i in range(2)] + [f"api{i}" for i in range(2)]:
+        log = (tmp_path / f"{name}.log").read_text(errors="replace")
         assert "Traceback" not in log and "not fired" not in log, log
 
-    done = [d for k in range(2) for d in json.loads((tmp_path / f"writer{k}.json").read_text())["done"]]
-    assert len(done) > 50
+    done = [d for r in results for d in r["done"]]
+    assert len(done) > 50 and sum(r["refused"]["conflict"] for r in results) > 0, results
     with setup.read() as conn:
         notes = Counter((r.instance_id, json.loads(r.data)["changes"]["note"])
                         for r in conn.execute(sa.select(E.c.instance_id, E.c.data).where(E.c.type == "DataRecorded")))
-    assert sorted(notes) == sorted((iid, note) for iid, note, _ in done)  # every success landed, nothing else did
+    assert sorted(notes) == sorted(done)  # every write answered 200 landed, and nothing refused did
     assert max(notes.values()) == 1
     fired = clock_events(setup)
     assert len(fired) > len(ids) and max(Counter(fired).values()) == 1  # the timers did fire, each step once
@@ -221,3 +250,6 @@ def test_two_writers_and_two_workers_racing_lose_nothing_and_double_nothing(pg_u
         assert setup.replay(iid).ok
     checked, _, broken = setup.verify()
     assert checked == len(ids) and broken is None
+    refused = sum((r["refused"] for r in results), Counter())
+    print(f"\n2 API processes + 2 workers: {len(done)} writes landed, refused {dict(refused)}, "
+          f"{len(fired)} timer firings")

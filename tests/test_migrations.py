@@ -181,3 +181,23 @@ def test_autogenerate_writes_the_store_types_as_plain_sqlalchemy() -> None:
 def test_the_migrations_are_one_line_of_history() -> None:
     script = migrate.script()
     assert len(script.get_heads()) == 1 and [r.revision for r in script.walk_revisions()][-1] == "0001"
+
+
+def test_the_sweep_claim_walks_the_partial_due_time_index_on_postgresql(pg_url: str) -> None:
+    from datetime import datetime, timezone
+
+    from engine.store import timers
+
+    engine = open_engine(pg_url)
+    sent: list[tuple[str, Any]] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda _c, _cur, stmt, params, _ctx, _many:
+                    sent.append((stmt, params)))
+    with engine.begin() as conn:
+        timers.lock_due(conn, datetime.now(timezone.utc), 50)
+    statement, params = sent[-1]
+    assert "FOR UPDATE OF instances, timers SKIP LOCKED" in statement
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table: ask whether the index can serve
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params))
+    engine.dispose()
+    assert "ix_timers_next_fire" in plan, plan

@@ -57,8 +57,8 @@ def calls(click_ctx: click.Context, file: Path, staff: str, as_json: bool) -> No
 
 @import_group.command("payments")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--as", "staff", default="system", show_default=True,
-              help="Staff id recorded as the importer (finance, front desk), or system.")
+@click.option("--as", "staff", required=True,
+              help="Staff id recorded as the importer (finance, front desk): the log says who booked it.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.pass_context
 def payments(click_ctx: click.Context, file: Path, staff: str, as_json: bool) -> None:

@@ -193,7 +193,7 @@ def record(engine: Any, p: Payment, staff: str, result: PaymentImport) -> None:
                             "recorded_at": at.astimezone(p.paid_at.tzinfo).isoformat()})
 
 
-def import_payments(engine: Any, path: Path, staff: str = "system") -> PaymentImport:
+def import_payments(engine: Any, path: Path, staff: str) -> PaymentImport:
     """Import a payments CSV; see the module docstring."""
     try:
         text = decode(Path(path).read_bytes())

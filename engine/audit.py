@@ -99,7 +99,7 @@ def replay(proc: CompiledProcedure, instance_id: int, events: list[Event]) -> In
 
 
 COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "parent_id",
-            "revision", "last_hash")
+            "revision", "last_hash", "started_at", "last_occurred_at")
 
 
 def first_difference(derived: Instance, stored: Instance) -> Optional[str]:

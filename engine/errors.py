@@ -13,6 +13,7 @@
     ├── TimeOrderError               ``--at`` earlier than the instance's last event
     ├── CalendarError                a date outside the years the working calendar knows
     ├── ReplayMismatch               replay disagrees with the stored state
+    ├── StoredDataCorrupt            a stored value no longer parses (tampering or damage)
     └── AdapterError                 the outside world failed; ``retryable`` says what to do
 
 Messages are built in ``__init__`` from fields kept as attributes, so the CLI and the API
@@ -158,6 +159,15 @@ class ReplayMismatch(EngineError):
         self.difference = difference
         at = f" at seq {seq}" if seq is not None else ""
         super().__init__(f"instance {instance_id}{at}: {difference}")
+
+
+class StoredDataCorrupt(EngineError):
+    code = "corrupt"
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{where}: stored value is unreadable ({reason}); run `sop audit verify`")
 
 
 class AdapterError(EngineError):

@@ -308,8 +308,6 @@ def test_sop_audit_verify_names_the_first_broken_link(history_db: Path, tmp_path
 
 
 @pytest.mark.parametrize("column", ["started_at", "last_occurred_at"])
-@pytest.mark.xfail(strict=True, reason="engine/audit.py first_difference does not compare started_at and "
-                                       "last_occurred_at, and verify_chain only checks revision and last_hash")
 def test_altering_the_instances_times_is_detected(history_db: Path, column: str) -> None:
     row = _rows(history_db, "instances")[0]
     value = (datetime.strptime(row[column], STAMP) - timedelta(days=3)).strftime(STAMP)
@@ -328,9 +326,6 @@ UNREADABLE = [
 
 
 @pytest.mark.parametrize("table, column, value", UNREADABLE, ids=[f"{t}.{c}" for t, c, _ in UNREADABLE])
-@pytest.mark.xfail(strict=True, reason="engine/store/repository.py and engine/runtime/service.py read rows without "
-                                       "guarding against values that no longer parse: replay/verify raise "
-                                       "ValueError/JSONDecodeError (a traceback) instead of reporting the tampering")
 def test_tampering_that_makes_a_value_unreadable_is_reported_not_a_crash(history_db: Path, table: str, column: str,
                                                                          value: str) -> None:
     path = _tamper(history_db, table, 2, column, value)

@@ -231,8 +231,6 @@ def test_a_malformed_command_line_is_a_usage_error_without_traceback(sop, argv: 
     assert r.stderr.startswith("Usage: ") and "Error: " in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="engine/store/db.py lets sqlalchemy's DatabaseError through when --db names "
-                                       "a file that is not a database: a traceback instead of one line")
 def test_a_db_file_that_is_not_a_database_is_a_user_error(sop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     junk = tmp_path / "notes.txt"
     junk.write_text("这不是数据库\n" * 200, encoding="utf-8")

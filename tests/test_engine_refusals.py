@@ -179,16 +179,12 @@ def test_record_refuses_unknown_fields_empty_data_bad_values_and_outsiders(engin
     assert c.data["contact"] == "13900000000"
 
 
-@pytest.mark.xfail(strict=True, reason="engine/core/decide.py decide_record accepts any field of any form of the "
-                                       "procedure, so a steward can record superior_decision=approved himself")
 def test_cmp8_record_cannot_forge_the_superior_decision(engine, complaint, clock) -> None:  # type: ignore[no-untyped-def]
     later(clock)
     refused(engine, (NotAuthorized, FormInvalid),
             lambda: engine.record(complaint.id, "chen_jing", {"superior_decision": "approved"}))
 
 
-@pytest.mark.xfail(strict=True, reason="engine/core/decide.py decide_start lets the pseudo-staff 'system' start any "
-                                       "procedure, and Engine.actor accepts 'system' from callers (sop --as system)")
 def test_system_is_not_a_login(engine) -> None:  # type: ignore[no-untyped-def]
     refused(engine, (StaffNotFound, NotAuthorized), lambda: engine.start("complaint", "system", NAMED))
 
@@ -217,8 +213,6 @@ def test_assign_refusals(engine, complaint, clock) -> None:  # type: ignore[no-u
     assert engine.history(c.id)[-1].type == "Assigned"
 
 
-@pytest.mark.xfail(strict=True, reason="engine/core/decide.py decide_assign accepts an assignee who holds none of the "
-                                       "roles able to act in the instance's state; the task then sits in their inbox")
 def test_assign_to_someone_who_cannot_act_is_refused(engine, complaint, clock) -> None:  # type: ignore[no-untyped-def]
     later(clock)
     refused(engine, (NotAuthorized, ActionNotAllowed), lambda: engine.assign(complaint.id, "lin_cai", "li_qiang"))

@@ -33,13 +33,13 @@ def test_dun12_each_payment_reaches_its_dunning_case_at_the_time_it_was_paid(eng
     b = dunning(engine, "7-0802", "900.00")
     f = write(tmp_path, HEADER + "3-1201,2025-09,500.00,2025-10-09 10:15,BK20251009001\n"
                                  "7-0802,2025-09,\"900.00\",2025-10-09T11:00:00+08:00,BK20251009002\n")
-    result = import_payments(engine, f)
+    result = import_payments(engine, f, "lin_cai")
     assert result.errors == [] and [r["instance"] for r in result.recorded] == [a.id, b.id]
     a, b = engine.show(a.id), engine.show(b.id)
     assert (a.status, a.data["remaining"], a.state) == ("active", "780.00", "class_b")     # partial: keeps dunning
     assert (b.status, b.data["outcome"], b.data["paid_in_full_at"]) == ("completed", "paid", "2025-10-09T11:00:00+08:00")
     taken = events(engine, a.id, "ActionTaken")[-1]
-    assert (taken["action"], taken["_actor"], taken["_at"]) == ("record_payment", "system", "2025-10-09T10:15")
+    assert (taken["action"], taken["_actor"], taken["_at"]) == ("record_payment", "lin_cai", "2025-10-09T10:15")
     assert taken["input"]["payment_reference"] == "BK20251009001"
     # Before the payment was recorded, the 10:00 daily call of that morning had come due.
     kinds = [(e["name"], e["_at"]) for e in events(engine, a.id, "TimerFired") if e["name"] == "b_daily_call"]
@@ -53,10 +53,10 @@ def test_dun12_importing_the_same_file_again_records_nothing_new(engine, tmp_pat
     f = write(tmp_path, HEADER + "3-1201,2025-09,500.00,2025-10-09 10:15,BK1\n"
                                  "7-0802,2025-09,900.00,2025-10-09 11:00,BK2\n"
                                  "3-1201,2025-09,500.00,2025-10-09 10:15,BK1\n")          # a repeated line too
-    first = import_payments(engine, f)
+    first = import_payments(engine, f, "lin_cai")
     assert len(first.recorded) == 2 and [e["line"] for e in first.existing] == [4]
     seen = {i: len(engine.history(i)) for i in (a.id, b.id)}
-    again = import_payments(engine, f)
+    again = import_payments(engine, f, "lin_cai")
     assert again.recorded == [] and again.errors == [] and [e["instance"] for e in again.existing] == [a.id, b.id, a.id]
     assert {i: len(engine.history(i)) for i in (a.id, b.id)} == seen          # not one event more
     assert engine.show(a.id).data["amount_paid"] == "500.00"
@@ -86,11 +86,11 @@ def test_bad_and_unmatched_rows_are_reported_by_line_and_the_good_rows_still_loa
     assert engine.show(a.id).status == "completed"
     assert events(engine, a.id, "ActionTaken")[-1]["_actor"] == "lin_cai"
     # Again: the good row is known, the paid case is closed for new references.
-    res = runner.invoke(main, ["--json", "import", "payments", str(f)])
+    res = runner.invoke(main, ["--json", "import", "payments", str(f), "--as", "lin_cai"])
     summary = json.loads(res.stdout)
     assert summary["recorded"] == [] and [e["line"] for e in summary["existing"]] == [9]
     write(tmp_path, HEADER + "3-1201,2025-09,10.00,2025-10-10 10:00,LATE\n", "late.csv")
-    res = runner.invoke(main, ["import", "payments", str(tmp_path / "late.csv")])
+    res = runner.invoke(main, ["import", "payments", str(tmp_path / "late.csv"), "--as", "lin_cai"])
     assert res.exit_code == 1 and f"case #{a.id} already closed" in res.stderr
 
 
@@ -109,16 +109,16 @@ def test_a_late_file_is_booked_after_the_cases_last_event_and_keeps_the_bank_tim
     engine.advance(a.id, "record_contact", "chen_jing", {"contact_means": "phone", "owner_reached": "reached",
                    "contact_result": "业主说已转账"}, at=t("2025-10-10T10:00"))
     f = write(tmp_path, HEADER + "3-1201,2025-09,1280.00,2025-10-09 16:00,BK9\n")
-    [rec] = import_payments(engine, f).recorded
+    [rec] = import_payments(engine, f, "lin_cai").recorded
     assert rec["recorded_at"].startswith("2025-10-10T10:00")
     assert engine.show(a.id).data["last_payment_at"] == "2025-10-09T16:00:00+08:00"
 
 
 def test_a_file_without_the_required_columns_is_refused_whole_and_gb18030_files_are_read(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(AdapterError, match="missing column"):
-        import_payments(engine, write(tmp_path, "房号,金额\n3-1201,10\n", "bad.csv"))
+        import_payments(engine, write(tmp_path, "房号,金额\n3-1201,10\n", "bad.csv"), "lin_cai")
     a = dunning(engine, "3-1201", "1280.00")
     f = write(tmp_path, HEADER + "3-1201,2025-09,100.00,2025-10-09 10:15,前台收据0001\n", "gbk.csv", "gb18030")
-    result = import_payments(engine, f)
+    result = import_payments(engine, f, "lin_cai")
     assert [r["reference"] for r in result.recorded] == ["前台收据0001"]
     assert engine.show(a.id).data["remaining"] == "1180.00"

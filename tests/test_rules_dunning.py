@@ -388,7 +388,7 @@ def test_dun12_partial_payment_keeps_the_remainder_in_dunning_full_payment_ends_
     with pytest.raises(ActionNotAllowed, match="已登记"):               # one receipt, one payment
         engine.advance(c.id, "record_payment", "liu_fang", {"payment_amount": "500.00",
                        "payment_channel": "front_desk", "payment_reference": "SJ-1001"}, at=t("2025-09-30T10:05"))
-    c = engine.advance(c.id, "record_payment", "system", {"payment_amount": "780.00", "payment_channel": "transfer",
+    c = engine.advance(c.id, "record_payment", "lin_cai", {"payment_amount": "780.00", "payment_channel": "transfer",
                        "payment_reference": "BK-88", "paid_at": "2025-10-08T16:00:00+08:00"}, at=t("2025-10-09T09:00"))
     assert c.status == "completed" and c.data["outcome"] == "paid" and c.data["remaining"] == "0.00"
     assert c.data["paid_in_full_at"] == "2025-10-08T16:00:00+08:00"

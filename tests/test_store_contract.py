@@ -167,7 +167,7 @@ def test_concurrent_writers_on_one_instance_lose_no_update(engine, clock) -> Non
     def work(i: int) -> Any:
         for _ in range(20):  # retry a conflict like a client would
             try:
-                return engines[i].record(c.id, "chen_jing", {"requested_by": f"writer-{i}"}, at=t("2025-10-09T09:10"))
+                return engines[i].record(c.id, "chen_jing", {"owner_name": f"writer-{i}"}, at=t("2025-10-09T09:10"))
             except ConcurrencyConflict:
                 continue
         raise AssertionError("no progress")
@@ -176,7 +176,7 @@ def test_concurrent_writers_on_one_instance_lose_no_update(engine, clock) -> Non
     assert not [r for r in results if isinstance(r, BaseException)], results
     events = engine.history(c.id)
     changes = [json.loads(e.data_json)["changes"] for e in events if e.type == "DataRecorded"]
-    recorded = [c["requested_by"] for c in changes if "requested_by" in c]
+    recorded = [c["owner_name"] for c in changes if "owner_name" in c]
     assert sorted(recorded) == [f"writer-{i}" for i in range(4)]  # every write is in the log, once
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert engine.show(c.id).revision == c.revision + 4 and engine.replay(c.id).ok and engine.verify()[2] is None

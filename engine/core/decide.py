@@ -184,12 +184,25 @@ def decide_record(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
     unknown = [k for k in data if k not in proc.fields]
     if unknown:
         raise FormInvalid("record", [FieldError(k, "unknown field of " + proc.id) for k in unknown])
+    fixed = [k for k in data if k not in recordable_fields(proc)]
+    if fixed:
+        raise FormInvalid("record", [FieldError(k, "is set by an action of the procedure, not recorded directly")
+                                     for k in fixed])
     form = FormSpec(id="record", title="记录", fields={
         k: f.model_copy(update={"required": False, "required_if": None}) for k, f in proc.fields.items() if k in data})
     values = form.validate_data(data)
     b = _Builder(proc, org, inst, actor, role, at)
     b.emit(m.DATA_RECORDED, {"changes": values})
     return b.decision
+
+
+def recordable_fields(proc: CompiledProcedure) -> set[str]:
+    """Fields ``record`` may change: the start form's (a new contact, a correction) unless
+    marked otherwise, and any field marked ``recordable: true``. Decisions (approvals,
+    levels, verdicts) are only ever set by the action that decides them."""
+    start = proc.form(proc.spec.start.form)
+    out = {k for k, f in (start.fields.items() if start else ()) if f.recordable is not False}
+    return out | {k for k, f in proc.fields.items() if f.recordable}
 
 
 def _working_roles(proc: CompiledProcedure, inst: Instance) -> set[str]:
@@ -224,6 +237,9 @@ def decide_assign(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
     if role is None:
         raise NotAuthorized(actor.id, f"assign instance {inst.id}", list(SUPERVISOR_ROLES))
     person = org.person(assignee)
+    able = _working_roles(proc, inst)
+    if not able & set(person.roles):
+        raise NotAuthorized(person.id, f"work on instance {inst.id} in state {inst.state!r}", sorted(able))
     b = _Builder(proc, org, inst, actor, role, at)
     b.emit(m.ASSIGNED, {"assignee": person.id, "role": inst.assignee_role, "by": "manual"})
     return b.decision

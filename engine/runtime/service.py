@@ -25,7 +25,7 @@ from engine.core import decide as dc
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, Instance
-from engine.errors import ConcurrencyConflict, InputError, ReplayMismatch, TimeOrderError
+from engine.errors import ConcurrencyConflict, InputError, ReplayMismatch, StoredDataCorrupt, TimeOrderError
 from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
@@ -65,8 +65,7 @@ class Engine:
     # ------------------------------------------------------------ helpers
 
     def actor(self, staff_id: str) -> Actor:
-        if staff_id == "system":
-            return Actor.system()
+        """A person from the org file; "system" is the engine itself and never a login."""
         person = self.org.person(staff_id)
         return Actor(person.id, frozenset(person.roles))
 
@@ -317,12 +316,15 @@ class Engine:
 
     def replay(self, instance_id: int) -> ReplayResult:
         with db.read(self.db) as conn:
-            stored = repo.load_instance(conn, instance_id)
-            stored = stored.with_(children=tuple(repo.children_of(conn, instance_id)))
-            rows = repo.events_of(conn, instance_id)
+            try:
+                stored = repo.load_instance(conn, instance_id)
+                stored = stored.with_(children=tuple(repo.children_of(conn, instance_id)))
+                rows = repo.events_of(conn, instance_id)
+            except (StoredDataCorrupt, ValueError) as e:
+                return ReplayResult(instance_id, False, f"stored value unreadable: {e}", None, 0)
             try:
                 proc = self.procedure_for(conn, stored.procedure, stored.version)
-                derived = audit.replay(proc, instance_id, [r.to_event() for r in rows])
+                derived = audit.replay(proc, instance_id, [_readable(r) for r in rows])
             except ReplayMismatch as e:
                 return ReplayResult(instance_id, False, e.difference, e.seq, len(rows))
         diff = audit.first_difference(derived, stored)
@@ -334,11 +336,20 @@ class Engine:
         with db.read(self.db) as conn:
             for iid, last_hash, revision, rows in repo.iter_chains(conn):
                 n_inst += 1
+                if isinstance(rows, StoredDataCorrupt):
+                    return n_inst, n_events, audit.BrokenLink(iid, 1, f"unreadable stored value: {rows.reason}")
                 n_events += len(rows)
                 broken = audit.verify_chain(iid, rows, last_hash, revision)
                 if broken:
                     return n_inst, n_events, broken
         return n_inst, n_events, None
+
+
+def _readable(row: audit.StoredEvent) -> Event:
+    try:
+        return row.to_event()
+    except ValueError as e:
+        raise ReplayMismatch(row.instance_id, row.seq, f"event data no longer parses ({e})") from None
 
 
 def deadline_views(inst: Instance, calendar: WorkCalendar) -> list[dict[str, Any]]:

@@ -63,6 +63,9 @@ class FieldSpec(Strict):
     max_length: int = Field(2000, description="Longest allowed text")
     default: Any = Field(None, description="Value used when the field is not given")
     help: str = Field("", description="A hint for the person filling the form")
+    recordable: Optional[bool] = Field(
+        None, description="May be changed with `sop record` without an action. Default: yes for the "
+                          "start form's fields, no for decision fields (action forms, procedure fields)")
 
     @model_validator(mode="after")
     def _options_match_type(self) -> "FieldSpec":

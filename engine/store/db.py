@@ -66,10 +66,18 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Bring the schema to the newest migration (see engine.store.migrate)."""
+    """Bring the schema to the newest migration (see engine.store.migrate).
+
+    A file that is not a database, or a server that refuses us, is the user's ``--db``
+    argument being wrong: it becomes an InputError, not a traceback.
+    """
     from engine.store import migrate
 
-    migrate.ensure_schema(engine)
+    try:
+        migrate.ensure_schema(engine)
+    except (sa.exc.DatabaseError, sa.exc.InterfaceError) as e:
+        reason = str(getattr(e, "orig", e)).splitlines()[0]
+        raise InputError("--db", f"cannot use {engine.url.render_as_string(hide_password=True)}: {reason}") from None
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.audit import StoredEvent, canonical_json, event_hash
 from engine.core.model import GENESIS_HASH, Event, Instance
-from engine.errors import ConcurrencyConflict, InstanceNotFound
+from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
 from engine.spec.forms import building_of
 from engine.store.db import Prepared
 from engine.store.tables import events as E
@@ -43,8 +43,12 @@ _UPDATE_PROJECTION = Prepared(sa.update(I).where(I.c.id == sa.bindparam("b_id"),
 
 
 def _instance(row: Any) -> Instance:
+    try:
+        data, clocks = json.loads(row.data), json.loads(row.clocks)
+    except ValueError as e:
+        raise StoredDataCorrupt(f"instance {row.id}", f"data or clocks: {e}") from None
     return Instance(id=row.id, procedure=row.procedure, version=row.version, state=row.state, status=row.status,
-                    assignee=row.assignee, assignee_role=row.assignee_role, data=json.loads(row.data), clocks=json.loads(row.clocks),
+                    assignee=row.assignee, assignee_role=row.assignee_role, data=data, clocks=clocks,
                     parent_id=row.parent_id, revision=row.revision, started_at=row.started_at,
                     last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
 
@@ -169,19 +173,34 @@ def _stored(r: Any) -> StoredEvent:
                        r.data, r.prev_hash, r.hash)
 
 
-def iter_chains(conn: Connection) -> Iterator[tuple[int, str, int, list[StoredEvent]]]:
-    """Every instance with its events, streamed in id order for verification."""
-    heads = conn.execute(sa.select(I.c.id, I.c.last_hash, I.c.revision).order_by(I.c.id)).all()
+def iter_chains(conn: Connection) -> Iterator[tuple[int, str, int, list[StoredEvent] | StoredDataCorrupt]]:
+    """Every instance with its events, streamed in id order for verification.
+
+    An instance whose events no longer parse (a timestamp that is not a time any more)
+    comes with the error instead of its events, so verification reports it as broken.
+    """
+    heads = conn.execute(sa.select(I.c.id, I.c.last_hash, I.c.revision, I.c.data, I.c.clocks).order_by(I.c.id)).all()
     batch = 500
     for i in range(0, len(heads), batch):
         chunk = heads[i:i + batch]
         lo, hi = chunk[0].id, chunk[-1].id
-        by_id: dict[int, list[StoredEvent]] = {h.id: [] for h in chunk}
-        for r in conn.execute(sa.select(E).where(E.c.instance_id.between(lo, hi))
-                              .order_by(E.c.instance_id, E.c.seq)):
-            if r.instance_id in by_id:
-                by_id[r.instance_id].append(_stored(r))
+        by_id: dict[int, Any] = {h.id: [] for h in chunk}
+        try:
+            for r in conn.execute(sa.select(E).where(E.c.instance_id.between(lo, hi))
+                                  .order_by(E.c.instance_id, E.c.seq)):
+                if r.instance_id in by_id:
+                    by_id[r.instance_id].append(_stored(r))
+        except ValueError:
+            for h in chunk:  # find which instance holds the unreadable row
+                try:
+                    by_id[h.id] = events_of(conn, h.id)
+                except ValueError as e:
+                    by_id[h.id] = StoredDataCorrupt(f"instance {h.id}", str(e))
         for h in chunk:
+            try:
+                json.loads(h.data), json.loads(h.clocks)
+            except ValueError as e:
+                by_id[h.id] = StoredDataCorrupt(f"instance {h.id}", f"the instance row no longer parses: {e}")
             yield h.id, h.last_hash, h.revision, by_id[h.id]
 
 

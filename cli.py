@@ -110,7 +110,41 @@ def table(rows: list[list[Any]], headers: list[str]) -> None:
         click.echo(line(r))
 
 
-@click.group()
+class CommandLineError(click.ClickException):
+    """A malformed command line, shown like every other user error: one line, exit 1."""
+
+    exit_code = 1
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(error.format_message())
+        self.command_path = error.ctx.command_path if error.ctx else "sop"
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()} (see '{self.command_path} --help')", err=True)
+
+
+class SopGroup(click.Group):
+    """The top-level group: turns click's usage errors into one-line user errors."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            raise _one_line(e) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            raise _one_line(e) from None
+
+
+def _one_line(e: click.UsageError) -> click.ClickException:
+    no_args_help = getattr(click.exceptions, "NoArgsIsHelpError", ())
+    return e if no_args_help and isinstance(e, no_args_help) else CommandLineError(e)
+
+
+@click.group(cls=SopGroup)
 @click.option("--db", envvar="SOP_DB", help="Database URL (env SOP_DB; default sqlite:///sop.db).")
 @click.option("--procedures", envvar="SOP_PROCEDURES", help="Procedures directory (env SOP_PROCEDURES).")
 @click.option("--org", envvar="SOP_ORG", help="Organisation file (env SOP_ORG).")

@@ -5,8 +5,8 @@
 - ``--at`` sets occurred_at; a time earlier than the instance's last event is refused;
 - ``replay`` and ``audit verify`` exit 1 naming the first difference / broken link.
 
-A malformed command line (missing option, unknown option) is click's usage error: exit 2 with
-the usage text, also without a traceback.
+A malformed command line (missing option, unknown option, unknown command) is a user error
+too: one line naming what is wrong and where to find help, exit 1.
 """
 from __future__ import annotations
 
@@ -224,11 +224,11 @@ def test_a_broken_org_file_is_reported_as_located_lines(sop, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("argv", [["advance", "1"], ["start", "complaint"], ["show", "1", "--as", "x"], ["fly"]])
-def test_a_malformed_command_line_is_a_usage_error_without_traceback(sop, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_command_line_is_one_line_and_exit_1(sop, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
     r = sop(*argv, ok=False)
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert r.stdout == ""
-    assert r.stderr.startswith("Usage: ") and "Error: " in r.stderr
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and "--help" in r.stderr
 
 
 def test_a_db_file_that_is_not_a_database_is_a_user_error(sop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -251,13 +251,24 @@ def _enter_state(b: _Builder, state: str) -> None:
     spec = b.proc.spec.states[state]
     if spec.assign is not None or spec.owner is not None:
         assignee, role = resolve_assignment(spec.assign, spec.owner, b.org, b.inst)
-        if spec.assign is None and _holds(b.org, b.inst.assignee, spec.owner):
-            assignee = b.inst.assignee  # the person already on it keeps it
+        if spec.assign is None and _can_act(b.proc, b.org, b.inst.assignee, state):
+            # The person already on it keeps it (a supervisor who took over an escalated or
+            # anonymous complaint stays on it), in the owner's queue if they hold that role.
+            assignee = b.inst.assignee
+            role = spec.owner if _holds(b.org, assignee, spec.owner) else b.inst.assignee_role
         if (assignee, role) != (b.inst.assignee, b.inst.assignee_role):
             b.emit(m.ASSIGNED, {"assignee": assignee, "role": role, "by": "rule"})
     _apply_effects(b, spec.on_enter)
     if spec.kind == "final" and b.inst.active:
         b.emit(m.INSTANCE_COMPLETED, {"state": state})
+
+
+def _can_act(proc: CompiledProcedure, org: OrgSpec, staff: Optional[str], state: str) -> bool:
+    if not staff or not org.has(staff):
+        return False
+    owner = proc.spec.states[state].owner
+    able = {r for a in proc.actions_from(state) for r in a.roles} | ({owner} if owner else set())
+    return bool(able & set(org.person(staff).roles))
 
 
 def _holds(org: OrgSpec, staff: Optional[str], role: Optional[str]) -> bool:

@@ -332,3 +332,13 @@ def test_every_cli_command_works_against_the_database_url(runner, db_url) -> Non
     sop("replay", iid)
     sop("audit", "verify")
     sop("sla", "report")
+
+
+def test_phn6_two_importers_of_the_same_record_at_once_create_one_instance(engine) -> None:  # type: ignore[no-untyped-def]
+    """Importing one call record from two processes at the same moment: one instance, no error."""
+    engines = [other_engine(engine) for _ in range(4)]
+    results = in_threads(4, lambda i: engines[i].start("complaint", "liu_fang", COMPLAINT, at=t("2025-10-09T09:00"),
+                                                       external_key="call:CDR-0001"))
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert len({r.id for r in results}) == 1
+    assert engine.verify()[0] == 1 and engine.replay(results[0].id).ok

@@ -132,6 +132,8 @@ class Engine:
                   at: datetime, parent_id: Optional[int], external_key: Optional[str] = None) -> Instance:
         self._ensure_version(conn, proc, at)
         iid = repo.new_instance_id(conn, proc.id, proc.version, proc.spec.start.state, at, parent_id, external_key)
+        if iid is None:  # a concurrent import of the same record got there first
+            return repo.load_instance(conn, repo.find_by_key(conn, external_key))  # type: ignore[arg-type]
         decision = dc.decide_start(proc, self.org, actor, data, at, parent_id, iid)
         events = decision.events
         first = events[0]

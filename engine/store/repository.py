@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any, Iterator, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -91,12 +93,22 @@ def find_by_key(conn: Connection, key: str) -> Optional[int]:
 
 
 def new_instance_id(conn: Connection, procedure: str, version: str, state: str, at: datetime,
-                    parent_id: Optional[int], external_key: Optional[str] = None) -> int:
-    """Insert the row first so the id is known to the decision (it may appear in messages)."""
+                    parent_id: Optional[int], external_key: Optional[str] = None) -> Optional[int]:
+    """Insert the row first so the id is known to the decision (it may appear in messages).
+
+    With an ``external_key`` (an imported call record, a payment) a concurrent importer may
+    have inserted the same key: then nothing is inserted and None comes back, so the caller
+    returns the existing instance instead of failing on the unique key.
+    """
     row = {"procedure": procedure, "version": version, "state": state, "status": "starting", "data": "{}",
            "parent_id": parent_id, "revision": 0, "started_at": at, "last_occurred_at": at,
            "last_hash": GENESIS_HASH, "external_key": external_key}
-    return int(_NEW_INSTANCE.first(conn, row)[0])  # type: ignore[index]  (RETURNING gives one row)
+    if external_key is None:
+        return int(_NEW_INSTANCE.first(conn, row)[0])  # type: ignore[index]  (RETURNING gives one row)
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = dialect_insert(I).values(**row).on_conflict_do_nothing(index_elements=[I.c.external_key])
+    got = conn.execute(stmt.returning(I.c.id)).first()
+    return int(got[0]) if got else None
 
 
 def append(conn: Connection, before: Instance, new_events: list[Event], after: Instance,

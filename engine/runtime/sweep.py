@@ -53,7 +53,7 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
             break
         room = len(rows) if limit is None else min(len(rows), limit - len(fired))
         for i in range(0, room, PER_COMMIT):
-            fired += _fire_batch(engine, rows[i:min(i + PER_COMMIT, room)], failed)
+            fired += _fire_batch(engine, rows[i:min(i + PER_COMMIT, room)], failed, until)
     return fired
 
 
@@ -69,7 +69,7 @@ def _sweep_locking(engine: Any, until: datetime, limit: Optional[int], fired: li
                 rows = timer_store.lock_due(conn, until, n, failed)
                 for row in rows:
                     try:
-                        one = _fire_row(engine, conn, row)
+                        one = _fire_row(engine, conn, row, until)
                     except EngineError as err:
                         log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
                         failed.add((row.instance_id, row.name))
@@ -88,17 +88,18 @@ class _Redo(Exception):
     """Roll the batch back: one of its rows failed and is left out of the next try."""
 
 
-def _fire_batch(engine: Any, rows: list[Any], failed: set[tuple[int, str]]) -> list[Fired]:
+def _fire_batch(engine: Any, rows: list[Any], failed: set[tuple[int, str]], until: datetime) -> list[Fired]:
     with engine.transaction() as conn:
-        return _fire_rows(engine, conn, rows, failed)
+        return _fire_rows(engine, conn, rows, failed, until)
 
 
-def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, str]]) -> list[Fired]:
+def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, str]],
+               until: datetime) -> list[Fired]:
     done: list[Fired] = []
     for row in rows:
         try:
             with conn.begin_nested():
-                one = _fire_row(engine, conn, row)
+                one = _fire_row(engine, conn, row, until)
         except EngineError as err:
             log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
             failed.add((row.instance_id, row.name))
@@ -108,12 +109,12 @@ def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, s
     return done
 
 
-def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:
+def _fire_row(engine: Any, conn: Any, row: Any, until: datetime) -> Optional[Fired]:
     """Claim one due row and fire it; None if another sweeper has it."""
     if not timer_store.claim(conn, row.instance_id, row.name, row.next_fire_at):
         return None  # another sweeper has it
     if os.environ.get(CRASH_AFTER_CLAIM_ENV):
         os._exit(17)
-    inst = engine.fire_in(conn, row.instance_id, row.name)
+    inst = engine.fire_in(conn, row.instance_id, row.name, until)
     clock = inst.clocks.get(row.name, {}) if inst else {}
     return Fired(row.instance_id, row.name, row.next_fire_at, clock.get("status"), inst.state if inst else None)

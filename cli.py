@@ -5,7 +5,6 @@ anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from datetime import datetime
@@ -15,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from engine.errors import EngineError, InputError, ProcedureError
+from engine.cli_support import fail_cleanly
+from engine.errors import InputError
 from engine.runtime.config import Settings, build_engine
 from engine.runtime.views import event_view, instance_view, iso
 
@@ -34,24 +34,6 @@ class Context:
         if self._engine is None:
             self._engine = build_engine(self.settings)
         return self._engine
-
-
-def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Map the engine's refusals to one clear line and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ProcedureError as e:
-            for issue in e.issues:
-                click.echo(str(issue), err=True)
-            sys.exit(1)
-        except EngineError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 def emit(ctx: Context, payload: Any, human: Callable[[], None]) -> None:

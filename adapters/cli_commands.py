@@ -35,7 +35,7 @@ def calls(click_ctx: click.Context, file: Path, staff: str, as_json: bool) -> No
     Each call becomes a phone_call instance judged on its own ring and answer times (PHN-6).
     """
     from adapters.calls import import_calls
-    from cli import fail_cleanly
+    from engine.cli_support import fail_cleanly
 
     ctx = click_ctx.obj
 
@@ -68,7 +68,7 @@ def payments(click_ctx: click.Context, file: Path, staff: str, as_json: bool) ->
     its fee cycle before dunning; a reference already booked is skipped.
     """
     from adapters.payments import import_payments
-    from cli import fail_cleanly
+    from engine.cli_support import fail_cleanly
 
     ctx = click_ctx.obj
 

@@ -6,34 +6,17 @@ every other ``sop`` command, and never print a secret except the one new token, 
 """
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
 import click
 
-from engine.errors import EngineError, InputError, ProcedureError
+from engine.cli_support import fail_cleanly
+
+from engine.errors import InputError
 from engine.runtime.views import iso
-
-
-def _refusals(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """An engine refusal is one line on stderr and exit 1 (as in the rest of ``sop``)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ProcedureError as e:
-            for issue in e.issues:
-                click.echo(str(issue), err=True)
-            sys.exit(1)
-        except EngineError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 def _obj() -> Any:
@@ -62,7 +45,7 @@ _NOTIFY = click.option("--notify", "notify_file", envvar="SOP_NOTIFY", type=clic
 @click.option("--sweep-interval", type=float, default=1.0, show_default=True, help="Seconds between sweeps.")
 @click.option("--max-body", type=click.IntRange(1024), default=256 * 1024, show_default=True,
               help="Largest request body accepted, in bytes.")
-@_refusals
+@fail_cleanly
 def serve(host: str, port: int, notify_file: Optional[str], no_scheduler: bool, no_outbox: bool,
           sweep_interval: float, max_body: int) -> None:
     """Serve the HTTP API (OpenAPI at /docs); also sweeps timers and delivers notifications."""
@@ -107,7 +90,7 @@ def token() -> None:
 @token.command("create")
 @click.argument("staff_id", metavar="STAFF")
 @click.option("--label", default="", help="What the token is for (e.g. 'phone').")
-@_refusals
+@fail_cleanly
 def token_create(staff_id: str, label: str) -> None:
     """Create a token for STAFF and print it (the only time it is shown)."""
     from engine.store import tokens
@@ -126,7 +109,7 @@ def token_create(staff_id: str, label: str) -> None:
 @token.command("revoke")
 @click.argument("staff_id", metavar="STAFF")
 @click.option("--id", "token_id", type=int, help="Only this token (default: every token of STAFF).")
-@_refusals
+@fail_cleanly
 def token_revoke(staff_id: str, token_id: Optional[int]) -> None:
     """Revoke STAFF's tokens; calls with them get 401 from then on."""
     from engine.store import tokens
@@ -141,7 +124,7 @@ def token_revoke(staff_id: str, token_id: Optional[int]) -> None:
 
 @token.command("list")
 @click.argument("staff_id", metavar="STAFF", required=False)
-@_refusals
+@fail_cleanly
 def token_list(staff_id: Optional[str]) -> None:
     """Tokens (never their values): id, staff, label, created, revoked."""
     from engine.store import tokens
@@ -165,7 +148,7 @@ def outbox() -> None:
 
 @outbox.command("deliver")
 @_NOTIFY
-@_refusals
+@fail_cleanly
 def outbox_deliver(notify_file: Optional[str]) -> None:
     """Deliver every notification that is due now (one pass), then stop."""
     from adapters.notify import config as notify_config
@@ -185,7 +168,7 @@ def outbox_deliver(notify_file: Optional[str]) -> None:
 @outbox.command("list")
 @click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed", "held"]))
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
-@_refusals
+@fail_cleanly
 def outbox_list(status: Optional[str], limit: int) -> None:
     """The newest notifications with their delivery state."""
     from engine.store import outbox as store
@@ -203,7 +186,7 @@ def outbox_list(status: Optional[str], limit: int) -> None:
 
 @outbox.command("retry")
 @click.argument("outbox_id", type=int)
-@_refusals
+@fail_cleanly
 def outbox_retry(outbox_id: int) -> None:
     """Queue a failed or held notification again."""
     from engine.store import outbox as store

@@ -7,27 +7,14 @@ from which revision to which. Neither needs the procedures or the org file.
 """
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from typing import Any, Callable
 
 import click
 
-from engine.errors import EngineError
+from engine.cli_support import fail_cleanly
+
 from engine.runtime.config import DEFAULT_DB
-
-
-def _refusals(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EngineError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 def _json_flag(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,7 +47,7 @@ def db() -> None:
 @db.command()
 @click.option("--revision", default="head", show_default=True, help="Migrate up to this revision.")
 @_json_flag
-@_refusals
+@fail_cleanly
 def upgrade(revision: str) -> None:
     """Create or upgrade the schema of the --db database."""
     from engine.store import migrate
@@ -77,7 +64,7 @@ def upgrade(revision: str) -> None:
 
 @db.command()
 @_json_flag
-@_refusals
+@fail_cleanly
 def current() -> None:
     """Show the schema revision of the --db database and the newest one."""
     from engine.store import migrate

@@ -20,7 +20,7 @@ from engine.errors import ActionNotAllowed, FieldError, FormInvalid, NotAuthoriz
 from engine.spec.expr import EvalError
 from engine.spec.forms import FieldSpec, FormSpec, building_of
 from engine.spec.library import CompiledProcedure
-from engine.spec.models import ActionSpec, AssignSpec, EffectSpec, NotifySpec
+from engine.spec.models import AssignSpec, EffectSpec, NotifySpec
 from engine.spec.org import OrgSpec
 
 SUPERVISOR_ROLES = ("cs_supervisor", "office_director", "cs_department", "deputy_manager", "general_manager")

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Mapping
 from engine.errors import Issue
 from engine.spec.expr import ExprError, compile_expr
 from engine.spec.forms import FieldSpec, FormSpec
-from engine.spec.models import ActionSpec, AssignSpec, EffectSpec, ProcedureSpec
+from engine.spec.models import AssignSpec, EffectSpec, ProcedureSpec
 from engine.spec.yamlio import Positions
 
 # Names every expression may read besides the procedure's data fields.

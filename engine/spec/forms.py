@@ -9,7 +9,7 @@ callback needs the owner's signature), checked after the types.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, Literal, Optional

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.bench_engine import END_MARK, Config, main, report, run, write_markdown
+from bench.bench_engine import END_MARK, Config, main, profile, report, run, write_markdown
 from bench.common import build_prefill, open_engine
 from engine.clock import FakeClock
 
@@ -20,7 +20,7 @@ def test_a_tiny_run_measures_raw_commits_starts_and_actions_at_both_store_sizes(
         assert r.starts_per_s > 0 and r.actions_per_s > 0 and r.old_advances_per_s > 0
         assert res.prefills[n].instances == n
     assert res.action_ratio() > 0 and res.scale_ratio("old_advances_per_s") > 0
-    assert len(res.goals()) == 4  # actions vs raw, and starts/actions/advances at 2k vs 100
+    assert len(res.goals()) == 7  # actions vs raw; starts, actions, advances at 2k vs 100 (rate and CPU)
 
 
 def test_the_results_section_is_rewritten_in_place(tmp_path: Path) -> None:
@@ -42,6 +42,13 @@ def test_the_prefill_is_what_the_engine_itself_would_have_stored(tmp_path: Path)
     assert (checked, events, broken) == (500, info.events, None)
     assert all(engine.replay(i).ok for i in (1, 12, 13, 499, 500))
     assert engine.show(500).data == engine.show((500 - 1) % 12 + 1).data  # copies of template 8
+
+
+def test_the_profile_names_where_the_cpu_of_a_command_goes(tmp_path: Path) -> None:
+    lines: list[str] = []
+    profile(Config(stored=(30,), starts=4, warmup=1, templates=3), tmp_path, log=lines.append)
+    text = "\n".join(lines)
+    assert "actions:" in text and "starts:" in text and "store: SQLite statements" in text
 
 
 @pytest.mark.slow

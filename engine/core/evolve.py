@@ -31,21 +31,20 @@ def start(instance_id: int, proc: CompiledProcedure, event: Event) -> Instance:
 
 def evolve(proc: CompiledProcedure, inst: Instance, event: Event) -> Instance:
     """Apply one event (not InstanceStarted) to an instance."""
-    d, t = event.data, event.type
-    inst = inst.with_(last_occurred_at=event.occurred_at)
+    d, t, at = event.data, event.type, event.occurred_at
     if t == m.ACTION_TAKEN:
         return _action(proc, inst, event)
     if t == m.DATA_RECORDED:
-        return inst.with_(data={**inst.data, **d["changes"]})
+        return inst.with_(data={**inst.data, **d["changes"]}, last_occurred_at=at)
     if t == m.ASSIGNED:
-        return inst.with_(assignee=d.get("assignee"), assignee_role=d.get("role"))
+        return inst.with_(assignee=d.get("assignee"), assignee_role=d.get("role"), last_occurred_at=at)
     if t == m.INSTANCE_COMPLETED:
-        return inst.with_(status="completed")
+        return inst.with_(status="completed", last_occurred_at=at)
     if t == m.CHILD_SPAWNED:
-        return inst.with_(children=inst.children + (int(d["child_id"]),))
+        return inst.with_(children=inst.children + (int(d["child_id"]),), last_occurred_at=at)
     if t == m.NOTIFICATION_QUEUED:
-        return inst
-    return _extension(proc, inst, event)
+        return inst.with_(last_occurred_at=at)
+    return _extension(proc, inst.with_(last_occurred_at=at), event)
 
 
 def _action(proc: CompiledProcedure, inst: Instance, event: Event) -> Instance:
@@ -62,7 +61,7 @@ def _action(proc: CompiledProcedure, inst: Instance, event: Event) -> Instance:
     if d["to"] != target:
         raise ReplayMismatch(inst.id, seq, f"action {d['action']!r} recorded to {d['to']!r}, "
                                            f"but version {proc.version} leads to {target!r}")
-    return inst.with_(state=target, data={**inst.data, **d.get("input", {})})
+    return inst.with_(state=target, data={**inst.data, **d.get("input", {})}, last_occurred_at=event.occurred_at)
 
 
 _EXTENSIONS: dict[str, object] = {}

@@ -1,0 +1,72 @@
+"""The issue 6 benchmark suite runs every goal and reports it (never how fast: BENCHMARKS.md's job)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import bench_suite as suite
+from bench.common import machine_info
+
+TINY = suite.Sizes(reps=1, a_complaints=8, b_instances=4, c_loops=100, d_per_client=4, e_sustained=60,
+                   e_small=40, e_big=400, f_big=400, f_actions=10, g_bulk_events=500, h_units=10, h_backlog=60)
+
+
+def test_the_engine_is_measured_against_its_own_statements_replayed_raw(tmp_path: Path) -> None:
+    a = suite.goal_a(tmp_path, TINY)
+    assert a["actions"] == a["txs"] == 3 * TINY.a_complaints
+    assert any(k.startswith("INSERT INTO events") for k in a["kinds"])
+    assert a["engine"] > 0 and a["raw"] > 0
+
+
+def test_the_five_step_procedure_runs_in_the_engine_and_in_spiffworkflow(tmp_path: Path) -> None:
+    pytest.importorskip("SpiffWorkflow")
+    b = suite.goal_b(tmp_path, TINY)
+    assert b["engine"] > 0 and b["spiff"] > 0
+
+
+def test_in_memory_decisions_are_compared_with_transitions(tmp_path: Path) -> None:
+    pytest.importorskip("transitions")
+    c = suite.goal_c(tmp_path, TINY)
+    assert c["engine"] > 0 and c["transitions"] > 0
+
+
+def test_scale_replay_and_batch_paths_report_every_figure(tmp_path: Path) -> None:
+    from bench.common import build_prefill
+
+    big = tmp_path / "big.db"
+    info, after = build_prefill(big, TINY.f_big)
+    f = suite.goal_f(tmp_path, TINY, big, after, info.seconds)
+    assert f["small_rate"] > 0 and f["big_rate"] > 0 and f["rss_big_mb"] > 0
+    g = suite.goal_g(tmp_path, TINY, big)
+    assert g["events"] >= 50 and g["bulk_events"] >= TINY.g_bulk_events and g["replay"] > 0
+    h = suite.goal_h(tmp_path, TINY)
+    assert h["fee_rate"] > 0
+    assert h["backlog"] > 0 and h["batched"] > 0 and h["single"] > 0
+
+
+@pytest.mark.slow
+def test_timers_and_postgresql_clients_are_measured(tmp_path: Path) -> None:
+    e = suite.goal_e_run(tmp_path, TINY)
+    assert e["s_fired"] == e["n"] and e["b_p99"] > 0 and e["big"]["pending"] > e["small"]["pending"]
+    d = suite.goal_d(tmp_path, TINY)
+    if "skipped" not in d:
+        assert [r["clients"] for r in d["rows"]] == [1, 2, 4] and all(r["engine"] > 0 for r in d["rows"])
+
+
+def test_the_section_names_every_goal_and_is_rewritten_in_place(tmp_path: Path) -> None:
+    results = {
+        "a": {"engine": 1.0, "raw": 2.0, "ratio": 0.5, "met": True, "actions": 3, "txs": 3, "stmts": 3.0,
+              "kinds": ["INSERT INTO events ×1.00"]},
+        "h": {"bulk_api": [], "fee_rate": 100.0, "units": 10, "backlog": 60, "backlog_single": 60, "batched": 3.0,
+              "single": 1.0, "ratio": 3.0, "met_t": False},
+        "d": {"skipped": "no PostgreSQL server binaries"},
+    }
+    section = suite.render(results, machine_info(), "python -m bench.bench_suite", TINY, 1.0, "disk", "0 / 0 / 0")
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\nOther section.\n", encoding="utf-8")
+    suite.write_section(section, md)
+    suite.write_section(section, md)
+    text = md.read_text(encoding="utf-8")
+    assert text.count(suite.END_MARK) == 1 and text.count(suite.HEADING) == 1 and "Other section." in text
+    assert "**met**" in text and "not met: no bulk path yet" in text and "not measured" in text

@@ -28,20 +28,12 @@ from zoneinfo import ZoneInfo
 
 from engine.durations import parse_duration
 from engine.errors import AdapterError, EngineError, NotAuthorized
+from adapters.rows import RowError  # noqa: F401  (part of this module's results)
 
 PROCEDURE = "phone_call"
 COLUMNS = ("call_id", "caller", "ring_started_at", "answered_at", "rings", "seat")
 REQUIRED_COLUMNS = ("call_id", "caller", "ring_started_at", "answered_at", "seat")
 WITHHELD = {"", "anonymous", "unknown", "private", "withheld", "restricted", "隐藏", "未知"}
-
-
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
 
 
 @dataclass

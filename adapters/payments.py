@@ -26,21 +26,13 @@ from zoneinfo import ZoneInfo
 
 from engine.errors import AdapterError, EngineError
 from engine.spec.forms import UNIT_RE, building_of
+from adapters.rows import RowError  # noqa: F401  (part of this module's results)
 
 PROCEDURES = ("dunning", "fee_cycle")      # where a payment may land, in order of preference
 ACTION = "record_payment"
 COLUMNS = ("unit", "period", "amount", "paid_at", "reference")
 CHANNELS = ("front_desk", "bank", "bank_debit", "transfer", "wechat", "alipay")
 PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
-
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,7 @@
 """Helpers for the procedure-library scenario tests (repair, dunning, fee cycle, imports,
 notices): Shanghai times, what an instance was told, when its timers fired, and an
-``engine`` fixture that parses the procedure library once per test module.
-
-Parsing the YAML library is the slow part of building an engine (pure-Python YAML with
-positions); the scenarios only need a fresh database each, so ``Settings.load`` is
-memoised for the module while ``build_engine`` still does all the wiring.
+``engine`` fixture (a fresh database per test; ``Settings.load`` memoises the parsed
+library itself while its files are unchanged).
 """
 from __future__ import annotations
 
@@ -17,8 +14,6 @@ import pytest
 from engine.clock import FakeClock
 from engine.runtime.config import Settings, build_engine
 from tests.conftest import SHANGHAI
-
-_LOADED: dict[tuple[str, str], Any] = {}
 
 
 def t(text: str) -> datetime:
@@ -86,12 +81,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def engine(settings: Settings, clock: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    key = (str(settings.procedures), str(settings.org))
-    if key not in _LOADED:
-        _LOADED[key] = settings.load()
-    loaded = _LOADED[key]
-    monkeypatch.setattr(Settings, "load", lambda self: loaded)
+def engine(settings: Settings, clock: Any) -> Iterator[Any]:
     yield build_engine(settings, clock)
 
 

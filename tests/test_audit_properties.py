@@ -16,7 +16,7 @@ import tempfile
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
@@ -35,23 +35,6 @@ NAMED = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", 
          "content": "楼上漏水", "anonymous": False}
 SETTINGS = settings(max_examples=15, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-_LOAD, _LOADED = Settings.load, {}
-
-
-def _load_once(self: Settings):  # type: ignore[no-untyped-def]
-    key = (str(self.procedures), str(self.org))
-    if key not in _LOADED:
-        _LOADED[key] = _LOAD(self)
-    return _LOADED[key]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def parse_the_library_once() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Settings, "load", _load_once)
-        yield
-
 
 def fresh_engine(folder: str, clock: Any) -> Any:
     s = Settings(f"sqlite:///{folder}/sop.db", ROOT / "procedures", ROOT / "org" / "demo.yaml")

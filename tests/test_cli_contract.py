@@ -15,35 +15,16 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from cli import main
-from engine.runtime.config import Settings
 
 NAMED = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
          "content": "楼上漏水", "anonymous": False}
 AT = "2025-09-30T09:10:00+08:00"
-
-_LOAD, _LOADED = Settings.load, {}
-
-
-def _load_once(self: Settings):  # type: ignore[no-untyped-def]
-    key = (str(self.procedures), str(self.org))
-    if key not in _LOADED:
-        _LOADED[key] = _LOAD(self)
-    return _LOADED[key]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def parse_the_library_once() -> Iterator[None]:
-    """Each invocation still builds its engine from scratch; the YAML is parsed once per module."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Settings, "load", _load_once)
-        yield
-
 
 @pytest.fixture
 def sop(runner):  # type: ignore[no-untyped-def]

@@ -26,20 +26,6 @@ NAMED = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", 
 REPLY = {"reply_method": "phone", "reply_summary": "已安排维修"}
 T0 = datetime(2025, 9, 30, 9, 0, tzinfo=SHANGHAI)
 
-_LOAD, _LOADED = Settings.load, {}
-
-
-@pytest.fixture(autouse=True)
-def parse_the_library_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Engines are still built by build_engine; the YAML is parsed once per module."""
-    def load(self: Settings):  # type: ignore[no-untyped-def]
-        key = (str(self.procedures), str(self.org))
-        if key not in _LOADED:
-            _LOADED[key] = _LOAD(self)
-        return _LOADED[key]
-    monkeypatch.setattr(Settings, "load", load)
-
-
 def tables(engine: Any) -> dict[str, list[tuple]]:
     """Every row of every table, read straight from the SQLite file."""
     path = engine.store_url.removeprefix("sqlite:///")

@@ -15,7 +15,6 @@ import pytest
 
 from engine.core.model import Instance
 from engine.errors import ActionNotAllowed, FormInvalid, NotAuthorized
-from engine.runtime.config import Settings
 
 NAMED = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
          "content": "楼上漏水，天花板渗水", "anonymous": False}
@@ -26,20 +25,6 @@ RESULT = {"handling_result": "漏水已处理"}
 VISIT = {"method": "visit", "satisfaction": "satisfied", "callback_notes": "业主表示满意",
          "owner_signature": "sig:王先生-20251009"}
 PHONE = {"method": "phone", "satisfaction": "satisfied", "callback_notes": "电话确认已修好"}
-
-
-_LOAD, _LOADED = Settings.load, {}
-
-
-@pytest.fixture(autouse=True)
-def parse_the_library_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test still builds its engine with build_engine; the YAML is parsed once per module."""
-    def load(self: Settings):  # type: ignore[no-untyped-def]
-        key = (str(self.procedures), str(self.org))
-        if key not in _LOADED:
-            _LOADED[key] = _LOAD(self)
-        return _LOADED[key]
-    monkeypatch.setattr(Settings, "load", load)
 
 
 class Office:

@@ -190,7 +190,7 @@ def engine_run(db_path: Path, start_at: datetime, stored: int, cfg: Config, rng:
         return EngineRun(starts, actions, old, cpu_ms_per_start=cpu_start, cpu_ms_per_action=cpu_ms,
                          cpu_ms_per_old_advance=cpu_old)
     finally:
-        engine.db.dispose()
+        engine.close()
 
 
 # ---------------------------------------------------------------- the whole benchmark
@@ -333,7 +333,7 @@ def profile(cfg: Config, workdir: Path, log: Any = print) -> None:
     finally:
         for owner, name, fn in reversed(wrapped):  # leave every module as it was
             setattr(owner, name, fn)
-        engine.db.dispose()
+        engine.close()
 
 
 # ---------------------------------------------------------------- output

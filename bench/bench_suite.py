@@ -146,7 +146,7 @@ def goal_a(tmp: Path, sz: Sizes) -> dict[str, Any]:
     engine = open_engine(base, clock)
     first = 10_000
     ids = [engine.start("complaint", FRONT_DESK, complaint(first + k)).id for k in range(sz.a_complaints)]
-    engine.db.dispose()
+    engine.close()
     t_actions = clock.now() + timedelta(minutes=1)
 
     # Capture: the statements of every write transaction the engine runs for these actions.
@@ -154,11 +154,11 @@ def goal_a(tmp: Path, sz: Sizes) -> dict[str, Any]:
     copy_db(base, cap)
     trace: list[str] = []
     engine = open_engine(cap, FakeClock(t_actions))
-    engine.db.dispose()
+    engine.close()
     import sqlalchemy as sa
     sa.event.listen(engine.db, "connect", lambda dbapi, _rec: dbapi.set_trace_callback(trace.append))
     _complaint_actions(engine, engine.clock, ids, first)
-    engine.db.dispose()
+    engine.close()
     txs: list[list[str]] = []
     cur: Optional[list[str]] = None
     for s in trace:
@@ -185,7 +185,7 @@ def goal_a(tmp: Path, sz: Sizes) -> dict[str, Any]:
                 begin = time.perf_counter()
                 n = _complaint_actions(eng, eng.clock, ids, first)
                 engine_rates.append(n / (time.perf_counter() - begin))
-                eng.db.dispose()
+                eng.close()
             else:
                 conn = raw_sqlite(work)
                 begin = time.perf_counter()
@@ -248,7 +248,7 @@ def _engine_five(db: Path, n: int) -> float:
             inst = engine.advance(inst.id, f"do_{k}", FRONT_DESK)
         assert inst.status == "completed"
     elapsed = time.perf_counter() - begin
-    engine.db.dispose()
+    engine.close()
     return n / elapsed
 
 
@@ -341,7 +341,7 @@ def _pg_client(kind: str, url: str, ids: list[int], first: int, start_at: dateti
             begin = time.perf_counter()
             n = _complaint_actions(engine, clock, ids, first)
             out.put(("ok", n, time.perf_counter() - begin))
-            engine.db.dispose()
+            engine.close()
     except Exception as e:  # noqa: BLE001 - reported by the parent
         barrier.abort()
         out.put(("error", repr(e), 0.0))
@@ -369,7 +369,7 @@ def goal_d(tmp: Path, sz: Sizes) -> dict[str, Any]:
             clock.advance(timedelta(seconds=1))
         with engine.db.begin() as conn:
             conn.exec_driver_sql("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, at text NOT NULL, payload text NOT NULL)")
-        engine.db.dispose()
+        engine.close()
         start_at = clock.now() + timedelta(minutes=1)
         ctx = mp.get_context("fork")  # children inherit the loaded procedure library
         rows = []
@@ -440,7 +440,7 @@ def _sustained(path: Path, first_due: datetime, n: int, rate: float, spacing_s: 
         lags += [t - clock.wall_of(f.due) for f in batch]
         if not batch:
             time.sleep(0.001)
-    engine.db.dispose()
+    engine.close()
     return {"p50": pct(lags, 0.5), "p99": pct(lags, 0.99), "fired": len(lags)}
 
 
@@ -453,7 +453,7 @@ def _burst(path: Path, until: datetime) -> dict[str, Any]:
         if not batch:
             break
         lags += [time.perf_counter() - begin] * len(batch)
-    engine.db.dispose()
+    engine.close()
     return {"p50": pct(lags, 0.5), "p99": pct(lags, 0.99), "fired": len(lags),
             "rate": len(lags) / (time.perf_counter() - begin)}
 
@@ -463,7 +463,7 @@ def _due_times(path: Path) -> list[datetime]:
     from engine.store import timers as timer_store
     with engine.read() as conn:
         rows = timer_store.due(conn, T0 + timedelta(days=30), 10_000_000)
-    engine.db.dispose()
+    engine.close()
     return sorted(r.next_fire_at for r in rows)
 
 
@@ -475,7 +475,7 @@ def goal_e_run(tmp: Path, sz: Sizes) -> dict[str, Any]:
     for i in range(sz.e_sustained):
         engine.start("complaint", FRONT_DESK, _phone(i))
         clock.advance(timedelta(seconds=spacing))
-    engine.db.dispose()
+    engine.close()
     dues = _due_times(base)[:sz.e_sustained]
     gaps = [(b - a).total_seconds() for a, b in zip(dues, dues[1:])]
     sustained, burst = [], []
@@ -520,7 +520,7 @@ def _scale_child(path: str, ids: list[int], start_at: datetime, out: Any) -> Non
         engine.advance(iid, "investigate", worker_for(complaint(_template(iid))))
     rate = (len(ids) - 1) / (time.perf_counter() - begin)
     rss1, hwm = _rss_kb()
-    engine.db.dispose()
+    engine.close()
     out.put((rate, rss0, rss1, hwm))
 
 
@@ -601,7 +601,7 @@ def goal_g(tmp: Path, sz: Sizes, big_path: Path) -> dict[str, Any]:
         t = time.perf_counter()
         audit.replay(proc, inst.id, events)
         fold.append((time.perf_counter() - t) * MS)
-    engine.db.dispose()
+    engine.close()
 
     # Bulk: the first g_bulk_events events of the big store, raw read vs replayed.
     conn = sqlite3.connect(big_path)
@@ -635,7 +635,7 @@ def goal_g(tmp: Path, sz: Sizes, big_path: Path) -> dict[str, Any]:
                 audit.replay(procs["p"], iid, [r.to_event() for r in chain])
                 n_rep += len(chain)
         replay_rates.append(n_rep / (time.perf_counter() - begin))
-    engine.db.dispose()
+    engine.close()
     r, p = med(raw_rates), med(replay_rates)
     return {"events": n_events, "full_p99": pct(full, 0.99), "full_p50": pct(full, 0.5),
             "fold_p99": pct(fold, 0.99), "met_one": pct(full, 0.99) <= 1.0, "bulk_events": n_raw,
@@ -665,7 +665,7 @@ def goal_h(tmp: Path, sz: Sizes) -> dict[str, Any]:
             engine.start("fee_cycle", FINANCE, fee_form(i))
             clock.advance(timedelta(milliseconds=100))
         fee_rates.append(sz.h_units / (time.perf_counter() - begin))
-        engine.db.dispose()
+        engine.close()
 
     base = tmp / "h-backlog.db"
     _, after = build_prefill(base, sz.h_backlog)
@@ -690,7 +690,7 @@ def goal_h(tmp: Path, sz: Sizes) -> dict[str, Any]:
                     n += 1
                 single.append(n / (time.perf_counter() - begin))
                 n_s = n
-            engine.db.dispose()
+            engine.close()
     b, s = med(batched), med(single)
     return {"bulk_api": bulk_api, "fee_rate": med(fee_rates), "units": sz.h_units,
             "complaints": sz.h_backlog, "backlog": n_b, "backlog_single": n_s, "batched": b, "single": s, "ratio": b / s, "met_t": b / s >= 10}

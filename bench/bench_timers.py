@@ -70,7 +70,7 @@ def measure(path: Path, until_clock: FakeClock) -> dict[str, Any]:
         if not batch:
             break
     elapsed = time.perf_counter() - begin
-    engine.db.dispose()
+    engine.close()
     lags.sort()
     return {"pending": pending, "fired": fired, "query_ms": statistics.median(query_ms),
             "fired_per_s": fired / elapsed, "lag_p50_s": lags[len(lags) // 2] if lags else 0.0,

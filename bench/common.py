@@ -167,7 +167,7 @@ def build_prefill(path: Path, n_instances: int, templates: int = 48, step: timed
             engine.advance(inst.id, "interim_reply", who, interim(clock))
             clock.advance(step)
     chains = {iid: engine.history(iid) for iid in range(1, templates + 1)}
-    engine.db.dispose()
+    engine.close()
     _replicate(path, chains, n_instances)
     conn = sqlite3.connect(path, isolation_level=None)
     try:

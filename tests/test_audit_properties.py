@@ -157,7 +157,7 @@ def test_replaying_any_random_command_sequence_gives_the_stored_state(data: st.D
             r = engine.replay(i)
             assert r.ok, f"#{i} replay differs at seq {r.seq}: {r.difference}"
         assert engine.verify()[2] is None
-        engine.db.dispose()
+        engine.close()
 
 
 # ------------------------------------------------------------------ 2. tampering is detected
@@ -181,7 +181,7 @@ def history_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "method": "phone", "satisfaction": "satisfied", "callback_notes": "满意"}, at=at(60 * 24))
     a = engine.start("complaint", "zhou_min", {"channel": "letter", "content": "噪音", "anonymous": True}, at(10))
     engine.claim(a.id, "li_qiang", at(10))
-    engine.db.dispose()
+    engine.close()
     path = folder / "sop.db"
     with sqlite3.connect(path) as con:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -227,7 +227,7 @@ def _detected(path: Path) -> bool:
         ids = [r["id"] for r in _rows(path, "instances")]
         return not all(engine.replay(i).ok for i in ids)
     finally:
-        engine.db.dispose()
+        engine.close()
 
 
 def _tamper(history_db: Path, table: str, rowid: int, column: str, value: Any) -> Path:
@@ -319,6 +319,20 @@ def test_tampering_that_makes_a_value_unreadable_is_reported_not_a_crash(history
             for iid in (1, 2, 3):
                 assert not engine.replay(iid).ok or engine.verify()[2] is not None
         finally:
-            engine.db.dispose()
+            engine.close()
     finally:
         shutil.rmtree(path.parent)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(_JSON_VALUES)
+def test_hashed_serialisation_is_byte_for_byte_the_canonical_json_dumps(value: Any) -> None:
+    """Chains hashed before the encoder was built once must still verify: same text for any value."""
+    from engine.audit import canonical_json
+
+    assert canonical_json(value) == json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

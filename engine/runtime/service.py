@@ -59,6 +59,7 @@ class Engine:
     def __post_init__(self) -> None:
         self.db = db.open_engine(self.store_url)
         db.create_schema(self.db)
+        self.connections = db.Connections(self.db)
         self._versions: dict[tuple[str, str], CompiledProcedure] = {}
         self._saved_versions: set[tuple[str, str]] = set()
 
@@ -110,8 +111,12 @@ class Engine:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with db.read(self.db) as conn:
+        with self.connections.read() as conn:
             yield conn
+
+    def close(self) -> None:
+        """Release the database: kept connections and the pool (the engine reopens on use)."""
+        self.connections.close()
 
     def tick(self, until: datetime, limit: Optional[int] = None) -> list[Any]:
         """Fire every clock step due at or before ``until`` (see engine.runtime.sweep)."""
@@ -122,7 +127,7 @@ class Engine:
     def transaction(self) -> Iterator[Connection]:
         """A write transaction; a rollback forgets which versions were saved in it."""
         try:
-            with db.write(self.db) as conn:
+            with self.connections.write() as conn:
                 yield conn
         except BaseException:
             self._saved_versions.clear()
@@ -283,26 +288,26 @@ class Engine:
     # ------------------------------------------------------------ queries
 
     def show(self, instance_id: int) -> Instance:
-        with db.read(self.db) as conn:
+        with self.connections.read() as conn:
             inst = repo.load_instance(conn, instance_id)
             return inst.with_(children=tuple(repo.children_of(conn, instance_id)))
 
     def available_actions(self, inst: Instance) -> list[dict[str, Any]]:
         if not inst.active:
             return []
-        with db.read(self.db) as conn:
+        with self.connections.read() as conn:
             proc = self.procedure_for(conn, inst.procedure, inst.version)
         return [{"name": a.name, "title": a.title, "roles": list(a.roles), "form": a.form}
                 for a in proc.actions_from(inst.state)]
 
     def deadlines(self, instance_id: int) -> list[dict[str, Any]]:
         """SLA clocks and timers of an instance: name, kind, due (site zone), status."""
-        with db.read(self.db) as conn:
+        with self.connections.read() as conn:
             inst = repo.load_instance(conn, instance_id)
         return deadline_views(inst, self.calendar)
 
     def tasks(self, staff: Optional[str] = None, role: Optional[str] = None) -> list[Instance]:
-        with db.read(self.db) as conn:
+        with self.connections.read() as conn:
             if staff:
                 person = self.org.person(staff)
                 return repo.task_rows(conn, person.id, list(person.roles))
@@ -313,12 +318,12 @@ class Engine:
         raise InputError("tasks", "give --as STAFF or --role ROLE")
 
     def history(self, instance_id: int) -> list[audit.StoredEvent]:
-        with db.read(self.db) as conn:
+        with self.connections.read() as conn:
             repo.load_instance(conn, instance_id)
             return repo.events_of(conn, instance_id)
 
     def replay(self, instance_id: int) -> ReplayResult:
-        with db.read(self.db) as conn:
+        with self.connections.read() as conn:
             try:
                 stored = repo.load_instance(conn, instance_id)
                 stored = stored.with_(children=tuple(repo.children_of(conn, instance_id)))
@@ -336,7 +341,7 @@ class Engine:
     def verify(self) -> tuple[int, int, Optional[audit.BrokenLink]]:
         """(instances checked, events checked, first broken link or None)."""
         n_inst = n_events = 0
-        with db.read(self.db) as conn:
+        with self.connections.read() as conn:
             for iid, last_hash, revision, rows in repo.iter_chains(conn):
                 n_inst += 1
                 if isinstance(rows, StoredDataCorrupt):

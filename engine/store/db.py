@@ -8,6 +8,7 @@ power cut, which is what an audit trail promises. Write transactions start with
 from __future__ import annotations
 
 from collections import namedtuple
+import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +94,75 @@ def read(engine: Engine) -> Iterator[Connection]:
     with engine.connect().execution_options(sop_read_only=True) as conn:
         with conn.begin():
             yield conn
+
+
+class Connections:
+    """Connections an engine keeps open between its commands, for writing and for reading.
+
+    Checking a connection out of SQLAlchemy's pool, wrapping it in a ``Connection`` and
+    returning it costs ~0.1 ms a command, several times SQLite's own ``BEGIN``/``COMMIT``
+    (BENCHMARKS.md); a kept connection only begins and commits. A connection goes back to
+    the pool instead of being kept when its command failed (it may be broken), when it
+    sat idle longer than ``max_idle`` seconds (the pool's pre-ping then checks a server
+    connection that may have gone away meanwhile) or when enough are kept already.
+    ``close()`` releases them all, so the database file is free for other writers'
+    pragmas (or deletion) afterwards.
+    """
+
+    def __init__(self, engine: Engine, keep: int = 4, max_idle: float = 30.0) -> None:
+        self.engine, self.keep, self.max_idle = engine, keep, max_idle
+        self._idle: dict[bool, list[tuple[float, Connection]]] = {False: [], True: []}
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: commit on success, roll back on any exception."""
+        with self._transaction(read_only=False) as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a deferred ``BEGIN`` on SQLite)."""
+        with self._transaction(read_only=True) as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self, read_only: bool) -> Iterator[Connection]:
+        conn = self._take(read_only)
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            conn.close()
+            raise
+        self._give(read_only, conn)
+
+    def _take(self, read_only: bool) -> Connection:
+        idle = self._idle[read_only]
+        now = time.monotonic()
+        while True:
+            try:
+                since, conn = idle.pop()  # atomic under the GIL: no two threads get the same one
+            except IndexError:
+                break
+            if now - since <= self.max_idle and not conn.invalidated:
+                return conn
+            conn.close()
+        conn = self.engine.connect()
+        return conn.execution_options(sop_read_only=True) if read_only else conn
+
+    def _give(self, read_only: bool, conn: Connection) -> None:
+        idle = self._idle[read_only]
+        if conn.invalidated or conn.in_transaction() or len(idle) >= self.keep:
+            conn.close()
+        else:
+            idle.append((time.monotonic(), conn))
+
+    def close(self) -> None:
+        """Close every kept connection and dispose of the pool (commands after this reopen)."""
+        for idle in self._idle.values():
+            while idle:
+                idle.pop()[1].close()
+        self.engine.dispose()
 
 
 class Prepared:

@@ -44,6 +44,7 @@ class _Builder:
         self.decision.events.append(e)
         if type_ != m.INSTANCE_STARTED:
             self.inst = ev.evolve(self.proc, self.inst, e)
+            self.decision.folded = (len(self.decision.events), self.inst)
 
     def context(self, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         return expression_context(self.proc, self.inst, self.at, self.actor.id, extra, self.org,

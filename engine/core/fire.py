@@ -47,5 +47,6 @@ def decide_fire(proc: CompiledProcedure, org: OrgSpec, cal: WorkCalendar, inst: 
             for e in follow.events:
                 b.decision.events.append(e)
                 b.inst = ev.evolve(proc, b.inst, e)
+            b.decision.folded = (len(b.decision.events), b.inst)
             b.decision.spawns.extend(follow.spawns)
     return b.decision

@@ -104,3 +104,16 @@ class Decision:
 
     events: list[Event] = field(default_factory=list)
     spawns: list[SpawnRequest] = field(default_factory=list)
+    # The instance after the first ``folded[0]`` events, as the decision itself folded
+    # them (decide folds as it goes, so later effects see earlier ones): the shell reuses
+    # it instead of folding the same events a second time, when it covers all of them.
+    folded: Optional[tuple[int, "Instance"]] = None
+
+    def result(self, proc: Any, before: "Instance", evolve: Any) -> "Instance":
+        """The instance after all events: the decision's own fold when complete, else a fold."""
+        if self.folded is not None and self.folded[0] == len(self.events):
+            return self.folded[1]
+        after = before
+        for e in self.events:
+            after = evolve(proc, after, e)
+        return after

@@ -185,9 +185,7 @@ class Engine:
             proc = self.procedure_for(conn, inst.procedure, inst.version)
             inst = self._catch_up(conn, proc, inst, when)
             decision = decide(proc, inst, when)
-            after = inst
-            for e in decision.events:
-                after = ev.evolve(proc, after, e)
+            after = decision.result(proc, inst, ev.evolve)
             return self._commit(conn, proc, inst, decision, after, inst)
 
     def apply_in(self, conn: Connection, instance_id: int,
@@ -196,9 +194,7 @@ class Engine:
         inst = repo.load_instance(conn, instance_id)
         proc = self.procedure_for(conn, inst.procedure, inst.version)
         decision = decide(proc, inst)
-        after = inst
-        for e in decision.events:
-            after = ev.evolve(proc, after, e)
+        after = decision.result(proc, inst, ev.evolve)
         return self._commit(conn, proc, inst, decision, after, inst)
 
     def _catch_up(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime) -> Instance:
@@ -213,9 +209,7 @@ class Engine:
     def _fire(self, conn: Connection, proc: CompiledProcedure, inst: Instance, name: str,
               until: datetime) -> Instance:
         decision = decide_fire(proc, self.org, self.calendar, inst, name, self.clock.now(), until)
-        after = inst
-        for e in decision.events:
-            after = ev.evolve(proc, after, e)
+        after = decision.result(proc, inst, ev.evolve)
         return self._commit(conn, proc, inst, decision, after, inst)
 
     def fire_in(self, conn: Connection, instance_id: int, name: str,

@@ -78,10 +78,20 @@ class CompiledProcedure:
         return {(a.name, s): a for a in self.spec.actions for s in a.sources(self.spec.states)}
 
     def action(self, name: str, state: str) -> ActionSpec | None:
-        """The action ``name`` as it applies from ``state`` (None if not from there)."""
-        if not self.machine.get_transitions(trigger=name, source=state):
-            return None
-        return self._actions_by_key.get((name, state))
+        """The action ``name`` as it applies from ``state`` (None if not from there).
+
+        The transition table answers once per (action, state); the answer is remembered,
+        since every command and every replayed action asks it (a version never changes).
+        """
+        memo = self.__dict__.setdefault("_action_memo", {})
+        key = (name, state)
+        try:
+            return memo[key]
+        except KeyError:
+            found = (self._actions_by_key.get(key)
+                     if self.machine.get_transitions(trigger=name, source=state) else None)
+            memo[key] = found
+            return found
 
     def actions_from(self, state: str) -> list[ActionSpec]:
         return [self._actions_by_key[(t, state)] for t in self.machine.get_triggers(state)

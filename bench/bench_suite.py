@@ -286,9 +286,8 @@ def goal_c(tmp: Path, sz: Sizes) -> dict[str, Any]:
         begin = time.perf_counter()
         for _ in range(n):
             inst = inst0
-            for name in names:
-                for e in dc.decide_action(proc, org, inst, actor, name, {}, T0).events:
-                    inst = ev.evolve(proc, inst, e)
+            for name in names:  # what Engine.advance does between load and append
+                inst = dc.decide_action(proc, org, inst, actor, name, {}, T0).result(proc, inst, ev.evolve)
         assert inst.state == "done"
         return 5 * n / (time.perf_counter() - begin)
 
@@ -734,13 +733,13 @@ def render(results: dict[str, Any], m: dict[str, str], command: str, sz: Sizes, 
     if c:
         L.append(f"| c. in-memory decisions vs `transitions` | {c['engine']:,.0f} vs {c['transitions']:,.0f} "
                  f"steps/s = {c['ratio']:.2f}× | ≥ 1× | {verdict(c['met'])} |")
-        notes.append("**c.** Same 5-step procedure, no database: `decide_action` + `evolve` on a "
+        notes.append("**c.** Same 5-step procedure, no database: `decide_action` and its own fold "
+                     "(`Decision.result`, what `Engine.advance` does between loading and appending) on a "
                      "`CompiledProcedure` vs one `transitions.Machine` (auto transitions off) triggering "
                      "`do_1` … `do_5` on a model. The engine's step also checks roles and the form, builds an "
-                     "event and a new immutable `Instance`; `transitions` only sets an attribute and runs callbacks. "
-                     "What limits it: per step the engine builds a `Decision` and an `Event`, evaluates "
-                     "effects, and `evolve` copies the frozen `Instance` (`dataclasses.replace`, twice per "
-                     "event) — see \"What else would help\" above.")
+                     "event and a new immutable `Instance`; `transitions` only sets an attribute and runs "
+                     "callbacks. The engine asks the transition table once per (action, state) and remembers "
+                     "the answer per version; `transitions` resolves the trigger on every call.")
     d = results.get("d")
     if d and "skipped" in d:
         L.append(f"| d. PostgreSQL actions/s vs raw commits/s | not measured: {d['skipped']} | ≥ 50% | not measured |")

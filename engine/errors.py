@@ -9,6 +9,7 @@
     ├── ActionNotAllowed             the action does not exist here, or its guard is false
     ├── NotAuthorized                the staff member's roles do not allow it
     ├── FormInvalid                  submitted data fails the form; carries field errors
+    │   └── RowsInvalid              rows of a bulk start refused, each by its row number
     ├── ConcurrencyConflict          someone else changed the instance first
     ├── TimeOrderError               ``--at`` earlier than the instance's last event
     ├── CalendarError                a date outside the years the working calendar knows
@@ -118,6 +119,38 @@ class FormInvalid(EngineError):
         self.form = form
         self.errors = list(errors)
         super().__init__(f"form {form}: " + "; ".join(str(e) for e in self.errors))
+
+
+class RowsInvalid(FormInvalid):
+    """Rows of a bulk command that were refused; the command wrote nothing.
+
+    ``rows`` holds (row number, counting from 1, the row's own refusal); ``errors`` is
+    every field error named ``row N: field``, so whatever shows a FormInvalid shows these.
+    The message lists the first few rows; the attributes keep them all.
+    """
+
+    SHOWN = 5
+
+    def __init__(self, form: str, rows: list[tuple[int, EngineError]], total: int) -> None:
+        self.rows = list(rows)
+        self.total = total
+        errors = []
+        for n, err in self.rows:
+            if isinstance(err, FormInvalid):
+                errors += [FieldError(f"row {n}: {fe.field}", fe.reason) for fe in err.errors]
+            else:
+                errors.append(FieldError(f"row {n}", str(err)))
+        super().__init__(form, errors)
+        shown = "; ".join(f"row {n}: {_row_reason(err)}" for n, err in self.rows[:self.SHOWN])
+        more = len(self.rows) - self.SHOWN
+        self.args = (f"{len(self.rows)} of {total} rows refused, nothing started: {shown}"
+                     + (f"; and {more} more rows" if more > 0 else ""),)
+
+
+def _row_reason(err: EngineError) -> str:
+    if isinstance(err, FormInvalid):
+        return "; ".join(str(fe) for fe in err.errors)
+    return str(err)
 
 
 class ConcurrencyConflict(EngineError):

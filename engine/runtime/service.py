@@ -109,6 +109,14 @@ class Engine:
                     return repo.load_instance(conn, existing)
             return self._start_in(conn, proc, actor, data or {}, when, None, external_key)
 
+    def start_many(self, procedure: str, staff: str, rows: list[dict[str, Any]], at: Optional[datetime] = None,
+                   external_keys: Optional[list[Optional[str]]] = None) -> list[Instance]:
+        """Start one instance per row in one transaction, all or nothing; the instances in row
+        order (a row whose external key is already stored gets its existing instance).
+        See engine.runtime.bulk."""
+        from engine.runtime.bulk import start_many
+        return start_many(self, procedure, staff, rows, at, external_keys).instances
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.connections.read() as conn:

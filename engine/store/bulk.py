@@ -1,0 +1,122 @@
+"""Writing many new instances in one transaction: ids, rows and a few ``executemany`` calls.
+
+The bulk start (``engine/runtime/bulk.py``) decides every instance first and only then
+writes, so it needs the ids before anything is inserted (an id may appear in a message).
+One start at a time inserts a placeholder row to learn its id, appends the events and
+then rewrites the row; here the ids are reserved up front, and each table gets one
+``executemany`` of complete rows: instances, events, timers, outbox.
+
+The rows are built exactly as ``repository.append``, ``repository.enqueue`` and
+``timers.sync`` build them for one start (same canonical JSON, same hash chain, same
+columns), so a bulk-started instance cannot be told apart from one started alone;
+``tests/test_bulk_start.py`` compares the two table by table.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.audit import StoredEvent, canonical_json, event_hash
+from engine.core.model import Event, Instance
+from engine.spec.forms import building_of
+from engine.store import timers as timer_store
+from engine.store.db import Prepared
+from engine.store.tables import events as E
+from engine.store.tables import instances as I
+from engine.store.tables import outbox as O
+from engine.store.tables import timers as T
+
+_INSERT_INSTANCES = Prepared(sa.insert(I))
+_INSERT_EVENTS = Prepared(sa.insert(E))
+_INSERT_TIMERS = Prepared(sa.insert(T))
+_INSERT_OUTBOX = Prepared(sa.insert(O))
+_KEY_CHUNK = 500  # bound parameters per lookup, well under every backend's limit
+
+
+def reserve_ids(conn: Connection, n: int) -> list[int]:
+    """``n`` new instance ids, in ascending order, for rows this transaction will insert.
+
+    SQLite: the write transaction (``BEGIN IMMEDIATE``) excludes every other writer, so
+    the next ids are the ones SQLite would give one insert at a time: the largest id
+    + 1, + 2, … PostgreSQL: taken from the column's own sequence, as its default would.
+    """
+    if n <= 0:
+        return []
+    if conn.dialect.name == "sqlite":
+        top = conn.execute(sa.select(sa.func.max(I.c.id))).scalar() or 0
+        return list(range(top + 1, top + n + 1))
+    seq = sa.func.pg_get_serial_sequence("instances", "id")
+    got = conn.execute(sa.select(sa.func.nextval(seq)).select_from(sa.func.generate_series(1, n)))
+    return sorted(int(r[0]) for r in got)
+
+
+def existing_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
+    """The instances already holding some of these external keys: key -> instance id."""
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, int] = {}
+    for i in range(0, len(wanted), _KEY_CHUNK):
+        chunk = wanted[i:i + _KEY_CHUNK]
+        for key, iid in conn.execute(sa.select(I.c.external_key, I.c.id).where(I.c.external_key.in_(chunk))):
+            found[key] = iid
+    return found
+
+
+def event_rows(instance_id: int, events: list[Event], recorded_at: datetime,
+               prev_hash: str) -> tuple[list[dict[str, Any]], list[StoredEvent]]:
+    """The ``events`` rows of a new instance's log (seq from 1) and the events as stored.
+
+    Same fields, serialisation and chain as ``repository.append`` from revision 0.
+    """
+    rows, stored = [], []
+    prev = prev_hash
+    for seq, e in enumerate(events, 1):
+        data_json = canonical_json(e.data)
+        h = event_hash(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, data_json, prev)
+        rows.append({"instance_id": instance_id, "seq": seq, "type": e.type, "actor": e.actor, "role": e.role,
+                     "occurred_at": e.occurred_at, "recorded_at": recorded_at, "data": data_json,
+                     "prev_hash": prev, "hash": h})
+        stored.append(StoredEvent(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at,
+                                  data_json, prev, h))
+        prev = h
+    return rows, stored
+
+
+def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Optional[str]) -> dict[str, Any]:
+    """The complete ``instances`` row of a new instance: what one start leaves after its
+    placeholder insert and its projection update (``repository._projection_changes``)."""
+    unit = inst.data.get("unit")
+    return {"id": inst.id, "procedure": inst.procedure, "version": inst.version, "state": inst.state,
+            "status": inst.status, "assignee": inst.assignee, "assignee_role": inst.assignee_role,
+            "building": building_of(unit) if isinstance(unit, str) else None,
+            "data": canonical_json(inst.data), "clocks": canonical_json(inst.clocks),
+            "parent_id": inst.parent_id, "revision": revision, "started_at": inst.started_at,
+            "last_occurred_at": inst.last_occurred_at, "last_hash": last_hash, "external_key": external_key}
+
+
+def timer_rows(instance_id: int, procedure: str, clocks: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``timers`` rows of a new instance's clocks (``timers.sync`` from no clocks)."""
+    return [{"instance_id": instance_id, "name": name, **timer_store._values(procedure, c)}
+            for name, c in clocks.items()]
+
+
+def outbox_rows(instance_id: int, seq: int, data: dict[str, Any], at: datetime) -> list[dict[str, Any]]:
+    """The ``outbox`` rows of one ``NotificationQueued`` event (``repository.enqueue``)."""
+    return [{"instance_id": instance_id, "seq": seq, "recipient": r, "channel": data.get("channel"),
+             "message": data["message"], "idempotency_key": f"{instance_id}:{seq}:{r}", "created_at": at,
+             "next_attempt_at": at} for r in data["recipients"]]
+
+
+def insert(conn: Connection, instances: list[dict[str, Any]], events: list[dict[str, Any]],
+           timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
+    """One ``executemany`` per table (straight on the SQLite driver, see ``db.Prepared``).
+
+    Instances first: on PostgreSQL a concurrent start that took one of the external keys
+    meanwhile fails here, on the unique key, and the whole batch rolls back.
+    """
+    for stmt, rows in ((_INSERT_INSTANCES, instances), (_INSERT_EVENTS, events), (_INSERT_TIMERS, timers),
+                       (_INSERT_OUTBOX, outbox)):
+        if rows:
+            stmt.executemany(conn, rows)

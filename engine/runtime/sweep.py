@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from engine.errors import EngineError
+from engine.store import db
 from engine.store import timers as timer_store
 
 log = logging.getLogger("sop.sweep")
@@ -98,7 +99,7 @@ def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, s
     done: list[Fired] = []
     for row in rows:
         try:
-            with conn.begin_nested():
+            with db.savepoint(conn):
                 one = _fire_row(engine, conn, row, until)
         except EngineError as err:
             log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)

@@ -38,6 +38,7 @@ _CHILDREN = Prepared(sa.select(I.c.id).where(I.c.parent_id == sa.bindparam("pid"
 _BY_KEY = Prepared(sa.select(I.c.id).where(I.c.external_key == sa.bindparam("key")))
 _NEW_INSTANCE = Prepared(sa.insert(I).returning(I.c.id))
 _INSERT_EVENTS = Prepared(sa.insert(E))
+_ENQUEUE = Prepared(sa.insert(O))
 # The SET clause comes from the column-named keys of the parameters, each bound with its
 # column's type (UTCDateTime for times); the WHERE names must not clash with columns.
 _UPDATE_PROJECTION = Prepared(sa.update(I).where(I.c.id == sa.bindparam("b_id"),
@@ -190,7 +191,7 @@ def list_versions(conn: Connection) -> list[Any]:
 def enqueue(conn: Connection, instance_id: int, seq: int, recipients: list[str], message: str,
             channel: Optional[str], at: datetime) -> None:
     if recipients:
-        conn.execute(sa.insert(O), [
+        _ENQUEUE.executemany(conn, [
             {"instance_id": instance_id, "seq": seq, "recipient": r, "channel": channel, "message": message,
              "idempotency_key": f"{instance_id}:{seq}:{r}", "created_at": at, "next_attempt_at": at}
             for r in recipients])

@@ -34,9 +34,9 @@ def _dt(s: Optional[str]) -> Optional[datetime]:
 _INSERT = Prepared(sa.insert(T))
 _UPDATE = Prepared(sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"),
                                       T.c.name == sa.bindparam("b_name")))
-_CLAIM = (sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"), T.c.name == sa.bindparam("b_name"),
-                             T.c.next_fire_at == sa.bindparam("b_next_fire_at"))
-          .values(next_fire_at=None))
+_CLAIM = Prepared(sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"),
+                                     T.c.name == sa.bindparam("b_name"),
+                                     T.c.next_fire_at == sa.bindparam("b_next_fire_at")))
 
 
 def _values(procedure: str, c: dict[str, Any]) -> dict[str, Any]:
@@ -98,8 +98,8 @@ def lock_due(conn: Connection, until: datetime, limit: int, skip: Any = ()) -> l
 
 def claim(conn: Connection, instance_id: int, name: str, next_fire_at: datetime) -> bool:
     """Compare-and-set: True for exactly one claimant of this due step."""
-    result = conn.execute(_CLAIM, {"b_instance_id": instance_id, "b_name": name, "b_next_fire_at": next_fire_at})
-    return result.rowcount == 1
+    params = {"b_instance_id": instance_id, "b_name": name, "b_next_fire_at": next_fire_at, "next_fire_at": None}
+    return _CLAIM.execute(conn, params) == 1
 
 
 def of_instance(conn: Connection, instance_id: int) -> list[Any]:

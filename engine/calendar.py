@@ -178,6 +178,7 @@ class WorkCalendar:
             self._listed.update(dict.fromkeys(self.years[year].holidays, False))
             self._listed.update(dict.fromkeys(self.years[year].workdays, True))
         self._cache: dict[date, bool] = {}
+        self._periods_cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
 
     # -- construction ------------------------------------------------------------------
 
@@ -262,11 +263,18 @@ class WorkCalendar:
     def _at(self, d: date, clock: time) -> datetime:
         return datetime.combine(d, clock, tzinfo=self.zone)
 
-    def day_periods(self, d: date) -> list[tuple[datetime, datetime]]:
-        """The working periods of ``d`` as aware datetimes (empty on a day off)."""
-        if not self.is_workday(d):
-            return []
-        return [(self._at(d, start), self._at(d, end)) for start, end in self.periods]
+    def day_periods(self, d: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The working periods of ``d`` as aware datetimes (empty on a day off).
+
+        Remembered per date: every deadline and every clock step walks the days from its
+        start, so the same few days are asked for again and again.
+        """
+        spans = self._periods_cache.get(d)
+        if spans is None:
+            spans = ((tuple((self._at(d, start), self._at(d, end)) for start, end in self.periods)
+                      if self.is_workday(d) else ()))
+            self._periods_cache[d] = spans
+        return spans
 
     def end_of_day(self, d: date) -> datetime:
         """End of the last working period of ``d`` (whether or not ``d`` is a workday)."""

@@ -79,30 +79,36 @@ def changes_of(before: Optional[Instance], events: Iterable[Event]) -> tuple[set
 
 
 def react(proc: CompiledProcedure, cal: WorkCalendar, before: Optional[Instance], after: Instance,
-          events: list[Event], at: datetime) -> list[Event]:
-    """Clock events caused by a command's events (start, stop, pause, resume, arm, cancel)."""
+          events: list[Event], at: datetime, memo: Optional[dict[Any, Any]] = None) -> list[Event]:
+    """Clock events caused by a command's events (start, stop, pause, resume, arm, cancel).
+
+    ``memo`` is for a caller that starts many instances of one procedure at one instant
+    (the bulk start keeps one dict per batch): a started SLA's due time and first step, and
+    a timer's first firing when it is not read from the instance's data, depend only on the
+    version, the clock and the instant, so the working calendar is asked once per batch.
+    """
     actions, entered, left = changes_of(before, events)
     started = before is None or before.status == "starting"
     out: list[Event] = []
     inst = after
     for spec in proc.spec.slas:
-        for e in _react_sla(proc, cal, spec, inst, actions, entered, started, at):
+        for e in _react_sla(proc, cal, spec, inst, actions, entered, started, at, memo):
             out.append(e)
             inst = ev.evolve(proc, inst, e)
     for spec in proc.spec.timers:
-        for e in _react_timer(proc, cal, spec, inst, entered, left, started, at):
+        for e in _react_timer(proc, cal, spec, inst, entered, left, started, at, memo):
             out.append(e)
             inst = ev.evolve(proc, inst, e)
     return out
 
 
 def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: Instance, actions: set[str],
-               entered: list[str], started: bool, at: datetime) -> list[Event]:
+               entered: list[str], started: bool, at: datetime, memo: Optional[dict[Any, Any]] = None) -> list[Event]:
     clock = inst.clocks.get(spec.name)
     if clock is None:
         begins = (spec.start_on in actions) if spec.start_on else (
             spec.start_in in entered if spec.start_in else started)
-        return [_start_sla(proc, cal, spec, inst, at)] if begins and inst.active else []
+        return [_start_sla(proc, cal, spec, inst, at, memo)] if begins and inst.active else []
     if not clock["running"]:
         return []
     if spec.reset_on in actions and spec.reset_due_field:
@@ -142,14 +148,32 @@ def goal_of(proc: CompiledProcedure, spec: SlaSpec, inst: Instance, at: datetime
     raise EvalError(f"no goal case of SLA {spec.name!r} applies")
 
 
-def _start_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: Instance, at: datetime) -> Event:
+def _start_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: Instance, at: datetime,
+               memo: Optional[dict[Any, Any]] = None) -> Event:
     goal = goal_of(proc, spec, inst, at)
-    due = goal.add_to(at, cal, spec.workday_mode or "end_of_day")
-    c: dict[str, Any] = {"kind": "sla", "status": "open", "running": True, "started_at": iso(at), "due": iso(due),
+
+    def timing() -> tuple[str, dict[str, Any]]:  # the due time and first step: goal, calendar and instant only
+        due = iso(goal.add_to(at, cal, spec.workday_mode or "end_of_day"))
+        fresh = {"started_at": iso(at), "due": due, "goal_kind": goal.kind, "warned": [], "status": "open"}
+        return due, _next_step(proc, cal, spec, fresh)
+
+    due, step = _remember(memo, ("sla", proc.id, proc.version, spec.name, goal.text, goal.kind, at), timing)
+    c: dict[str, Any] = {"kind": "sla", "status": "open", "running": True, "started_at": iso(at), "due": due,
                          "goal": goal.text, "goal_kind": goal.kind, "warned": [], "paused_remaining": None,
                          "breached_at": None, "ended_at": None, "assignee": inst.assignee}
-    c.update(_next_step(proc, cal, spec, c))
+    c.update(step)
     return clock_event(SLA_STARTED, spec.name, c, at, due=c["due"])
+
+
+def _remember(memo: Optional[dict[Any, Any]], key: tuple[Any, ...], compute: Any) -> Any:
+    """``compute()``, once per key while the caller keeps ``memo`` (nothing kept without one)."""
+    if memo is None:
+        return compute()
+    try:
+        return memo[key]
+    except KeyError:
+        value = memo[key] = compute()
+        return value
 
 
 def _stop_sla(clock: dict[str, Any], name: str, inst: Instance, at: datetime) -> Event:
@@ -187,7 +211,8 @@ def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock:
 
 
 def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, inst: Instance,
-                 entered: list[str], left: list[str], started: bool, at: datetime) -> list[Event]:
+                 entered: list[str], left: list[str], started: bool, at: datetime,
+                 memo: Optional[dict[Any, Any]] = None) -> list[Event]:
     clock = inst.clocks.get(spec.name)
     live = clock is not None and clock["status"] == "open"
     arms = inst.active and ((spec.state is None and started) or (spec.state is not None and spec.state in entered))
@@ -197,7 +222,11 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
         c = dict(clock, status="cancelled", next=None, next_kind=None, ended_at=iso(at))  # type: ignore[arg-type]
         out.append(clock_event(TIMER_CANCELLED, spec.name, c, at))
     elif arms:
-        first = first_fire(proc, cal, spec, inst, at)
+        if spec.at is None:  # after a duration or on a schedule: the same for every instance
+            first = _remember(memo, ("timer", proc.id, proc.version, spec.name, at),
+                              lambda: first_fire(proc, cal, spec, inst, at))
+        else:
+            first = first_fire(proc, cal, spec, inst, at)
         if first is not None:
             c = {"kind": "timer", "status": "open", "running": True, "started_at": iso(at), "due": iso(first),
                  "next": iso(first), "next_kind": "fire", "fired": (clock or {}).get("fired", 0), "ended_at": None}

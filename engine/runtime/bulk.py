@@ -121,12 +121,16 @@ def _start_spawns(proc: CompiledProcedure) -> bool:
 
 def _decide_rows(engine: Any, proc: CompiledProcedure, actor: Actor, rows: Sequence[dict[str, Any]],
                  todo: list[int], ids: list[int], at: datetime) -> list[_Decided]:
-    """Decide every row to start; collect the refusals and raise them together."""
+    """Decide every row to start; collect the refusals and raise them together.
+
+    ``memo`` lets the clocks compute what is the same for every row once (see clocks.react).
+    """
     decided: list[_Decided] = []
     errors: list[tuple[int, EngineError]] = []
+    memo: dict[Any, Any] = {}
     for i, iid in zip(todo, ids):
         try:
-            decided.append(_decide_one(engine, proc, actor, rows[i], at, i, iid))
+            decided.append(_decide_one(engine, proc, actor, rows[i], at, i, iid, memo))
         except EngineError as e:
             errors.append((i + 1, e))
     if errors:
@@ -135,7 +139,7 @@ def _decide_rows(engine: Any, proc: CompiledProcedure, actor: Actor, rows: Seque
 
 
 def _decide_one(engine: Any, proc: CompiledProcedure, actor: Actor, data: Any, at: datetime, row: int,
-                iid: int) -> _Decided:
+                iid: int, memo: dict[Any, Any]) -> _Decided:
     """What ``Engine.start`` decides for one row: the start, its fold, the clocks' reaction."""
     if not isinstance(data, dict):
         raise InputError("row", "must be an object of start-form fields")
@@ -146,7 +150,7 @@ def _decide_one(engine: Any, proc: CompiledProcedure, actor: Actor, data: Any, a
         inst = ev.evolve(proc, inst, e)
     blank = Instance(id=iid, procedure=proc.id, version=proc.version, state=proc.spec.start.state,
                      status="starting", started_at=at, last_occurred_at=at)
-    for e in clk.react(proc, engine.calendar, blank, inst, events, events[-1].occurred_at):
+    for e in clk.react(proc, engine.calendar, blank, inst, events, events[-1].occurred_at, memo):
         events.append(e)
         inst = ev.evolve(proc, inst, e)
     return _Decided(row, inst, events)

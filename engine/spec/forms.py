@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal, Optional
 
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError,
@@ -162,13 +162,21 @@ class FormSpec(Strict):
         for name, f in self.fields.items():
             if f.required_if and values.get(name) in (None, ""):
                 try:
-                    needed = compile_expr(f.required_if).evaluate(scope)
+                    needed = _compiled_condition(f.required_if).evaluate(scope)
                 except (ExprError, EvalError) as e:
                     errors.append(FieldError(name, f"required_if could not be evaluated: {e}"))
                     continue
                 if needed:
                     errors.append(FieldError(name, f"required when {f.required_if} ({f.label})"))
         return errors
+
+
+@lru_cache(maxsize=1024)
+def _compiled_condition(source: str) -> Any:
+    """A ``required_if`` compiled once per text instead of once per submitted form: parsing
+    and checking it cost more than validating the rest of a start form (a bulk start
+    validates thousands). An expression that does not compile raises every time, as before."""
+    return compile_expr(source)
 
 
 def _field_error(err: dict[str, Any]) -> FieldError:

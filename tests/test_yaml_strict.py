@@ -171,3 +171,25 @@ def test_state_names_on_and_off_survive_into_a_procedure(tmp_path: Path, runner)
     r = runner.invoke(main, ["--procedures", str(procs), "graph", "switch"])
     assert r.exit_code == 0, r.output
     assert "off --> on : yes (打开)" in r.stdout
+
+
+_SHIPPED = sorted(p for d in ("procedures", "forms", "org") for p in (Path(__file__).parents[1] / d).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_libyaml_and_the_reference_loader_give_the_same_values_and_positions(path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Library loading goes through libyaml (PyYAML's wheels carry it); lint positions must not move."""
+    assert yamlio._CParser is not None
+    text = path.read_text(encoding="utf-8")
+    fast_value, fast_pos = loads(text, str(path))
+    monkeypatch.setattr(yamlio, "_CParser", None)
+    ref_value, ref_pos = loads(text, str(path))
+    assert fast_value == ref_value
+    assert (fast_pos.values, fast_pos.keys) == (ref_pos.values, ref_pos.keys)
+
+
+def test_anchors_are_refused_on_the_libyaml_path_too() -> None:
+    text = "a: &first 1\nb: *first\n"
+    with pytest.raises(ProcedureError, match="anchors and aliases"):
+        loads(text)

@@ -34,8 +34,9 @@ from sqlalchemy.engine import Connection
 from engine.core import clocks as clk
 from engine.core import decide as dc
 from engine.core import evolve as ev
-from engine.core.model import Actor, Event, GENESIS_HASH, Instance
+from engine.core.model import Actor, Decision, Event, GENESIS_HASH, Instance
 from engine.errors import EngineError, InputError, NotAuthorized, RowsInvalid
+from engine.spec.forms import FormSpec
 from engine.spec.library import CompiledProcedure
 from engine.store import bulk as bulk_store
 from engine.store import repository as repo
@@ -145,15 +146,25 @@ def _decide_one(engine: Any, proc: CompiledProcedure, actor: Actor, data: Any, a
         raise InputError("row", "must be an object of start-form fields")
     decision = dc.decide_start(proc, engine.org, actor, data, at, None, iid)
     events = decision.events
-    inst = ev.start(iid, proc, events[0])
-    for e in events[1:]:
-        inst = ev.evolve(proc, inst, e)
+    inst = _started(proc, iid, decision)
     blank = Instance(id=iid, procedure=proc.id, version=proc.version, state=proc.spec.start.state,
                      status="starting", started_at=at, last_occurred_at=at)
     for e in clk.react(proc, engine.calendar, blank, inst, events, events[-1].occurred_at, memo):
         events.append(e)
         inst = ev.evolve(proc, inst, e)
     return _Decided(row, inst, events)
+
+
+def _started(proc: CompiledProcedure, iid: int, decision: Decision) -> Instance:
+    """The instance after the start's events: decide's own fold when it covers them all
+    (``Decision.folded``, the same fold ``Engine.start`` repeats), else the fold itself."""
+    events = decision.events
+    if decision.folded is not None and decision.folded[0] == len(events):
+        return decision.folded[1]
+    inst = ev.start(iid, proc, events[0])
+    for e in events[1:]:
+        inst = ev.evolve(proc, inst, e)
+    return inst
 
 
 def _write(engine: Any, conn: Connection, proc: CompiledProcedure, decided: list[_Decided],
@@ -182,14 +193,18 @@ def _write(engine: Any, conn: Connection, proc: CompiledProcedure, decided: list
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
-def keys_from_template(template: str, rows: Sequence[dict[str, Any]], form: str = "rows") -> list[str]:
+def keys_from_template(template: str, rows: Sequence[dict[str, Any]], form: Optional[FormSpec] = None) -> list[str]:
     """One external key per row from ``{field}`` placeholders (``fee_cycle:{period}:{unit}``).
 
-    A row that lacks a field the template names is refused with its row number.
+    A placeholder that is no field of the start ``form`` is refused at once; a row that
+    lacks a field the template names is refused with its row number.
     """
     names = _PLACEHOLDER.findall(template)
     if not names:
         raise InputError("--key", f"{template!r} names no field; e.g. 'fee_cycle:{{period}}:{{unit}}'")
+    unknown = [n for n in names if form is not None and n not in form.fields]
+    if unknown:
+        raise InputError("--key", f"{', '.join(unknown)}: no such field of the start form {form.id}")  # type: ignore[union-attr]
     keys, errors = [], []
     for n, row in enumerate(rows, 1):
         missing = [f for f in names if not isinstance(row, dict) or row.get(f) in (None, "")]
@@ -198,5 +213,5 @@ def keys_from_template(template: str, rows: Sequence[dict[str, Any]], form: str 
             continue
         keys.append(_PLACEHOLDER.sub(lambda m: str(row[m.group(1)]), template))
     if errors:
-        raise RowsInvalid(form, errors, len(rows))
+        raise RowsInvalid(form.id if form else "rows", errors, len(rows))
     return keys

@@ -187,11 +187,24 @@ def show_instance(ctx: Context, inst: Any) -> None:
 @click.option("--as", "staff", required=True, help="Staff id from the org file.")
 @click.option("--data", help="JSON object, or @file.json")
 @click.option("--at", help="When it happened (ISO 8601); default now.")
+@click.option("--each", type=click.Path(path_type=Path, dir_okay=False),
+              help="Start one instance per row of a .jsonl or .csv file (fields of the start form), "
+                   "all in one transaction: a refused row starts none.")
+@click.option("--key", help="With --each: a key per row from its fields, e.g. 'fee_cycle:{period}:{unit}'; "
+                            "a row whose key was started before is not started again.")
 @pass_ctx
 @fail_cleanly
-def start(ctx: Context, procedure: str, staff: str, data: Optional[str], at: Optional[str]) -> None:
-    """Start an instance of PROCEDURE."""
+def start(ctx: Context, procedure: str, staff: str, data: Optional[str], at: Optional[str], each: Optional[Path],
+          key: Optional[str]) -> None:
+    """Start an instance of PROCEDURE (or one per row of a file, with --each)."""
     eng = ctx.engine
+    if each is not None or key is not None:
+        from engine.cli_bulk import start_each
+
+        if each is None or data is not None:
+            raise InputError("--each", "give --data for one instance, or --each FILE (and --key) for many")
+        start_each(eng, procedure, staff, each, key, parse_time(at, eng.org.site.zone), ctx.json)
+        return
     inst = eng.start(procedure, staff, parse_data(data), parse_time(at, eng.org.site.zone))
     show_instance(ctx, inst)
 

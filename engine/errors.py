@@ -141,16 +141,15 @@ class RowsInvalid(FormInvalid):
             else:
                 errors.append(FieldError(f"row {n}", str(err)))
         super().__init__(form, errors)
-        shown = "; ".join(f"row {n}: {_row_reason(err)}" for n, err in self.rows[:self.SHOWN])
+        shown = "; ".join(f"row {n}: {reason}" for n, reason in self.reasons()[:self.SHOWN])
         more = len(self.rows) - self.SHOWN
         self.args = (f"{len(self.rows)} of {total} rows refused, nothing started: {shown}"
                      + (f"; and {more} more rows" if more > 0 else ""),)
 
-
-def _row_reason(err: EngineError) -> str:
-    if isinstance(err, FormInvalid):
-        return "; ".join(str(fe) for fe in err.errors)
-    return str(err)
+    def reasons(self) -> list[tuple[int, str]]:
+        """(row number, why) per refused row: its field errors, or its refusal's message."""
+        return [(n, "; ".join(str(fe) for fe in err.errors) if isinstance(err, FormInvalid) else str(err))
+                for n, err in self.rows]
 
 
 class ConcurrencyConflict(EngineError):

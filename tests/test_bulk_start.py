@@ -184,3 +184,94 @@ def test_fee1_rerunning_a_month_with_its_keys_starts_nothing_twice(engine) -> No
         engine.start_many("fee_cycle", "lin_cai", rows[:3], at=FEE_AT, external_keys=["k", "j", "k"])
     with pytest.raises(InputError, match="2 keys for 3 rows"):
         engine.start_many("fee_cycle", "lin_cai", rows[:3], at=FEE_AT, external_keys=["k", "j"])
+
+
+# ------------------------------------------------------------------ sop start … --each FILE
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in rows]
+    path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")   # as Excel saves CSV UTF-8
+    return path
+
+
+@pytest.fixture
+def sop(runner):  # type: ignore[no-untyped-def]
+    def run(*args: str, ok: bool = True):  # type: ignore[no-untyped-def]
+        r = runner.invoke(main, list(args))
+        assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+        assert (r.exit_code == 0) == ok, r.output
+        return r
+    return run
+
+
+def test_fee1_sop_start_each_starts_a_months_csv_and_a_rerun_with_its_key_starts_nothing(sop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fees = write_csv(tmp_path / "2025-10.csv", month())
+    argv = ["start", "fee_cycle", "--as", "lin_cai", "--each", str(fees), "--key", "fee_cycle:{period}:{unit}",
+            "--at", "2025-10-01T09:00"]
+    r = sop(*argv)
+    assert r.stdout == "fee_cycle 月度费用收取: 9 started (#1 … #9), 0 already present\n" and r.stderr == ""
+    again = json.loads(sop(*argv, "--json").stdout)
+    assert again == {"procedure": "fee_cycle", "rows": 9, "started": 0, "already_present": 9, "first_id": None,
+                     "last_id": None, "ids": list(range(1, 10))}
+    shown = json.loads(sop("--json", "show", "2").stdout)
+    assert shown["data"]["owner_name"] == "业主1" and shown["data"]["due_date"] == "2025-10-20"
+    assert shown["data"]["water_usage"] == 1 and "service_slip_refs" not in shown["data"]   # empty cell: not given
+    assert sop("audit", "verify").stdout.startswith("ok: 9 instances")
+
+
+def test_fee1_sop_start_each_reads_json_lines(sop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fees = tmp_path / "fees.jsonl"
+    fees.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in month(3)) + "\n\n", encoding="utf-8")
+    out = json.loads(sop("start", "fee_cycle", "--as", "lin_cai", "--each", str(fees), "--json").stdout)
+    assert (out["started"], out["first_id"], out["last_id"]) == (4, 1, 4)
+
+
+def test_fee1_sop_start_each_refuses_a_month_with_bad_rows_naming_file_and_line(sop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = month()
+    rows[2] = {**rows[2], "service_slip_refs": ""}              # services without their signed slips
+    rows[4] = {**rows[4], "contact": "12345"}
+    fees = write_csv(tmp_path / "fees.csv", rows)
+    r = sop("start", "fee_cycle", "--as", "lin_cai", "--each", str(fees), ok=False)
+    assert r.stdout == ""
+    assert r.stderr.splitlines() == [
+        f"error: {fees}: 2 of 9 rows refused, nothing started",
+        f"{fees}:4: service_slip_refs: required when service_fees > 0 (有偿服务单据编号)",
+        f"{fees}:6: contact: not a valid value ('12345')"]
+    assert json.loads(sop("--json", "audit", "verify").stdout)["instances"] == 0
+
+
+@pytest.mark.parametrize("content, message", [
+    ("unit,period,water_use\n3-1201,2025-10,3\n", ":1: unknown column(s) water_use; the start form fee_charges has"),
+    ("unit,owner_name\n3-1201,王先生\n", ":1: no column for required field(s) period, management_fee"),
+    (",".join(CHARGES) + "\n\n", ": no rows"),
+])
+def test_fee1_sop_start_each_refuses_a_file_it_cannot_read_as_rows(sop, tmp_path, content: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    fees = tmp_path / "fees.csv"
+    fees.write_text(content, encoding="utf-8")
+    r = sop("start", "fee_cycle", "--as", "lin_cai", "--each", str(fees), ok=False)
+    assert len(r.stderr.splitlines()) == 1 and message in r.stderr and r.stdout == ""
+
+
+def test_fee1_sop_start_each_names_the_line_of_a_broken_json_line_or_a_non_utf8_file(sop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fees = tmp_path / "fees.jsonl"
+    fees.write_text(json.dumps(CHARGES) + "\n\n{unit: 3-1201}\n", encoding="utf-8")
+    r = sop("start", "fee_cycle", "--as", "lin_cai", "--each", str(fees), ok=False)
+    assert r.stderr == f"error: {fees}:3: not valid JSON at column 2: Expecting property name enclosed in double quotes\n"
+    gbk = tmp_path / "fees.csv"
+    gbk.write_bytes("unit,owner_name\n3-1201,王先生\n".encode("gbk"))
+    r = sop("start", "fee_cycle", "--as", "lin_cai", "--each", str(gbk), ok=False)
+    assert r.stderr == f"error: {gbk}:2: not UTF-8 text; save the file as UTF-8 (in Excel: CSV UTF-8)\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fee_cycle", "--as", "chen_jing"], "error: chen_jing may not start fee_cycle: needs one of the roles finance"),
+    (["fee_cylce", "--as", "lin_cai"], "error: PROCEDURE: unknown procedure 'fee_cylce'; known: "),
+    (["fee_cycle", "--as", "lin_cai", "--key", "k:{owner}"], "error: --key: owner: no such field of the start form"),
+    (["fee_cycle", "--as", "lin_cai", "--data", "{}"], "error: --each: give --data for one instance, or --each"),
+])
+def test_fee1_sop_start_each_refuses_the_wrong_role_procedure_or_key_in_one_line(sop, tmp_path, argv, message) -> None:  # type: ignore[no-untyped-def]
+    fees = write_csv(tmp_path / "fees.csv", month(2))
+    r = sop("start", *argv, "--each", str(fees), ok=False)
+    assert r.stderr.startswith(message) and len(r.stderr.splitlines()) == 1 and r.stdout == ""
+    assert json.loads(sop("--json", "audit", "verify").stdout)["instances"] == 0

@@ -2,9 +2,10 @@
 
 A pass asks the timers table for the earliest due rows (an index walk: the cost follows
 what is due, not what is pending), then claims each row with a compare-and-set and fires
-it in the same transaction. Rows are handled in batches: one transaction per batch, one
-SAVEPOINT per row, so a backlog after downtime pays one commit (one fsync) per batch
-rather than per timer, while a failing instance rolls back only its own savepoint and is
+it in the same transaction. Rows are handled in batches: one transaction per batch (up to
+50 rows or 10 ms of firing, whichever comes first: a step counts as fired only when its
+batch commits), one SAVEPOINT per row, so a backlog after downtime pays one commit (one
+fsync) per batch rather than per timer, while a failing instance rolls back only its own savepoint and is
 logged and skipped — it never stops the pass. Two sweepers racing on one row: one claim
 wins, the other sees rowcount 0 and moves on. A crash before the commit rolls the claims
 back, so each step stays due and fires once, late; its lateness is recorded in the event
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
@@ -27,7 +29,11 @@ from engine.store import timers as timer_store
 log = logging.getLogger("sop.sweep")
 
 BATCH = 200      # due rows read per query
-PER_COMMIT = 50  # due rows fired per transaction
+PER_COMMIT = 50  # due rows fired per transaction, at most
+# ... and a transaction commits once it has fired for this long, whatever its size: a step
+# counts as fired only when its batch commits, so a 50-row batch would make the first of
+# them wait ~50 firings. 10 ms bounds that wait and still spreads each fsync over ~10 rows.
+BATCH_SECONDS = 0.010
 # Fault injection for the crash test: exit the process after claiming, before commit.
 CRASH_AFTER_CLAIM_ENV = "SOP_FAULT_CRASH_AFTER_CLAIM"
 
@@ -53,8 +59,11 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
         if not rows:
             break
         room = len(rows) if limit is None else min(len(rows), limit - len(fired))
-        for i in range(0, room, PER_COMMIT):
-            fired += _fire_batch(engine, rows[i:min(i + PER_COMMIT, room)], failed, until)
+        i = 0
+        while i < room:
+            done, used = _fire_batch(engine, rows[i:min(i + PER_COMMIT, room)], failed, until)
+            fired += done
+            i += used
     return fired
 
 
@@ -68,7 +77,10 @@ def _sweep_locking(engine: Any, until: datetime, limit: Optional[int], fired: li
         try:
             with engine.transaction() as conn:
                 rows = timer_store.lock_due(conn, until, n, failed)
+                stop_at = time.monotonic() + BATCH_SECONDS
                 for row in rows:
+                    if batch and time.monotonic() >= stop_at:
+                        break  # the rest stay due; their locks go with this commit
                     try:
                         one = _fire_row(engine, conn, row, until)
                     except EngineError as err:
@@ -89,15 +101,20 @@ class _Redo(Exception):
     """Roll the batch back: one of its rows failed and is left out of the next try."""
 
 
-def _fire_batch(engine: Any, rows: list[Any], failed: set[tuple[int, str]], until: datetime) -> list[Fired]:
+def _fire_batch(engine: Any, rows: list[Any], failed: set[tuple[int, str]],
+                until: datetime) -> tuple[list[Fired], int]:
+    """Fire the leading rows in one transaction: (what fired, how many rows were used)."""
     with engine.transaction() as conn:
         return _fire_rows(engine, conn, rows, failed, until)
 
 
 def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, str]],
-               until: datetime) -> list[Fired]:
+               until: datetime) -> tuple[list[Fired], int]:
     done: list[Fired] = []
-    for row in rows:
+    stop_at = time.monotonic() + BATCH_SECONDS
+    for used, row in enumerate(rows):
+        if used and time.monotonic() >= stop_at:
+            return done, used
         try:
             with db.savepoint(conn):
                 one = _fire_row(engine, conn, row, until)
@@ -107,7 +124,7 @@ def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, s
             continue
         if one is not None:
             done.append(one)
-    return done
+    return done, len(rows)
 
 
 def _fire_row(engine: Any, conn: Any, row: Any, until: datetime) -> Optional[Fired]:

@@ -245,3 +245,34 @@ def test_worker_sweeps_on_the_real_clock_and_stops_cleanly_on_sigterm(tmp_path: 
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopped cleanly" in out
+
+
+class _AlarmClock:
+    """Stands in for APScheduler: records the one-off jobs the worker sets."""
+
+    def __init__(self) -> None:
+        self.jobs: list[dict] = []
+
+    def add_job(self, func, trigger, **kw):  # type: ignore[no-untyped-def]
+        self.jobs.append({"trigger": trigger, **kw})
+
+
+def test_worker_sets_its_alarm_for_the_next_due_step_within_the_interval(engine, clock) -> None:  # type: ignore[no-untyped-def]
+    from engine.runtime.worker import arm_next
+
+    alarm = _AlarmClock()
+    arm_next(alarm, engine, 60.0, lambda: None)
+    assert alarm.jobs == []  # nothing pending: the interval alone
+    c = engine.start("complaint", "liu_fang", ORAL, at=clock.now())
+    first = min(datetime.fromisoformat(x["next"]) for x in engine.show(c.id).clocks.values() if x.get("next"))
+    arm_next(alarm, engine, 60.0, lambda: None)
+    assert alarm.jobs == []  # due hours away: the interval comes first
+    clock.set(first - timedelta(seconds=20))
+    before = datetime.now(first.tzinfo)
+    arm_next(alarm, engine, 60.0, lambda: None)
+    (job,) = alarm.jobs
+    assert job["trigger"] == "date" and job["id"] == "sop-sweep-due" and job["replace_existing"]
+    assert timedelta(seconds=19) <= job["run_date"] - before <= timedelta(seconds=21)
+    clock.set(first + timedelta(seconds=1))
+    arm_next(alarm, engine, 60.0, lambda: None)
+    assert len(alarm.jobs) == 1  # already due (a step that failed stays due): no spinning on it

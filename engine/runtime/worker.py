@@ -11,20 +11,57 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
+
+from engine.store import timers as timer_store
 
 log = logging.getLogger("sop.worker")
 
 
 def start_background(engine: Any, interval: float = 1.0) -> BackgroundScheduler:
-    """Start sweeping in a background thread (``sop serve`` uses this); call .shutdown() to stop."""
+    """Start sweeping in a background thread (``sop serve`` uses this); call .shutdown() to stop.
+
+    Besides the interval, each sweep sets the alarm for the earliest pending step when
+    that comes before the next interval tick, so a step this process knows of fires at
+    its due time rather than up to ``interval`` late (the 15-second ring limit of PHN-1).
+    Steps made by other processes after the last sweep still wait at most ``interval``.
+    """
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(lambda: _sweep_once(engine), "interval", seconds=interval, max_instances=1,
+    one_at_a_time = threading.Lock()
+
+    def sweep() -> None:
+        with one_at_a_time:
+            _sweep_once(engine)
+            arm_next(scheduler, engine, interval, sweep)
+
+    scheduler.add_job(sweep, "interval", seconds=interval, max_instances=1,
                       coalesce=True, misfire_grace_time=None, id="sop-sweep")
     scheduler.start()
+    arm_next(scheduler, engine, interval, sweep)
     return scheduler
+
+
+def arm_next(scheduler: Any, engine: Any, interval: float, sweep: Callable[[], None]) -> None:
+    """Schedule one extra sweep at the earliest pending step, if it is due within ``interval``.
+
+    A step already due is left to the interval: it is one that just failed and stays due,
+    and re-arming at once would spin on it.
+    """
+    try:
+        with engine.read() as conn:
+            due = timer_store.next_due(conn)
+    except Exception:  # keep the alarm clock alive; the interval job still sweeps
+        log.exception("reading the next due step failed")
+        return
+    if due is None:
+        return
+    wait = (due - engine.clock.now()).total_seconds()
+    if 0 < wait < interval:
+        scheduler.add_job(sweep, "date", run_date=datetime.now(timezone.utc) + timedelta(seconds=wait),
+                          id="sop-sweep-due", replace_existing=True, misfire_grace_time=None)
 
 
 def _sweep_once(engine: Any) -> None:

@@ -77,6 +77,11 @@ def due(conn: Connection, until: datetime, limit: int) -> list[Any]:
         .order_by(T.c.next_fire_at).limit(limit)))
 
 
+def next_due(conn: Connection) -> Optional[datetime]:
+    """When the earliest pending step comes due (the first entry of the partial index)."""
+    return conn.execute(sa.select(sa.func.min(T.c.next_fire_at)).where(T.c.next_fire_at.is_not(None))).scalar()
+
+
 def locks_rows(conn_or_engine: Any) -> bool:
     """Whether the sweep should claim with :func:`lock_due` (PostgreSQL) rather than read-then-claim."""
     return conn_or_engine.dialect.name == "postgresql"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import TYPE_CHECKING, Literal
@@ -85,9 +86,19 @@ class Duration:
 
 
 def parse_duration(text: str, units: Mapping[str, str] | None = None) -> Duration:
-    """Parse ``text`` (see the module docstring); ValueError says what is accepted."""
+    """Parse ``text`` (see the module docstring); ValueError says what is accepted.
+
+    Results are remembered per text and unit table: every start of an instance reads the
+    same few SLA goals again.
+    """
     if not isinstance(text, str):
         raise ValueError(f"a duration must be text such as \"15m\", not {text!r}")
+    return _parse_duration(text, tuple(sorted((units or {}).items())))
+
+
+@lru_cache(maxsize=1024)
+def _parse_duration(text: str, unit_items: tuple[tuple[str, str], ...]) -> Duration:
+    units = dict(unit_items)
     if text.strip().startswith("-"):
         raise _error(text, "durations are never negative (subtract in the expression: starts_at - 15m)", units)
     table = {**_UNITS, **_procedure_units(units or {})}

@@ -37,6 +37,9 @@ class _Builder:
     role: Optional[str]
     at: datetime
     decision: Decision = field(default_factory=Decision)
+    # The expression context of ``inst`` (without extra values), kept until an event
+    # changes the instance: a start checks the ``when`` of each of its effects in turn.
+    _context: Optional[tuple[Instance, dict[str, Any]]] = field(default=None, repr=False)
 
     def emit(self, type_: str, data: dict[str, Any], actor: Optional[Actor] = None) -> None:
         who = actor or self.actor
@@ -47,8 +50,13 @@ class _Builder:
             self.decision.folded = (len(self.decision.events), self.inst)
 
     def context(self, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-        return expression_context(self.proc, self.inst, self.at, self.actor.id, extra, self.org,
-                                  sorted(self.actor.roles))
+        if extra is None and self._context is not None and self._context[0] is self.inst:
+            return self._context[1]
+        ctx = expression_context(self.proc, self.inst, self.at, self.actor.id, extra, self.org,
+                                 sorted(self.actor.roles))
+        if extra is None:
+            self._context = (self.inst, ctx)
+        return ctx
 
 
 def expression_context(proc: CompiledProcedure, inst: Instance, at: datetime, actor: str,

@@ -362,6 +362,7 @@ def audit_verify(ctx: Context) -> None:
 
 
 @main.command()
+@json_flag
 @click.option("--db-file", type=click.Path(path_type=Path), default=Path("sop-demo.db"), show_default=True,
               help="SQLite file for the demo (recreated).")
 @pass_ctx
@@ -373,8 +374,13 @@ def demo(ctx: Context, db_file: Path) -> None:
     url = demo_run.fresh_db(db_file)
     base = ctx.settings
     settings = Settings(url, base.procedures, base.org)
-    result = demo_run.run(settings, click.echo)
-    demo_run.summary(result, click.echo, table)
+    # With --json the progress goes to stderr, so stdout is one JSON document.
+    if ctx.json:
+        result = demo_run.run(settings, lambda line: click.echo(line, err=True),
+                              progress_to=click.get_text_stream("stderr"))
+    else:
+        result = demo_run.run(settings, click.echo)
+    emit(ctx, demo_run.as_json(result), lambda: demo_run.summary(result, click.echo, table))
 
 
 @main.command()

@@ -129,6 +129,9 @@ def test_the_first_days_play_the_same_every_time(tmp_path: Path) -> None:
         runs.append((result.diary, result.sla, result.states,
                      query(db, "SELECT id, procedure, state, revision, last_hash FROM instances ORDER BY id")))
     assert runs[0] == runs[1]
+    summary = json.loads(json.dumps(demo_run.as_json(result)))  # what `sop --json demo` prints
+    assert summary["audit"] == {"ok": True, "broken": None} and summary["instances"] == len(runs[1][3])
+    assert summary["replay"]["differences"] == [] and summary["sla"] == result.sla
     diary, _, states, rows = runs[0]
     assert any("电话报修" in line for line in diary) and len(rows) > 20
     assert ("phone_call", "closed", "completed") in {(p, s, st) for p, s, st, _ in states}

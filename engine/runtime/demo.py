@@ -70,6 +70,21 @@ class DemoResult:
     follow_up: dict[str, int] = field(default_factory=dict)
 
 
+def as_json(result: DemoResult) -> dict[str, Any]:
+    """What ``sop --json demo`` prints: the month's figures, for scripts and dashboards."""
+    return {
+        "db": result.db_url, "start": result.start.isoformat(), "end": result.end.isoformat(),
+        "instances": result.instances, "events": result.events,
+        "audit": {"ok": result.broken is None, "broken": None if result.broken is None else str(result.broken)},
+        "replay": {"replayed": result.replayed, "differences": list(result.replay_failures)},
+        "imports": dict(result.totals), "notices": [str(p) for p in result.notices],
+        "sla": list(result.sla),
+        "states": [{"procedure": p, "state": s, "status": st, "count": n} for p, s, st, n in result.states],
+        "sweep_errors": list(result.sweep_errors), "automatic_actions_refused": result.refused,
+        "diary": list(result.diary), "follow_up": dict(result.follow_up),
+    }
+
+
 def fresh_db(path: Path) -> str:
     """Remove the demo database (and its notices folder); its URL, absolute."""
     for suffix in ("", "-wal", "-shm"):
@@ -230,8 +245,10 @@ class _SweepErrors(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def run(settings: Settings, say: Say, days: Optional[int] = None, progress: bool = True) -> DemoResult:
-    """Simulate the month (or its first ``days`` days) on ``settings.db``; see the module docstring."""
+def run(settings: Settings, say: Say, days: Optional[int] = None, progress: bool = True,
+        progress_to: Any = None) -> DemoResult:
+    """Simulate the month (or its first ``days`` days) on ``settings.db``; see the module docstring.
+    The progress bar goes to ``progress_to`` (default stdout), nowhere without ``progress``."""
     from engine.runtime import demo_scenes
 
     db_path = Path(settings.db.removeprefix("sqlite:///")) if settings.db.startswith("sqlite:///") else None
@@ -253,7 +270,7 @@ def run(settings: Settings, say: Say, days: Optional[int] = None, progress: bool
         days_run = (end - MONTH_START).days
         with click.progressbar(length=days_run, label="  模拟一个月", show_eta=False, show_percent=True,
                                item_show_func=lambda _: _day_label(demo), width=31,
-                               file=None if progress else io.StringIO()) as bar:
+                               file=progress_to if progress else io.StringIO()) as bar:
             for n in range(days_run):
                 scheduler.run_until(MONTH_START + timedelta(days=n + 1))
                 bar.update(1)

@@ -75,14 +75,15 @@ class Sizes:
     g_bulk_events: int       # events replayed in bulk
     h_units: int             # fee cycles started one at a time
     h_backlog: int           # overdue timers fired
+    h_bulk: int              # fee cycles started by one Engine.start_many
 
 
 FULL = Sizes(reps=3, a_complaints=200, b_instances=150, c_loops=5_000, d_per_client=100, e_sustained=5_000,
              e_small=1_000, e_big=1_000_000, f_big=500_000, f_actions=200, g_bulk_events=1_000_000,
-             h_units=1_000, h_backlog=10_000)
+             h_units=1_000, h_backlog=10_000, h_bulk=10_000)
 QUICK = Sizes(reps=1, a_complaints=40, b_instances=20, c_loops=2_000, d_per_client=15, e_sustained=300,
               e_small=200, e_big=5_000, f_big=5_000, f_actions=40, g_bulk_events=20_000, h_units=100,
-              h_backlog=300)
+              h_backlog=300, h_bulk=1_000)
 
 
 def med(xs: list[float]) -> float:
@@ -651,21 +652,38 @@ def fee_form(i: int) -> dict[str, Any]:
 
 
 def goal_h(tmp: Path, sz: Sizes) -> dict[str, Any]:
-    import engine.runtime.service as service
+    return {**goal_h1(tmp, sz), **goal_h2(tmp, sz)}
 
-    bulk_api = [n for n in dir(service.Engine) if "bulk" in n or "many" in n or n.startswith("start_")]
-    fee_rates = []
+
+def goal_h1(tmp: Path, sz: Sizes) -> dict[str, Any]:
+    """A month's fee cycle: ``Engine.start`` per unit (one transaction each) vs one
+    ``Engine.start_many`` of every unit, each on a fresh database, interleaved."""
+    one: list[tuple[float, float]] = []   # (starts/s, CPU ms per start)
+    bulk: list[tuple[float, float]] = []
+    rows = [fee_form(i) for i in range(sz.h_bulk)]
     for rep in range(sz.reps):
-        db = tmp / f"h-fee-{rep}.db"
-        clock = FakeClock(T0)
-        engine = open_engine(db, clock)
-        begin = time.perf_counter()
-        for i in range(sz.h_units):
-            engine.start("fee_cycle", FINANCE, fee_form(i))
-            clock.advance(timedelta(milliseconds=100))
-        fee_rates.append(sz.h_units / (time.perf_counter() - begin))
-        engine.close()
+        for mode in (("one", "bulk") if rep % 2 == 0 else ("bulk", "one")):
+            clock = FakeClock(T0)
+            engine = open_engine(tmp / f"h-fee-{mode}-{rep}.db", clock)
+            begin, cpu = time.perf_counter(), time.process_time()
+            if mode == "one":
+                for i in range(sz.h_units):
+                    engine.start("fee_cycle", FINANCE, fee_form(i))
+                    clock.advance(timedelta(milliseconds=100))
+                n = sz.h_units
+            else:
+                n = len(engine.start_many("fee_cycle", FINANCE, rows))
+            wall, cpu = time.perf_counter() - begin, time.process_time() - cpu
+            (one if mode == "one" else bulk).append((n / wall, cpu / n * MS))
+            engine.close()
+    fee, bulk_rate = med([r for r, _ in one]), med([r for r, _ in bulk])
+    return {"fee_rate": fee, "fee_cpu_ms": med([c for _, c in one]), "units": sz.h_units,
+            "bulk_rate": bulk_rate, "bulk_cpu_ms": med([c for _, c in bulk]), "bulk_units": sz.h_bulk,
+            "bulk_ratio": bulk_rate / fee, "met_bulk": bulk_rate / fee >= 10}
 
+
+def goal_h2(tmp: Path, sz: Sizes) -> dict[str, Any]:
+    """A backlog of overdue timer steps: the sweep's batches vs one firing per commit."""
     base = tmp / "h-backlog.db"
     _, after = build_prefill(base, sz.h_backlog)
     until = after + timedelta(days=1)
@@ -691,8 +709,7 @@ def goal_h(tmp: Path, sz: Sizes) -> dict[str, Any]:
                 n_s = n
             engine.close()
     b, s = med(batched), med(single)
-    return {"bulk_api": bulk_api, "fee_rate": med(fee_rates), "units": sz.h_units,
-            "complaints": sz.h_backlog, "backlog": n_b, "backlog_single": n_s, "batched": b, "single": s, "ratio": b / s, "met_t": b / s >= 10}
+    return {"complaints": sz.h_backlog, "backlog": n_b, "backlog_single": n_s, "batched": b, "single": s, "ratio": b / s, "met_t": b / s >= 10}
 
 
 # ---------------------------------------------------------------- report
@@ -806,15 +823,27 @@ def render(results: dict[str, Any], m: dict[str, str], command: str, sz: Sizes, 
                      "a new frozen `Instance` with `dataclasses.replace`); there is no batched fold.")
     h = results.get("h")
     if h:
-        api = ", ".join(h["bulk_api"]) or "none"
-        L.append(f"| h1. a month's fee cycle for 10,000 units | no bulk path yet; one at a time "
-                 f"{h['fee_rate']:,.0f} starts/s (10,000 ≈ {10_000 / h['fee_rate']:,.0f} s; measured on "
-                 f"{h['units']:,}) | ≥ 10× one at a time | **not met: no bulk path yet** |")
+        L.append(f"| h1. a month's fee cycle for {h['bulk_units']:,} units | `Engine.start_many` "
+                 f"{h['bulk_rate']:,.0f} starts/s ({h['bulk_units']:,} in {h['bulk_units'] / h['bulk_rate']:,.1f} s) "
+                 f"vs one at a time {h['fee_rate']:,.0f} starts/s (first {h['units']:,}) = {h['bulk_ratio']:.1f}× | "
+                 f"≥ 10× one at a time | {verdict(h['met_bulk'])} |")
         L.append(f"| h2. a backlog of {h['backlog']:,} overdue timer steps after downtime | sweep (50 per commit) "
                  f"{h['batched']:,.0f}/s vs one per commit {h['single']:,.0f}/s (first {h['backlog_single']:,}) = {h['ratio']:.1f}× | ≥ 10× | "
                  f"{verdict(h['met_t'])} |")
-        notes.append(f"**h.** `Engine` has no bulk-start method (bulk-looking names on it: {api}); a fee cycle "
-                     "is `Engine.start(\"fee_cycle\", …)` per unit, one transaction each. The timer backlog is "
+        notes.append(f"**h.** Fee cycle: one at a time = `Engine.start(\"fee_cycle\", …)` per unit, one "
+                     f"transaction each, measured on the first {h['units']:,} units (its rate is steady; "
+                     f"{1000 / h['fee_rate']:.1f} ms a start, {h['fee_cpu_ms']:.1f} ms of it CPU, the rest mostly "
+                     "waiting for the commit's fsync); bulk = one `Engine.start_many` of all "
+                     f"{h['bulk_units']:,} units' charges in one transaction (`engine/runtime/bulk.py`; rows "
+                     "already in memory, as `sop start --each` has them after reading its file): "
+                     f"{1000 / h['bulk_rate']:.2f} ms a unit, {h['bulk_cpu_ms']:.2f} ms of it CPU (the rest: "
+                     "writing the pages, one fsync, and on a shared machine waiting for a CPU). The bulk saves the commit per start and the "
+                     "per-statement overhead (one `executemany` per table), and computes the clocks' due times "
+                     "once per batch; every row still goes through the same `decide_start` (form validation, "
+                     "the start's computed effects), `evolve`, `clocks.react`, canonical JSON and the hash "
+                     "chain, so the ratio is bounded by (CPU + commit) per start / CPU per row"
+                     + (" and cannot reach 10× while the per-row Python stays near a millisecond"
+                        if not h["met_bulk"] else "") + ". The timer backlog is "
                      f"{h.get('complaints', 'the')} complaints of `bench.common.build_prefill`, a day overdue "
                      "(every warning and breach step of each reply clock is due); batched = `Engine.tick` (one "
                      "transaction per 50 firings, a SAVEPOINT each), one at a time = `Engine.tick(limit=1)` "

@@ -275,3 +275,12 @@ def test_fee1_sop_start_each_refuses_the_wrong_role_procedure_or_key_in_one_line
     r = sop("start", *argv, "--each", str(fees), ok=False)
     assert r.stderr.startswith(message) and len(r.stderr.splitlines()) == 1 and r.stdout == ""
     assert json.loads(sop("--json", "audit", "verify").stdout)["instances"] == 0
+
+
+def test_fee1_the_readme_month_starts_from_the_shipped_sample_file(sop) -> None:  # type: ignore[no-untyped-def]
+    argv = ["start", "fee_cycle", "--as", "lin_cai", "--each", str(ROOT / "demo" / "fees-2025-10.csv"),
+            "--key", "fee_cycle:{period}:{unit}", "--at", "2025-10-01T09:00"]
+    assert sop(*argv).stdout == "fee_cycle 月度费用收取: 12 started (#1 … #12), 0 already present\n"
+    assert sop(*argv).stdout == "fee_cycle 月度费用收取: 0 started, 12 already present\n"
+    assert [line.split()[0] for line in sop("tasks", "--role", "finance").stdout.splitlines()[2:]] == \
+        [str(i) for i in (*range(1, 11), 12)]                   # 8-0101 (#11) owes nothing: completed at once

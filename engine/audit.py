@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, NamedTuple, Optional
 
 from engine.core import evolve as ev
 from engine.core.model import GENESIS_HASH, Event, Instance
@@ -47,9 +47,13 @@ def event_hash(instance_id: int, seq: int, type_: str, actor: str, role: Optiona
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event row as read back from the store (data still as its stored text)."""
+class StoredEvent(NamedTuple):
+    """An event row as read back from the store (data still as its stored text).
+
+    A named tuple rather than a frozen dataclass: replay and verification build one per
+    stored event, and ``StoredEvent._make(values)`` builds it in one step where a frozen
+    ``__init__`` sets ten attributes one ``object.__setattr__`` at a time.
+    """
 
     instance_id: int
     seq: int
@@ -63,8 +67,75 @@ class StoredEvent:
     hash: str
 
     def to_event(self) -> Event:
-        return Event(self.type, self.actor, self.role, self.occurred_at, json.loads(self.data_json),
-                     seq=self.seq, recorded_at=self.recorded_at, prev_hash=self.prev_hash, hash=self.hash)
+        """The event, its data decoded (a ValueError, as from ``json.loads``, if it no longer parses)."""
+        return decode_event(self.type, self.actor, self.role, self.occurred_at, self.data_json, self.seq,
+                            self.recorded_at, self.prev_hash, self.hash)
+
+
+def decode_event(type_: str, actor: str, role: Optional[str], occurred_at: datetime, data_json: str, seq: int,
+                 recorded_at: datetime, prev_hash: str, hash_: str) -> Event:
+    """The Event of one stored event's values, its data decoded (ValueError as from ``json.loads``)."""
+    return _event(type_, actor, role, occurred_at, loads(data_json), seq, recorded_at, prev_hash, hash_)
+
+
+_SCAN = json.JSONDecoder().scan_once  # what json.loads runs, without its two whitespace scans
+
+
+def loads(text: Any) -> Any:
+    """``json.loads`` of stored JSON: the same value, or the same error.
+
+    Stored JSON is canonical (no surrounding whitespace), so the decoder's scanner alone
+    reads it whole; anything else — whitespace, trailing text, an error, not text — goes
+    to ``json.loads`` itself, which then gives its own value or raises its own error.
+    """
+    if type(text) is str:
+        try:
+            value, end = _SCAN(text, 0)
+        except Exception:  # noqa: BLE001  (json.loads below raises its own error for it)
+            pass
+        else:
+            if end == len(text):
+                return value
+    return json.loads(text)
+
+
+def _event_factory() -> Any:
+    """A builder of ``Event`` records that fills the instance dict in one step.
+
+    The frozen dataclass ``__init__`` sets nine fields one ``object.__setattr__`` at a
+    time, the dearest part of turning a stored row into an event. Fields added to
+    ``Event`` later come from a template built by its own ``__init__``; if ``Event`` ever
+    stops being a plain record (slots, ``__post_init__``), or the result differs from
+    ``__init__``'s for a sample, this falls back to the constructor.
+    """
+    def init(type_: str, actor: str, role: Optional[str], occurred_at: datetime, data: Any, seq: int,
+             recorded_at: Optional[datetime], prev_hash: str, hash_: str) -> Event:
+        return Event(type_, actor, role, occurred_at, data, seq=seq, recorded_at=recorded_at,
+                     prev_hash=prev_hash, hash=hash_)
+
+    template = init("", "", None, None, {}, 0, None, "", "")  # type: ignore[arg-type]
+    if not isinstance(getattr(template, "__dict__", None), dict) or hasattr(Event, "__post_init__"):
+        return init
+    defaults = dict(template.__dict__)
+    new, set_dict = object.__new__, object.__setattr__
+
+    def fast(type_: str, actor: str, role: Optional[str], occurred_at: datetime, data: Any, seq: int,
+             recorded_at: Optional[datetime], prev_hash: str, hash_: str) -> Event:
+        e = new(Event)
+        set_dict(e, "__dict__", {**defaults, "type": type_, "actor": actor, "role": role,
+                                 "occurred_at": occurred_at, "data": data, "seq": seq,
+                                 "recorded_at": recorded_at, "prev_hash": prev_hash, "hash": hash_})
+        return e
+
+    at = datetime(2025, 10, 14, 1, 5, 20, tzinfo=timezone.utc)
+    sample = ("ActionTaken", "a", "r", at, {"k": 1}, 3, at, "p" * 64, "h" * 64)
+    a, b = fast(*sample), init(*sample)
+    if a != b or a.__dict__ != b.__dict__ or list(a.__dict__) != list(b.__dict__):
+        return init
+    return fast
+
+
+_event = _event_factory()
 
 
 @dataclass(frozen=True)

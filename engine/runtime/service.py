@@ -325,20 +325,30 @@ class Engine:
             return repo.events_of(conn, instance_id)
 
     def replay(self, instance_id: int) -> ReplayResult:
+        """Fold the log through the pinned version and compare with the stored row.
+
+        The events are decoded straight from the rows; only when some stored value no
+        longer reads are they read again as records, one step at a time, so the result
+        names what is unreadable exactly as it always has.
+        """
         with self.connections.read() as conn:
             try:
                 stored = repo.load_instance(conn, instance_id)
                 stored = stored.with_(children=tuple(repo.children_of(conn, instance_id)))
-                rows = repo.events_of(conn, instance_id)
+                events = repo.decoded_events(conn, instance_id)
+                rows = repo.events_of(conn, instance_id) if events is None else None
             except (StoredDataCorrupt, ValueError) as e:
                 return ReplayResult(instance_id, False, f"stored value unreadable: {e}", None, 0)
+            n = len(rows) if rows is not None else len(events)  # type: ignore[arg-type]
             try:
                 proc = self.procedure_for(conn, stored.procedure, stored.version)
-                derived = audit.replay(proc, instance_id, [_readable(r) for r in rows])
+                if rows is not None:
+                    events = [_readable(r) for r in rows]
+                derived = audit.replay(proc, instance_id, events)  # type: ignore[arg-type]
             except ReplayMismatch as e:
-                return ReplayResult(instance_id, False, e.difference, e.seq, len(rows))
+                return ReplayResult(instance_id, False, e.difference, e.seq, n)
         diff = audit.first_difference(derived, stored)
-        return ReplayResult(instance_id, diff is None, diff, None, len(rows))
+        return ReplayResult(instance_id, diff is None, diff, None, n)
 
     def verify(self) -> tuple[int, int, Optional[audit.BrokenLink]]:
         """(instances checked, events checked, first broken link or None)."""

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.audit import StoredEvent, canonical_json, event_hash
+from engine.audit import StoredEvent, canonical_json, decode_event, event_hash, loads
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
 from engine.spec.forms import building_of
@@ -197,45 +197,139 @@ def enqueue(conn: Connection, instance_id: int, seq: int, recipients: list[str],
             for r in recipients])
 
 
+# ---------------------------------------------------------------- reading logs (history, replay, verify)
+
+# StoredEvent's fields, in order: a driver row of these columns becomes the record as it is.
+_EVENT_COLS = [E.c.instance_id, E.c.seq, E.c.type, E.c.actor, E.c.role, E.c.occurred_at, E.c.recorded_at, E.c.data,
+               E.c.prev_hash, E.c.hash]
+_EVENTS_OF = Prepared(sa.select(*_EVENT_COLS).where(E.c.instance_id == sa.bindparam("iid")).order_by(E.c.seq))
+_EVENTS_BETWEEN = Prepared(sa.select(*_EVENT_COLS)
+                           .where(E.c.instance_id.between(sa.bindparam("lo"), sa.bindparam("hi")))
+                           .order_by(E.c.instance_id, E.c.seq))
+# Instance rows a page at a time, in id order: the first page, then the page after an id.
+# (OFFSET is a named 0: SQLite's compiler adds an OFFSET to every LIMIT, and an unnamed
+# one would keep the statement off the driver fast path.)
+_HEADS = sa.select(I.c.id, I.c.last_hash, I.c.revision, I.c.data, I.c.clocks).order_by(I.c.id) \
+    .limit(sa.bindparam("n")).offset(sa.bindparam("skip"))
+_FIRST_HEADS = Prepared(_HEADS)
+_HEADS_AFTER = Prepared(_HEADS.where(I.c.id > sa.bindparam("after")))
+_CHAIN_PAGE = 500  # instances per page of iter_chains: their events are one range query
+
+
 def events_of(conn: Connection, instance_id: int) -> list[StoredEvent]:
-    rows = conn.execute(sa.select(E).where(E.c.instance_id == instance_id).order_by(E.c.seq))
-    return [_stored(r) for r in rows]
+    """An instance's events in seq order (ValueError if a stored time no longer parses)."""
+    return _read_events(conn, _EVENTS_OF, {"iid": instance_id}, _stored_event)
 
 
-def _stored(r: Any) -> StoredEvent:
-    return StoredEvent(r.instance_id, r.seq, r.type, r.actor, r.role, r.occurred_at, r.recorded_at,
-                       r.data, r.prev_hash, r.hash)
+def decoded_events(conn: Connection, instance_id: int) -> Optional[list[Event]]:
+    """An instance's events in seq order, decoded for replay straight from the driver's
+    rows, with no StoredEvent records in between; None if any stored time or data no
+    longer reads (``events_of`` and ``StoredEvent.to_event`` then say which, and how)."""
+    try:
+        return _read_events(conn, _EVENTS_OF, {"iid": instance_id}, _decoded_event)
+    except Exception:  # noqa: BLE001  (the caller reads again the way that reports it)
+        return None
+
+
+def _read_events(conn: Connection, stmt: Prepared, params: dict[str, Any], make: Any) -> list[Any]:
+    """``make(row, occurred_at, recorded_at)`` of every row of an ``_EVENT_COLS`` query."""
+    got = stmt.cursor(conn, params)
+    if got is None:  # another backend: Core rows, their times read by the column types
+        return [make(r, r[5], r[6]) for r in conn.execute(stmt.stmt, params)]
+    cur, processors = got
+    try:
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    return _with_times(rows, processors[5] or _same, processors[6] or _same, make)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _with_times(rows: list[tuple[Any, ...]], occurred: Any, recorded: Any, make: Any) -> list[Any]:
+    """``make`` of each driver row, with its times read by their columns' processors.
+
+    The events of one command carry the same times (and occurred_at is recorded_at for
+    most), so a time stored as the same text as the row before's is not parsed again.
+    """
+    out = []
+    o_text: Any = None
+    c_text: Any = None
+    o_time = c_time = None
+    for r in rows:
+        o, c = r[5], r[6]
+        if type(o) is not str or o != o_text:
+            o_time, o_text = occurred(o), o
+        if type(c) is not str or c != c_text:
+            c_time, c_text = recorded(c), c
+        out.append(make(r, o_time, c_time))
+    return out
+
+
+_make_stored = StoredEvent._make
+
+
+def _stored_event(r: Any, occurred_at: Any, recorded_at: Any) -> StoredEvent:
+    return _make_stored((r[0], r[1], r[2], r[3], r[4], occurred_at, recorded_at, r[7], r[8], r[9]))
+
+
+def _decoded_event(r: Any, occurred_at: Any, recorded_at: Any) -> Event:
+    return decode_event(r[2], r[3], r[4], occurred_at, r[7], r[1], recorded_at, r[8], r[9])
+
+
+def _tuples(conn: Connection, stmt: Prepared, params: dict[str, Any]) -> list[Any]:
+    """All rows, unpackable like Core rows: the driver's own tuples when no column needs
+    processing (the instance heads iter_chains pages through)."""
+    got = stmt.cursor(conn, params)
+    if got is None:
+        return list(conn.execute(stmt.stmt, params))
+    cur, processors = got
+    try:
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    if any(processors):
+        rows = [tuple(v if p is None else p(v) for p, v in zip(processors, r)) for r in rows]
+    return rows
 
 
 def iter_chains(conn: Connection) -> Iterator[tuple[int, str, int, list[StoredEvent] | StoredDataCorrupt]]:
-    """Every instance with its events, streamed in id order for verification.
+    """Every instance with its events, streamed in id order for verification (and bulk replay).
 
-    An instance whose events no longer parse (a timestamp that is not a time any more)
-    comes with the error instead of its events, so verification reports it as broken.
+    The instance rows are read a page at a time, each page's events with one range query,
+    so memory stays one page and a reader that stops early reads no further. An instance
+    whose events no longer parse (a timestamp that is not a time any more), or whose row's
+    data or clocks no longer parse, comes with the error instead of its events, so
+    verification reports it as broken.
     """
-    heads = conn.execute(sa.select(I.c.id, I.c.last_hash, I.c.revision, I.c.data, I.c.clocks).order_by(I.c.id)).all()
-    batch = 500
-    for i in range(0, len(heads), batch):
-        chunk = heads[i:i + batch]
-        lo, hi = chunk[0].id, chunk[-1].id
-        by_id: dict[int, Any] = {h.id: [] for h in chunk}
-        try:
-            for r in conn.execute(sa.select(E).where(E.c.instance_id.between(lo, hi))
-                                  .order_by(E.c.instance_id, E.c.seq)):
-                if r.instance_id in by_id:
-                    by_id[r.instance_id].append(_stored(r))
-        except ValueError:
-            for h in chunk:  # find which instance holds the unreadable row
-                try:
-                    by_id[h.id] = events_of(conn, h.id)
-                except ValueError as e:
-                    by_id[h.id] = StoredDataCorrupt(f"instance {h.id}", str(e))
-        for h in chunk:
+    heads = _tuples(conn, _FIRST_HEADS, {"n": _CHAIN_PAGE, "skip": 0})
+    while heads:
+        yield from _chains_of_page(conn, heads)
+        heads = _tuples(conn, _HEADS_AFTER, {"after": heads[-1][0], "n": _CHAIN_PAGE, "skip": 0})
+
+
+def _chains_of_page(conn: Connection, heads: list[Any]
+                    ) -> Iterator[tuple[int, str, int, list[StoredEvent] | StoredDataCorrupt]]:
+    by_id: dict[int, Any] = {h[0]: [] for h in heads}
+    try:
+        for e in _read_events(conn, _EVENTS_BETWEEN, {"lo": heads[0][0], "hi": heads[-1][0]}, _stored_event):
+            chain = by_id.get(e.instance_id)
+            if chain is not None:
+                chain.append(e)
+    except ValueError:
+        for iid in by_id:  # find which instance holds the unreadable row
             try:
-                json.loads(h.data), json.loads(h.clocks)
+                by_id[iid] = events_of(conn, iid)
             except ValueError as e:
-                by_id[h.id] = StoredDataCorrupt(f"instance {h.id}", f"the instance row no longer parses: {e}")
-            yield h.id, h.last_hash, h.revision, by_id[h.id]
+                by_id[iid] = StoredDataCorrupt(f"instance {iid}", str(e))
+    for iid, last_hash, revision, data, clocks in heads:
+        try:
+            loads(data), loads(clocks)
+        except ValueError as e:
+            by_id[iid] = StoredDataCorrupt(f"instance {iid}", f"the instance row no longer parses: {e}")
+        yield iid, last_hash, revision, by_id[iid]
 
 
 def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit: int = 500) -> list[Instance]:

@@ -174,9 +174,7 @@ def replay(proc: CompiledProcedure, instance_id: int, events: list[Event]) -> In
     """Re-derive an instance from its log with the pinned version (ReplayMismatch if impossible)."""
     if not events:
         raise ReplayMismatch(instance_id, None, "the instance has no events")
-    inst = ev.start(instance_id, proc, events[0])
-    for e in events[1:]:
-        inst = ev.evolve(proc, inst, e)
+    inst = ev.fold(proc, instance_id, events)
     last = events[-1]
     return inst.with_(revision=last.seq, last_hash=last.hash)
 

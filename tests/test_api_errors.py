@@ -140,3 +140,22 @@ def test_idempotency_key_returns_the_first_result_and_writes_nothing_new(api: Ap
     # keys belong to one staff member: the same key from someone else is a new request
     other = api.as_("li_qiang", idempotency_key="investigate-1").post(f"/v1/instances/{iid}/claim", json={})
     assert other.status_code == 409 and other.json()["code"] == "action_not_allowed"
+
+
+def test_idempotency_keys_are_forgotten_after_24_hours_by_the_background_sweep(api: Api) -> None:
+    from datetime import timedelta
+
+    from engine.runtime.worker import prune_once
+
+    c = api.as_("liu_fang", idempotency_key="intake-0930-002")
+    first = c.post("/v1/instances", json={"procedure": "complaint", "data": COMPLAINT})
+    assert first.status_code == 201
+    api.engine.clock.advance(timedelta(hours=23))
+    assert prune_once(api.engine) == 0
+    assert c.post("/v1/instances", json={"procedure": "complaint", "data": COMPLAINT}).headers[
+        "idempotent-replayed"] == "true"
+    api.engine.clock.advance(timedelta(hours=2))
+    assert prune_once(api.engine) == 1
+    again = c.post("/v1/instances", json={"procedure": "complaint", "data": COMPLAINT})
+    assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]

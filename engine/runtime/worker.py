@@ -39,6 +39,8 @@ def start_background(engine: Any, interval: float = 1.0) -> BackgroundScheduler:
 
     scheduler.add_job(sweep, "interval", seconds=interval, max_instances=1,
                       coalesce=True, misfire_grace_time=None, id="sop-sweep")
+    scheduler.add_job(lambda: prune_once(engine), "interval", minutes=10, max_instances=1,
+                      coalesce=True, misfire_grace_time=None, id="sop-prune")
     scheduler.start()
     arm_next(scheduler, engine, interval, sweep)
     return scheduler
@@ -62,6 +64,21 @@ def arm_next(scheduler: Any, engine: Any, interval: float, sweep: Callable[[], N
     if 0 < wait < interval:
         scheduler.add_job(sweep, "date", run_date=datetime.now(timezone.utc) + timedelta(seconds=wait),
                           id="sop-sweep-due", replace_existing=True, misfire_grace_time=None)
+
+
+def prune_once(engine: Any) -> int:
+    """Forget API idempotency keys older than their retention (engine.store.idempotency.KEEP)."""
+    from engine.store import idempotency
+
+    try:
+        with engine.transaction() as conn:
+            gone = idempotency.prune(conn, engine.clock.now() - idempotency.KEEP)
+    except Exception:  # keep the alarm clock alive; the next pass retries
+        log.exception("pruning idempotency keys failed")
+        return 0
+    if gone:
+        log.info("forgot %d idempotency keys older than %s", gone, idempotency.KEEP)
+    return gone
 
 
 def _sweep_once(engine: Any) -> None:

@@ -3,12 +3,14 @@
 The row is inserted in the same transaction as the events the request caused, so a
 request either leaves both or neither; the primary key ``(staff_id, key)`` makes a second
 identical request that races the first fail on insert and roll back, writing nothing.
-The response body is stored once the first request has rendered it.
+The response body is stored once the first request has rendered it. Keys are kept for
+:data:`KEEP` (24 hours, as payment APIs do): long enough for any client retry, and the
+table does not grow for ever; the background sweep prunes older ones (:func:`prune`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Optional
 
 import sqlalchemy as sa
@@ -32,6 +34,7 @@ class ApiRequestRow(SQLModel, table=True):
 
 
 R = ApiRequestRow.__table__  # type: ignore[attr-defined]
+KEEP = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,9 @@ def point_at(conn: Connection, staff_id: str, key: str, instance_id: int, revisi
 def save_body(conn: Connection, staff_id: str, key: str, body: str) -> None:
     conn.execute(sa.update(R).where(R.c.staff_id == staff_id, R.c.key == key, R.c.body.is_(None)).values(body=body))
 
+
+
+def prune(conn: Connection, before: datetime) -> int:
+    """Forget keys recorded before ``before``; how many. A request repeated with a forgotten
+    key is a new request (an If-Match still guards it against acting twice)."""
+    return conn.execute(sa.delete(R).where(R.c.created_at < before)).rowcount

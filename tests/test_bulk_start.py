@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from cli import main
 from engine.clock import FakeClock
 from engine.errors import InputError, NotAuthorized, RowsInvalid, StaffNotFound
+from engine.runtime import bulk as bulk_module
 from engine.runtime.config import Settings, build_engine
 from tests.case_helpers import t, tick_days, timer_fires
 from tests.conftest import ROOT, SHANGHAI
@@ -98,7 +99,8 @@ def engine(tmp_path: Path, clock: FakeClock):  # type: ignore[no-untyped-def]
     eng.close()
 
 
-def test_fee1_a_months_charges_started_in_bulk_are_exactly_those_started_one_at_a_time(two_urls, clock) -> None:  # type: ignore[no-untyped-def]
+def test_fee1_a_months_charges_started_in_bulk_are_exactly_those_started_one_at_a_time(two_urls, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(bulk_module, "WRITE_CHUNK", 4)          # the month's 9 rows are written in 3 rounds
     one, bulk = (build(u, clock) for u in two_urls)
     batches = [("fee_cycle", "lin_cai", month(), FEE_AT),
                ("complaint", "liu_fang", [COMPLAINT, {**COMPLAINT, "unit": "7-0802", "channel": "visit"},

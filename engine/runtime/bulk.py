@@ -34,12 +34,16 @@ from sqlalchemy.engine import Connection
 from engine.core import clocks as clk
 from engine.core import decide as dc
 from engine.core import evolve as ev
+from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, GENESIS_HASH, Instance
 from engine.errors import EngineError, InputError, NotAuthorized, RowsInvalid
 from engine.spec.forms import FormSpec
 from engine.spec.library import CompiledProcedure
 from engine.store import bulk as bulk_store
 from engine.store import repository as repo
+
+
+WRITE_CHUNK = 1_000  # instances written per round of executemany calls
 
 
 @dataclass
@@ -169,24 +173,32 @@ def _started(proc: CompiledProcedure, iid: int, decision: Decision) -> Instance:
 
 def _write(engine: Any, conn: Connection, proc: CompiledProcedure, decided: list[_Decided],
            keys: list[Optional[str]], recorded: datetime) -> list[_Decided]:
-    """Insert every decided instance with one executemany per table; run the change hooks."""
-    instances, events, timers, outbox = [], [], [], []
-    stored_by_row = []
-    for d in decided:
-        rows, stored = bulk_store.event_rows(d.inst.id, d.events, recorded, GENESIS_HASH)
-        events += rows
-        last = stored[-1]
-        instances.append(bulk_store.instance_row(d.inst, last.seq, last.hash, keys[d.row]))
-        timers += bulk_store.timer_rows(d.inst.id, proc.id, d.inst.clocks)
-        for s, e in zip(stored, d.events):
-            if e.type == "NotificationQueued":
-                outbox += bulk_store.outbox_rows(d.inst.id, s.seq, e.data, recorded)
-        d.inst = d.inst.with_(revision=last.seq, last_hash=last.hash)
-        stored_by_row.append(stored)
-    bulk_store.insert(conn, instances, events, timers, outbox)
-    for d, stored in zip(decided, stored_by_row):
-        for hook in engine.hooks:
-            hook(engine, conn, proc, None, d.inst, stored)
+    """Insert every decided instance, ``WRITE_CHUNK`` at a time, one executemany per table.
+
+    Chunks bound the memory of the rows being built (a row of every table for 10,000
+    instances is a few hundred MB of Python objects); a chunk's events are dropped once
+    written. The change hooks see each instance as ``Engine.start`` would show them.
+    """
+    for first in range(0, len(decided), WRITE_CHUNK):
+        chunk = decided[first:first + WRITE_CHUNK]
+        instances, events, timers, outbox = [], [], [], []
+        stored_by_row = []
+        for d in chunk:
+            rows, stored = bulk_store.event_rows(d.inst.id, d.events, recorded, GENESIS_HASH)
+            events += rows
+            last = stored[-1]
+            instances.append(bulk_store.instance_row(d.inst, last.seq, last.hash, keys[d.row]))
+            timers += bulk_store.timer_rows(d.inst.id, proc.id, d.inst.clocks)
+            for s, e in zip(stored, d.events):
+                if e.type == m.NOTIFICATION_QUEUED:
+                    outbox += bulk_store.outbox_rows(d.inst.id, s.seq, e.data, recorded)
+            d.inst = d.inst.with_(revision=last.seq, last_hash=last.hash)
+            d.events = []
+            stored_by_row.append(stored)
+        bulk_store.insert(conn, instances, events, timers, outbox)
+        for d, stored in zip(chunk, stored_by_row):
+            for hook in engine.hooks:
+                hook(engine, conn, proc, None, d.inst, stored)
     return decided
 
 

@@ -173,6 +173,26 @@ def test_fee1_only_finance_starts_the_cycle_and_only_known_procedures_start(engi
         assert conn.exec_driver_sql("SELECT count(*) FROM instances").scalar() == 0
 
 
+def test_a_procedure_that_starts_linked_instances_as_it_starts_is_refused_in_bulk(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    for folder in ("procedures", "forms"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "procedures" / "fee_bundle.yaml").write_text(
+        "id: fee_bundle\ntitle: 费用与回访\nstart:\n  state: open\n  roles: [finance]\n  form: fee_charges\n"
+        "  effects:\n    - spawn: {procedure: callback, data: {unit: unit}}\n"
+        "states:\n  open: {title: 待处理, kind: task, owner: finance}\n  done: {title: 完成, kind: final}\n"
+        "actions:\n  - {name: finish, title: 完成, from: open, to: done, roles: [finance]}\n", encoding="utf-8")
+    eng = build_engine(Settings(f"sqlite:///{tmp_path / 'sop.db'}", tmp_path / "procedures",
+                                ROOT / "org" / "demo.yaml"), clock)
+    with pytest.raises(InputError, match="fee_bundle starts linked instances when it starts; bulk start does not"):
+        eng.start_many("fee_bundle", "lin_cai", [CHARGES], at=FEE_AT)
+    assert eng.start_many("fee_cycle", "lin_cai", [], at=FEE_AT) == []
+    with eng.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM procedure_versions").scalar() == 0
+    eng.close()
+
+
 def test_fee1_rerunning_a_month_with_its_keys_starts_nothing_twice(engine) -> None:  # type: ignore[no-untyped-def]
     rows = month()
     keys = [f"fee_cycle:{r['period']}:{r['unit']}" for r in rows]

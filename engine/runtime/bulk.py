@@ -1,7 +1,7 @@
 """Bulk start: many instances of one procedure in one transaction (a month's fee cycle).
 
 Started one at a time, each instance costs decide + evolve + ``clocks.react`` + append +
-``timers.sync`` + a commit, and the commit (an fsync) is the largest single part. Here
+``timers.sync`` + a commit, and waiting for the commit's fsync is about half of it. Here
 the whole batch is one transaction, and it runs in two passes:
 
 1. **Decide every row**, writing nothing: validate it against the start form, decide the
@@ -12,7 +12,8 @@ the whole batch is one transaction, and it runs in two passes:
    ``executemany`` per table (``engine/store/bulk.py``), call the change hooks, commit.
 
 What is the same for every row is worked out once: the procedure version (saved once),
-the actor and their start role, the recording time. The per-row work is exactly the
+the actor and their start role, the recording time, and the clocks' due times at the one
+start instant (``clocks.react``'s memo). The per-row work is exactly the
 one-at-a-time work — the same ``decide_start``, ``evolve`` and ``clocks.react`` — so
 every instance gets the events, projection, timers, outbox rows and hash chain it would
 have got from ``Engine.start`` at the same instant (``tests/test_bulk_start.py``
@@ -74,6 +75,8 @@ def start_many(engine: Any, procedure: str, staff: str, rows: Sequence[dict[str,
     actor, when = engine.actor(staff), engine._time(at)
     proc = engine.library.get(procedure)
     keys = _check_request(proc, actor, rows, external_keys)
+    if not rows:
+        return BulkStarted([])
     recorded = engine.clock.now()
     with engine.transaction() as conn:
         engine._ensure_version(conn, proc, when)
@@ -223,7 +226,7 @@ def keys_from_template(template: str, rows: Sequence[dict[str, Any]], form: Opti
         if missing:
             errors.append((n, InputError("--key", f"needs field(s) {', '.join(missing)} of the row")))
             continue
-        keys.append(_PLACEHOLDER.sub(lambda m: str(row[m.group(1)]), template))
+        keys.append(_PLACEHOLDER.sub(lambda found: str(row[found.group(1)]), template))
     if errors:
         raise RowsInvalid(form.id if form else "rows", errors, len(rows))
     return keys

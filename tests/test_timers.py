@@ -276,3 +276,12 @@ def test_worker_sets_its_alarm_for_the_next_due_step_within_the_interval(engine,
     clock.set(first + timedelta(seconds=1))
     arm_next(alarm, engine, 60.0, lambda: None)
     assert len(alarm.jobs) == 1  # already due (a step that failed stays due): no spinning on it
+
+
+def test_sla_goal_cases_read_the_local_date_whatever_zone_the_time_was_given_in(probe) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timezone
+
+    # 07:30 in Shanghai on 10-09 is 23:30 UTC on 10-08: "today" for the office is 10-09.
+    at_utc = datetime(2025, 10, 8, 23, 30, tzinfo=timezone.utc)
+    p = probe.start("probe", "liu_fang", {"starts_at": "2025-10-09T08:00:00+08:00"}, at=at_utc)
+    assert deadline(probe, p.id, "same_day")["due"] == "2025-10-10T18:00:00+08:00"  # 1 workday, not 3 (10-13)

@@ -18,7 +18,7 @@ cancelled for SLAs; open, fired, cancelled for timers), ``running``, ``due``, ``
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterable, Optional
 
 from engine.calendar import WorkCalendar
@@ -137,11 +137,13 @@ def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
     return []
 
 
-def goal_of(proc: CompiledProcedure, spec: SlaSpec, inst: Instance, at: datetime) -> Duration:
+def goal_of(proc: CompiledProcedure, spec: SlaSpec, inst: Instance, at: datetime,
+            zone: Optional[tzinfo] = None) -> Duration:
+    """The SLA's goal; goal cases see ``now`` in the site's zone (``date(now)`` is the local date)."""
     if isinstance(spec.goal, str):
         return parse_duration(spec.goal, proc.spec.units)
     from engine.core.decide import expression_context
-    ctx = expression_context(proc, inst, at, "system")
+    ctx = expression_context(proc, inst, at.astimezone(zone) if zone else at, "system")
     for case in spec.goal:
         if case.when is None or proc.expr(case.when).evaluate(ctx):
             return parse_duration(case.goal, proc.spec.units)
@@ -150,7 +152,7 @@ def goal_of(proc: CompiledProcedure, spec: SlaSpec, inst: Instance, at: datetime
 
 def _start_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: Instance, at: datetime,
                memo: Optional[dict[Any, Any]] = None) -> Event:
-    goal = goal_of(proc, spec, inst, at)
+    goal = goal_of(proc, spec, inst, at, cal.zone)
 
     def timing() -> tuple[str, dict[str, Any]]:  # the due time and first step: goal, calendar and instant only
         due = iso(goal.add_to(at, cal, spec.workday_mode or "end_of_day"))

@@ -166,6 +166,17 @@ class ConcurrencyConflict(EngineError):
         )
 
 
+class KeysTaken(EngineError):
+    """A bulk start lost a race: another process started some of the same records (external
+    keys) after the batch checked them. Nothing of the batch was written."""
+
+    code = "conflict"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}: another process started some of the same records at the same moment; "
+                         "nothing was written. Run it again: records already started are skipped")
+
+
 class TimeOrderError(EngineError):
     code = "time_order"
 

@@ -208,6 +208,24 @@ def test_fee1_rerunning_a_month_with_its_keys_starts_nothing_twice(engine) -> No
         engine.start_many("fee_cycle", "lin_cai", rows[:3], at=FEE_AT, external_keys=["k", "j"])
 
 
+def test_fee1_a_bulk_start_that_loses_a_race_for_its_keys_writes_nothing_and_says_run_again(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Another process starts one of the month's records after the batch looked its keys up."""
+    from engine.errors import KeysTaken
+    from engine.store import bulk as bulk_store
+
+    rows = month(3)
+    keys = [f"fee_cycle:{r['period']}:{r['unit']}" for r in rows]
+    engine.start("fee_cycle", "lin_cai", rows[1], at=FEE_AT, external_key=keys[1])
+    monkeypatch.setattr(bulk_store, "existing_keys", lambda conn, wanted: {})  # the lookup ran before it
+    with pytest.raises(KeysTaken, match="nothing was written. Run it again"):
+        engine.start_many("fee_cycle", "lin_cai", rows, at=FEE_AT, external_keys=keys)
+    with engine.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM instances").scalar() == 1
+    monkeypatch.undo()
+    again = engine.start_many("fee_cycle", "lin_cai", rows, at=FEE_AT, external_keys=keys)
+    assert len({c.id for c in again}) == len(rows) and engine.verify()[2] is None
+
+
 # ------------------------------------------------------------------ sop start … --each FILE
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:

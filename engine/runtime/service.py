@@ -149,10 +149,12 @@ class Engine:
             return repo.load_instance(conn, repo.find_by_key(conn, external_key))  # type: ignore[arg-type]
         decision = dc.decide_start(proc, self.org, actor, data, at, parent_id, iid)
         events = decision.events
-        first = events[0]
-        inst = ev.start(iid, proc, first)
-        for e in events[1:]:
-            inst = ev.evolve(proc, inst, e)
+        if decision.folded is not None and decision.folded[0] == len(events):
+            inst = decision.folded[1]  # decide folded every event after the first as it went
+        else:
+            inst = ev.start(iid, proc, events[0])
+            for e in events[1:]:
+                inst = ev.evolve(proc, inst, e)
         blank = Instance(id=iid, procedure=proc.id, version=proc.version, state=proc.spec.start.state,
                          status="starting", started_at=at, last_occurred_at=at)
         return self._commit(conn, proc, blank, decision, inst, None)

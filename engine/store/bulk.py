@@ -18,9 +18,11 @@ from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from engine.audit import StoredEvent, canonical_json, event_hash
 from engine.core.model import Event, Instance
+from engine.errors import KeysTaken
 from engine.spec.forms import building_of
 from engine.store import timers as timer_store
 from engine.store.db import Prepared
@@ -116,7 +118,11 @@ def insert(conn: Connection, instances: list[dict[str, Any]], events: list[dict[
     Instances first: on PostgreSQL a concurrent start that took one of the external keys
     meanwhile fails here, on the unique key, and the whole batch rolls back.
     """
-    for stmt, rows in ((_INSERT_INSTANCES, instances), (_INSERT_EVENTS, events), (_INSERT_TIMERS, timers),
-                       (_INSERT_OUTBOX, outbox)):
+    if instances:
+        try:
+            _INSERT_INSTANCES.executemany(conn, instances)
+        except IntegrityError as err:
+            raise KeysTaken(f"starting {len(instances)} {instances[0]['procedure']} instances") from err
+    for stmt, rows in ((_INSERT_EVENTS, events), (_INSERT_TIMERS, timers), (_INSERT_OUTBOX, outbox)):
         if rows:
             stmt.executemany(conn, rows)

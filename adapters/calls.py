@@ -5,7 +5,9 @@ Each CSV row is one call with the columns ``call_id``, ``caller``, ``ring_starte
 ``phone_call`` instance started at its ring time, so the three-ring SLA (PHN-1/2) is judged
 on the times in the record, not on when the file was imported:
 
-- answered: ``answer`` at ``answered_at`` (late → breached), then ``file_record``;
+- answered: ``answer`` at ``answered_at`` (late → breached), then ``file_record``, both by
+  the person at the record's ``seat`` (the org file's ``seat``) when they may answer calls,
+  so the call is on their record (``answered_by``), else by the importer;
 - not answered, ring count known: ``hang_up`` at ring start + rings × ring length (the
   ``ring`` unit of the procedure), leaving a missed call to return;
 - not answered, ring count unknown: left ringing; the timer sweep records the breach at
@@ -143,10 +145,22 @@ def load_record(engine: Any, rec: CallRecord, staff: str, ring: timedelta, resul
         return          # already answered, hung up or handled: nothing more to do
     if rec.answered_at is not None:
         answer = {"rings": rec.rings} if rec.rings is not None else {}
-        engine.advance(inst.id, "answer", staff, answer, at=rec.answered_at)
-        engine.advance(inst.id, "file_record", staff, at=rec.answered_at)
+        who = answerer(engine, rec.seat, staff)
+        engine.advance(inst.id, "answer", who, answer, at=rec.answered_at)
+        engine.advance(inst.id, "file_record", who, at=rec.answered_at)
     elif rec.rings is not None:
         engine.advance(inst.id, "hang_up", staff, {"rings": rec.rings}, at=rec.ring_started_at + ring * rec.rings)
+
+
+def answerer(engine: Any, seat: Optional[str], importer: str) -> str:
+    """The person at ``seat`` if they may answer and file a call, else the importer."""
+    person = engine.org.at_seat(seat)
+    if person is None:
+        return importer
+    spec = engine.library.get(PROCEDURE).spec
+    roles = set(engine.org.person(person).roles)
+    steps = [a for a in spec.actions if a.name in ("answer", "file_record")]
+    return person if all(roles & set(a.roles) for a in steps) else importer
 
 
 def _known(engine: Any, key: str) -> bool:

@@ -109,3 +109,31 @@ def test_only_staff_who_may_take_every_step_can_import(engine, tmp_path) -> None
         import_calls(engine, write(tmp_path, CDR), "chen_jing")        # a steward cannot file records
     result = import_calls(engine, CDR, "zhou_min")                       # CSV text works too
     assert len(result.created) == 5
+
+
+def test_phn6_cmp2_an_imported_answered_call_is_on_the_record_of_the_person_at_its_seat(runner, tmp_path, settings,
+                                                                                        clock) -> None:  # type: ignore[no-untyped-def]
+    """Seats 8001/8002 are 刘芳 and 周敏 in the org file; an unknown seat stays with the importer."""
+    cdr = CDR.splitlines()[0] + "\nS1,13912345678,2025-09-30T10:00:00+08:00,2025-09-30T10:00:09+08:00,2,8002\n" \
+                                "S2,13912345678,2025-09-30T11:00:00+08:00,2025-09-30T11:00:04+08:00,,8099\n"
+    out = json.loads(run_import(runner, write(tmp_path, cdr)).stdout)
+    engine = build_engine(settings, clock)
+    known, unknown = (engine.show(i) for i in out["created"])
+    assert known.data["answered_by"] == "zhou_min" and known.data["seat"] == "8002"
+    assert {e.actor for e in engine.history(known.id) if e.type == "ActionTaken"} == {"zhou_min"}
+    assert unknown.data["answered_by"] == "li_qiang"           # seat 8099 is nobody's: the importer
+    assert all(engine.replay(i).ok for i in out["created"])
+
+
+def test_a_seat_given_to_two_people_is_refused_in_the_org_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from engine.errors import ProcedureError
+    from engine.spec.org import load_org
+
+    org = tmp_path / "org.yaml"
+    org.write_text("site: {name: 山水庭苑}\nstaff:\n"
+                   "  - {id: liu_fang, name: 刘芳, roles: [front_desk], seat: \"8001\"}\n"
+                   "  - {id: zhou_min, name: 周敏, roles: [front_desk], seat: \"8001\"}\n", encoding="utf-8")
+    with pytest.raises(ProcedureError, match="seat '8001' belongs to both liu_fang and zhou_min"):
+        load_org(org)

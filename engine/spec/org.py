@@ -42,6 +42,9 @@ class Staff(Strict):
     buildings: list[str] = Field(default_factory=list)
     phone: Optional[str] = None
     email: Optional[str] = None
+    # The telephone seat (extension) this person answers at: call-detail records name the
+    # seat, and an imported call is credited to its person (PHN-6, CMP-2).
+    seat: Optional[str] = None
     active: bool = True
 
 
@@ -70,6 +73,12 @@ class OrgSpec(Strict):
             stray = [b for b in s.buildings if self.buildings and b not in self.buildings]
             if stray:
                 raise ValueError(f"staff {s.id}: unknown building(s) {', '.join(stray)}")
+        seats: dict[str, str] = {}
+        for s in self.staff:
+            if s.seat and s.active:
+                if s.seat in seats:
+                    raise ValueError(f"seat {s.seat!r} belongs to both {seats[s.seat]} and {s.id}")
+                seats[s.seat] = s.id
         return self
 
     def model_post_init(self, _context: object) -> None:
@@ -80,6 +89,7 @@ class OrgSpec(Strict):
                 for b in s.buildings:
                     stewards.setdefault(b, s.id)
         object.__setattr__(self, "_stewards", stewards)
+        object.__setattr__(self, "_seats", {s.seat: s.id for s in self.staff if s.seat and s.active})
 
     def person(self, staff_id: str) -> Staff:
         try:
@@ -92,6 +102,10 @@ class OrgSpec(Strict):
 
     def steward_of_building(self, building: str | None) -> str | None:
         return self._stewards.get(building) if building else None  # type: ignore[attr-defined]
+
+    def at_seat(self, seat: str | None) -> str | None:
+        """Who answers at this telephone seat (None: nobody active has it)."""
+        return self._seats.get(seat) if seat else None  # type: ignore[attr-defined]
 
     def holders(self, role: str) -> list[Staff]:
         return [s for s in self.staff if role in s.roles and s.active]

@@ -72,12 +72,6 @@ class StoredEvent(NamedTuple):
                             self.recorded_at, self.prev_hash, self.hash)
 
 
-def decode_event(type_: str, actor: str, role: Optional[str], occurred_at: datetime, data_json: str, seq: int,
-                 recorded_at: datetime, prev_hash: str, hash_: str) -> Event:
-    """The Event of one stored event's values, its data decoded (ValueError as from ``json.loads``)."""
-    return _event(type_, actor, role, occurred_at, loads(data_json), seq, recorded_at, prev_hash, hash_)
-
-
 _SCAN = json.JSONDecoder().scan_once  # what json.loads runs, without its two whitespace scans
 
 
@@ -99,43 +93,47 @@ def loads(text: Any) -> Any:
     return json.loads(text)
 
 
-def _event_factory() -> Any:
-    """A builder of ``Event`` records that fills the instance dict in one step.
+_EVENT_FIELDS = ("type", "actor", "role", "occurred_at", "data", "seq", "recorded_at", "prev_hash", "hash")
+
+
+def _event_decoder() -> Any:
+    """``decode_event``, filling the new Event's attribute dict in one step.
 
     The frozen dataclass ``__init__`` sets nine fields one ``object.__setattr__`` at a
-    time, the dearest part of turning a stored row into an event. Fields added to
-    ``Event`` later come from a template built by its own ``__init__``; if ``Event`` ever
-    stops being a plain record (slots, ``__post_init__``), or the result differs from
-    ``__init__``'s for a sample, this falls back to the constructor.
+    time, the dearest part of turning a stored row into an event after the JSON. Should
+    ``Event`` ever have other fields, or stop being a plain record (slots,
+    ``__post_init__``), or the result differ from ``__init__``'s for a sample, events are
+    made by the constructor.
     """
-    def init(type_: str, actor: str, role: Optional[str], occurred_at: datetime, data: Any, seq: int,
-             recorded_at: Optional[datetime], prev_hash: str, hash_: str) -> Event:
-        return Event(type_, actor, role, occurred_at, data, seq=seq, recorded_at=recorded_at,
+    def by_constructor(type_: str, actor: str, role: Optional[str], occurred_at: datetime, data_json: str,
+                       seq: int, recorded_at: datetime, prev_hash: str, hash_: str) -> Event:
+        """The Event of one stored event's values, its data decoded (ValueError as from ``json.loads``)."""
+        return Event(type_, actor, role, occurred_at, loads(data_json), seq=seq, recorded_at=recorded_at,
                      prev_hash=prev_hash, hash=hash_)
 
-    template = init("", "", None, None, {}, 0, None, "", "")  # type: ignore[arg-type]
-    if not isinstance(getattr(template, "__dict__", None), dict) or hasattr(Event, "__post_init__"):
-        return init
-    defaults = dict(template.__dict__)
+    probe = by_constructor("", "", None, None, "{}", 0, None, "", "")  # type: ignore[arg-type]
+    if tuple(getattr(probe, "__dict__", ())) != _EVENT_FIELDS or hasattr(Event, "__post_init__"):
+        return by_constructor
     new, set_dict = object.__new__, object.__setattr__
 
-    def fast(type_: str, actor: str, role: Optional[str], occurred_at: datetime, data: Any, seq: int,
-             recorded_at: Optional[datetime], prev_hash: str, hash_: str) -> Event:
+    def in_one_step(type_: str, actor: str, role: Optional[str], occurred_at: datetime, data_json: str,
+                    seq: int, recorded_at: datetime, prev_hash: str, hash_: str) -> Event:
+        """The Event of one stored event's values, its data decoded (ValueError as from ``json.loads``)."""
         e = new(Event)
-        set_dict(e, "__dict__", {**defaults, "type": type_, "actor": actor, "role": role,
-                                 "occurred_at": occurred_at, "data": data, "seq": seq,
-                                 "recorded_at": recorded_at, "prev_hash": prev_hash, "hash": hash_})
+        set_dict(e, "__dict__", {"type": type_, "actor": actor, "role": role, "occurred_at": occurred_at,
+                                 "data": loads(data_json), "seq": seq, "recorded_at": recorded_at,
+                                 "prev_hash": prev_hash, "hash": hash_})
         return e
 
     at = datetime(2025, 10, 14, 1, 5, 20, tzinfo=timezone.utc)
-    sample = ("ActionTaken", "a", "r", at, {"k": 1}, 3, at, "p" * 64, "h" * 64)
-    a, b = fast(*sample), init(*sample)
-    if a != b or a.__dict__ != b.__dict__ or list(a.__dict__) != list(b.__dict__):
-        return init
-    return fast
+    sample = ("ActionTaken", "a", "r", at, '{"k":1}', 3, at, "p" * 64, "h" * 64)
+    a, b = in_one_step(*sample), by_constructor(*sample)
+    if a != b or list(vars(a).items()) != list(vars(b).items()):
+        return by_constructor
+    return in_one_step
 
 
-_event = _event_factory()
+decode_event = _event_decoder()
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, Iterator, Optional
 
 import sqlalchemy as sa
@@ -214,11 +216,12 @@ _HEADS = sa.select(I.c.id, I.c.last_hash, I.c.revision, I.c.data, I.c.clocks).or
 _FIRST_HEADS = Prepared(_HEADS)
 _HEADS_AFTER = Prepared(_HEADS.where(I.c.id > sa.bindparam("after")))
 _CHAIN_PAGE = 500  # instances per page of iter_chains: their events are one range query
+_INSTANCE_ID = itemgetter(0)  # of a StoredEvent
 
 
 def events_of(conn: Connection, instance_id: int) -> list[StoredEvent]:
     """An instance's events in seq order (ValueError if a stored time no longer parses)."""
-    return _read_events(conn, _EVENTS_OF, {"iid": instance_id}, _stored_event)
+    return _read_events(conn, _EVENTS_OF, {"iid": instance_id}, _stored_rows)
 
 
 def decoded_events(conn: Connection, instance_id: int) -> Optional[list[Event]]:
@@ -226,34 +229,37 @@ def decoded_events(conn: Connection, instance_id: int) -> Optional[list[Event]]:
     rows, with no StoredEvent records in between; None if any stored time or data no
     longer reads (``events_of`` and ``StoredEvent.to_event`` then say which, and how)."""
     try:
-        return _read_events(conn, _EVENTS_OF, {"iid": instance_id}, _decoded_event)
+        return _read_events(conn, _EVENTS_OF, {"iid": instance_id}, _decoded_rows)
     except Exception:  # noqa: BLE001  (the caller reads again the way that reports it)
         return None
 
 
-def _read_events(conn: Connection, stmt: Prepared, params: dict[str, Any], make: Any) -> list[Any]:
-    """``make(row, occurred_at, recorded_at)`` of every row of an ``_EVENT_COLS`` query."""
+def _read_events(conn: Connection, stmt: Prepared, params: dict[str, Any], convert: Any) -> list[Any]:
+    """``convert(rows, read_occurred_at, read_recorded_at)`` of an ``_EVENT_COLS`` query:
+    the driver's rows and the time columns' processors, or, off the fast path, Core's rows,
+    whose times are read already."""
     got = stmt.cursor(conn, params)
-    if got is None:  # another backend: Core rows, their times read by the column types
-        return [make(r, r[5], r[6]) for r in conn.execute(stmt.stmt, params)]
+    if got is None:
+        return convert(list(conn.execute(stmt.stmt, params)), _same, _same)
     cur, processors = got
     try:
         rows = cur.fetchall()
     finally:
         cur.close()
-    return _with_times(rows, processors[5] or _same, processors[6] or _same, make)
+    return convert(rows, processors[5] or _same, processors[6] or _same)
 
 
 def _same(value: Any) -> Any:
     return value
 
 
-def _with_times(rows: list[tuple[Any, ...]], occurred: Any, recorded: Any, make: Any) -> list[Any]:
-    """``make`` of each driver row, with its times read by their columns' processors.
+# The two conversions below read times the same way: the events of one command carry the
+# same times (and occurred_at is recorded_at for most), so a time stored as the same text
+# as the row before's is not parsed again. One loop each, no call per row beyond the record.
 
-    The events of one command carry the same times (and occurred_at is recorded_at for
-    most), so a time stored as the same text as the row before's is not parsed again.
-    """
+def _stored_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[StoredEvent]:
+    """Rows of ``_EVENT_COLS`` as StoredEvents (the columns are its fields, in order)."""
+    new = tuple.__new__
     out = []
     o_text: Any = None
     c_text: Any = None
@@ -264,19 +270,25 @@ def _with_times(rows: list[tuple[Any, ...]], occurred: Any, recorded: Any, make:
             o_time, o_text = occurred(o), o
         if type(c) is not str or c != c_text:
             c_time, c_text = recorded(c), c
-        out.append(make(r, o_time, c_time))
+        out.append(new(StoredEvent, (r[0], r[1], r[2], r[3], r[4], o_time, c_time, r[7], r[8], r[9])))
     return out
 
 
-_make_stored = StoredEvent._make
-
-
-def _stored_event(r: Any, occurred_at: Any, recorded_at: Any) -> StoredEvent:
-    return _make_stored((r[0], r[1], r[2], r[3], r[4], occurred_at, recorded_at, r[7], r[8], r[9]))
-
-
-def _decoded_event(r: Any, occurred_at: Any, recorded_at: Any) -> Event:
-    return decode_event(r[2], r[3], r[4], occurred_at, r[7], r[1], recorded_at, r[8], r[9])
+def _decoded_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[Event]:
+    """Rows of ``_EVENT_COLS`` as Events, their data decoded."""
+    decode = decode_event
+    out = []
+    o_text: Any = None
+    c_text: Any = None
+    o_time = c_time = None
+    for r in rows:
+        o, c = r[5], r[6]
+        if type(o) is not str or o != o_text:
+            o_time, o_text = occurred(o), o
+        if type(c) is not str or c != c_text:
+            c_time, c_text = recorded(c), c
+        out.append(decode(r[2], r[3], r[4], o_time, r[7], r[1], c_time, r[8], r[9]))
+    return out
 
 
 def _tuples(conn: Connection, stmt: Prepared, params: dict[str, Any]) -> list[Any]:
@@ -314,10 +326,10 @@ def _chains_of_page(conn: Connection, heads: list[Any]
                     ) -> Iterator[tuple[int, str, int, list[StoredEvent] | StoredDataCorrupt]]:
     by_id: dict[int, Any] = {h[0]: [] for h in heads}
     try:
-        for e in _read_events(conn, _EVENTS_BETWEEN, {"lo": heads[0][0], "hi": heads[-1][0]}, _stored_event):
-            chain = by_id.get(e.instance_id)
-            if chain is not None:
-                chain.append(e)
+        events = _read_events(conn, _EVENTS_BETWEEN, {"lo": heads[0][0], "hi": heads[-1][0]}, _stored_rows)
+        for iid, chain in groupby(events, _INSTANCE_ID):  # in instance_id order: one run each
+            if iid in by_id:
+                by_id[iid].extend(chain)
     except ValueError:
         for iid in by_id:  # find which instance holds the unreadable row
             try:

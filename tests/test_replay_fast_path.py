@@ -198,6 +198,54 @@ def test_replay_history_and_verify_read_the_same_on_both_paths(scripted: Path, t
         assert fast["verify"][1][2] is not None or not all(r[1].ok for r in fast["replay"])
 
 
+# ------------------------------------------------------------------ instance rows checked in SQLite
+
+def sqlite_vouches_for(text: Any) -> bool:
+    with sqlite3.connect(":memory:") as conn:
+        return conn.execute(f"WITH t(v) AS (VALUES (?)) SELECT {repo._vouched('v')} IS NULL FROM t",
+                            (text,)).fetchone()[0] == 1
+
+
+def python_reads(text: Any) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return True
+
+
+def test_sqlite_checks_instance_rows_here() -> None:
+    with sa.create_engine("sqlite://").connect() as conn:
+        assert repo._sqlite_vouches(conn)
+
+
+@given(st.one_of(stored_json(), st.text(max_size=12), st.text("[]{}\"\\,:0 \x00\x01ue-.", max_size=30),
+                 st.integers(1, 2500).map(lambda n: "[" * n + "]" * n),
+                 st.integers(900, 5000).map(lambda n: "1" * n), st.binary(max_size=6)))
+def test_sqlite_vouches_only_for_what_json_loads_reads(text: Any) -> None:
+    if sqlite_vouches_for(text):
+        assert python_reads(text)
+
+
+ODD_INSTANCE_ROWS = {
+    "not JSON": "'{'",
+    "JSON only Python reads": "'{\"a\":NaN}'",
+    "a NUL after the JSON": "'{}' || char(0) || 'x'",
+    "a blob": "x'7b7d'",
+    "nested deep": "'" + "[" * 1200 + "]" * 1200 + "'",
+    "nested, short": "'" + "[" * 400 + "]" * 400 + "'",
+}
+
+
+@pytest.mark.parametrize("name", ODD_INSTANCE_ROWS)
+def test_verify_judges_odd_instance_rows_as_json_loads_does(scripted: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    path = tampered(scripted, tmp_path, f"UPDATE instances SET clocks = {ODD_INSTANCE_ROWS[name]} WHERE id = 3")
+    with_sqlite = everything_read(path, slow=False)["verify"]
+    monkeypatch.setattr(repo, "_sqlite_vouches", lambda conn: False)
+    assert everything_read(path, slow=False)["verify"] == with_sqlite
+
+
 def test_verification_pages_through_the_instances(scripted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = everything_read(scripted, slow=False)["verify"]
     monkeypatch.setattr(repo, "_CHAIN_PAGE", 2)

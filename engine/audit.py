@@ -172,9 +172,8 @@ def replay(proc: CompiledProcedure, instance_id: int, events: list[Event]) -> In
     """Re-derive an instance from its log with the pinned version (ReplayMismatch if impossible)."""
     if not events:
         raise ReplayMismatch(instance_id, None, "the instance has no events")
-    inst = ev.fold(proc, instance_id, events)
     last = events[-1]
-    return inst.with_(revision=last.seq, last_hash=last.hash)
+    return ev.fold(proc, instance_id, events, revision=last.seq, last_hash=last.hash)
 
 
 COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "parent_id",

@@ -85,9 +85,10 @@ def _extension(proc: CompiledProcedure, inst: Instance, event: Event) -> Instanc
     return fold(proc, inst, event)  # type: ignore[operator]
 
 
-def fold(proc: CompiledProcedure, instance_id: int, events: Sequence[Event]) -> Instance:
-    """``start`` with the first event, then ``evolve`` with each of the others: the same
-    Instance, built once instead of once (or twice) per event.
+def fold(proc: CompiledProcedure, instance_id: int, events: Sequence[Event], **then: Any) -> Instance:
+    """``start`` with the first event, then ``evolve`` with each of the others, then the
+    fields in ``then`` set (replay sets revision and last_hash): the same Instance, built
+    once instead of once (or twice) per event.
 
     Replay folds every event of a log, and copying the frozen Instance for each was the
     largest part of it. Here every event still goes through ``evolve`` itself, but on a
@@ -98,13 +99,13 @@ def fold(proc: CompiledProcedure, instance_id: int, events: Sequence[Event]) -> 
     if not _DRAFTS:
         for e in events[1:]:
             inst = evolve(proc, inst, e)
-        return inst
-    draft = _Draft.of(inst)
+        return inst.with_(**then) if then else inst
+    draft = _Draft.of(inst, copy=False)  # the started instance goes nowhere else
     for i in range(1, len(events)):
         after = evolve(proc, draft, events[i])
         if after is not draft:  # a fold that built an Instance of its own
             draft = _Draft.of(after)
-    return draft.instance()
+    return draft.with_(**then).instance()
 
 
 class _Draft(Instance):
@@ -115,9 +116,10 @@ class _Draft(Instance):
     """
 
     @classmethod
-    def of(cls, inst: Instance) -> "_Draft":
+    def of(cls, inst: Instance, copy: bool = True) -> "_Draft":
+        """A draft of the instance's fields (sharing its attribute dict when not ``copy``)."""
         draft = object.__new__(cls)
-        object.__setattr__(draft, "__dict__", dict(vars(inst)))
+        object.__setattr__(draft, "__dict__", dict(vars(inst)) if copy else vars(inst))
         return draft
 
     def with_(self, **changes: Any) -> "_Draft":
@@ -127,7 +129,7 @@ class _Draft(Instance):
     def instance(self) -> Instance:
         """The Instance with the draft's fields, made the way ``Instance.with_`` makes one."""
         values = self.__dict__
-        if values.keys() != _FIELDS:
+        if len(values) != len(_FIELDS):  # a draft only gains names: one that is no field
             raise TypeError(f"Instance has no field(s) {', '.join(sorted(values.keys() - _FIELDS))}")
         inst = object.__new__(Instance)
         object.__setattr__(inst, "__dict__", values)

@@ -62,13 +62,19 @@ class Engine:
         self.connections = db.Connections(self.db)
         self._versions: dict[tuple[str, str], CompiledProcedure] = {}
         self._saved_versions: set[tuple[str, str]] = set()
+        self._actors: dict[str, Actor] = {}
 
     # ------------------------------------------------------------ helpers
 
     def actor(self, staff_id: str) -> Actor:
-        """A person from the org file; "system" is the engine itself and never a login."""
-        person = self.org.person(staff_id)
-        return Actor(person.id, frozenset(person.roles))
+        """A person from the org file; "system" is the engine itself and never a login.
+        Remembered per id: the org file an engine holds does not change under it."""
+        try:
+            return self._actors[staff_id]
+        except KeyError:
+            person = self.org.person(staff_id)
+            actor = self._actors[staff_id] = Actor(person.id, frozenset(person.roles))
+            return actor
 
     def _time(self, at: Optional[datetime]) -> datetime:
         if at is not None and at.tzinfo is None:

@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, ContextManager, Iterator, Optional
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -136,17 +136,13 @@ class Connections:
         self.engine, self.keep, self.max_idle = engine, keep, max_idle
         self._idle: dict[bool, list[tuple[float, Connection]]] = {False: [], True: []}
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self) -> ContextManager[Connection]:
         """One write transaction: commit on success, roll back on any exception."""
-        with self._transaction(read_only=False) as conn:
-            yield conn
+        return self._transaction(read_only=False)
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> ContextManager[Connection]:
         """A read transaction (a deferred ``BEGIN`` on SQLite)."""
-        with self._transaction(read_only=True) as conn:
-            yield conn
+        return self._transaction(read_only=True)
 
     @contextmanager
     def _transaction(self, read_only: bool) -> Iterator[Connection]:

@@ -365,14 +365,20 @@ def _result_processor(type_: Any, dialect: Any) -> Optional[Callable[[Any], Any]
 
     SQLAlchemy reads SQLite's text with ``datetime.fromisoformat``, then UTCDateTime makes
     it aware with ``replace(tzinfo=utc)``, whose keyword parsing costs six times the parse
-    itself; replay and verification read two times per event.
+    itself; replay and verification read two times per event. One reader per dialect, so
+    a reader of both times of a row sees that they are read alike (and reuses what it read).
     """
     process = type_.dialect_impl(dialect).result_processor(dialect, None)
-    if isinstance(type_, tables.UTCDateTime) and process is not None:
+    if not isinstance(type_, tables.UTCDateTime) or process is None:
+        return process
+    key = (type(type_), type(dialect), dialect.server_version_info)
+    if key not in _UTC_READERS:
         fast = _sqlite_utc_reader(process)
-        if _reads_like(process, fast):
-            return fast
-    return process
+        _UTC_READERS[key] = fast if _reads_like(process, fast) else None
+    return _UTC_READERS[key] or process
+
+
+_UTC_READERS: dict[Any, Optional[Callable[[Any], Any]]] = {}
 
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)

@@ -247,8 +247,9 @@ def _same(value: Any) -> Any:
 
 
 # The two conversions below read times the same way: the events of one command carry the
-# same times (and occurred_at is recorded_at for most), so a time stored as the same text
-# as the row before's is not parsed again. One loop each, no call per row beyond the record.
+# same times, and occurred_at is recorded_at for most, so a time stored as the same text as
+# the row before's, or (when both columns are read alike) as the row's occurred_at, is not
+# parsed again. One loop each, no call per row beyond the record's.
 
 def _stored_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[StoredEvent]:
     """Rows of ``_EVENT_COLS`` as StoredEvents (the columns are its fields, in order)."""
@@ -262,7 +263,7 @@ def _stored_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[StoredEv
         if type(o) is not str or o != o_text:
             o_time, o_text = occurred(o), o
         if type(c) is not str or c != c_text:
-            c_time, c_text = recorded(c), c
+            c_time, c_text = (o_time if c == o_text and occurred is recorded else recorded(c)), c
         out.append(new(StoredEvent, (r[0], r[1], r[2], r[3], r[4], o_time, c_time, r[7], r[8], r[9])))
     return out
 
@@ -279,7 +280,7 @@ def _decoded_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[Event]:
         if type(o) is not str or o != o_text:
             o_time, o_text = occurred(o), o
         if type(c) is not str or c != c_text:
-            c_time, c_text = recorded(c), c
+            c_time, c_text = (o_time if c == o_text and occurred is recorded else recorded(c)), c
         out.append(decode(r[2], r[3], r[4], o_time, r[7], r[1], c_time, r[8], r[9]))
     return out
 

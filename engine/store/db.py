@@ -280,6 +280,7 @@ class _Plan:
         self.dialect = dialect
         # Rows read by position or by column name, like SQLAlchemy's Row.
         self.row = namedtuple("PreparedRow", columns, rename=True)  # type: ignore[misc]
+        self._processed = [(i, p) for i, p in enumerate(results) if p is not None]
 
     @classmethod
     def build(cls, stmt: Any, dialect: Any, keys: tuple[str, ...], many: bool) -> Optional["_Plan"]:
@@ -326,7 +327,10 @@ class _Plan:
                                              dialect=self.dialect, ismulti=True) from err
 
     def process(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return self.row._make(v if p is None else p(v) for p, v in zip(self.results, row))
+        values = list(row)
+        for i, p in self._processed:  # only the columns that have a processor
+            values[i] = p(values[i])
+        return self.row._make(values)
 
 
 def _bind_processor(type_: Any, dialect: Any) -> Optional[Callable[[Any], Any]]:

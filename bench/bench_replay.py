@@ -1,14 +1,14 @@
 """Goal g of the issue 6 suite on its own, at a size you choose, for iterating on replay.
 
-    python -m bench.bench_replay                        # 50,000 complaints (~100k events), 3 repetitions
-    python -m bench.bench_replay --complaints 500000 --events 1000000   # the suite's sizes
+    python -m bench.bench_replay                        # 50,000 complaints (~311k events), 3 repetitions
+    python -m bench.bench_replay --complaints 1000000 --events 1000000  # the suite's full sizes
     python -m bench.bench_replay --keep big.db          # reuse (or build once) the prefilled store
     python -m bench.bench_replay --profile              # cProfile of one single-instance replay loop
                                                         # and one bulk pass, top functions
 
 It runs ``bench.bench_suite.goal_g`` itself, so the figures are measured exactly as the
-suite measures them; only the sizes differ (the suite's full run uses 500,000 complaints
-and the first 1,000,000 events). Prints only.
+suite measures them; only the sizes differ (the suite's full run: ``bench_suite.FULL``'s
+``f_big`` complaints, of which the first ``g_bulk_events`` events). Prints only.
 """
 from __future__ import annotations
 

@@ -303,14 +303,16 @@ def test_altering_the_instances_times_is_detected(history_db: Path, column: str)
 
 UNREADABLE = [
     ("events", "occurred_at", "2025-19-30 01:00:00.000000"),       # not a date any more
+    ("events", "recorded_at", 20250930),                           # not even text: a number
     ("events", "data", "{\"changes\":"),                           # not JSON any more: verify finds it, replay crashes
     ("instances", "data", "{"),
 ]
 
 
-@pytest.mark.parametrize("table, column, value", UNREADABLE, ids=[f"{t}.{c}" for t, c, _ in UNREADABLE])
+@pytest.mark.parametrize("table, column, value", UNREADABLE,
+                         ids=[f"{t}.{c}.{type(v).__name__}" for t, c, v in UNREADABLE])
 def test_tampering_that_makes_a_value_unreadable_is_reported_not_a_crash(history_db: Path, table: str, column: str,
-                                                                         value: str) -> None:
+                                                                         value: Any) -> None:
     path = _tamper(history_db, table, 2, column, value)
     try:
         clock = Clock(T0 + timedelta(days=30))
@@ -318,6 +320,14 @@ def test_tampering_that_makes_a_value_unreadable_is_reported_not_a_crash(history
         try:
             for iid in (1, 2, 3):
                 assert not engine.replay(iid).ok or engine.verify()[2] is not None
+            if column.endswith("_at"):  # history says which time is unreadable instead of a traceback
+                refused = []
+                for iid in (1, 2, 3):
+                    try:
+                        engine.history(iid)
+                    except EngineError as e:
+                        refused.append(str(e))
+                assert len(refused) == 1 and "unreadable" in refused[0]
         finally:
             engine.close()
     finally:

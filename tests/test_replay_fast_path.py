@@ -173,7 +173,7 @@ TAMPERING = {
                               "WHERE instance_id = 1 AND seq = 3",
     "a time with a zone": "UPDATE events SET recorded_at = '2025-09-30 01:07:00+08:00' "
                           "WHERE instance_id = 2 AND seq = 2",
-    # (a crash on both paths, as before: a TypeError from the time parser)
+    # (reported as unreadable on both paths, not a crash)
     "a time as a number": "UPDATE events SET occurred_at = 20250930 WHERE instance_id = 3 AND seq = 2",
     "data that is no JSON": "UPDATE events SET data = '{\"changes\":' WHERE instance_id = 1 AND seq = 2",
     "data with spaces": "UPDATE events SET data = ' ' || data || ' ' WHERE instance_id = 2 AND seq = 1",
@@ -194,7 +194,7 @@ def test_replay_history_and_verify_read_the_same_on_both_paths(scripted: Path, t
     assert fast == slow
     if name == "intact":
         assert fast["verify"][1][2] is None and all(r[1].ok for r in fast["replay"])
-    elif name not in ("a time as a number", "a time with a zone"):
+    elif name != "a time with a zone":
         assert fast["verify"][1][2] is not None or not all(r[1].ok for r in fast["replay"])
 
 

@@ -330,7 +330,10 @@ class Engine:
     def history(self, instance_id: int) -> list[audit.StoredEvent]:
         with self.connections.read() as conn:
             repo.load_instance(conn, instance_id)
-            return repo.events_of(conn, instance_id)
+            try:
+                return repo.events_of(conn, instance_id)
+            except ValueError as e:  # a stored time that is no time any more: say so, no traceback
+                raise StoredDataCorrupt(f"instance {instance_id}", f"an event's time is unreadable: {e}") from None
 
     def replay(self, instance_id: int) -> ReplayResult:
         """Fold the log through the pinned version and compare with the stored row.

@@ -33,6 +33,21 @@ class UTCDateTime(TypeDecorator):
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        """A stored value that is not a time at all (a number written into the column) is a
+        ValueError like any unreadable time, so history, replay and verify report it."""
+        process = super().result_processor(dialect, coltype)
+        if process is None:
+            return None
+
+        def read(value: Any) -> Optional[datetime]:
+            try:
+                return process(value)
+            except TypeError:
+                raise ValueError(f"not a time: {value!r}") from None
+
+        return read
+
 
 def _dt(**kw: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kw)

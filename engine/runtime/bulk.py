@@ -187,7 +187,7 @@ def _write(engine: Any, conn: Connection, proc: CompiledProcedure, decided: list
         instances, events, timers, outbox = [], [], [], []
         stored_by_row = []
         for d in chunk:
-            rows, stored = bulk_store.event_rows(d.inst.id, d.events, recorded, GENESIS_HASH)
+            rows, stored = repo.event_rows(d.inst.id, d.events, recorded, GENESIS_HASH)
             events += rows
             last = stored[-1]
             instances.append(bulk_store.instance_row(d.inst, last.seq, last.hash, keys[d.row]))

@@ -6,9 +6,9 @@ One start at a time inserts a placeholder row to learn its id, appends the event
 then rewrites the row; here the ids are reserved up front, and each table gets one
 ``executemany`` of complete rows: instances, events, timers, outbox.
 
-The rows are built exactly as ``repository.append``, ``repository.enqueue`` and
-``timers.sync`` build them for one start (same canonical JSON, same hash chain, same
-columns), so a bulk-started instance cannot be told apart from one started alone;
+The event rows and their hash chain come from ``repository.event_rows``, as an append's
+do; the other rows are built as ``repository.enqueue`` and ``timers.sync`` build them for
+one start (same canonical JSON, same columns), so a bulk-started instance cannot be told apart from one started alone;
 ``tests/test_bulk_start.py`` compares the two table by table.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.audit import StoredEvent, canonical_json, event_hash
-from engine.core.model import Event, Instance
+from engine.audit import canonical_json
+from engine.core.model import Instance
 from engine.errors import KeysTaken
 from engine.spec.forms import building_of
 from engine.store import timers as timer_store
@@ -64,26 +64,6 @@ def existing_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
         for key, iid in conn.execute(sa.select(I.c.external_key, I.c.id).where(I.c.external_key.in_(chunk))):
             found[key] = iid
     return found
-
-
-def event_rows(instance_id: int, events: list[Event], recorded_at: datetime,
-               prev_hash: str) -> tuple[list[dict[str, Any]], list[StoredEvent]]:
-    """The ``events`` rows of a new instance's log (seq from 1) and the events as stored.
-
-    Same fields, serialisation and chain as ``repository.append`` from revision 0.
-    """
-    rows, stored = [], []
-    prev = prev_hash
-    for seq, e in enumerate(events, 1):
-        data_json = canonical_json(e.data)
-        h = event_hash(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, data_json, prev)
-        rows.append({"instance_id": instance_id, "seq": seq, "type": e.type, "actor": e.actor, "role": e.role,
-                     "occurred_at": e.occurred_at, "recorded_at": recorded_at, "data": data_json,
-                     "prev_hash": prev, "hash": h})
-        stored.append(StoredEvent(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at,
-                                  data_json, prev, h))
-        prev = h
-    return rows, stored
 
 
 def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Optional[str]) -> dict[str, Any]:

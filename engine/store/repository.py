@@ -121,20 +121,10 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
     The UPDATE matches only the revision the command was decided on; if another writer got
     there first nothing matches and ConcurrencyConflict rolls the whole transaction back.
     """
-    stored, rows = [], []
-    prev, seq = before.last_hash, before.revision
-    for e in new_events:
-        seq += 1
-        data_json = canonical_json(e.data)
-        h = event_hash(before.id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, data_json, prev)
-        rows.append({"instance_id": before.id, "seq": seq, "type": e.type, "actor": e.actor, "role": e.role,
-                     "occurred_at": e.occurred_at, "recorded_at": recorded_at, "data": data_json,
-                     "prev_hash": prev, "hash": h})
-        stored.append(StoredEvent(before.id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at,
-                                  data_json, prev, h))
-        prev = h
+    rows, stored = event_rows(before.id, new_events, recorded_at, before.last_hash, before.revision)
     if not rows:
         return []
+    seq, prev = stored[-1].seq, stored[-1].hash
     try:
         _INSERT_EVENTS.executemany(conn, rows)
     except IntegrityError as err:
@@ -143,6 +133,26 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
     if matched != 1:
         raise ConcurrencyConflict(before.id, before.revision)
     return stored
+
+
+def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, prev_hash: str,
+               revision: int = 0) -> tuple[list[dict[str, Any]], list[StoredEvent]]:
+    """The ``events`` rows that extend a log at ``revision`` (seq from revision + 1), each
+    hashed over its content and its predecessor's hash, and the same events as stored.
+    The one place the chain is built: appends and bulk starts both come here."""
+    rows, stored = [], []
+    prev, seq = prev_hash, revision
+    for e in events:
+        seq += 1
+        data_json = canonical_json(e.data)
+        h = event_hash(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, data_json, prev)
+        rows.append({"instance_id": instance_id, "seq": seq, "type": e.type, "actor": e.actor, "role": e.role,
+                     "occurred_at": e.occurred_at, "recorded_at": recorded_at, "data": data_json,
+                     "prev_hash": prev, "hash": h})
+        stored.append(StoredEvent(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at,
+                                  data_json, prev, h))
+        prev = h
+    return rows, stored
 
 
 def _projection_changes(before: Instance, after: Instance, revision: int, last_hash: str) -> dict[str, Any]:
@@ -246,15 +256,11 @@ def _same(value: Any) -> Any:
     return value
 
 
-# The two conversions below read times the same way: the events of one command carry the
-# same times, and occurred_at is recorded_at for most, so a time stored as the same text as
-# the row before's, or (when both columns are read alike) as the row's occurred_at, is not
-# parsed again. One loop each, no call per row beyond the record's.
-
-def _stored_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[StoredEvent]:
-    """Rows of ``_EVENT_COLS`` as StoredEvents (the columns are its fields, in order)."""
-    new = tuple.__new__
-    out = []
+def _timed(rows: list[Any], occurred: Any, recorded: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """Each row of ``_EVENT_COLS`` with its two times read. The events of one command carry
+    the same times, and occurred_at is recorded_at for most, so a time stored as the same
+    text as the row before's, or (when both columns are read alike) as the row's
+    occurred_at, is not parsed again."""
     o_text: Any = None
     c_text: Any = None
     o_time = c_time = None
@@ -264,25 +270,20 @@ def _stored_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[StoredEv
             o_time, o_text = occurred(o), o
         if type(c) is not str or c != c_text:
             c_time, c_text = (o_time if c == o_text and occurred is recorded else recorded(c)), c
-        out.append(new(StoredEvent, (r[0], r[1], r[2], r[3], r[4], o_time, c_time, r[7], r[8], r[9])))
-    return out
+        yield r, o_time, c_time
+
+
+def _stored_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[StoredEvent]:
+    """Rows of ``_EVENT_COLS`` as StoredEvents (the columns are its fields, in order)."""
+    new = tuple.__new__
+    return [new(StoredEvent, (r[0], r[1], r[2], r[3], r[4], o, c, r[7], r[8], r[9]))
+            for r, o, c in _timed(rows, occurred, recorded)]
 
 
 def _decoded_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[Event]:
     """Rows of ``_EVENT_COLS`` as Events, their data decoded."""
     decode = decode_event
-    out = []
-    o_text: Any = None
-    c_text: Any = None
-    o_time = c_time = None
-    for r in rows:
-        o, c = r[5], r[6]
-        if type(o) is not str or o != o_text:
-            o_time, o_text = occurred(o), o
-        if type(c) is not str or c != c_text:
-            c_time, c_text = (o_time if c == o_text and occurred is recorded else recorded(c)), c
-        out.append(decode(r[2], r[3], r[4], o_time, r[7], r[1], c_time, r[8], r[9]))
-    return out
+    return [decode(r[2], r[3], r[4], o, r[7], r[1], c, r[8], r[9]) for r, o, c in _timed(rows, occurred, recorded)]
 
 
 def _tuples(conn: Connection, stmt: Prepared, params: dict[str, Any]) -> list[Any]:

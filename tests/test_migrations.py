@@ -147,6 +147,33 @@ def test_processes_opening_an_empty_database_at_once_migrate_it_once(blank_url: 
         e.dispose()
 
 
+def test_connections_opening_a_new_sqlite_file_at_once_all_get_wal(tmp_path: Path) -> None:
+    """SQLite refuses the loser of a race to switch a new file to WAL at once, without
+    waiting; before the retry about one round in three failed with "database is locked"."""
+    for round_ in range(20):
+        engines = [open_engine(f"sqlite:///{tmp_path / f'new{round_}.db'}") for _ in range(4)]
+        gate = threading.Barrier(len(engines))
+        modes: list[str] = []
+        errors: list[BaseException] = []
+
+        def connect(e: sa.Engine) -> None:
+            gate.wait()
+            try:
+                with e.connect() as conn:
+                    modes.append(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one())
+            except BaseException as err:  # collected for the assertion
+                errors.append(err)
+
+        threads = [threading.Thread(target=connect, args=(e,)) for e in engines]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        for e in engines:
+            e.dispose()
+        assert errors == [] and modes == ["wal"] * 4, f"round {round_}"
+
+
 # ------------------------------------------------------------------ the migration files themselves
 
 VERSIONS = sorted(p for p in (migrate.MIGRATIONS / "versions").glob("*.py") if p.name != "__init__.py")

@@ -22,8 +22,9 @@ from engine.errors import InputError
 from engine.store import tables  # noqa: F401  (registers the tables)
 from engine.store import idempotency, outbox, tokens  # noqa: F401  (API keys and delivery tables)
 
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=30000",
+SQLITE_PRAGMAS = ("PRAGMA busy_timeout=30000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
                   "PRAGMA foreign_keys=ON")
+_PRAGMA_PATIENCE_S = 30.0  # as long as busy_timeout lets a statement wait for a lock
 
 
 def open_engine(url: str) -> Engine:
@@ -51,10 +52,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        for pragma in SQLITE_PRAGMAS:
-            cur.execute(pragma)
-        cur.close()
+        apply_pragmas(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -64,6 +62,29 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         conn.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def apply_pragmas(dbapi_conn: Any) -> None:
+    """Set SQLITE_PRAGMAS on a new driver connection, waiting out a concurrent WAL switch.
+
+    Several processes opening the same brand-new file race to switch it to WAL, and SQLite
+    answers the loser's ``journal_mode=WAL`` with "database is locked" at once, without
+    calling the busy handler. The switch is retried until it is done (by us or the other).
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + _PRAGMA_PATIENCE_S
+    pause = 0.001
+    for pragma in SQLITE_PRAGMAS:
+        while True:
+            try:
+                dbapi_conn.execute(pragma).fetchall()
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
 
 def create_schema(engine: Engine) -> None:

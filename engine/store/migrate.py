@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
@@ -37,6 +38,9 @@ from engine.errors import InputError
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
 _PG_LOCK = 0x736F70_6D6967  # pg_advisory_xact_lock key: "sop" "mig"
+# Alembic keeps the running migration in module-global proxies (``alembic.context``,
+# ``alembic.op``), so two threads of one process must not run migrations at once.
+_ALEMBIC = threading.Lock()
 
 
 def metadata() -> sa.MetaData:
@@ -110,7 +114,8 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[Optional[str], Opti
         _lock(conn)
         before = current(conn)
         _known(before)
-        command.upgrade(alembic_config(conn), revision)
+        with _ALEMBIC:
+            command.upgrade(alembic_config(conn), revision)
         return before, current(conn)
 
 
@@ -178,7 +183,7 @@ def _sqlite_schema(target: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(DDL statements, version rows) that the migrations leave in an empty SQLite database."""
     mem = sa.create_engine("sqlite://")
     try:
-        with mem.begin() as conn:
+        with _ALEMBIC, mem.begin() as conn:
             command.upgrade(alembic_config(conn), target)
             ddl = tuple(r[0] for r in conn.exec_driver_sql(
                 "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"))

@@ -1,5 +1,5 @@
-"""The SQLite fast path (db.Prepared, kept connections, partial UPDATEs) stores exactly
-what SQLAlchemy's own execution stores.
+"""The SQLite fast path (db.Prepared, kept connections, transactions begun and committed on
+the driver, partial UPDATEs) stores exactly what SQLAlchemy's own execution stores.
 
 The same scripted day runs twice on the same clock: once normally, once with a
 ``before_cursor_execute`` listener on the engine, which makes every Prepared statement fall
@@ -9,9 +9,12 @@ written by one path reads, verifies and replays the same under the other.
 from __future__ import annotations
 
 import sqlite3
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 
 from engine.clock import FakeClock
@@ -54,3 +57,52 @@ def test_the_fast_path_stores_byte_for_byte_what_sqlalchemy_stores(tmp_path: Pat
     assert sum(len(rows) for rows in fast.values()) > 20
     for table in TABLES:
         assert fast[table] == slow[table], table
+
+
+def _engine(path: Path):  # type: ignore[no-untyped-def]
+    clock = FakeClock(datetime(2025, 9, 30, 9, 0, tzinfo=SHANGHAI))
+    return build_engine(Settings(f"sqlite:///{path}", ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
+
+
+def _statements(conn: sa.Connection, through_sqlalchemy: bool) -> None:
+    """A prepared statement straight on the driver, and (if asked) first one through
+    SQLAlchemy, which then joins the transaction begun on the driver."""
+    from engine.store.repository import _ENQUEUE
+
+    if through_sqlalchemy:
+        conn.execute(sa.text("UPDATE procedure_versions SET snapshot = 'changed'"))
+    _ENQUEUE.executemany(conn, [{"instance_id": 1, "seq": 1, "recipient": "x", "channel": None, "message": "m",
+                                 "idempotency_key": "k", "created_at": datetime.now(SHANGHAI),
+                                 "next_attempt_at": datetime.now(SHANGHAI)}])
+
+
+@pytest.mark.parametrize("through_sqlalchemy", [True, False], ids=["mixed", "driver_only"])
+@pytest.mark.parametrize("how", ["raise", "rollback"])
+def test_a_transaction_on_the_driver_rolls_back_everything_in_it(tmp_path: Path, how: str,
+                                                                 through_sqlalchemy: bool) -> None:
+    engine = _engine(tmp_path / "t.db")
+    engine.start("complaint", "liu_fang", COMPLAINT)
+    before = _tables(tmp_path / "t.db")
+    with pytest.raises(RuntimeError) if how == "raise" else nullcontext():
+        with engine.transaction() as conn:
+            _statements(conn, through_sqlalchemy)
+            if how == "raise":
+                raise RuntimeError("the command fails half-way")
+            conn.rollback()  # the caller's own rollback is obeyed, not committed over
+    engine.close()
+    assert _tables(tmp_path / "t.db") == before
+
+
+def test_a_transaction_on_the_driver_commits_both_kinds_of_statement(tmp_path: Path) -> None:
+    engine = _engine(tmp_path / "t.db")
+    engine.start("complaint", "liu_fang", COMPLAINT)
+    with engine.transaction() as conn:
+        _statements(conn, through_sqlalchemy=True)
+    engine.close()
+    after = _tables(tmp_path / "t.db")
+    assert [r[2] for r in after["procedure_versions"]] == ["changed"] and len(after["outbox"]) == 1
+
+
+def _tables(path: Path) -> dict[str, list[tuple]]:
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}

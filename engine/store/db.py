@@ -48,6 +48,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         if not folder.is_dir():
             raise InputError("--db", f"folder {folder} does not exist")
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+    engine._connection_cls = _SQLiteConnection  # Engine.connect() makes these (SQLAlchemy 1.4+)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -57,9 +58,12 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Straight to the driver: this runs once per transaction, and a full SQLAlchemy
-        # statement execution costs several times what SQLite needs for BEGIN.
-        read_only = conn.get_execution_options().get("sop_read_only")
-        conn.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # statement execution costs several times what SQLite needs for BEGIN. Inside a
+        # transaction Connections began on the driver, SQLAlchemy's (auto)begin joins it.
+        driver = conn.connection.driver_connection
+        if not driver.in_transaction:
+            read_only = conn.get_execution_options().get("sop_read_only")
+            driver.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -85,6 +89,27 @@ def apply_pragmas(dbapi_conn: Any) -> None:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
+
+
+class _SQLiteConnection(Connection):
+    """A Connection whose ``commit()``/``rollback()`` also end a transaction that
+    :class:`Connections` began straight on the driver, as they would end one of
+    SQLAlchemy's own: a caller rolling back inside ``Engine.transaction()`` is obeyed."""
+
+    def commit(self) -> None:
+        if self._transaction is None and self._driver_in_transaction():
+            self.connection.driver_connection.commit()
+        else:
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._transaction is None and self._driver_in_transaction():
+            self.connection.driver_connection.rollback()
+        else:
+            super().rollback()
+
+    def _driver_in_transaction(self) -> bool:
+        return not self.closed and not self.invalidated and bool(self.connection.driver_connection.in_transaction)
 
 
 def create_schema(engine: Engine) -> None:
@@ -168,11 +193,29 @@ class Connections:
     @contextmanager
     def _transaction(self, read_only: bool) -> Iterator[Connection]:
         conn = self._take(read_only)
+        if not _direct(conn):
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                conn.close()
+                raise
+            self._give(read_only, conn)
+            return
+        # SQLite: BEGIN and COMMIT straight on the driver. SQLAlchemy's transaction objects
+        # and events cost ~60-130 us of CPU a transaction (BENCHMARKS.md), a tenth of an
+        # action. A statement run through SQLAlchemy inside autobegins its own transaction
+        # object, which joins this one (see _on_begin); it is committed through it then.
+        driver = conn.connection.driver_connection
         try:
-            with conn.begin():
-                yield conn
+            driver.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            yield conn
+            if conn.in_transaction():
+                conn.commit()
+            else:
+                driver.commit()
         except BaseException:
-            conn.close()
+            _abandon(conn, driver)
             raise
         self._give(read_only, conn)
 
@@ -205,6 +248,28 @@ class Connections:
         self.engine.dispose()
 
 
+def _direct(conn: Connection) -> bool:
+    """Whether transactions and prepared statements may go straight to the driver: SQLite,
+    with nobody watching SQLAlchemy's statements (echo or cursor event listeners)."""
+    engine = conn.engine
+    if engine.dialect.name != "sqlite" or engine.echo:
+        return False
+    dispatch = engine.dispatch  # cursor listeners on the Engine (or its class): Core only
+    return not (dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
+def _abandon(conn: Connection, driver: Any) -> None:
+    """Roll back a failed direct transaction and drop its connection (it may be broken)."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        elif driver.in_transaction:
+            driver.rollback()
+    except Exception:  # noqa: BLE001  (the command's own error is what the caller must see)
+        conn.invalidate()
+    conn.close()
+
+
 class Prepared:
     """A Core statement for the hot path, run straight on the SQLite driver.
 
@@ -224,13 +289,11 @@ class Prepared:
         self._plans: dict[tuple[Any, ...], Optional[_Plan]] = {}
 
     def _plan(self, conn: Connection, keys: tuple[str, ...], many: bool) -> Optional["_Plan"]:
-        engine = conn.engine
-        dialect = engine.dialect
-        if dialect.name != "sqlite" or engine.echo or not conn.in_transaction():
+        # In a transaction on the driver: begun by Connections, or by SQLAlchemy (which
+        # begins on the driver too, see _on_begin); outside one, Core autobegins.
+        if not _direct(conn) or not conn.connection.driver_connection.in_transaction:
             return None
-        dispatch = engine.dispatch  # cursor listeners on the Engine (or its class): Core only
-        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-            return None
+        dialect = conn.dialect
         key = (type(dialect), dialect.server_version_info, keys, many)
         try:
             return self._plans[key]

@@ -1,6 +1,7 @@
 """Shared fixtures: a settable clock, a fresh database per test, the engine and a CLI runner."""
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,6 +14,9 @@ from engine.runtime.config import Settings, build_engine
 from tests.pg import pg_blank_url, pg_databases, pg_url  # noqa: F401  (PostgreSQL server and a database per test)
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every instance-cache hit in the suite (and in the processes it starts) is checked
+# against a full load of the row, value and type (engine.store.instance_cache).
+os.environ.setdefault("SOP_CHECK_INSTANCE_CACHE", "1")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 

@@ -31,6 +31,7 @@ from engine.spec.org import OrgSpec
 from engine.store import db
 from engine.store import repository as repo
 from engine.store import timers as timer_store
+from engine.store.instance_cache import InstanceCache
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Engine:
         self._versions: dict[tuple[str, str], CompiledProcedure] = {}
         self._saved_versions: set[tuple[str, str]] = set()
         self._actors: dict[str, Actor] = {}
+        self.instances = InstanceCache(repo.INSTANCE_COLUMNS)
 
     # ------------------------------------------------------------ helpers
 
@@ -150,7 +152,9 @@ class Engine:
     def _start_in(self, conn: Connection, proc: CompiledProcedure, actor: Actor, data: dict[str, Any],
                   at: datetime, parent_id: Optional[int], external_key: Optional[str] = None) -> Instance:
         self._ensure_version(conn, proc, at)
-        iid = repo.new_instance_id(conn, proc.id, proc.version, proc.spec.start.state, at, parent_id, external_key)
+        sent: dict[str, Any] = {}
+        iid = repo.new_instance_id(conn, proc.id, proc.version, proc.spec.start.state, at, parent_id, external_key,
+                                   sent)
         if iid is None:  # a concurrent import of the same record got there first
             return repo.load_instance(conn, repo.find_by_key(conn, external_key))  # type: ignore[arg-type]
         decision = dc.decide_start(proc, self.org, actor, data, at, parent_id, iid)
@@ -162,7 +166,8 @@ class Engine:
             for e in events[1:]:
                 inst = ev.evolve(proc, inst, e)
         blank = Instance(id=iid, procedure=proc.id, version=proc.version, state=proc.spec.start.state,
-                         status="starting", started_at=at, last_occurred_at=at)
+                         status="starting", parent_id=parent_id, started_at=at, last_occurred_at=at)
+        self.instances.inserted(blank, sent)
         return self._commit(conn, proc, blank, decision, inst, None)
 
     def advance(self, instance_id: int, action: str, staff: str, data: Optional[dict[str, Any]] = None,
@@ -194,7 +199,7 @@ class Engine:
                 decide: Callable[[CompiledProcedure, Instance, datetime], Decision]) -> Instance:
         when = self._time(at)
         with self.transaction() as conn:
-            inst = repo.load_instance(conn, instance_id)
+            inst = repo.load_for_write(conn, instance_id, self.instances)
             if expected_revision is not None and expected_revision != inst.revision:
                 raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
             self._check_time(inst, when)
@@ -207,7 +212,7 @@ class Engine:
     def apply_in(self, conn: Connection, instance_id: int,
                  decide: Callable[[CompiledProcedure, Instance], Decision]) -> Instance:
         """Decide and commit a change inside the caller's transaction (timer sweeps use this)."""
-        inst = repo.load_instance(conn, instance_id)
+        inst = repo.load_for_write(conn, instance_id, self.instances)
         proc = self.procedure_for(conn, inst.procedure, inst.version)
         decision = decide(proc, inst)
         after = decision.result(proc, inst, ev.evolve)
@@ -235,7 +240,7 @@ class Engine:
         Steps of the same instance that fall due before the claimed one fire first, in
         order, so one instance's history never runs out of order whatever the batch holds.
         """
-        inst = repo.load_instance(conn, instance_id)
+        inst = repo.load_for_write(conn, instance_id, self.instances)
         clock = inst.clocks.get(name)
         if clock is None or not clock.get("next"):
             return None
@@ -281,7 +286,8 @@ class Engine:
             for e in extra:
                 after = ev.evolve(proc, after, e)
             decision.events.extend(extra)
-        stored = repo.append(conn, before, decision.events, after, recorded)
+        sent: dict[str, Any] = {}
+        stored = repo.append(conn, before, decision.events, after, recorded, sent)
         for s in stored:
             if s.type == m.NOTIFICATION_QUEUED:
                 d = json.loads(s.data_json)
@@ -291,6 +297,8 @@ class Engine:
                             last_hash=stored[-1].hash if stored else before.last_hash,
                             children=tuple(repo.children_of(conn, before.id)) if spawned or before.children
                             else after.children)
+        if stored:
+            self.instances.updated(before, after, sent)
         for hook in self.hooks:
             hook(self, conn, proc, hook_before, after, stored)
         return after

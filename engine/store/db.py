@@ -301,12 +301,14 @@ class Prepared:
             plan = self._plans[key] = _Plan.build(self.stmt, dialect, keys, many)
             return plan
 
-    def execute(self, conn: Connection, params: dict[str, Any]) -> int:
-        """Run once; the number of rows matched (for UPDATE/DELETE)."""
+    def execute(self, conn: Connection, params: dict[str, Any], sent: Optional[dict[str, Any]] = None) -> int:
+        """Run once; the number of rows matched (for UPDATE/DELETE). On the fast path,
+        ``sent`` receives each parameter's value as the driver got it, by name (defaults
+        included): what SQLite stores for a column set from it."""
         plan = self._plan(conn, tuple(params), False)
         if plan is None:
             return conn.execute(self.stmt, params).rowcount
-        return plan.run(conn, params).rowcount
+        return plan.run(conn, params, sent).rowcount
 
     def executemany(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         plan = self._plan(conn, tuple(rows[0]), True) if rows else None
@@ -315,17 +317,33 @@ class Prepared:
         else:
             plan.run_many(conn, rows)
 
-    def first(self, conn: Connection, params: dict[str, Any]) -> Optional[tuple[Any, ...]]:
-        """The first result row (processed like a Core ``Row``, read by position), or None."""
+    def first(self, conn: Connection, params: dict[str, Any],
+              sent: Optional[dict[str, Any]] = None) -> Optional[tuple[Any, ...]]:
+        """The first result row (processed like a Core ``Row``, read by position), or None;
+        ``sent`` as for ``execute``."""
         plan = self._plan(conn, tuple(params), False)
         if plan is None:
             return conn.execute(self.stmt, params).first()
-        cur = plan.run(conn, params)
+        cur = plan.run(conn, params, sent)
         try:
             row = cur.fetchone()
         finally:
             cur.close()
         return None if row is None else plan.process(row)
+
+    def first_unprocessed(self, conn: Connection, params: dict[str, Any]
+                          ) -> tuple[Optional[Any], Optional[Callable[[Any], Any]]]:
+        """The first result row as the driver gives it, and what makes it the row ``first``
+        would give (None: it is that row already, off the fast path). For callers that
+        often need only to compare a row with one they read before (the instance cache)."""
+        plan = self._plan(conn, tuple(params), False)
+        if plan is None:
+            return conn.execute(self.stmt, params).first(), None
+        cur = plan.run(conn, params)
+        try:
+            return cur.fetchone(), plan.process
+        finally:
+            cur.close()
 
     def all(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         plan = self._plan(conn, tuple(params), False)
@@ -394,8 +412,10 @@ class _Plan:
             args[i] = p(args[i])
         return args
 
-    def run(self, conn: Connection, params: dict[str, Any]) -> Any:
+    def run(self, conn: Connection, params: dict[str, Any], sent: Optional[dict[str, Any]] = None) -> Any:
         args = self._args(params)
+        if sent is not None:
+            sent.update(zip(self.order, args))
         try:
             return conn.connection.driver_connection.execute(self.sql, args)
         except self.dialect.loaded_dbapi.Error as err:

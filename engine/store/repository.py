@@ -26,6 +26,7 @@ from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
 from engine.spec.forms import building_of
 from engine.store.db import Prepared
+from engine.store.instance_cache import InstanceCache, check_entry
 from engine.store.tables import events as E
 from engine.store.tables import instances as I
 from engine.store.tables import outbox as O
@@ -86,6 +87,30 @@ def load_instance(conn: Connection, instance_id: int) -> Instance:
     return _instance(row)
 
 
+INSTANCE_COLUMNS = tuple(c.key for c in _INSTANCE_COLS)
+
+
+def load_for_write(conn: Connection, instance_id: int, cache: InstanceCache) -> Instance:
+    """The instance a command will change: read its row (locked on PostgreSQL, see
+    ``load_instance``) and decode it, unless it is a row the cache knows
+    (engine.store.instance_cache: SQLite's fast path only, where rows are the driver's)."""
+    if _locks_rows(conn):
+        return _load_locked(conn, instance_id)
+    row, process = _LOAD.first_unprocessed(conn, {"iid": instance_id})
+    if row is None:
+        raise InstanceNotFound(instance_id)
+    if process is None:
+        return _instance(row)
+    cached = cache.get(instance_id, row)
+    if cached is not None:
+        if cache.check:
+            check_entry(cached, _instance(process(row)))
+        return cached
+    inst = _instance(process(row))
+    cache.remember(row, inst)
+    return inst
+
+
 def children_of(conn: Connection, instance_id: int) -> list[int]:
     return [r[0] for r in _CHILDREN.all(conn, {"pid": instance_id})]
 
@@ -96,18 +121,20 @@ def find_by_key(conn: Connection, key: str) -> Optional[int]:
 
 
 def new_instance_id(conn: Connection, procedure: str, version: str, state: str, at: datetime,
-                    parent_id: Optional[int], external_key: Optional[str] = None) -> Optional[int]:
+                    parent_id: Optional[int], external_key: Optional[str] = None,
+                    sent: Optional[dict[str, Any]] = None) -> Optional[int]:
     """Insert the row first so the id is known to the decision (it may appear in messages).
 
     With an ``external_key`` (an imported call record, a payment) a concurrent importer may
     have inserted the same key: then nothing is inserted and None comes back, so the caller
-    returns the existing instance instead of failing on the unique key.
+    returns the existing instance instead of failing on the unique key. ``sent`` receives
+    the values the row was inserted with (see Prepared.execute).
     """
     row = {"procedure": procedure, "version": version, "state": state, "status": "starting", "data": "{}",
            "parent_id": parent_id, "revision": 0, "started_at": at, "last_occurred_at": at,
            "last_hash": GENESIS_HASH, "external_key": external_key}
     if external_key is None:
-        return int(_NEW_INSTANCE.first(conn, row)[0])  # type: ignore[index]  (RETURNING gives one row)
+        return int(_NEW_INSTANCE.first(conn, row, sent)[0])  # type: ignore[index]  (RETURNING gives one row)
     dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = dialect_insert(I).values(**row).on_conflict_do_nothing(index_elements=[I.c.external_key])
     got = conn.execute(stmt.returning(I.c.id)).first()
@@ -115,11 +142,12 @@ def new_instance_id(conn: Connection, procedure: str, version: str, state: str, 
 
 
 def append(conn: Connection, before: Instance, new_events: list[Event], after: Instance,
-           recorded_at: datetime) -> list[StoredEvent]:
+           recorded_at: datetime, sent: Optional[dict[str, Any]] = None) -> list[StoredEvent]:
     """Append events and write the projection in the caller's transaction.
 
     The UPDATE matches only the revision the command was decided on; if another writer got
     there first nothing matches and ConcurrencyConflict rolls the whole transaction back.
+    ``sent`` receives the values the projection's columns were set to (see Prepared.execute).
     """
     rows, stored = event_rows(before.id, new_events, recorded_at, before.last_hash, before.revision)
     if not rows:
@@ -129,7 +157,7 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
         _INSERT_EVENTS.executemany(conn, rows)
     except IntegrityError as err:
         raise ConcurrencyConflict(before.id, before.revision) from err
-    matched = _UPDATE_PROJECTION.execute(conn, _projection_changes(before, after, seq, prev))
+    matched = _UPDATE_PROJECTION.execute(conn, _projection_changes(before, after, seq, prev), sent)
     if matched != 1:
         raise ConcurrencyConflict(before.id, before.revision)
     return stored

@@ -151,16 +151,22 @@ class FormSpec(Strict):
         except ValidationError as e:
             raise FormInvalid(self.id, [_field_error(err) for err in e.errors()]) from None
         values = obj.model_dump(mode="json")
-        missing = self._conditional_missing(obj.model_dump(), context or {})
-        if missing:
-            raise FormInvalid(self.id, missing)
+        if self._conditional:
+            missing = self._conditional_missing(obj.model_dump(), context or {})
+            if missing:
+                raise FormInvalid(self.id, missing)
         return {k: v for k, v in values.items() if v is not None or k in data}
+
+    @cached_property
+    def _conditional(self) -> list[tuple[str, FieldSpec]]:
+        """The fields with a ``required_if`` (most forms have none: nothing to evaluate)."""
+        return [(name, f) for name, f in self.fields.items() if f.required_if]
 
     def _conditional_missing(self, values: dict[str, Any], context: dict[str, Any]) -> list[FieldError]:
         errors = []
         scope = {**context, **values}
-        for name, f in self.fields.items():
-            if f.required_if and values.get(name) in (None, ""):
+        for name, f in self._conditional:
+            if values.get(name) in (None, ""):
                 try:
                     needed = _compiled_condition(f.required_if).evaluate(scope)
                 except (ExprError, EvalError) as e:

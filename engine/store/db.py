@@ -209,6 +209,7 @@ class Connections:
         driver = conn.connection.driver_connection
         try:
             driver.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            conn._sop_driver = driver  # type: ignore[attr-defined]  (Prepared runs on it, see _plan)
             yield conn
             if conn.in_transaction():
                 conn.commit()
@@ -217,6 +218,8 @@ class Connections:
         except BaseException:
             _abandon(conn, driver)
             raise
+        finally:
+            conn._sop_driver = None  # type: ignore[attr-defined]
         self._give(read_only, conn)
 
     def _take(self, read_only: bool) -> Connection:
@@ -289,9 +292,14 @@ class Prepared:
         self._plans: dict[tuple[Any, ...], Optional[_Plan]] = {}
 
     def _plan(self, conn: Connection, keys: tuple[str, ...], many: bool) -> Optional["_Plan"]:
-        # In a transaction on the driver: begun by Connections, or by SQLAlchemy (which
-        # begins on the driver too, see _on_begin); outside one, Core autobegins.
-        if not _direct(conn) or not conn.connection.driver_connection.in_transaction:
+        # In a transaction on the driver: begun by Connections (which checked _direct as it
+        # began, and names the driver), or by SQLAlchemy (which begins on the driver too,
+        # see _on_begin); outside one, Core autobegins.
+        driver = getattr(conn, "_sop_driver", None)
+        if driver is None:
+            if not _direct(conn) or not conn.connection.driver_connection.in_transaction:
+                return None
+        elif not driver.in_transaction:
             return None
         dialect = conn.dialect
         key = (type(dialect), dialect.server_version_info, keys, many)

@@ -37,6 +37,7 @@ class InstanceCache:
 
     def __init__(self, columns: tuple[str, ...], size: int = 4096) -> None:
         self.columns, self.size = columns, size
+        self._index = {c: i for i, c in enumerate(columns)}
         # id -> (row, instance as decoded, the object it was remembered from)
         self._entries: "OrderedDict[int, tuple[tuple[Any, ...], Instance, Instance]]" = OrderedDict()
         self.check = os.environ.get(CHECK_ENV) == "1"
@@ -75,7 +76,13 @@ class InstanceCache:
                 or not _plain_changes(after.data, before.data) or not _plain_changes(after.clocks, before.clocks)):
             self._entries.pop(before.id, None)
             return
-        self.remember(tuple(sent.get(c, v) for c, v in zip(self.columns, entry[0])), after)
+        row = list(entry[0])
+        index = self._index
+        for name, value in sent.items():  # the SET columns; the WHERE parameters are no columns
+            i = index.get(name)
+            if i is not None:
+                row[i] = value
+        self.remember(tuple(row), after)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -46,6 +46,10 @@ SERVER_SETTINGS = {
     "max_connections": "200",
     "log_min_messages": "warning",
 }
+# The same server with PostgreSQL's own durability (every commit waits for its WAL fsync),
+# for measuring persisted actions (bench/bench_suite.py goal d).
+DURABLE_SETTINGS = {k: v for k, v in SERVER_SETTINGS.items()
+                    if k not in ("fsync", "synchronous_commit", "full_page_writes")}
 
 
 def find_bindir() -> Optional[Path]:
@@ -83,8 +87,9 @@ def _server_user() -> Optional[pwd.struct_passwd]:
 class PgServer:
     """One PostgreSQL cluster in a temporary folder (see the module docstring)."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, settings: Optional[dict[str, str]] = None) -> None:
         self.bindir = bindir
+        self.settings = SERVER_SETTINGS if settings is None else settings
         self.user = _server_user()
         self.root = Path(tempfile.mkdtemp(prefix="sop-pg-"))
         self.data = self.root / "data"
@@ -112,7 +117,7 @@ class PgServer:
                       "--no-sync", "--no-instructions")
         if r.returncode != 0:
             raise RuntimeError(f"initdb failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-        options = " ".join(f"-c {k}={v!r}" if v == "" else f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
+        options = " ".join(f"-c {k}={v!r}" if v == "" else f"-c {k}={v}" for k, v in self.settings.items())
         options += f" -c unix_socket_directories={self.root}"
         r = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start")
         if r.returncode != 0:

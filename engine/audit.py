@@ -37,7 +37,20 @@ def canonical_json(data: Any) -> str:
 
 
 def iso_utc(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    """The instant as hashed. Remembered for the last few instants: every event of a
+    command hashes the same occurred_at and recorded_at."""
+    # Same tzinfo + equal + same fold: the same instant (equality alone ignores fold).
+    key = (t, t.tzinfo, t.fold)
+    text = _ISO_UTC.get(key)
+    if text is None:
+        text = t.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        if len(_ISO_UTC) >= 16:
+            _ISO_UTC.clear()
+        _ISO_UTC[key] = text
+    return text
+
+
+_ISO_UTC: dict[tuple[Any, ...], str] = {}
 
 
 def event_hash(instance_id: int, seq: int, type_: str, actor: str, role: Optional[str],

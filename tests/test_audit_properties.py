@@ -346,3 +346,28 @@ def test_hashed_serialisation_is_byte_for_byte_the_canonical_json_dumps(value: A
     from engine.audit import canonical_json
 
     assert canonical_json(value) == json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------ remembered time texts
+
+_ZONES = st.sampled_from(["Asia/Shanghai", "America/New_York", "Europe/London", "UTC", "Australia/Lord_Howe"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1)),
+                          _ZONES, st.sampled_from([0, 1])), min_size=1, max_size=40))
+def test_remembered_time_texts_equal_the_formatted_ones(times: list[tuple[datetime, str, int]]) -> None:
+    """The hashed and the stored text of a time are remembered per instant; two instants
+    with one wall time (a DST fold) must never share one (the key holds fold and zone)."""
+    from datetime import timezone
+    from zoneinfo import ZoneInfo
+
+    from engine.audit import iso_utc
+    from engine.store.db import _sqlite_utc_text
+
+    folds = [(datetime(2025, 11, 2, 1, 30), "America/New_York", 0), (datetime(2025, 11, 2, 1, 30), "America/New_York", 1)]
+    for wall, zone, fold in folds + times + folds[::-1] + times[::-1]:
+        t = wall.replace(tzinfo=ZoneInfo(zone), fold=fold)
+        utc = t.astimezone(timezone.utc)
+        assert iso_utc(t) == utc.isoformat(timespec="microseconds")
+        assert _sqlite_utc_text(t) == utc.replace(tzinfo=None).isoformat(" ", "microseconds")

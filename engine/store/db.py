@@ -543,12 +543,26 @@ def _reads_like(process: Callable[[Any], Any], fast: Callable[[Any], Any]) -> bo
 
 def _sqlite_utc_text(value: Any) -> Any:
     """UTCDateTime's value as SQLite stores it, in one C call instead of a zone conversion
-    plus SQLAlchemy's %-formatting of seven fields (the hot path binds several a command)."""
+    plus SQLAlchemy's %-formatting of seven fields. Remembered for the last few instants:
+    a command binds the same one four or five times (each event's occurred_at and
+    recorded_at, the projection's last_occurred_at)."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store")
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+    # Same tzinfo + equal + same fold: the same instant (equality alone ignores fold).
+    key = (value, value.tzinfo, value.fold) if type(value) is datetime else None
+    text = _UTC_TEXTS.get(key) if key is not None else None
+    if text is None:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        text = value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+        if key is not None:
+            if len(_UTC_TEXTS) >= 16:
+                _UTC_TEXTS.clear()
+            _UTC_TEXTS[key] = text
+    return text
+
+
+_UTC_TEXTS: dict[tuple[Any, ...], str] = {}
 
 
 def _writes_like(process: Callable[[Any], Any], fast: Callable[[Any], Any]) -> bool:

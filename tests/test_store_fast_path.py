@@ -106,3 +106,22 @@ def test_a_transaction_on_the_driver_commits_both_kinds_of_statement(tmp_path: P
 def _tables(path: Path) -> dict[str, list[tuple]]:
     with sqlite3.connect(path) as conn:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+
+
+def test_a_locked_database_is_reported_as_sqlalchemy_reports_it(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE on the driver fails as a statement through SQLAlchemy would:
+    ``sqlalchemy.exc.OperationalError``, not the driver's own exception."""
+    engine = _engine(tmp_path / "t.db")
+    engine.start("complaint", "liu_fang", COMPLAINT)
+    with engine.transaction() as conn:
+        conn.exec_driver_sql("PRAGMA busy_timeout=0")  # the kept connection gives up at once
+    holder = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="locked"):
+            with engine.transaction():
+                pass
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.close()

@@ -208,13 +208,14 @@ class Connections:
         # object, which joins this one (see _on_begin); it is committed through it then.
         driver = conn.connection.driver_connection
         try:
-            driver.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+            _on_driver(conn, begin, lambda: driver.execute(begin))
             conn._sop_driver = driver  # type: ignore[attr-defined]  (Prepared runs on it, see _plan)
             yield conn
             if conn.in_transaction():
                 conn.commit()
             else:
-                driver.commit()
+                _on_driver(conn, "COMMIT", driver.commit)
         except BaseException:
             _abandon(conn, driver)
             raise
@@ -259,6 +260,16 @@ def _direct(conn: Connection) -> bool:
         return False
     dispatch = engine.dispatch  # cursor listeners on the Engine (or its class): Core only
     return not (dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
+def _on_driver(conn: Connection, sql: str, call: Callable[[], Any]) -> None:
+    """Run a driver call, its errors wrapped as SQLAlchemy's own (``OperationalError`` for
+    "database is locked" …), as they are for statements SQLAlchemy runs."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        call()
+    except dbapi.Error as err:
+        raise sa.exc.DBAPIError.instance(sql, (), err, dbapi.Error, dialect=conn.dialect) from err
 
 
 def _abandon(conn: Connection, driver: Any) -> None:

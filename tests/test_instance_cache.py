@@ -60,3 +60,30 @@ def test_a_cache_entry_that_differs_from_its_row_is_caught_by_the_check(engine) 
     cache._entries[iid] = (row, inst.with_(data={**inst.data, "unit": "9-9999"}), source)
     with pytest.raises(AssertionError, match="field 'data' differs"):
         engine.advance(iid, "investigate", steward)
+
+
+def test_threads_sharing_one_engine_and_a_small_cache_lose_nothing(engine) -> None:  # type: ignore[no-untyped-def]
+    """The API runs one engine on a pool of threads: entries come and go under them."""
+    import threading
+
+    from engine.store import repository as repo
+
+    engine.instances = InstanceCache(repo.INSTANCE_COLUMNS, size=3)
+    started = [_started(engine) for _ in range(8)]
+    errors: list[BaseException] = []
+
+    def work(iid: int, steward: str) -> None:
+        try:
+            engine.advance(iid, "investigate", steward)
+            engine.advance(iid, "record_findings", steward, FINDINGS)
+        except BaseException as e:  # collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=pair) for pair in started]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert errors == []
+    assert all(engine.show(iid).state == "investigating" and engine.replay(iid).ok for iid, _ in started)
+    assert engine.verify()[2] is None

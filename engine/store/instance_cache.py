@@ -19,6 +19,7 @@ and compared with the entry, value and type, and a difference raises.
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Optional
@@ -32,7 +33,8 @@ class InstanceCache:
     """A bounded, least-recently-used map of instance id to its stored row and instance.
 
     ``columns`` names the row's columns in order (those the repository loads); rows are
-    the driver's values, as SQLite stores them.
+    the driver's values, as SQLite stores them. One engine serves the API's worker threads,
+    so the map changes under a lock.
     """
 
     def __init__(self, columns: tuple[str, ...], size: int = 4096) -> None:
@@ -42,24 +44,28 @@ class InstanceCache:
         self._entries: "OrderedDict[int, tuple[tuple[Any, ...], Instance, Instance]]" = OrderedDict()
         self.check = os.environ.get(CHECK_ENV) == "1"
         self.hits = self.misses = 0
+        self._lock = threading.Lock()
 
     def get(self, instance_id: int, row: tuple[Any, ...]) -> Optional[Instance]:
         """The instance for this stored row, if it is the row remembered for it."""
-        entry = self._entries.get(instance_id)
-        if entry is None or entry[0] != row:
-            self.misses += 1
-            return None
-        self._entries.move_to_end(instance_id)
-        self.hits += 1
-        return entry[1]
+        with self._lock:
+            entry = self._entries.get(instance_id)
+            if entry is None or entry[0] != row:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(instance_id)
+            self.hits += 1
+            return entry[1]
 
     def remember(self, row: tuple[Any, ...], inst: Instance) -> None:
         """Remember a row and the instance it decodes to."""
-        self._entries[inst.id] = (row, inst.with_(children=(), started_at=_utc(inst.started_at),
-                                                  last_occurred_at=_utc(inst.last_occurred_at)), inst)
-        self._entries.move_to_end(inst.id)
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        entry = (row, inst.with_(children=(), started_at=_utc(inst.started_at),
+                                 last_occurred_at=_utc(inst.last_occurred_at)), inst)
+        with self._lock:
+            self._entries[inst.id] = entry
+            self._entries.move_to_end(inst.id)
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
     def inserted(self, inst: Instance, sent: dict[str, Any]) -> None:
         """A row just inserted with the values ``sent`` (NULL elsewhere), standing for ``inst``."""
@@ -74,7 +80,8 @@ class InstanceCache:
         entry = self._entries.get(before.id)
         if (not sent or entry is None or (entry[1] is not before and entry[2] is not before)
                 or not _plain_changes(after.data, before.data) or not _plain_changes(after.clocks, before.clocks)):
-            self._entries.pop(before.id, None)
+            with self._lock:
+                self._entries.pop(before.id, None)
             return
         row = list(entry[0])
         index = self._index
@@ -85,7 +92,8 @@ class InstanceCache:
         self.remember(tuple(row), after)
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
 
 def _utc(t: Optional[datetime]) -> Optional[datetime]:

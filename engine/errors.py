@@ -177,6 +177,18 @@ class KeysTaken(EngineError):
                          "nothing was written. Run it again: records already started are skipped")
 
 
+class StoreBusy(EngineError):
+    """The database could not take the command now: another process held the lock it needed
+    for longer than the engine waits (SQLite's busy timeout, 30 s), or PostgreSQL chose this
+    transaction to break a deadlock. The transaction was rolled back; trying again is safe."""
+
+    code = "busy"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the database is busy ({reason}); nothing was changed, try again")
+
+
 class TimeOrderError(EngineError):
     code = "time_order"
 

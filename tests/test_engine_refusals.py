@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from engine.errors import (ActionNotAllowed, ConcurrencyConflict, EngineError, FormInvalid, InputError,
-                           InstanceNotFound, NotAuthorized, StaffNotFound, TimeOrderError)
+                           InstanceNotFound, NotAuthorized, StaffNotFound, StoreBusy, TimeOrderError)
 from engine.runtime.config import Settings, build_engine
 
 from conftest import SHANGHAI
@@ -344,3 +344,24 @@ def test_a_child_that_cannot_start_refuses_the_parents_step(settings, clock, tmp
     err = refused(eng, FormInvalid, lambda: eng.advance(c.id, "resolve", "chen_jing", {"handling_result": "好了"}))
     assert (err.form, [f.field for f in err.errors]) == ("callback_intake", ["visit_window"])
     assert eng.show(c.id).state == "replied"
+
+
+# ------------------------------------------------------------------ a database too busy to take the command
+
+def test_a_command_on_a_database_locked_by_another_process_is_refused_as_busy(engine, complaint,
+                                                                           clock) -> None:  # type: ignore[no-untyped-def]
+    with engine.transaction() as conn:
+        conn.exec_driver_sql("PRAGMA busy_timeout=0")  # this engine's kept connection stops waiting at once
+    path = engine.store_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        before = tables(engine)
+        with pytest.raises(StoreBusy, match="database is locked.*nothing was changed, try again"):
+            engine.advance(complaint.id, "investigate", engine.show(complaint.id).assignee, at=later(clock))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert tables(engine) == before
+    assert engine.advance(complaint.id, "investigate", engine.show(complaint.id).assignee,
+                          at=later(clock)).state == "investigating"  # and once free, it goes through

@@ -119,7 +119,7 @@ def test_a_locked_database_is_reported_as_sqlalchemy_reports_it(tmp_path: Path) 
     holder.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(sa.exc.OperationalError, match="locked"):
-            with engine.transaction():
+            with engine.connections.write():
                 pass
     finally:
         holder.execute("ROLLBACK")

@@ -44,6 +44,7 @@ STATUS_BY_CODE = {
     "time_order": 422,
     "calendar": 422,
     "adapter": 502,
+    "busy": 503,
     "procedure_invalid": 500,
 }
 

@@ -25,7 +25,8 @@ from engine.core import decide as dc
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, Instance
-from engine.errors import ConcurrencyConflict, InputError, ReplayMismatch, StoredDataCorrupt, TimeOrderError
+from engine.errors import (ConcurrencyConflict, InputError, ReplayMismatch, StoreBusy, StoredDataCorrupt,
+                           TimeOrderError)
 from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
@@ -141,12 +142,16 @@ class Engine:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A write transaction; a rollback forgets which versions were saved in it."""
+        """A write transaction; a rollback forgets which versions were saved in it. A database
+        too busy to take it (see db.busy_reason) is a StoreBusy refusal, not a crash."""
         try:
             with self.connections.write() as conn:
                 yield conn
-        except BaseException:
+        except BaseException as e:
             self._saved_versions.clear()
+            reason = db.busy_reason(e)
+            if reason is not None:
+                raise StoreBusy(reason) from e
             raise
 
     def _start_in(self, conn: Connection, proc: CompiledProcedure, actor: Actor, data: dict[str, Any],

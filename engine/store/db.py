@@ -112,6 +112,24 @@ class _SQLiteConnection(Connection):
         return not self.closed and not self.invalidated and bool(self.connection.driver_connection.in_transaction)
 
 
+_SQLITE_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+_PG_RETRY_STATES = ("40001", "40P01", "55P03")  # serialization failure, deadlock, lock not available
+
+
+def busy_reason(err: BaseException) -> Optional[str]:
+    """Why the database could not take a command now, if ``err`` says it was busy (a lock held
+    by another process, a deadlock broken); None for any other error."""
+    orig = getattr(err, "orig", None)
+    if not isinstance(err, sa.exc.OperationalError) or orig is None:
+        return None
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code in _SQLITE_BUSY_CODES or (code is None and "database is locked" in str(orig)):
+        return str(orig).splitlines()[0]
+    if getattr(orig, "sqlstate", None) in _PG_RETRY_STATES:
+        return str(orig).splitlines()[0]
+    return None
+
+
 def create_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration (see engine.store.migrate).
 

@@ -11,6 +11,8 @@
     ├── FormInvalid                  submitted data fails the form; carries field errors
     │   └── RowsInvalid              rows of a bulk start refused, each by its row number
     ├── ConcurrencyConflict          someone else changed the instance first
+    ├── StoreBusy                    the database could not take the command now (a lock
+    │                                held too long, a deadlock broken); safe to retry
     ├── TimeOrderError               ``--at`` earlier than the instance's last event
     ├── CalendarError                a date outside the years the working calendar knows
     ├── ReplayMismatch               replay disagrees with the stored state

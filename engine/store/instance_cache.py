@@ -33,11 +33,12 @@ class InstanceCache:
     """A bounded, least-recently-used map of instance id to its stored row and instance.
 
     ``columns`` names the row's columns in order (those the repository loads); rows are
-    the driver's values, as SQLite stores them. One engine serves the API's worker threads,
+    the driver's values, as SQLite stores them. An entry holds a row and an instance of a
+    few kB, so the default 1,024 keeps a long-running worker's share to a few MB. One engine serves the API's worker threads,
     so the map changes under a lock.
     """
 
-    def __init__(self, columns: tuple[str, ...], size: int = 4096) -> None:
+    def __init__(self, columns: tuple[str, ...], size: int = 1024) -> None:
         self.columns, self.size = columns, size
         self._index = {c: i for i, c in enumerate(columns)}
         # id -> (row, instance as decoded, the object it was remembered from)

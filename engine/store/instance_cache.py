@@ -34,8 +34,8 @@ class InstanceCache:
 
     ``columns`` names the row's columns in order (those the repository loads); rows are
     the driver's values, as SQLite stores them. An entry holds a row and an instance of a
-    few kB, so the default 1,024 keeps a long-running worker's share to a few MB. One engine serves the API's worker threads,
-    so the map changes under a lock.
+    few kB, so the default 1,024 keeps a long-running worker's share to a few MB. One
+    engine serves the API's worker threads, so the map changes under a lock.
     """
 
     def __init__(self, columns: tuple[str, ...], size: int = 1024) -> None:

@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import (EngineError, FormInvalid, InputError, NotAuthorized, StaffNotFound,
+from engine.errors import (EngineError, FormInvalid, InputError, NotAuthorized, RowsInvalid, StaffNotFound,
                            TimeOrderError)
 
 log = logging.getLogger("sop.api")
@@ -77,7 +77,9 @@ def problem(path: str, message: str, where: str = "body") -> dict[str, str]:
 def engine_error_response(e: EngineError) -> JSONResponse:
     status = STATUS_BY_CODE.get(e.code, 400)
     errors: Optional[list[dict[str, Any]]] = None
-    if isinstance(e, FormInvalid):
+    if isinstance(e, RowsInvalid):
+        errors = _row_problems(e)
+    elif isinstance(e, FormInvalid):
         errors = [problem(f"data.{fe.field}" if fe.field != "(data)" else "data", fe.reason) for fe in e.errors]
     elif isinstance(e, InputError):
         name = e.argument.lstrip("-").lower()
@@ -92,6 +94,21 @@ def engine_error_response(e: EngineError) -> JSONResponse:
     if status >= 500:
         log.error("engine error %s: %s", e.code, e)
     return JSONResponse(payload, status_code=status)
+
+
+def _row_problems(e: RowsInvalid) -> list[dict[str, Any]]:
+    """A bulk start's refused rows, each under ``rows.N`` (N counting from 0, as in the body)."""
+    out = []
+    for n, err in e.rows:
+        row = f"rows.{n - 1}"
+        if isinstance(err, FormInvalid):
+            out += [problem(f"{row}.data.{fe.field}" if fe.field != "(data)" else f"{row}.data", fe.reason)
+                    for fe in err.errors]
+        elif isinstance(err, InputError) and err.argument == "external key":
+            out.append(problem(f"{row}.external_key", err.reason))
+        else:
+            out.append(problem(row, str(err)))
+    return out
 
 
 def _path(loc: tuple[Any, ...]) -> tuple[str, str]:

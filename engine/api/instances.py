@@ -16,9 +16,11 @@ from engine.api import idempotency as idem
 from engine.api.auth import Caller, caller
 from engine.api.errors import ApiError, problem
 from engine.api.forms import form_schema
-from engine.api.models import (ActionCreate, AssignCreate, ClaimCreate, DataCreate, ErrorPublic, EventPublic,
-                               FormPublic, InstanceCreate, InstancePublic, Page, ReplayPublic)
+from engine.api.models import (ActionCreate, AssignCreate, BulkCreate, BulkStartedPublic, ClaimCreate, DataCreate,
+                               ErrorPublic, EventPublic, FormPublic, InstanceCreate, InstancePublic, Page,
+                               ReplayPublic)
 from engine.core.model import Instance
+from engine.runtime import bulk
 from engine.runtime.views import event_view, instance_view
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"],
@@ -82,6 +84,27 @@ def start(request: Request, body: InstanceCreate, who: Caller = Depends(caller),
                        [problem("procedure", "unknown procedure")])
     return _write(request, who, key, body, 201,
                   lambda: engine.start(body.procedure, who.staff_id, body.data, body.at, body.external_key))
+
+
+@router.post("/bulk", status_code=201, response_model=BulkStartedPublic,
+             responses={**WRITE_RESPONSES, 422: {"model": ErrorPublic,
+                                                 "description": "rows refused (each under rows.N); nothing started"}},
+             summary="Start many instances of one procedure at once, all or nothing (`sop start --each`)")
+def start_many(request: Request, body: BulkCreate, who: Caller = Depends(caller)) -> JSONResponse:
+    """Idempotent through the rows' external keys rather than an Idempotency-Key: sending the
+    same rows again starts only those not stored yet."""
+    engine = engine_of(request)
+    if body.procedure not in engine.library.procedures:
+        raise ApiError(404, "not_found", f"no procedure {body.procedure!r}",
+                       [problem("procedure", "unknown procedure")])
+    done = bulk.start_many(engine, body.procedure, who.staff_id, [r.data for r in body.rows], body.at,
+                           [r.external_key for r in body.rows])
+    existing = set(done.existing)
+    return JSONResponse({"procedure": body.procedure, "started": len(done.instances) - len(existing),
+                         "existing": len(existing),
+                         "instances": [{"id": inst.id, "state": inst.state, "revision": inst.revision,
+                                        "existing": i in existing} for i, inst in enumerate(done.instances)]},
+                        status_code=201)
 
 
 @router.get("/{instance_id}", response_model=InstancePublic, summary="Show an instance (as `sop show --json`)",

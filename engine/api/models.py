@@ -77,6 +77,20 @@ class InstanceCreate(Body):
                                                     "twice with it returns the first instance.")
 
 
+class BulkRow(Body):
+    data: dict[str, Any] = Field(default_factory=dict, description="The procedure's start form for this row.")
+    external_key: Optional[str] = Field(None, min_length=1, max_length=200,
+                                        description="A key from another system: a row whose key is already "
+                                                    "stored is not started again; its instance is returned.")
+
+
+class BulkCreate(Body):
+    procedure: str = Field(max_length=64, pattern=r"^[a-z][a-z0-9_]*$", examples=["fee_cycle"])
+    rows: list[BulkRow] = Field(min_length=1, max_length=5000,
+                                description="One instance per row, all started in one transaction, or none.")
+    at: Optional[AwareDatetime] = _AT
+
+
 class ActionCreate(Body):
     data: dict[str, Any] = _DATA
     at: Optional[AwareDatetime] = _AT
@@ -173,6 +187,22 @@ class Page(Public, Generic[T]):
     limit: int
     offset: int
     next_offset: Optional[int] = Field(description="Offset of the next page; null on the last page")
+
+
+class BulkInstancePublic(Public):
+    id: int
+    state: str
+    revision: int
+    existing: bool = Field(description="Its external key was stored already: returned, not started.")
+
+
+class BulkStartedPublic(Public):
+    """A bulk start: every row's instance, in row order."""
+
+    procedure: str
+    started: int
+    existing: int
+    instances: list[BulkInstancePublic]
 
 
 class ReplayPublic(Public):

@@ -17,6 +17,7 @@ from typing import Any, Iterable, NamedTuple, Optional
 from engine.core import evolve as ev
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ReplayMismatch
+from engine.instants import per_instant
 from engine.spec.library import CompiledProcedure
 
 
@@ -36,21 +37,13 @@ def canonical_json(data: Any) -> str:
     return "".join(_C_ENCODE(data, 0))
 
 
-def iso_utc(t: datetime) -> str:
-    """The instant as hashed. Remembered for the last few instants: every event of a
-    command hashes the same occurred_at and recorded_at."""
-    # Same tzinfo + equal + same fold: the same instant (equality alone ignores fold).
-    key = (t, t.tzinfo, t.fold)
-    text = _ISO_UTC.get(key)
-    if text is None:
-        text = t.astimezone(timezone.utc).isoformat(timespec="microseconds")
-        if len(_ISO_UTC) >= 16:
-            _ISO_UTC.clear()
-        _ISO_UTC[key] = text
-    return text
+def _iso_utc(t: datetime) -> str:
+    """The instant as hashed."""
+    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-_ISO_UTC: dict[tuple[Any, ...], str] = {}
+# Remembered for the last few instants: every event of a command hashes the same two.
+iso_utc = per_instant(_iso_utc, 16)
 
 
 def event_hash(instance_id: int, seq: int, type_: str, actor: str, role: Optional[str],

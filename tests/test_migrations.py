@@ -122,23 +122,30 @@ def test_a_database_from_a_newer_sop_is_refused(tmp_path: Path) -> None:
         migrate.ensure_schema(engine)
 
 
-def test_processes_opening_an_empty_database_at_once_migrate_it_once(blank_url: str) -> None:
-    engines = [open_engine(blank_url) for _ in range(4)]
+def _at_once(engines: list[sa.Engine], work: Any) -> list[BaseException]:
+    """Run ``work(engine)`` for every engine, each in its own thread, released together;
+    what they raised."""
     errors: list[BaseException] = []
     gate = threading.Barrier(len(engines))
 
-    def open_it(e: sa.Engine) -> None:
+    def run(e: sa.Engine) -> None:
         gate.wait()
         try:
-            migrate.ensure_schema(e)
+            work(e)
         except BaseException as err:  # collected for the assertion
             errors.append(err)
 
-    threads = [threading.Thread(target=open_it, args=(e,)) for e in engines]
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
     for th in threads:
         th.start()
     for th in threads:
         th.join(60)
+    return errors
+
+
+def test_processes_opening_an_empty_database_at_once_migrate_it_once(blank_url: str) -> None:
+    engines = [open_engine(blank_url) for _ in range(4)]
+    errors = _at_once(engines, migrate.ensure_schema)
     assert errors == []
     with engines[0].connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [migrate.head()]
@@ -152,23 +159,13 @@ def test_connections_opening_a_new_sqlite_file_at_once_all_get_wal(tmp_path: Pat
     waiting; before the retry about one round in three failed with "database is locked"."""
     for round_ in range(20):
         engines = [open_engine(f"sqlite:///{tmp_path / f'new{round_}.db'}") for _ in range(4)]
-        gate = threading.Barrier(len(engines))
         modes: list[str] = []
-        errors: list[BaseException] = []
 
         def connect(e: sa.Engine) -> None:
-            gate.wait()
-            try:
-                with e.connect() as conn:
-                    modes.append(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one())
-            except BaseException as err:  # collected for the assertion
-                errors.append(err)
+            with e.connect() as conn:
+                modes.append(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one())
 
-        threads = [threading.Thread(target=connect, args=(e,)) for e in engines]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(60)
+        errors = _at_once(engines, connect)
         for e in engines:
             e.dispose()
         assert errors == [] and modes == ["wal"] * 4, f"round {round_}"

@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from engine.errors import InputError
+from engine.instants import per_instant
 from engine.store import tables  # noqa: F401  (registers the tables)
 from engine.store import idempotency, outbox, tokens  # noqa: F401  (API keys and delivery tables)
 
@@ -358,17 +359,10 @@ class Prepared:
               sent: Optional[dict[str, Any]] = None) -> Optional[tuple[Any, ...]]:
         """The first result row (processed like a Core ``Row``, read by position), or None;
         ``sent`` as for ``execute``."""
-        plan = self._plan(conn, tuple(params), False)
-        if plan is None:
-            return conn.execute(self.stmt, params).first()
-        cur = plan.run(conn, params, sent)
-        try:
-            row = cur.fetchone()
-        finally:
-            cur.close()
-        return None if row is None else plan.process(row)
+        row, process = self.first_unprocessed(conn, params, sent)
+        return row if row is None or process is None else process(row)
 
-    def first_unprocessed(self, conn: Connection, params: dict[str, Any]
+    def first_unprocessed(self, conn: Connection, params: dict[str, Any], sent: Optional[dict[str, Any]] = None
                           ) -> tuple[Optional[Any], Optional[Callable[[Any], Any]]]:
         """The first result row as the driver gives it, and what makes it the row ``first``
         would give (None: it is that row already, off the fast path). For callers that
@@ -376,7 +370,7 @@ class Prepared:
         plan = self._plan(conn, tuple(params), False)
         if plan is None:
             return conn.execute(self.stmt, params).first(), None
-        cur = plan.run(conn, params)
+        cur = plan.run(conn, params, sent)
         try:
             return cur.fetchone(), plan.process
         finally:
@@ -392,20 +386,24 @@ class Prepared:
         finally:
             cur.close()
 
-    def cursor(self, conn: Connection, params: dict[str, Any]
-               ) -> Optional[tuple[Any, list[Optional[Callable[[Any], Any]]]]]:
-        """The driver's cursor over the *unprocessed* rows, with each column's result
-        processor (None: the value as it is), or None off the fast path (then run ``stmt``
-        through ``Connection.execute``).
+    def all_unprocessed(self, conn: Connection, params: dict[str, Any]
+                        ) -> tuple[list[Any], Optional[list[Optional[Callable[[Any], Any]]]]]:
+        """All result rows as the driver gives them, with each column's result processor
+        (None: the value as it is); off the fast path Core's rows, already processed, and
+        None for the processors.
 
         For readers of many rows (replay, verification): they convert each driver tuple
         straight into their own record, instead of a processed row first and the record
-        from that. The caller closes the cursor; iterating it streams the rows.
+        from that.
         """
         plan = self._plan(conn, tuple(params), False)
         if plan is None:
-            return None
-        return plan.run(conn, params), plan.results
+            return list(conn.execute(self.stmt, params)), None
+        cur = plan.run(conn, params)
+        try:
+            return cur.fetchall(), plan.results
+        finally:
+            cur.close()
 
 
 class _Plan:
@@ -485,24 +483,7 @@ def _bind_processor(type_: Any, dialect: Any) -> Optional[Callable[[Any], Any]]:
         return _sqlite_utc_text
     if process is None or not isinstance(getattr(impl, "impl_instance", impl), sa.DateTime):
         return process
-    memo: dict[Any, Any] = {}
-
-    def remembered(value: Any) -> Any:
-        if type(value) is not datetime:
-            return process(value)
-        # Same tzinfo + equal + same fold: the same wall time and the same instant, so every
-        # date-time processor gives the same result (equality alone ignores fold).
-        key = (value, value.tzinfo, value.fold)
-        try:
-            return memo[key]
-        except KeyError:
-            out = process(value)  # may raise (a naive value for UTCDateTime): nothing kept
-            if len(memo) >= 64:
-                memo.clear()
-            memo[key] = out
-            return out
-
-    return remembered
+    return per_instant(process, 64)
 
 
 def _result_processor(type_: Any, dialect: Any) -> Optional[Callable[[Any], Any]]:
@@ -570,28 +551,18 @@ def _reads_like(process: Callable[[Any], Any], fast: Callable[[Any], Any]) -> bo
     return True
 
 
-def _sqlite_utc_text(value: Any) -> Any:
+def _utc_text(value: Any) -> Any:
     """UTCDateTime's value as SQLite stores it, in one C call instead of a zone conversion
-    plus SQLAlchemy's %-formatting of seven fields. Remembered for the last few instants:
-    a command binds the same one four or five times (each event's occurred_at and
-    recorded_at, the projection's last_occurred_at)."""
+    plus SQLAlchemy's %-formatting of seven fields."""
     if value is None:
         return None
-    # Same tzinfo + equal + same fold: the same instant (equality alone ignores fold).
-    key = (value, value.tzinfo, value.fold) if type(value) is datetime else None
-    text = _UTC_TEXTS.get(key) if key is not None else None
-    if text is None:
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        text = value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
-        if key is not None:
-            if len(_UTC_TEXTS) >= 16:
-                _UTC_TEXTS.clear()
-            _UTC_TEXTS[key] = text
-    return text
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-_UTC_TEXTS: dict[tuple[Any, ...], str] = {}
+# Remembered for the last few instants: a command binds the same one four or five times.
+_sqlite_utc_text = per_instant(_utc_text, 16)
 
 
 def _writes_like(process: Callable[[Any], Any], fast: Callable[[Any], Any]) -> bool:

@@ -269,14 +269,9 @@ def _read_events(conn: Connection, stmt: Prepared, params: dict[str, Any], conve
     """``convert(rows, read_occurred_at, read_recorded_at)`` of an ``_EVENT_COLS`` query:
     the driver's rows and the time columns' processors, or, off the fast path, Core's rows,
     whose times are read already."""
-    got = stmt.cursor(conn, params)
-    if got is None:
-        return convert(list(conn.execute(stmt.stmt, params)), _same, _same)
-    cur, processors = got
-    try:
-        rows = cur.fetchall()
-    finally:
-        cur.close()
+    rows, processors = stmt.all_unprocessed(conn, params)
+    if processors is None:
+        return convert(rows, _same, _same)
     return convert(rows, processors[5] or _same, processors[6] or _same)
 
 
@@ -317,15 +312,8 @@ def _decoded_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[Event]:
 def _tuples(conn: Connection, stmt: Prepared, params: dict[str, Any]) -> list[Any]:
     """All rows, unpackable like Core rows: the driver's own tuples when no column needs
     processing (the instance heads iter_chains pages through)."""
-    got = stmt.cursor(conn, params)
-    if got is None:
-        return list(conn.execute(stmt.stmt, params))
-    cur, processors = got
-    try:
-        rows = cur.fetchall()
-    finally:
-        cur.close()
-    if any(processors):
+    rows, processors = stmt.all_unprocessed(conn, params)
+    if processors is not None and any(processors):
         rows = [tuple(v if p is None else p(v) for p, v in zip(processors, r)) for r in rows]
     return rows
 

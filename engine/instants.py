@@ -1,0 +1,39 @@
+"""Functions of a time, remembered per instant.
+
+A command handles the same few instants many times over (each event's occurred_at and
+recorded_at, the projection's last_occurred_at), and turning one into the text that is
+stored or hashed costs a zone conversion and a formatting each time.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def per_instant(fn: Callable[[Any], T], size: int) -> Callable[[Any], T]:
+    """``fn``, remembering its result for the last ``size`` or so date-times it was given.
+
+    The key is the value, its tzinfo and its fold: equal with the same tzinfo and fold is
+    the same wall time and the same instant (equality alone ignores fold, so two instants
+    of a DST fold would otherwise share a result). Anything but a plain ``datetime`` goes
+    to ``fn`` every time; an error is raised every time and nothing is kept for it.
+    """
+    memo: dict[tuple[Any, Any, int], T] = {}
+
+    def remembered(value: Any) -> T:
+        if type(value) is not datetime:
+            return fn(value)
+        key = (value, value.tzinfo, value.fold)
+        try:
+            return memo[key]
+        except KeyError:
+            out = fn(value)
+            if len(memo) >= size:
+                memo.clear()
+            memo[key] = out
+            return out
+
+    remembered.__doc__ = fn.__doc__
+    return remembered

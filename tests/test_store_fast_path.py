@@ -1,17 +1,20 @@
-"""The SQLite fast path (db.Prepared, kept connections, transactions begun and committed on
-the driver, partial UPDATEs) stores exactly what SQLAlchemy's own execution stores.
+"""The driver fast path (db.Prepared, kept connections, transactions begun and committed on
+the driver, partial UPDATEs) stores exactly what SQLAlchemy's own execution stores, on
+SQLite (sqlite3) and on PostgreSQL (psycopg).
 
 The same scripted day runs twice on the same clock: once normally, once with a
 ``before_cursor_execute`` listener on the engine, which makes every Prepared statement fall
-back to ``Connection.execute``. Every table must come out byte-identical, so a database
-written by one path reads, verifies and replays the same under the other.
+back to ``Connection.execute``. Every table must come out identical (on SQLite byte for
+byte), so a database written by one path reads, verifies and replays the same under the
+other.
 """
 from __future__ import annotations
 
 import sqlite3
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -26,11 +29,29 @@ COMPLAINT = {"unit": "3-1201", "owner_name": "王先生", "contact": "1391234567
 FINDINGS = {"findings": "现场查看属实", "cause": "设施老化", "responsibility": "property_company"}
 REPLY = {"reply_method": "phone", "reply_summary": "已安排工程部上门维修"}
 TABLES = ("instances", "events", "timers", "outbox", "procedure_versions")
+BACKENDS = ["sqlite", "postgresql"]
 
 
-def _scripted_day(path: Path, slow: bool) -> dict[str, list[tuple]]:
+@pytest.fixture(params=BACKENDS)
+def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """A fresh database of the backend under test, one per name asked for."""
+    if request.param == "sqlite":
+        return lambda name: f"sqlite:///{tmp_path / (name + '.db')}"
+    request.getfixturevalue("pg_url")  # skips (or fails under SOP_REQUIRE_PG) without a server
+    dbs = request.getfixturevalue("pg_databases")
+    made: list[str] = []
+    request.addfinalizer(lambda: [dbs.drop(n) for n in made])
+
+    def new(_name: str) -> str:
+        made.append(dbs.new())
+        return str(dbs.server.url(made[-1]))
+
+    return new
+
+
+def _scripted_day(url: str, slow: bool) -> dict[str, list[tuple]]:
     clock = FakeClock(datetime(2025, 9, 30, 9, 0, tzinfo=SHANGHAI))
-    engine = build_engine(Settings(f"sqlite:///{path}", ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
+    engine = build_engine(Settings(url, ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
     if slow:
         event.listen(engine.db, "before_cursor_execute", lambda *args: None)
     ids = []
@@ -47,21 +68,20 @@ def _scripted_day(path: Path, slow: bool) -> dict[str, list[tuple]]:
     clock.advance(timedelta(minutes=5))
     engine.advance(first, "reply", steward, REPLY)
     engine.close()
-    with sqlite3.connect(path) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+    return _tables(url)
 
 
-def test_the_fast_path_stores_byte_for_byte_what_sqlalchemy_stores(tmp_path: Path) -> None:
-    fast = _scripted_day(tmp_path / "fast.db", slow=False)
-    slow = _scripted_day(tmp_path / "slow.db", slow=True)
+def test_the_fast_path_stores_exactly_what_sqlalchemy_stores(new_url: Callable[[str], str]) -> None:
+    fast = _scripted_day(new_url("fast"), slow=False)
+    slow = _scripted_day(new_url("slow"), slow=True)
     assert sum(len(rows) for rows in fast.values()) > 20
     for table in TABLES:
         assert fast[table] == slow[table], table
 
 
-def _engine(path: Path):  # type: ignore[no-untyped-def]
+def _engine(url: str):  # type: ignore[no-untyped-def]
     clock = FakeClock(datetime(2025, 9, 30, 9, 0, tzinfo=SHANGHAI))
-    return build_engine(Settings(f"sqlite:///{path}", ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
+    return build_engine(Settings(url, ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
 
 
 def _statements(conn: sa.Connection, through_sqlalchemy: bool) -> None:
@@ -78,11 +98,12 @@ def _statements(conn: sa.Connection, through_sqlalchemy: bool) -> None:
 
 @pytest.mark.parametrize("through_sqlalchemy", [True, False], ids=["mixed", "driver_only"])
 @pytest.mark.parametrize("how", ["raise", "rollback"])
-def test_a_transaction_on_the_driver_rolls_back_everything_in_it(tmp_path: Path, how: str,
+def test_a_transaction_on_the_driver_rolls_back_everything_in_it(new_url: Callable[[str], str], how: str,
                                                                  through_sqlalchemy: bool) -> None:
-    engine = _engine(tmp_path / "t.db")
+    url = new_url("t")
+    engine = _engine(url)
     engine.start("complaint", "liu_fang", COMPLAINT)
-    before = _tables(tmp_path / "t.db")
+    before = _tables(url)
     with pytest.raises(RuntimeError) if how == "raise" else nullcontext():
         with engine.transaction() as conn:
             _statements(conn, through_sqlalchemy)
@@ -90,28 +111,57 @@ def test_a_transaction_on_the_driver_rolls_back_everything_in_it(tmp_path: Path,
                 raise RuntimeError("the command fails half-way")
             conn.rollback()  # the caller's own rollback is obeyed, not committed over
     engine.close()
-    assert _tables(tmp_path / "t.db") == before
+    assert _tables(url) == before
 
 
-def test_a_transaction_on_the_driver_commits_both_kinds_of_statement(tmp_path: Path) -> None:
-    engine = _engine(tmp_path / "t.db")
+def test_a_transaction_on_the_driver_commits_both_kinds_of_statement(new_url: Callable[[str], str]) -> None:
+    url = new_url("t")
+    engine = _engine(url)
     engine.start("complaint", "liu_fang", COMPLAINT)
     with engine.transaction() as conn:
         _statements(conn, through_sqlalchemy=True)
     engine.close()
-    after = _tables(tmp_path / "t.db")
+    after = _tables(url)
     assert [r[2] for r in after["procedure_versions"]] == ["changed"] and len(after["outbox"]) == 1
 
 
-def _tables(path: Path) -> dict[str, list[tuple]]:
-    with sqlite3.connect(path) as conn:
+def _tables(url: str) -> dict[str, list[tuple]]:
+    """Every row as the database keeps it: SQLite's own values (the stored text), or
+    psycopg's for PostgreSQL (times as the server's timestamptz)."""
+    if url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+
+
+def test_an_action_runs_its_statements_on_the_driver(new_url: Callable[[str], str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot path really bypasses SQLAlchemy's execution on both backends: an action's
+    load, event insert and projection update never reach ``Connection.execute``."""
+    engine = _engine(new_url("t"))
+    first = engine.start("complaint", "liu_fang", COMPLAINT).id
+    steward = engine.show(first).assignee
+    through_core: list[str] = []
+    real = sa.engine.Connection._execute_context
+
+    def spy(self, dialect, constructor, statement, parameters, execution_options, *args, **kw):  # type: ignore[no-untyped-def]
+        through_core.append(" ".join(str(statement).split()[:3]))
+        return real(self, dialect, constructor, statement, parameters, execution_options, *args, **kw)
+
+    monkeypatch.setattr(sa.engine.Connection, "_execute_context", spy)
+    engine.advance(first, "investigate", steward)
+    engine.advance(first, "record_findings", steward, FINDINGS)
+    engine.close()
+    assert through_core == []
 
 
 def test_a_locked_database_is_reported_as_sqlalchemy_reports_it(tmp_path: Path) -> None:
     """BEGIN IMMEDIATE on the driver fails as a statement through SQLAlchemy would:
     ``sqlalchemy.exc.OperationalError``, not the driver's own exception."""
-    engine = _engine(tmp_path / "t.db")
+    engine = _engine(f"sqlite:///{tmp_path / 't.db'}")
     engine.start("complaint", "liu_fang", COMPLAINT)
     with engine.transaction() as conn:
         conn.exec_driver_sql("PRAGMA busy_timeout=0")  # the kept connection gives up at once

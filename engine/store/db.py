@@ -8,6 +8,7 @@ power cut, which is what an audit trail promises. Write transactions start with
 from __future__ import annotations
 
 from collections import namedtuple
+import re
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -38,9 +39,11 @@ def open_engine(url: str) -> Engine:
     try:
         # READ COMMITTED (PostgreSQL's default) is enough: writers lock the instance row they
         # change, and the revision-guarded UPDATE and the events primary key back that up.
-        return sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
+        engine = sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
     except (ImportError, sa.exc.NoSuchModuleError) as e:
         raise InputError("--db", f"no driver for {parsed.drivername}: {e}") from e
+    engine._connection_cls = _DirectConnection  # see Connections: psycopg transactions run on the driver
+    return engine
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:
@@ -49,7 +52,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         if not folder.is_dir():
             raise InputError("--db", f"folder {folder} does not exist")
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-    engine._connection_cls = _SQLiteConnection  # Engine.connect() makes these (SQLAlchemy 1.4+)
+    engine._connection_cls = _DirectConnection  # Engine.connect() makes these (SQLAlchemy 1.4+)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -92,7 +95,7 @@ def apply_pragmas(dbapi_conn: Any) -> None:
                 pause = min(pause * 2, 0.05)
 
 
-class _SQLiteConnection(Connection):
+class _DirectConnection(Connection):
     """A Connection whose ``commit()``/``rollback()`` also end a transaction that
     :class:`Connections` began straight on the driver, as they would end one of
     SQLAlchemy's own: a caller rolling back inside ``Engine.transaction()`` is obeyed."""
@@ -110,7 +113,15 @@ class _SQLiteConnection(Connection):
             super().rollback()
 
     def _driver_in_transaction(self) -> bool:
-        return not self.closed and not self.invalidated and bool(self.connection.driver_connection.in_transaction)
+        return not self.closed and not self.invalidated and driver_in_transaction(self.connection.driver_connection)
+
+
+def driver_in_transaction(driver: Any) -> bool:
+    """Whether a driver connection (sqlite3 or psycopg) has a transaction open."""
+    status = getattr(driver, "info", None)
+    if status is not None and hasattr(status, "transaction_status"):  # psycopg: idle is 0
+        return bool(status.transaction_status)
+    return bool(driver.in_transaction)
 
 
 _SQLITE_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
@@ -221,14 +232,16 @@ class Connections:
                 raise
             self._give(read_only, conn)
             return
-        # SQLite: BEGIN and COMMIT straight on the driver. SQLAlchemy's transaction objects
-        # and events cost ~60-130 us of CPU a transaction (BENCHMARKS.md), a tenth of an
-        # action. A statement run through SQLAlchemy inside autobegins its own transaction
-        # object, which joins this one (see _on_begin); it is committed through it then.
+        # BEGIN and COMMIT straight on the driver. SQLAlchemy's transaction objects and
+        # events cost ~60-130 us of CPU a transaction (BENCHMARKS.md), a tenth of an action.
+        # A statement run through SQLAlchemy inside autobegins its own transaction object,
+        # which joins this one (SQLite: see _on_begin; psycopg begins on its first statement
+        # either way); it is committed through it then.
         driver = conn.connection.driver_connection
         try:
-            begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
-            _on_driver(conn, begin, lambda: driver.execute(begin))
+            if conn.dialect.name == "sqlite":
+                begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+                _on_driver(conn, begin, lambda: driver.execute(begin))
             conn._sop_driver = driver  # type: ignore[attr-defined]  (Prepared runs on it, see _plan)
             yield conn
             if conn.in_transaction():
@@ -272,13 +285,17 @@ class Connections:
 
 
 def _direct(conn: Connection) -> bool:
-    """Whether transactions and prepared statements may go straight to the driver: SQLite,
-    with nobody watching SQLAlchemy's statements (echo or cursor event listeners)."""
+    """Whether transactions and prepared statements may go straight to the driver: SQLite
+    or psycopg (PostgreSQL), with nobody watching SQLAlchemy's statements (echo or cursor
+    event listeners)."""
     engine = conn.engine
-    if engine.dialect.name != "sqlite" or engine.echo:
+    if engine.dialect.driver not in _DIRECT_DRIVERS or engine.echo:
         return False
     dispatch = engine.dispatch  # cursor listeners on the Engine (or its class): Core only
     return not (dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
+_DIRECT_DRIVERS = ("pysqlite", "psycopg")
 
 
 def _on_driver(conn: Connection, sql: str, call: Callable[[], Any]) -> None:
@@ -296,7 +313,7 @@ def _abandon(conn: Connection, driver: Any) -> None:
     try:
         if conn.in_transaction():
             conn.rollback()
-        elif driver.in_transaction:
+        elif driver_in_transaction(driver):
             driver.rollback()
     except Exception:  # noqa: BLE001  (the command's own error is what the caller must see)
         conn.invalidate()
@@ -304,17 +321,19 @@ def _abandon(conn: Connection, driver: Any) -> None:
 
 
 class Prepared:
-    """A Core statement for the hot path, run straight on the SQLite driver.
+    """A Core statement for the hot path, run straight on the driver (sqlite3 or psycopg).
 
     For a one-row statement SQLAlchemy's per-call machinery (compiled-cache lookup,
     execution context, result object) costs several times what SQLite itself needs, and
-    each engine command runs three of them (see BENCHMARKS.md). On SQLite this compiles
-    the statement once per dialect and set of parameter names, exactly as
-    ``Connection.execute`` would, then binds through the same type processors (so the
-    same values are stored and read back) and runs it on the driver's cursor. Driver
-    errors are wrapped as SQLAlchemy's own (``IntegrityError`` …). Anything else — another
-    backend, no transaction begun, cursor event listeners or echo, parameters SQLite
-    cannot take positionally, non-scalar defaults — goes through ``Connection.execute``.
+    each engine command runs three of them (see BENCHMARKS.md); on PostgreSQL it made an
+    action cost 2.9 ms of CPU instead of 1.25. This compiles the statement once per
+    dialect and set of parameter names, exactly as ``Connection.execute`` would (on
+    psycopg with SQLAlchemy's casts, its named parameters made positional), then binds
+    through the same type processors (so the same values are stored and read back) and
+    runs it on the driver. Driver errors are wrapped as SQLAlchemy's own
+    (``IntegrityError`` …). Anything else — another driver, no transaction begun, cursor
+    event listeners or echo, parameters that cannot be made positional, non-scalar
+    defaults — goes through ``Connection.execute``.
     """
 
     def __init__(self, stmt: Any) -> None:
@@ -327,9 +346,9 @@ class Prepared:
         # see _on_begin); outside one, Core autobegins.
         driver = getattr(conn, "_sop_driver", None)
         if driver is None:
-            if not _direct(conn) or not conn.connection.driver_connection.in_transaction:
+            if not _direct(conn) or not _began(conn):
                 return None
-        elif not driver.in_transaction:
+        elif conn.dialect.name == "sqlite" and not driver.in_transaction:
             return None
         dialect = conn.dialect
         key = (type(dialect), dialect.server_version_info, keys, many)
@@ -406,6 +425,18 @@ class Prepared:
             cur.close()
 
 
+def _began(conn: Connection) -> bool:
+    """Whether a transaction is open that a statement on the driver joins: on SQLite the
+    driver's (Connections and _on_begin begin there); psycopg would begin one of its own on
+    the first statement, so there only SQLAlchemy's own transaction counts."""
+    if conn.dialect.name == "sqlite":
+        return bool(conn.connection.driver_connection.in_transaction)
+    return conn.in_transaction()
+
+
+_PYFORMAT = re.compile(r"%\((\w+)\)s")
+
+
 class _Plan:
     """SQL text, positional parameter order, defaults and processors of one compilation."""
 
@@ -422,8 +453,19 @@ class _Plan:
     @classmethod
     def build(cls, stmt: Any, dialect: Any, keys: tuple[str, ...], many: bool) -> Optional["_Plan"]:
         compiled = stmt.compile(dialect=dialect, column_keys=sorted(keys), for_executemany=many)
-        if (dialect.paramstyle != "qmark" or compiled.positiontup is None or compiled.escaped_bind_names
-                or compiled.literal_execute_params or compiled.post_compile_params):
+        if compiled.escaped_bind_names or compiled.literal_execute_params or compiled.post_compile_params:
+            return None
+        sql = compiled.string
+        if dialect.paramstyle == "qmark" and compiled.positiontup is not None:
+            order = list(compiled.positiontup)
+        elif dialect.paramstyle == "pyformat" and dialect.driver == "psycopg":
+            # psycopg takes the same statement with positional %s: a list is bound faster
+            # than a dict (and the names are SQLAlchemy's, in the order they appear).
+            order = _PYFORMAT.findall(sql)
+            sql = _PYFORMAT.sub("%s", sql)
+            if "%(" in sql or set(order) != set(compiled.binds):
+                return None
+        else:
             return None
         defaults: dict[str, Any] = {}
         for col in list(compiled.insert_prefetch) + list(compiled.update_prefetch):
@@ -431,13 +473,12 @@ class _Plan:
             if default is None or not default.is_scalar:
                 return None
             defaults[col.key] = default.arg
-        order = list(compiled.positiontup)
         if any(name not in keys and name not in defaults for name in order):
             return None  # a parameter Core would fill some other way
         binds = [_bind_processor(compiled.binds[name].type, dialect) for name in order]
         out = list(stmt.exported_columns) if compiled.effective_returning or stmt.is_select else []
         results = [_result_processor(c.type, dialect) for c in out]
-        return cls(compiled.string, order, defaults, binds, [c.key for c in out], results, dialect)
+        return cls(sql, order, defaults, binds, [c.key for c in out], results, dialect)
 
     def _args(self, params: dict[str, Any]) -> list[Any]:
         if self.defaults:
@@ -459,8 +500,15 @@ class _Plan:
 
     def run_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         args = [self._args(r) for r in rows]
+        driver = conn.connection.driver_connection
         try:
-            conn.connection.driver_connection.executemany(self.sql, args)
+            if len(args) == 1:
+                driver.execute(self.sql, args[0])
+            elif hasattr(driver, "executemany"):  # sqlite3
+                driver.executemany(self.sql, args)
+            else:  # psycopg: a cursor's executemany (pipelined: one round trip for all rows)
+                with driver.cursor() as cur:
+                    cur.executemany(self.sql, args)
         except self.dialect.loaded_dbapi.Error as err:
             raise sa.exc.DBAPIError.instance(self.sql, args, err, self.dialect.loaded_dbapi.Error,
                                              dialect=self.dialect, ismulti=True) from err

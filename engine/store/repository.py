@@ -64,7 +64,7 @@ def _instance(row: Any) -> Instance:
 # at commit, and the sweep (which locks timer and instance rows together, skipping locked
 # ones, see timers.lock_due) can never hold a row a writer needs while waiting for that
 # writer. SQLite writers are serialised by BEGIN IMMEDIATE already.
-_LOAD_LOCKED = sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")).with_for_update()
+_LOAD_LOCKED = Prepared(sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")).with_for_update())
 
 
 def _locks_rows(conn: Connection) -> bool:
@@ -72,7 +72,7 @@ def _locks_rows(conn: Connection) -> bool:
 
 
 def _load_locked(conn: Connection, instance_id: int) -> Instance:
-    row = conn.execute(_LOAD_LOCKED, {"iid": instance_id}).first()
+    row = _LOAD_LOCKED.first(conn, {"iid": instance_id})
     if row is None:
         raise InstanceNotFound(instance_id)
     return _instance(row)

@@ -393,7 +393,7 @@ class Prepared:
         try:
             return cur.fetchone(), plan.process
         finally:
-            cur.close()
+            plan.done(cur)
 
     def all(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         plan = self._plan(conn, tuple(params), False)
@@ -403,7 +403,7 @@ class Prepared:
         try:
             return [plan.process(r) for r in cur.fetchall()]
         finally:
-            cur.close()
+            plan.done(cur)
 
     def all_unprocessed(self, conn: Connection, params: dict[str, Any]
                         ) -> tuple[list[Any], Optional[list[Optional[Callable[[Any], Any]]]]]:
@@ -422,7 +422,7 @@ class Prepared:
         try:
             return cur.fetchall(), plan.results
         finally:
-            cur.close()
+            plan.done(cur)
 
 
 def _began(conn: Connection) -> bool:
@@ -437,6 +437,13 @@ def _began(conn: Connection) -> bool:
 _PYFORMAT = re.compile(r"%\((\w+)\)s")
 
 
+def _numbered(pyformat: str, first: int = 1) -> str:
+    """A pyformat statement with its placeholders numbered $first, $first+1 … in order of
+    appearance, and its escaped percent signs as they are meant."""
+    numbers = iter(range(first, first + pyformat.count("%(")))
+    return _PYFORMAT.sub(lambda _m: f"${next(numbers)}", pyformat).replace("%%", "%")
+
+
 class _Plan:
     """SQL text, positional parameter order, defaults and processors of one compilation."""
 
@@ -446,6 +453,8 @@ class _Plan:
         self.sql, self.order, self.defaults, self.results = sql, order, defaults, results
         self.binds = [(i, p) for i, p in enumerate(binds) if p is not None]
         self.dialect = dialect
+        self.kept_cursor = dialect.driver == "psycopg"
+        self._multi: dict[int, str] = {}
         # Rows read by position or by column name, like SQLAlchemy's Row.
         self.row = namedtuple("PreparedRow", columns, rename=True)  # type: ignore[misc]
         self._processed = [(i, p) for i, p in enumerate(results) if p is not None]
@@ -459,11 +468,14 @@ class _Plan:
         if dialect.paramstyle == "qmark" and compiled.positiontup is not None:
             order = list(compiled.positiontup)
         elif dialect.paramstyle == "pyformat" and dialect.driver == "psycopg":
-            # psycopg takes the same statement with positional %s: a list is bound faster
-            # than a dict (and the names are SQLAlchemy's, in the order they appear).
+            # Run by a psycopg RawCursor in PostgreSQL's own $1 … $n: psycopg then need not
+            # parse the statement for Python placeholders on every call (for the many-row
+            # INSERT of a bulk start that parse took longer than PostgreSQL's own work).
             order = _PYFORMAT.findall(sql)
-            sql = _PYFORMAT.sub("%s", sql)
-            if "%(" in sql or set(order) != set(compiled.binds):
+            if set(order) != set(compiled.binds):
+                return None
+            sql = _numbered(sql)
+            if "%(" in sql:
                 return None
         else:
             return None
@@ -493,31 +505,70 @@ class _Plan:
         if sent is not None:
             sent.update(zip(self.order, args))
         try:
+            if self.kept_cursor:
+                return _kept_cursor(conn).execute(self.sql, args)
             return conn.connection.driver_connection.execute(self.sql, args)
         except self.dialect.loaded_dbapi.Error as err:
             raise sa.exc.DBAPIError.instance(self.sql, args, err, self.dialect.loaded_dbapi.Error,
                                              dialect=self.dialect) from err
 
+    def done(self, cur: Any) -> None:
+        """Release a cursor ``run`` gave (psycopg's kept one stays open for the next)."""
+        if not self.kept_cursor:
+            cur.close()
+
     def run_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         args = [self._args(r) for r in rows]
         driver = conn.connection.driver_connection
         try:
-            if len(args) == 1:
-                driver.execute(self.sql, args[0])
-            elif hasattr(driver, "executemany"):  # sqlite3
+            if not self.kept_cursor:  # sqlite3: its executemany loops in C
                 driver.executemany(self.sql, args)
-            else:  # psycopg: a cursor's executemany (pipelined: one round trip for all rows)
-                with driver.cursor() as cur:
-                    cur.executemany(self.sql, args)
+            elif len(args) == 1:
+                _kept_cursor(conn).execute(self.sql, args[0])
+            else:
+                # psycopg's executemany pipelines the rows, which costs more CPU than a round
+                # trip saves; one INSERT of all the rows is one statement and one round trip.
+                cur, per = _kept_cursor(conn), max(1, _PG_MAX_PARAMS // len(self.order))
+                for i in range(0, len(args), per):
+                    chunk = args[i:i + per]
+                    cur.execute(self._rows_sql(len(chunk)), [v for a in chunk for v in a])
         except self.dialect.loaded_dbapi.Error as err:
             raise sa.exc.DBAPIError.instance(self.sql, args, err, self.dialect.loaded_dbapi.Error,
                                              dialect=self.dialect, ismulti=True) from err
+
+    def _rows_sql(self, n: int) -> str:
+        """The single-row ``INSERT … VALUES (…)`` of this plan for ``n`` rows (made once per n)."""
+        try:
+            return self._multi[n]
+        except KeyError:
+            head, sep, values = self.sql.rpartition(" VALUES ")
+            if not sep or not values.startswith("(") or not values.endswith(")") or "RETURNING" in values:
+                raise ValueError(f"not a one-row INSERT: {self.sql}") from None
+            k = len(self.order)  # $1 … $k in the one row; row j gets $(j*k + 1) … $(j*k + k)
+            rows = [re.sub(r"\$(\d+)", lambda m, j=j: f"${j * k + int(m.group(1))}", values) for j in range(n)]
+            sql = self._multi[n] = head + sep + ", ".join(rows)
+            return sql
 
     def process(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         values = list(row)
         for i, p in self._processed:  # only the columns that have a processor
             values[i] = p(values[i])
         return self.row._make(values)
+
+
+_PG_MAX_PARAMS = 32_767  # half of what one PostgreSQL statement may bind (65,535): rows per INSERT
+
+
+def _kept_cursor(conn: Connection) -> Any:
+    """The psycopg cursor kept with a pooled connection: a new cursor per statement (what
+    ``Connection.execute`` makes) costs ~25 us of CPU, a fifth of a round trip."""
+    info, driver = conn.connection.info, conn.connection.driver_connection
+    cur = info.get("sop_cursor")
+    if cur is None or cur.closed or cur.connection is not driver:  # (a pool record may reconnect)
+        import psycopg
+
+        cur = info["sop_cursor"] = psycopg.RawCursor(driver)
+    return cur
 
 
 def _bind_processor(type_: Any, dialect: Any) -> Optional[Callable[[Any], Any]]:

@@ -12,7 +12,15 @@ import sqlalchemy as sa
 
 from engine.errors import ActionNotAllowed
 from engine.store.instance_cache import InstanceCache
+from tests.test_store_contract import other_engine
 from tests.test_store_fast_path import COMPLAINT, FINDINGS
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]  (every backend)
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sop.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 def _started(engine):  # type: ignore[no-untyped-def]
@@ -26,6 +34,19 @@ def test_a_command_after_this_engines_own_write_reuses_the_instance(engine) -> N
     engine.advance(iid, "record_findings", steward, FINDINGS)
     assert engine.instances.hits == 2 and engine.instances.misses == 0
     assert engine.replay(iid).ok
+
+
+def test_a_write_by_another_process_is_read_as_it_is(engine) -> None:  # type: ignore[no-untyped-def]
+    iid, steward = _started(engine)
+    other = other_engine(engine)
+    try:
+        other.advance(iid, "investigate", steward)
+    finally:
+        other.close()
+    after = engine.advance(iid, "record_findings", steward, FINDINGS)  # decided on the other's row
+    assert engine.instances.misses == 1 and engine.instances.hits == 0
+    assert after.state == "investigating" and after.revision == engine.history(iid)[-1].seq
+    assert engine.replay(iid).ok and engine.verify()[2] is None
 
 
 def test_a_projection_row_edited_by_hand_is_read_as_it_is(engine) -> None:  # type: ignore[no-untyped-def]

@@ -33,7 +33,8 @@ class InstanceCache:
     """A bounded, least-recently-used map of instance id to its stored row and instance.
 
     ``columns`` names the row's columns in order (those the repository loads); rows are
-    the driver's values, as SQLite stores them. An entry holds a row and an instance of a
+    the driver's values (SQLite's stored text; psycopg's values, whose times compare as
+    instants with the UTC times bound). An entry holds a row and an instance of a
     few kB, so the default 1,024 keeps a long-running worker's share to a few MB. One
     engine serves the API's worker threads, so the map changes under a lock.
     """

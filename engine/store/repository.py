@@ -93,10 +93,9 @@ INSTANCE_COLUMNS = tuple(c.key for c in _INSTANCE_COLS)
 def load_for_write(conn: Connection, instance_id: int, cache: InstanceCache) -> Instance:
     """The instance a command will change: read its row (locked on PostgreSQL, see
     ``load_instance``) and decode it, unless it is a row the cache knows
-    (engine.store.instance_cache: SQLite's fast path only, where rows are the driver's)."""
-    if _locks_rows(conn):
-        return _load_locked(conn, instance_id)
-    row, process = _LOAD.first_unprocessed(conn, {"iid": instance_id})
+    (engine.store.instance_cache: on the driver fast path only, where rows are the driver's)."""
+    load = _LOAD_LOCKED if _locks_rows(conn) else _LOAD
+    row, process = load.first_unprocessed(conn, {"iid": instance_id})
     if row is None:
         raise InstanceNotFound(instance_id)
     if process is None:

@@ -54,8 +54,11 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
     if timer_store.locks_rows(engine.db):
         return _sweep_locking(engine, until, limit, fired, failed)
     while limit is None or len(fired) < limit:
+        # No more rows than are wanted: the failed ones (still due, first in line) are read
+        # again and left out, so they are read on top.
+        want = BATCH if limit is None else min(BATCH, limit - len(fired)) + len(failed)
         with engine.read() as conn:
-            rows = [r for r in timer_store.due(conn, until, BATCH) if (r.instance_id, r.name) not in failed]
+            rows = [r for r in timer_store.due(conn, until, want) if (r.instance_id, r.name) not in failed]
         if not rows:
             break
         room = len(rows) if limit is None else min(len(rows), limit - len(fired))

@@ -69,12 +69,16 @@ def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, A
         _INSERT.executemany(conn, inserts)
 
 
+# (OFFSET is a named 0: SQLite's compiler adds one to every LIMIT, see repository._heads.)
+_DUE = Prepared(sa.select(T.c.instance_id, T.c.name, T.c.next_fire_at)
+                .where(T.c.next_fire_at.is_not(None),
+                       T.c.next_fire_at <= sa.bindparam("until", type_=T.c.next_fire_at.type))
+                .order_by(T.c.next_fire_at).limit(sa.bindparam("n")).offset(sa.bindparam("skip")))
+
+
 def due(conn: Connection, until: datetime, limit: int) -> list[Any]:
     """The earliest due rows (instance_id, name, next_fire_at), via the partial index."""
-    return list(conn.execute(
-        sa.select(T.c.instance_id, T.c.name, T.c.next_fire_at)
-        .where(T.c.next_fire_at.is_not(None), T.c.next_fire_at <= until)
-        .order_by(T.c.next_fire_at).limit(limit)))
+    return _DUE.all(conn, {"until": until, "n": limit, "skip": 0})
 
 
 def next_due(conn: Connection) -> Optional[datetime]:

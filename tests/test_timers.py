@@ -293,3 +293,39 @@ def test_sla_goal_cases_read_the_local_date_whatever_zone_the_time_was_given_in(
     at_utc = datetime(2025, 10, 8, 23, 30, tzinfo=timezone.utc)
     p = probe.start("probe", "liu_fang", {"starts_at": "2025-10-09T08:00:00+08:00"}, at=at_utc)
     assert deadline(probe, p.id, "same_day")["due"] == "2025-10-10T18:00:00+08:00"  # 1 workday, not 3 (10-13)
+
+
+# ------------------------------------------------------------------ sweep batching
+
+def _commits_of_tick(engine, until: datetime) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(steps fired, write transactions used) by one sweep up to ``until``."""
+    commits = 0
+    real = engine.transaction
+
+    def counted():  # type: ignore[no-untyped-def]
+        nonlocal commits
+        commits += 1
+        return real()
+
+    engine.transaction = counted
+    try:
+        return len(engine.tick(until)), commits
+    finally:
+        del engine.transaction
+
+
+def test_sweep_commits_fresh_steps_promptly_and_fills_batches_for_a_backlog(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A step counts as fired when its batch commits: steps just due are committed within
+    BATCH_SECONDS (here 0: one per commit), while a backlog overdue by more than
+    BACKLOG_AFTER_S, which has waited anyway, fills batches of PER_COMMIT (here 10)."""
+    from engine.runtime import sweep
+
+    monkeypatch.setattr(sweep, "BATCH_SECONDS", 0.0)
+    monkeypatch.setattr(sweep, "PER_COMMIT", 10)
+    for k in range(12):
+        engine.start("complaint", "liu_fang", {**ORAL, "unit": f"{k % 8 + 1}-1201"}, at=t("2025-09-30T17:55"))
+    # At the breach instant the two warnings of each reply clock are hours overdue (a
+    # backlog: 12 rows a pass, in batches of 10 + 2, twice) and the breaches are due now.
+    fired, commits = _commits_of_tick(engine, t("2025-10-09T17:55"))
+    assert fired == 36 and commits == 2 + 2 + 12
+    assert all(engine.replay(i).ok for i in range(1, 13))

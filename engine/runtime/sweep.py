@@ -4,7 +4,7 @@ A pass asks the timers table for the earliest due rows (an index walk: the cost 
 what is due, not what is pending), then claims each row with a compare-and-set and fires
 it in the same transaction. Rows are handled in batches: one transaction per batch (up to
 50 rows or 10 ms of firing, whichever comes first: a step counts as fired only when its
-batch commits), one SAVEPOINT per row, so a backlog after downtime pays one commit (one
+batch commits; a backlog more than a second overdue fills its batches), one SAVEPOINT per row, so a backlog after downtime pays one commit (one
 fsync) per batch rather than per timer, while a failing instance rolls back only its own
 savepoint and is logged and skipped — it never stops the pass. Two sweepers racing on one row: one claim
 wins, the other sees rowcount 0 and moves on. A crash before the commit rolls the claims
@@ -34,6 +34,11 @@ PER_COMMIT = 50  # due rows fired per transaction, at most
 # counts as fired only when its batch commits, so a 50-row batch would make the first of
 # them wait ~50 firings. 10 ms bounds that wait and still spreads each fsync over ~10 rows.
 BATCH_SECONDS = 0.010
+# ... except for a backlog: when the batch's earliest step is overdue by more than this, its
+# steps have waited long already and every one behind them waits for the whole backlog to
+# drain, so a batch fills to PER_COMMIT: a sixth of the commits, a drain about a fifth
+# faster on this disk (BENCHMARKS.md, h2).
+BACKLOG_AFTER_S = 1.0
 # Fault injection for the crash test: exit the process after claiming, before commit.
 CRASH_AFTER_CLAIM_ENV = "SOP_FAULT_CRASH_AFTER_CLAIM"
 
@@ -80,7 +85,7 @@ def _sweep_locking(engine: Any, until: datetime, limit: Optional[int], fired: li
         try:
             with engine.transaction() as conn:
                 rows = timer_store.lock_due(conn, until, n, failed)
-                stop_at = time.monotonic() + BATCH_SECONDS
+                stop_at = _stop_at(rows, until)
                 for row in rows:
                     if batch and time.monotonic() >= stop_at:
                         break  # the rest stay due; their locks go with this commit
@@ -111,10 +116,17 @@ def _fire_batch(engine: Any, rows: list[Any], failed: set[tuple[int, str]],
         return _fire_rows(engine, conn, rows, failed, until)
 
 
+def _stop_at(rows: list[Any], until: datetime) -> float:
+    """When (monotonic) a batch starting with ``rows`` should commit, full or not."""
+    if rows and (until - rows[0].next_fire_at).total_seconds() > BACKLOG_AFTER_S:
+        return float("inf")
+    return time.monotonic() + BATCH_SECONDS
+
+
 def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, str]],
                until: datetime) -> tuple[list[Fired], int]:
     done: list[Fired] = []
-    stop_at = time.monotonic() + BATCH_SECONDS
+    stop_at = _stop_at(rows, until)
     for used, row in enumerate(rows):
         if used and time.monotonic() >= stop_at:
             return done, used

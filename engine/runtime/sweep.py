@@ -4,11 +4,12 @@ A pass asks the timers table for the earliest due rows (an index walk: the cost 
 what is due, not what is pending), then claims each row with a compare-and-set and fires
 it in the same transaction. Rows are handled in batches: one transaction per batch (up to
 50 rows or 10 ms of firing, whichever comes first: a step counts as fired only when its
-batch commits; a backlog more than a second overdue fills its batches), one SAVEPOINT per row, so a backlog after downtime pays one commit (one
-fsync) per batch rather than per timer, while a failing instance rolls back only its own
-savepoint and is logged and skipped — it never stops the pass. Two sweepers racing on one row: one claim
-wins, the other sees rowcount 0 and moves on. A crash before the commit rolls the claims
-back, so each step stays due and fires once, late; its lateness is recorded in the event
+batch commits; a backlog more than a second overdue fills its batches), one SAVEPOINT per
+row, so a backlog after downtime pays one commit (one fsync) per batch rather than per
+timer, while a failing instance rolls back only its own savepoint and is logged and
+skipped — it never stops the pass. Two sweepers racing on one row: one claim wins, the
+other sees rowcount 0 and moves on. A crash before the commit rolls the claims back, so
+each step stays due and fires once, late; its lateness is recorded in the event
 (``late_by_s``). On PostgreSQL the batch itself is chosen inside the transaction that fires
 it, ``FOR UPDATE SKIP LOCKED`` (``timers.lock_due``), so several workers sweep disjoint
 batches instead of queueing on the same rows.

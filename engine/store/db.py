@@ -528,7 +528,8 @@ class _Plan:
             else:
                 # psycopg's executemany pipelines the rows, which costs more CPU than a round
                 # trip saves; one INSERT of all the rows is one statement and one round trip.
-                cur, per = _kept_cursor(conn), max(1, _PG_MAX_PARAMS // len(self.order))
+                cur = _kept_cursor(conn)
+                per = max(1, min(_PG_ROWS_PER_INSERT, _PG_MAX_PARAMS // len(self.order)))
                 for i in range(0, len(args), per):
                     chunk = args[i:i + per]
                     cur.execute(self._rows_sql(len(chunk)), [v for a in chunk for v in a])
@@ -557,6 +558,7 @@ class _Plan:
 
 
 _PG_MAX_PARAMS = 32_767  # half of what one PostgreSQL statement may bind (65,535): rows per INSERT
+_PG_ROWS_PER_INSERT = 1_000  # ... and at most this many (as SQLAlchemy's insertmanyvalues pages them)
 
 
 def _kept_cursor(conn: Connection) -> Any:

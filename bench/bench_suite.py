@@ -793,10 +793,11 @@ def render(results: dict[str, Any], m: dict[str, str], command: str, sz: Sizes, 
                      "mostly waits on the server, 2 CPUs shared by server and clients) is all that counts. "
                      "The engine's statements run straight on psycopg (`db.Prepared`: SQLAlchemy's compiled "
                      "SQL in `$n` form on a kept `RawCursor`, server-side prepared after five uses); an action "
-                     "is 5–6 round trips (psycopg's BEGIN, SELECT … FOR UPDATE, INSERT events, UPDATE "
-                     "instances, sometimes UPDATE timers, COMMIT) and ~1.3 ms of Python CPU in its process "
-                     "against the raw client's 3 round trips and next to no CPU; with more clients than the "
-                     "2 CPUs the engine's CPU per action is the limit, the raw side's is the disk.")
+                     "is 4–5 round trips (psycopg's BEGIN, SELECT … FOR UPDATE, one `WITH … INSERT events "
+                     "… UPDATE instances` statement, sometimes UPDATE timers, COMMIT) and ~1.1–1.3 ms of "
+                     "Python CPU in its process against the raw client's 3 round trips and next to no CPU; "
+                     "with more clients than the 2 CPUs the engine's CPU per action is the limit, the raw "
+                     "side's is the disk.")
     e = results.get("e")
     if e:
         L.append(f"| e1. fire lag p99 at ~{e['rate']:,.0f} timers/s sustained ({e['n']:,} timers) | "

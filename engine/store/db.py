@@ -367,6 +367,29 @@ class Prepared:
             return conn.execute(self.stmt, params).rowcount
         return plan.run(conn, params, sent).rowcount
 
+    def inserting_first(self, conn: Connection, insert: "Prepared", rows: list[dict[str, Any]],
+                        params: dict[str, Any], sent: Optional[dict[str, Any]] = None) -> Optional[int]:
+        """PostgreSQL: insert ``rows`` with ``insert`` and run this statement, as one statement
+        (``WITH … AS (INSERT …) UPDATE …``) and so one round trip; the rows this one matched.
+        None, having run nothing, where that cannot be done (off psycopg's fast path): the
+        caller runs the two itself. (An action's events and its projection update: ~10% of
+        its time on PostgreSQL, BENCHMARKS.md.)"""
+        if not rows or conn.dialect.driver != "psycopg" or len(rows) > _PG_ROWS_PER_INSERT:
+            return None
+        first = insert._plan(conn, tuple(rows[0]), True)
+        then = self._plan(conn, tuple(params), False)
+        if first is None or then is None:
+            return None
+        args = [v for r in rows for v in first._args(r)] + then._args(params)
+        if sent is not None:
+            sent.update(zip(then.order, args[-len(then.order):]))
+        sql = then.after_insert(first, len(rows))
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        try:
+            return int(_kept_cursor(conn).execute(sql, args).rowcount)
+        except dbapi_error as err:
+            raise sa.exc.DBAPIError.instance(sql, args, err, dbapi_error, dialect=conn.dialect) from err
+
     def executemany(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         plan = self._plan(conn, tuple(rows[0]), True) if rows else None
         if plan is None:
@@ -455,6 +478,7 @@ class _Plan:
         self.dialect = dialect
         self.kept_cursor = dialect.driver == "psycopg"
         self._multi: dict[int, str] = {}
+        self._after: dict[tuple[int, int], str] = {}
         # Rows read by position or by column name, like SQLAlchemy's Row.
         self.row = namedtuple("PreparedRow", columns, rename=True)  # type: ignore[misc]
         self._processed = [(i, p) for i, p in enumerate(results) if p is not None]
@@ -548,6 +572,18 @@ class _Plan:
             k = len(self.order)  # $1 … $k in the one row; row j gets $(j*k + 1) … $(j*k + k)
             rows = [re.sub(r"\$(\d+)", lambda m, j=j: f"${j * k + int(m.group(1))}", values) for j in range(n)]
             sql = self._multi[n] = head + sep + ", ".join(rows)
+            return sql
+
+    def after_insert(self, insert: "_Plan", n: int) -> str:
+        """This statement preceded by ``insert`` of ``n`` rows as a data-modifying CTE, its own
+        parameters numbered after the insert's (made once per insert and n)."""
+        key = (id(insert), n)
+        try:
+            return self._after[key]
+        except KeyError:
+            shift = n * len(insert.order)
+            own = re.sub(r"\$(\d+)", lambda m: f"${shift + int(m.group(1))}", self.sql)
+            sql = self._after[key] = f"WITH sop_inserted AS ({insert._rows_sql(n)}) {own}"
             return sql
 
     def process(self, row: tuple[Any, ...]) -> tuple[Any, ...]:

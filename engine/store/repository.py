@@ -152,11 +152,15 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
     if not rows:
         return []
     seq, prev = stored[-1].seq, stored[-1].hash
+    changes = _projection_changes(before, after, seq, prev)
     try:
-        _INSERT_EVENTS.executemany(conn, rows)
+        matched = _UPDATE_PROJECTION.inserting_first(conn, _INSERT_EVENTS, rows, changes, sent)
+        if matched is None:
+            _INSERT_EVENTS.executemany(conn, rows)
     except IntegrityError as err:
         raise ConcurrencyConflict(before.id, before.revision) from err
-    matched = _UPDATE_PROJECTION.execute(conn, _projection_changes(before, after, seq, prev), sent)
+    if matched is None:
+        matched = _UPDATE_PROJECTION.execute(conn, changes, sent)
     if matched != 1:
         raise ConcurrencyConflict(before.id, before.revision)
     return stored

@@ -791,7 +791,7 @@ def render(results: dict[str, Any], m: dict[str, str], command: str, sz: Sizes, 
                      f"with {z['settings'] if z else 'fsync off'}: commits then wait for no disk, \"raw\" is "
                      "the bare round-trip rate, and the engine's Python per action (against a raw client that "
                      "mostly waits on the server, 2 CPUs shared by server and clients) is all that counts. "
-                     "The engine's statements run straight on psycopg (`db.Prepared`: SQLAlchemy's compiled "
+                     "The engine's statements run straight on psycopg (`engine/store/prepared.py`: SQLAlchemy's compiled "
                      "SQL in `$n` form on a kept `RawCursor`, server-side prepared after five uses); an action "
                      "is 4–5 round trips (psycopg's BEGIN, SELECT … FOR UPDATE, one `WITH … INSERT events "
                      "… UPDATE instances` statement, sometimes UPDATE timers, COMMIT) and ~1.1–1.3 ms of "

@@ -363,7 +363,7 @@ def test_remembered_time_texts_equal_the_formatted_ones(times: list[tuple[dateti
     from zoneinfo import ZoneInfo
 
     from engine.audit import iso_utc
-    from engine.store.db import _sqlite_utc_text
+    from engine.store.prepared import _sqlite_utc_text
 
     folds = [(datetime(2025, 11, 2, 1, 30), "America/New_York", 0), (datetime(2025, 11, 2, 1, 30), "America/New_York", 1)]
     for wall, zone, fold in folds + times + folds[::-1] + times[::-1]:

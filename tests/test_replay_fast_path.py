@@ -1,7 +1,7 @@
 """The read side's fast path (replay, history, verify) gives exactly what the plain path gives.
 
 Replay and verification read every event: their rows go straight from the SQLite driver
-into records (``db.Prepared.cursor``), times through an exact equivalent of SQLAlchemy's
+into records (``prepared.Prepared.all_unprocessed``), times through an exact equivalent of SQLAlchemy's
 processor, JSON through the decoder's scanner, events folded on a draft. Each shortcut is
 checked here against what it replaces: value for value and error for error, and, on a
 scripted store (intact and tampered), the engine's results against the same engine forced
@@ -28,7 +28,7 @@ from engine.clock import FakeClock
 from engine.core import evolve as ev
 from engine.core.model import Event, Instance
 from engine.runtime.config import Settings, build_engine
-from engine.store import db, tables
+from engine.store import prepared, tables
 from engine.store import repository as repo
 from tests.conftest import ROOT, SHANGHAI
 
@@ -54,7 +54,7 @@ def outcome(read: Callable[[Any], Any], value: Any) -> tuple[Any, ...]:
 SQLITE = sa.create_engine("sqlite://").dialect
 TIME_TYPE = tables.events.c.occurred_at.type
 SQLALCHEMY_READS = TIME_TYPE.dialect_impl(SQLITE).result_processor(SQLITE, None)
-FAST_READS = db._result_processor(TIME_TYPE, SQLITE)
+FAST_READS = prepared._result_processor(TIME_TYPE, SQLITE)
 
 stored_times = st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31)).map(lambda t: t.strftime(STAMP))
 aware_times = st.tuples(st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=8)),

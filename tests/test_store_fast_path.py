@@ -1,4 +1,4 @@
-"""The driver fast path (db.Prepared, kept connections, transactions begun and committed on
+"""The driver fast path (prepared.Prepared, kept connections, transactions begun and committed on
 the driver, partial UPDATEs) stores exactly what SQLAlchemy's own execution stores, on
 SQLite (sqlite3) and on PostgreSQL (psycopg).
 

@@ -25,7 +25,7 @@ from engine.core.model import Instance
 from engine.errors import KeysTaken
 from engine.spec.forms import building_of
 from engine.store import timers as timer_store
-from engine.store.db import Prepared
+from engine.store.prepared import Prepared
 from engine.store.tables import events as E
 from engine.store.tables import instances as I
 from engine.store.tables import outbox as O
@@ -93,7 +93,7 @@ def outbox_rows(instance_id: int, seq: int, data: dict[str, Any], at: datetime) 
 
 def insert(conn: Connection, instances: list[dict[str, Any]], events: list[dict[str, Any]],
            timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
-    """One ``executemany`` per table (straight on the SQLite driver, see ``db.Prepared``).
+    """One ``executemany`` per table (straight on the SQLite driver, see ``prepared.Prepared``).
 
     Instances first: on PostgreSQL a concurrent start that took one of the external keys
     meanwhile fails here, on the unique key, and the whole batch rolls back.

@@ -25,7 +25,7 @@ from engine.audit import StoredEvent, canonical_json, decode_event, event_hash, 
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
 from engine.spec.forms import building_of
-from engine.store.db import Prepared
+from engine.store.prepared import Prepared
 from engine.store.instance_cache import InstanceCache, check_entry
 from engine.store.tables import events as E
 from engine.store.tables import instances as I

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.store.db import Prepared
+from engine.store.prepared import Prepared
 from engine.store.tables import instances as I
 from engine.store.tables import timers as T
 
@@ -29,7 +29,7 @@ def _dt(s: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(s) if s else None
 
 
-# Statements built once and run through db.Prepared (straight on the SQLite driver):
+# Statements built once and run through prepared.Prepared (straight on the driver):
 # building or executing one through SQLAlchemy per call cost more CPU than SQLite's work.
 _INSERT = Prepared(sa.insert(T))
 _UPDATE = Prepared(sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"),

@@ -258,6 +258,22 @@ def test_one_broken_instance_is_skipped_and_the_sweep_fires_the_rest(engine, clo
     assert "SlaWarned" not in [e.type for e in engine.history(ids[1])]
 
 
+def test_broken_instances_filling_a_whole_read_do_not_starve_the_steps_behind_them(engine, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from engine.runtime import sweep
+
+    monkeypatch.setattr(sweep, "BATCH", 2)  # the two broken instances' steps fill a read
+    ids = [engine.start("complaint", "liu_fang", COMPLAINT, at=t("2025-10-09T09:00") + timedelta(seconds=i)).id
+           for i in range(3)]
+    with engine.transaction() as conn:  # the two earliest cannot be fired
+        conn.execute(sa.text("UPDATE instances SET version = 'missing' WHERE id IN (:a, :b)"),
+                     {"a": ids[0], "b": ids[1]})
+    clock.set(t("2025-10-10T12:00"))
+    fired = engine.tick(clock.now())
+    assert [f.instance_id for f in fired] == [ids[2]] * 3  # two warnings and the breach
+    with engine.read() as conn:
+        assert {r.instance_id for r in timer_store.due(conn, clock.now(), 10)} == {ids[0], ids[1]}
+
+
 def test_two_sweepers_at_once_fire_every_step_exactly_once(engine, clock) -> None:  # type: ignore[no-untyped-def]
     ids = [engine.start("complaint", "liu_fang", COMPLAINT, at=t("2025-10-09T09:00") + timedelta(seconds=i)).id
            for i in range(12)]

@@ -62,7 +62,7 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
     while limit is None or len(fired) < limit:
         # No more rows than are wanted: the failed ones (still due, first in line) are read
         # again and left out, so they are read on top.
-        want = BATCH if limit is None else min(BATCH, limit - len(fired)) + len(failed)
+        want = (BATCH if limit is None else min(BATCH, limit - len(fired))) + len(failed)
         with engine.read() as conn:
             rows = [r for r in timer_store.due(conn, until, want) if (r.instance_id, r.name) not in failed]
         if not rows:

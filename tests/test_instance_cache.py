@@ -12,15 +12,8 @@ import sqlalchemy as sa
 
 from engine.errors import ActionNotAllowed
 from engine.store.instance_cache import InstanceCache
-from tests.test_store_contract import other_engine
+from tests.test_store_contract import db_url, other_engine  # noqa: F401  (db_url: every backend)
 from tests.test_store_fast_path import COMPLAINT, FINDINGS
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]  (every backend)
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sop.db'}"
-    return str(request.getfixturevalue("pg_url"))
 
 
 def _started(engine):  # type: ignore[no-untyped-def]

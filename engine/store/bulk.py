@@ -93,7 +93,7 @@ def outbox_rows(instance_id: int, seq: int, data: dict[str, Any], at: datetime) 
 
 def insert(conn: Connection, instances: list[dict[str, Any]], events: list[dict[str, Any]],
            timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
-    """One ``executemany`` per table (straight on the SQLite driver, see ``prepared.Prepared``).
+    """One ``executemany`` per table (straight on the driver, see ``prepared.Prepared``).
 
     Instances first: on PostgreSQL a concurrent start that took one of the external keys
     meanwhile fails here, on the unique key, and the whole batch rolls back.

@@ -297,13 +297,18 @@ _DIRECT_DRIVERS = ("pysqlite", "psycopg")
 
 
 def _on_driver(conn: Connection, sql: str, call: Callable[[], Any]) -> None:
-    """Run a driver call, its errors wrapped as SQLAlchemy's own (``OperationalError`` for
-    "database is locked" …), as they are for statements SQLAlchemy runs."""
-    dbapi = conn.dialect.loaded_dbapi
+    """Run a driver call, its errors wrapped as SQLAlchemy's own (see ``as_sqlalchemy_error``)."""
     try:
         call()
-    except dbapi.Error as err:
-        raise sa.exc.DBAPIError.instance(sql, (), err, dbapi.Error, dialect=conn.dialect) from err
+    except conn.dialect.loaded_dbapi.Error as err:
+        raise as_sqlalchemy_error(conn.dialect, sql, (), err) from err
+
+
+def as_sqlalchemy_error(dialect: Any, sql: str, args: Any, err: Exception, many: bool = False) -> sa.exc.DBAPIError:
+    """A driver's error as SQLAlchemy raises it for the same statement (``OperationalError``
+    for "database is locked", ``IntegrityError`` …), so callers of the driver fast path catch
+    what they would catch off it."""
+    return sa.exc.DBAPIError.instance(sql, args, err, dialect.loaded_dbapi.Error, dialect=dialect, ismulti=many)
 
 
 def _abandon(conn: Connection, driver: Any) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from engine.instants import per_instant
 from engine.store import tables
-from engine.store.db import uses_driver
+from engine.store.db import as_sqlalchemy_error, uses_driver
 
 
 class Prepared:
@@ -42,8 +42,8 @@ class Prepared:
         self._plans: dict[tuple[Any, ...], Optional[_Plan]] = {}
 
     def _plan(self, conn: Connection, keys: tuple[str, ...], many: bool) -> Optional["_Plan"]:
-        # In a transaction on the driver: begun by Connections (which checked _direct as it
-        # began, and names the driver), or by SQLAlchemy (which begins on the driver too,
+        # In a transaction on the driver: begun by Connections (which checked uses_driver as
+        # it began, and names the driver), or by SQLAlchemy (which begins on the driver too,
         # see db._on_begin); outside one, Core autobegins.
         driver = getattr(conn, "_sop_driver", None)
         if driver is None:
@@ -68,28 +68,20 @@ class Prepared:
             return conn.execute(self.stmt, params).rowcount
         return plan.run(conn, params, sent).rowcount
 
-    def inserting_first(self, conn: Connection, insert: "Prepared", rows: list[dict[str, Any]],
-                        params: dict[str, Any], sent: Optional[dict[str, Any]] = None) -> Optional[int]:
-        """PostgreSQL: insert ``rows`` with ``insert`` and run this statement, as one statement
-        (``WITH … AS (INSERT …) UPDATE …``) and so one round trip; the rows this one matched.
-        None, having run nothing, where that cannot be done (off psycopg's fast path): the
-        caller runs the two itself. (An action's events and its projection update: ~10% of
-        its time on PostgreSQL, BENCHMARKS.md.)"""
-        if not rows or conn.dialect.driver != "psycopg" or len(rows) > _PG_ROWS_PER_INSERT:
-            return None
-        first = insert._plan(conn, tuple(rows[0]), True)
-        then = self._plan(conn, tuple(params), False)
-        if first is None or then is None:
-            return None
-        args = [v for r in rows for v in first._args(r)] + then._args(params)
-        if sent is not None:
-            sent.update(zip(then.order, args[-len(then.order):]))
-        sql = then.after_insert(first, len(rows))
-        dbapi_error = conn.dialect.loaded_dbapi.Error
-        try:
-            return int(_kept_cursor(conn).execute(sql, args).rowcount)
-        except dbapi_error as err:
-            raise sa.exc.DBAPIError.instance(sql, args, err, dbapi_error, dialect=conn.dialect) from err
+    def execute_after_insert(self, conn: Connection, insert: "Prepared", rows: list[dict[str, Any]],
+                             params: dict[str, Any], sent: Optional[dict[str, Any]] = None) -> int:
+        """Insert ``rows`` with ``insert``, then run this statement once; the rows it matched
+        (``sent`` as for ``execute``). On psycopg's fast path the two are one statement
+        (``WITH … AS (INSERT …) UPDATE …``) and so one round trip: an action's events and its
+        projection update, ~10% of its time on PostgreSQL (BENCHMARKS.md)."""
+        if rows and conn.dialect.driver == "psycopg" and len(rows) <= _PG_ROWS_PER_INSERT:
+            first = insert._plan(conn, tuple(rows[0]), True)
+            then = self._plan(conn, tuple(params), False)
+            if first is not None and then is not None:
+                return then.run_after_insert(conn, first, rows, params, sent)
+        if rows:
+            insert.executemany(conn, rows)
+        return self.execute(conn, params, sent)
 
     def executemany(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         plan = self._plan(conn, tuple(rows[0]), True) if rows else None
@@ -161,11 +153,19 @@ def _began(conn: Connection) -> bool:
 _PYFORMAT = re.compile(r"%\((\w+)\)s")
 
 
-def _numbered(pyformat: str, first: int = 1) -> str:
-    """A pyformat statement with its placeholders numbered $first, $first+1 … in order of
-    appearance, and its escaped percent signs as they are meant."""
-    numbers = iter(range(first, first + pyformat.count("%(")))
+def _numbered(pyformat: str) -> str:
+    """A pyformat statement with its placeholders numbered $1, $2 … in order of appearance,
+    and its escaped percent signs as they are meant."""
+    numbers = iter(range(1, 1 + pyformat.count("%(")))
     return _PYFORMAT.sub(lambda _m: f"${next(numbers)}", pyformat).replace("%%", "%")
+
+
+_NUMBERED = re.compile(r"\$(\d+)")
+
+
+def _shifted(sql: str, by: int) -> str:
+    """A ``$n`` statement with every parameter number raised by ``by``."""
+    return _NUMBERED.sub(lambda m: f"${by + int(m.group(1))}", sql)
 
 
 class _Plan:
@@ -234,8 +234,20 @@ class _Plan:
                 return _kept_cursor(conn).execute(self.sql, args)
             return conn.connection.driver_connection.execute(self.sql, args)
         except self.dialect.loaded_dbapi.Error as err:
-            raise sa.exc.DBAPIError.instance(self.sql, args, err, self.dialect.loaded_dbapi.Error,
-                                             dialect=self.dialect) from err
+            raise as_sqlalchemy_error(self.dialect, self.sql, args, err) from err
+
+    def run_after_insert(self, conn: Connection, insert: "_Plan", rows: list[dict[str, Any]],
+                         params: dict[str, Any], sent: Optional[dict[str, Any]] = None) -> int:
+        """psycopg: ``insert`` of ``rows`` as a data-modifying CTE of this statement, in one
+        round trip; the rows this statement matched."""
+        own = self._args(params)
+        if sent is not None:
+            sent.update(zip(self.order, own))
+        sql, args = self.after_insert(insert, len(rows)), [v for r in rows for v in insert._args(r)] + own
+        try:
+            return int(_kept_cursor(conn).execute(sql, args).rowcount)
+        except self.dialect.loaded_dbapi.Error as err:
+            raise as_sqlalchemy_error(self.dialect, sql, args, err) from err
 
     def done(self, cur: Any) -> None:
         """Release a cursor ``run`` gave (psycopg's kept one stays open for the next)."""
@@ -259,8 +271,7 @@ class _Plan:
                     chunk = args[i:i + per]
                     cur.execute(self._rows_sql(len(chunk)), [v for a in chunk for v in a])
         except self.dialect.loaded_dbapi.Error as err:
-            raise sa.exc.DBAPIError.instance(self.sql, args, err, self.dialect.loaded_dbapi.Error,
-                                             dialect=self.dialect, ismulti=True) from err
+            raise as_sqlalchemy_error(self.dialect, self.sql, args, err, many=True) from err
 
     def _rows_sql(self, n: int) -> str:
         """The single-row ``INSERT … VALUES (…)`` of this plan for ``n`` rows (made once per n)."""
@@ -271,8 +282,7 @@ class _Plan:
             if not sep or not values.startswith("(") or not values.endswith(")") or "RETURNING" in values:
                 raise ValueError(f"not a one-row INSERT: {self.sql}") from None
             k = len(self.order)  # $1 … $k in the one row; row j gets $(j*k + 1) … $(j*k + k)
-            rows = [re.sub(r"\$(\d+)", lambda m, j=j: f"${j * k + int(m.group(1))}", values) for j in range(n)]
-            sql = self._multi[n] = head + sep + ", ".join(rows)
+            sql = self._multi[n] = head + sep + ", ".join(_shifted(values, j * k) for j in range(n))
             return sql
 
     def after_insert(self, insert: "_Plan", n: int) -> str:
@@ -282,8 +292,7 @@ class _Plan:
         try:
             return self._after[key]
         except KeyError:
-            shift = n * len(insert.order)
-            own = re.sub(r"\$(\d+)", lambda m: f"${shift + int(m.group(1))}", self.sql)
+            own = _shifted(self.sql, n * len(insert.order))
             sql = self._after[key] = f"WITH sop_inserted AS ({insert._rows_sql(n)}) {own}"
             return sql
 

@@ -25,8 +25,8 @@ from engine.audit import StoredEvent, canonical_json, decode_event, event_hash, 
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
 from engine.spec.forms import building_of
-from engine.store.prepared import Prepared
 from engine.store.instance_cache import InstanceCache, check_entry
+from engine.store.prepared import Prepared
 from engine.store.tables import events as E
 from engine.store.tables import instances as I
 from engine.store.tables import outbox as O
@@ -154,13 +154,9 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
     seq, prev = stored[-1].seq, stored[-1].hash
     changes = _projection_changes(before, after, seq, prev)
     try:
-        matched = _UPDATE_PROJECTION.inserting_first(conn, _INSERT_EVENTS, rows, changes, sent)
-        if matched is None:
-            _INSERT_EVENTS.executemany(conn, rows)
-    except IntegrityError as err:
+        matched = _UPDATE_PROJECTION.execute_after_insert(conn, _INSERT_EVENTS, rows, changes, sent)
+    except IntegrityError as err:  # the events' key: another writer appended this seq first
         raise ConcurrencyConflict(before.id, before.revision) from err
-    if matched is None:
-        matched = _UPDATE_PROJECTION.execute(conn, changes, sent)
     if matched != 1:
         raise ConcurrencyConflict(before.id, before.revision)
     return stored

@@ -8,9 +8,12 @@ from the maintained ``chinese_calendar`` package, corrected by per-site override
 working hours from the site's periods (default 09:00-12:00 and 13:30-18:00, 7.5 h).
 
 The package only knows the years whose State Council notice it shipped; next year's
-notice appears each November. Rather than guess, a date in an unknown year raises
-:class:`CalendarError` until the site adds that year to its calendar file
-(``org/calendar.yaml``; format in docs/working-time.md and :func:`load_calendar_file`).
+notice appears each November. The office never stops for that: a year that neither the
+package nor the site's calendar file knows gets a *provisional* calendar built from the
+statutory rules (:mod:`engine.statutory`), and every deadline computed on one of its days
+is flagged ``provisional`` until the site adds the year (``years:`` in its calendar file;
+format in docs/working-time.md and :func:`load_calendar_file`) or a newer package knows
+it, and ``sop calendar repair`` recomputes those deadlines.
 
 Conventions:
 - working time is a union of half-open periods ``[start, end)``: 12:00 is not inside;
@@ -25,12 +28,14 @@ from calendar import monthrange
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from enum import StrEnum
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import yaml
 
+from engine import statutory
 from engine.errors import CalendarError, Issue, ProcedureError
 
 Period = tuple[time, time]
@@ -49,6 +54,14 @@ OFFICIAL_CORRECTIONS: dict[date, bool] = {
     # 2005-12-31 was a make-up workday. chinese_calendar 1.11 has it as a day off.
     date(2005, 12, 31): True,
 }
+
+
+class YearSource(StrEnum):
+    """Where the workdays of a year come from, most trusted first."""
+
+    SITE = "site"                # a whole year defined in the site's calendar file
+    PACKAGE = "package"          # chinese_calendar's copy of the State Council notice
+    PROVISIONAL = "provisional"  # the statutory rules only (engine.statutory)
 
 
 def _package_years() -> tuple[int, int]:
@@ -192,6 +205,18 @@ class WorkCalendar:
         """Built-in defaults plus the shipped ``org/calendar.yaml`` when it exists."""
         return cls.from_file(SHIPPED_FILE) if SHIPPED_FILE.exists() else cls()
 
+    @classmethod
+    def for_site(cls, calendar_file: str | Path | None, org_file: str | Path | None = None) -> WorkCalendar:
+        """The site's calendar: the file given (``--calendar``/``SOP_CALENDAR``), else the
+        ``calendar.yaml`` beside the org file, else the shipped one. The calendar belongs to
+        the site, not to the installed package: a site's 2027 notice must survive upgrades."""
+        if calendar_file is not None:
+            return cls.from_file(calendar_file)
+        beside = Path(org_file).with_name("calendar.yaml") if org_file is not None else None
+        if beside is not None and beside.is_file():
+            return cls.from_file(beside)
+        return cls.default()
+
     # -- days --------------------------------------------------------------------------
 
     @property
@@ -200,9 +225,33 @@ class WorkCalendar:
         return sum((datetime.combine(date.min, e) - datetime.combine(date.min, s) for s, e in self.periods), timedelta())
 
     def covered_years(self) -> set[int]:
-        """Years in which every date has an answer (package years plus defined years)."""
+        """Years known from a notice (package years plus years defined in the site file)."""
         first, last = PACKAGE_YEARS
         return set(range(first, last + 1)) | set(self.years)
+
+    def year_source(self, year: int) -> YearSource:
+        if year in self.years:
+            return YearSource.SITE
+        first, last = PACKAGE_YEARS
+        return YearSource.PACKAGE if first <= year <= last else YearSource.PROVISIONAL
+
+    def is_provisional(self, year: int) -> bool:
+        return self.year_source(year) is YearSource.PROVISIONAL
+
+    def provisional_years(self, a: datetime, b: datetime) -> list[int]:
+        """The provisional years among the local calendar years from ``a`` to ``b`` (either order)."""
+        first, last = sorted((self._local(a).year, self._local(b).year))
+        return [y for y in range(first, last + 1) if self.is_provisional(y)]
+
+    def describe_year(self, year: int) -> str:
+        """Where ``year``'s workdays come from, in words an auditor can check."""
+        source = self.year_source(year)
+        if source is YearSource.SITE:
+            notice = f" ({self.years[year].source})" if self.years[year].source else ""
+            return f"{self.source or 'the site calendar file'}{notice}"
+        if source is YearSource.PACKAGE:
+            return f"chinese-calendar {chinese_calendar.__version__}"
+        return f"provisional: statutory rules {statutory.RULES} ({statutory.package_version()}), no 调休 known"
 
     def is_workday(self, d: date) -> bool:
         _require_date(d)
@@ -222,21 +271,9 @@ class WorkCalendar:
             return d.weekday() < 5
         if d in OFFICIAL_CORRECTIONS:
             return OFFICIAL_CORRECTIONS[d]
-        try:
-            return chinese_calendar.is_workday(d)
-        except NotImplementedError:
-            raise CalendarError(self._unknown_year_message(d)) from None
-
-    def _unknown_year_message(self, d: date) -> str:
-        first, last = PACKAGE_YEARS
-        defined = ", ".join(map(str, sorted(self.years))) or "none"
-        where = self.source or "the calendar file (org/calendar.yaml)"
-        return (
-            f"the working calendar does not know the year {d.year} (asked about {d}): "
-            f"chinese_calendar covers {first}-{last}, years defined in the calendar file: {defined}. "
-            f"Add {d.year} under `years:` in {where} from the State Council holiday notice "
-            f"(holidays and make-up workdays), or upgrade chinese-calendar"
-        )
+        if self.year_source(d.year) is YearSource.PROVISIONAL:
+            return statutory.is_workday(d)
+        return chinese_calendar.is_workday(d)
 
     def next_workday(self, d: date) -> date:
         """The first workday strictly after ``d``."""

@@ -17,7 +17,7 @@ from engine.calendar import (
     YearDefinition,
     month_day_or_last,
 )
-from engine.errors import CalendarError, ProcedureError
+from engine.errors import ProcedureError
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()
@@ -115,17 +115,42 @@ YEAR_2027 = YearDefinition(
 )
 
 
-def test_unknown_year_raises_naming_the_year_and_the_fix():
-    with pytest.raises(CalendarError, match="2027") as err:
-        CAL.is_workday(date(2027, 3, 1))
-    assert "years:" in str(err.value) and "calendar file" in str(err.value)
-    with pytest.raises(CalendarError, match="2003"):
-        CAL.is_workday(date(2003, 6, 2))
+# 2027 from the statutory rules alone (全国年节及纪念日放假办法, 2024): worked out by hand
+# from the lunar calendar (除夕 2027-02-05, 清明 04-05, 端午 06-09, 中秋 09-15) and article 6
+# (a holiday on a weekend is given back on the next workday).
+STATUTORY_2027_OFF = {
+    date(2027, 1, 1),                                                        # 元旦, Friday
+    date(2027, 2, 5), date(2027, 2, 8), date(2027, 2, 9), date(2027, 2, 10),  # 除夕..初三 + 补假 for Sat/Sun
+    date(2027, 4, 5),                                                        # 清明, Monday
+    date(2027, 5, 3), date(2027, 5, 4),                                      # 劳动节 Sat/Sun given back
+    date(2027, 6, 9), date(2027, 9, 15),                                     # 端午, 中秋
+    date(2027, 10, 1), date(2027, 10, 4), date(2027, 10, 5),                 # 国庆 Fri + Sat/Sun given back
+}
 
 
-def test_unknown_year_reached_by_arithmetic_raises_too():
-    with pytest.raises(CalendarError, match="2027"):
-        CAL.add_workdays(at(2026, 12, 30, 10), 5, "end_of_day")
+def test_unknown_year_gets_the_provisional_statutory_calendar():
+    assert CAL.year_source(2027) == "provisional" and CAL.is_provisional(2027)
+    assert CAL.year_source(2026) == "package" and not CAL.is_provisional(2026)
+    weekdays_off = {d for d in days(date(2027, 1, 1), date(2027, 12, 31)) if d.weekday() < 5 and not CAL.is_workday(d)}
+    assert weekdays_off == STATUTORY_2027_OFF
+    weekend_work = [d for d in days(date(2027, 1, 1), date(2027, 12, 31)) if d.weekday() >= 5 and CAL.is_workday(d)]
+    assert weekend_work == []  # no make-up weekend is guessed
+    assert "provisional" in CAL.describe_year(2027) and "2024" in CAL.describe_year(2027)
+    # Before the package's first year the same rules of the time answer (holidays' history).
+    assert not CAL.is_workday(date(2003, 10, 1)) and CAL.is_provisional(2003)
+
+
+def test_provisional_years_outside_the_lunar_tables_keep_the_fixed_holidays():
+    assert not CAL.is_workday(date(2150, 10, 1))  # a Thursday, 国庆
+    assert CAL.is_workday(date(2150, 10, 6)) and not CAL.is_workday(date(2150, 1, 1))
+
+
+def test_arithmetic_into_an_unknown_year_never_refuses():
+    # Thursday 2026-12-31 + 1 workday: Friday 2027-01-01 is 元旦, so Monday 2027-01-04.
+    assert CAL.add_workdays(at(2026, 12, 31, 10), 1, "end_of_day") == at(2027, 1, 4, 18)
+    assert CAL.add_workdays(at(2026, 12, 30, 10), 5, "end_of_day") == at(2027, 1, 7, 18)
+    assert CAL.provisional_years(at(2026, 12, 30, 10), at(2027, 1, 7, 18)) == [2027]
+    assert CAL.provisional_years(at(2026, 1, 30, 10), at(2026, 12, 31, 18)) == []
 
 
 def test_year_definition_makes_2027_work():

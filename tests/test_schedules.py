@@ -172,9 +172,7 @@ def test_malformed_specs_name_the_problem():
         parse_schedule("every workday at 10:00").next_after(datetime(2025, 9, 30), CAL)
 
 
-def test_schedules_reach_unknown_years_loudly():
-    from engine.errors import CalendarError
-
-    with pytest.raises(CalendarError, match="2027"):
-        parse_schedule("every workday at 10:00").next_after(at(2026, 12, 31, 11), CAL)
+def test_schedules_run_on_into_a_provisional_year():
+    # Thursday 2026-12-31 11:00: Friday 2027-01-01 is 元旦 by the statutory rules.
+    assert parse_schedule("every workday at 10:00").next_after(at(2026, 12, 31, 11), CAL) == at(2027, 1, 4, 10)
     assert MonthlyOn(16, "last", at(2026, 1, 1).time(), "x").date_in(2027, 2) == date(2027, 2, 16)

@@ -43,6 +43,11 @@ _FORMS = (
 class Schedule(Protocol):
     text: str
 
+    @property
+    def uses_calendar(self) -> bool:
+        """Whether its occurrences depend on the working calendar (then they can be provisional)."""
+        ...
+
     def next_after(self, t: datetime, calendar: WorkCalendar, anchor: datetime | None = None) -> datetime:
         """The first occurrence strictly after ``t``, in the calendar's zone."""
         ...
@@ -60,6 +65,10 @@ class Every:
 
     step: Duration
     text: str
+
+    @property
+    def uses_calendar(self) -> bool:
+        return self.step.kind != "wall"
 
     def next_after(self, t: datetime, calendar: WorkCalendar, anchor: datetime | None = None) -> datetime:
         t = _local(t, calendar)
@@ -80,6 +89,10 @@ class DailyAt:
     at: time
     workdays_only: bool
     text: str
+
+    @property
+    def uses_calendar(self) -> bool:
+        return self.workdays_only
 
     def next_after(self, t: datetime, calendar: WorkCalendar, anchor: datetime | None = None) -> datetime:
         local = _local(t, calendar)
@@ -104,6 +117,7 @@ class MonthlyOn:
     shorter_month: Literal["last", "skip"]
     at: time
     text: str
+    uses_calendar = False
 
     def date_in(self, year: int, month: int) -> date | None:
         """The firing date in that month, or None when the month is skipped."""
@@ -130,6 +144,7 @@ class Cron:
 
     expression: str
     text: str
+    uses_calendar = False
 
     def next_after(self, t: datetime, calendar: WorkCalendar, anchor: datetime | None = None) -> datetime:
         from croniter import croniter

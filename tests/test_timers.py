@@ -154,10 +154,11 @@ def test_day_30_or_last_day_fires_on_february_28(probe, clock) -> None:  # type:
     assert deadline(probe, p.id, "monthly")["due"] == "2026-02-28T00:00:00+08:00"
     clock.set(t("2026-03-31T00:00"))
     fired = [f.due.astimezone(SHANGHAI).date().isoformat() for f in probe.tick(clock.now()) if f.name == "monthly"]
-    # The sweep was down from 02-28 to 03-31: it fires once, for the latest missed occurrence.
-    assert fired == ["2026-02-28"]
-    event = [json.loads(e.data_json) for e in probe.history(p.id) if e.type == "TimerFired"][-1]
-    assert event["due"].startswith("2026-03-29T16:00") and event["missed"] == 1
+    # The sweep was down from 02-28 to 03-31: each missed occurrence fires, at its own time.
+    assert fired == ["2026-02-28", "2026-03-30"]
+    fires = [e for e in probe.history(p.id) if e.type == "TimerFired"]
+    assert [e.occurred_at.astimezone(SHANGHAI).isoformat() for e in fires] == [
+        "2026-02-28T00:00:00+08:00", "2026-03-30T00:00:00+08:00"]
     assert deadline(probe, p.id, "monthly")["due"] == "2026-04-30T00:00:00+08:00"
 
 

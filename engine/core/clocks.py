@@ -14,7 +14,8 @@ Clock dict keys: ``kind`` (sla|timer), ``status`` (open, warned, met, breached,
 cancelled for SLAs; open, fired, cancelled for timers), ``running``, ``due``, ``next``,
 ``next_kind`` (warn:<pct> | breach | fire), ``started_at``, ``ended_at``, ``goal``,
 ``warned`` (thresholds passed), ``paused_remaining`` (seconds, while paused),
-``breached_at``, ``assignee``, ``fired`` (count).
+``breached_at``, ``assignee``, ``fired`` (count), and ``provisional`` (the provisional
+calendar years its due or next step was computed on; absent when none was).
 """
 from __future__ import annotations
 
@@ -58,6 +59,48 @@ def parse_iso(s: Optional[str]) -> Optional[datetime]:
 
 def clock_event(type_: str, name: str, clock: dict[str, Any], at: datetime, **extra: Any) -> Event:
     return Event(type_, "system", None, at, {"name": name, "clock": clock, **extra})
+
+
+def stamp(cal: WorkCalendar, clock: dict[str, Any], uses_calendar: bool) -> dict[str, Any]:
+    """Flag ``clock`` with the provisional years its times were computed on (engine.statutory).
+
+    The window is the clock's start to its due time or next step, whichever is later: a
+    working-time deadline walks every day in between. A clock on wall-clock time never
+    depends on the calendar. Non-provisional clocks carry no key at all, so their events
+    (and hashes) are what they were before provisional years existed.
+    """
+    ends = [t for t in (clock.get("due"), clock.get("next")) if t]
+    years = (cal.provisional_years(datetime.fromisoformat(clock["started_at"]),
+                                   max(datetime.fromisoformat(t) for t in ends))
+             if uses_calendar and ends else [])
+    if years:
+        clock["provisional"] = years
+    else:
+        clock.pop("provisional", None)
+    return clock
+
+
+_TIMER_USES_CALENDAR: dict[tuple[str, str, str], bool] = {}
+
+
+def timer_uses_calendar(proc: CompiledProcedure, spec: TimerSpec) -> bool:
+    """Whether a timer's firing times depend on the working calendar (per version, remembered)."""
+    key = (proc.id, proc.version, spec.name)
+    known = _TIMER_USES_CALENDAR.get(key)
+    if known is None:
+        units = proc.spec.units
+        if spec.after is not None:
+            known = parse_duration(spec.after, units).kind != "wall"
+        elif spec.at is not None:
+            known = signed_duration(spec.at.offset, units)[1].kind != "wall"
+        else:
+            known = parse_schedule(spec.schedule, units).uses_calendar  # type: ignore[arg-type]
+        _TIMER_USES_CALENDAR[key] = known
+    return known
+
+
+def sla_uses_calendar(clock: dict[str, Any]) -> bool:
+    return clock.get("goal_kind") != "wall"
 
 
 # ------------------------------------------------------------------ what a change means
@@ -116,6 +159,7 @@ def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
         if new_due and clock["status"] != "breached":
             c = dict(clock, due=iso(datetime.fromisoformat(new_due)), warned=[], status="open")
             c.update(_next_step(proc, cal, spec, c))
+            stamp(cal, c, sla_uses_calendar(c))
             return [clock_event(SLA_RESET, spec.name, c, at, due=c["due"])]
     if set(spec.stop_on) & actions or set(spec.stop_in) & set(entered):
         return [_stop_sla(clock, spec.name, inst, at)]
@@ -133,6 +177,7 @@ def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
         due = at + rest if clock.get("goal_kind") == "wall" else cal.add_working_time(at, rest)
         c = dict(clock, paused_remaining=None, due=iso(due))
         c.update(_next_step(proc, cal, spec, c))
+        stamp(cal, c, sla_uses_calendar(c))
         return [clock_event(SLA_RESUMED, spec.name, c, at)]
     return []
 
@@ -164,6 +209,7 @@ def _start_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
                          "goal": goal.text, "goal_kind": goal.kind, "warned": [], "paused_remaining": None,
                          "breached_at": None, "ended_at": None, "assignee": inst.assignee}
     c.update(step)
+    stamp(cal, c, goal.kind != "wall")
     return clock_event(SLA_STARTED, spec.name, c, at, due=c["due"])
 
 
@@ -232,6 +278,7 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
         if first is not None:
             c = {"kind": "timer", "status": "open", "running": True, "started_at": iso(at), "due": iso(first),
                  "next": iso(first), "next_kind": "fire", "fired": (clock or {}).get("fired", 0), "ended_at": None}
+            stamp(cal, c, timer_uses_calendar(proc, spec))
             out.append(clock_event(TIMER_ARMED, spec.name, c, at, due=c["due"]))
     return out
 
@@ -292,15 +339,16 @@ def due_clocks(inst: Instance, until: datetime, strictly_before: bool = False) -
     return [n for _, n in sorted(due)]
 
 
-def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str, now: datetime,
-                until: Optional[datetime] = None) -> tuple[list[Event], Optional[TimerSpec | SlaSpec], datetime]:
+def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str,
+                now: datetime) -> tuple[list[Event], Optional[TimerSpec | SlaSpec], datetime]:
     """The clock event of one due step, the spec whose effects must follow, and when it happened.
 
-    ``now`` is when the engine fires it (for the recorded lateness); ``until`` bounds the
-    missed occurrences a recurring timer coalesces (default ``now``): a command at time T
-    only catches up what happened before T.
+    ``now`` is when the engine fires it (for the recorded lateness). The step happens at its
+    own due time (or at the instance's last event, if that is later), and a recurring timer
+    fires once per occurrence: after downtime, a backlog is each step at its own time, in
+    order, so a daily check is judged for every day missed and a condition such as
+    ``date(now) < due_date`` is judged on the day the step was due.
     """
-    until = now if until is None else until
     clock = inst.clocks[name]
     due = datetime.fromisoformat(clock["next"])
     at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due
@@ -313,24 +361,18 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
             c = dict(clock, status="warned" if clock["status"] == "open" else clock["status"],
                      warned=sorted(clock["warned"] + [pct]))
             c.update(_next_step(proc, cal, spec, c))
+            stamp(cal, c, sla_uses_calendar(c))
             return [clock_event(SLA_WARNED, name, c, at, threshold=pct, late_by_s=late)], spec, at
         c = dict(clock, status="breached", breached_at=clock["due"], next=None, next_kind=None,
                  assignee=inst.assignee)
         return [clock_event(SLA_BREACHED, name, c, at, due=clock["due"], late_by_s=late)], spec, at
     tspec = next(t for t in proc.spec.timers if t.name == name)
     c = dict(clock, fired=clock.get("fired", 0) + 1)
-    missed = 0
     if tspec.schedule:
-        # After downtime a recurring timer fires once, for the latest occurrence it missed.
         schedule = parse_schedule(tspec.schedule, proc.spec.units)
-        anchor = datetime.fromisoformat(clock["started_at"])
-        nxt = schedule.next_after(due, cal, anchor=anchor)
-        while nxt <= until and missed < 100_000:
-            due, missed = nxt, missed + 1
-            nxt = schedule.next_after(due, cal, anchor=anchor)
-        at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due
-        late = max((now - due).total_seconds(), 0.0)
+        nxt = schedule.next_after(due, cal, anchor=datetime.fromisoformat(clock["started_at"]))
         c.update(due=iso(nxt), next=iso(nxt), next_kind="fire")
+        stamp(cal, c, schedule.uses_calendar)
     else:
         c.update(status="fired", running=False, next=None, next_kind=None, ended_at=iso(at))
-    return [clock_event(TIMER_FIRED, name, c, at, due=iso(due), late_by_s=late, missed=missed)], tspec, at
+    return [clock_event(TIMER_FIRED, name, c, at, due=iso(due), late_by_s=late, missed=0)], tspec, at

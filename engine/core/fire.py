@@ -23,8 +23,8 @@ ev.register(AUTOMATIC_ACTION_REFUSED, lambda proc, inst, event: inst)
 
 
 def decide_fire(proc: CompiledProcedure, org: OrgSpec, cal: WorkCalendar, inst: Instance, name: str,
-                now: datetime, until: datetime | None = None) -> Decision:
-    events, spec, at = clocks.fire_events(proc, cal, inst, name, now, until)
+                now: datetime) -> Decision:
+    events, spec, at = clocks.fire_events(proc, cal, inst, name, now)
     system = Actor.system()
     b = dc._Builder(proc, org, inst, system, None, at)
     for e in events:

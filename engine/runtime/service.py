@@ -224,39 +224,39 @@ class Engine:
         return self._commit(conn, proc, inst, decision, after, inst)
 
     def _catch_up(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime) -> Instance:
-        """Fire this instance's clock steps that came due before ``until`` (judged on occurred_at)."""
-        for _ in range(10_000):
-            names = clk.due_clocks(inst, until, strictly_before=True)
-            if not names:
-                return inst
-            inst = self._fire(conn, proc, inst, names[0], until)
-        raise RuntimeError(f"instance {inst.id}: clocks keep coming due")  # a bug, not user error
+        """Fire this instance's clock steps that came due before ``until`` (judged on occurred_at),
+        each at its own due time, earliest first."""
+        return self._fire_until(conn, proc, inst, until, strictly_before=True)
 
-    def _fire(self, conn: Connection, proc: CompiledProcedure, inst: Instance, name: str,
-              until: datetime) -> Instance:
-        decision = decide_fire(proc, self.org, self.calendar, inst, name, self.clock.now(), until)
+    def _fire_until(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime,
+                    strictly_before: bool) -> Instance:
+        fired: set[tuple[str, str]] = set()
+        while names := clk.due_clocks(inst, until, strictly_before):
+            step = (names[0], inst.clocks[names[0]]["next"])
+            if step in fired:  # every step moves its clock on; one that does not is a bug
+                raise RuntimeError(f"instance {inst.id}: clock {step[0]} stays due at {step[1]}")
+            fired.add(step)
+            inst = self._fire(conn, proc, inst, names[0])
+        return inst
+
+    def _fire(self, conn: Connection, proc: CompiledProcedure, inst: Instance, name: str) -> Instance:
+        decision = decide_fire(proc, self.org, self.calendar, inst, name, self.clock.now())
         after = decision.result(proc, inst, ev.evolve)
         return self._commit(conn, proc, inst, decision, after, inst)
 
-    def fire_in(self, conn: Connection, instance_id: int, name: str,
-                until: Optional[datetime] = None) -> Optional[Instance]:
+    def fire_in(self, conn: Connection, instance_id: int, name: str) -> Optional[Instance]:
         """Fire one claimed clock step inside the caller's transaction (the sweep's unit of work).
 
-        Steps of the same instance that fall due before the claimed one fire first, in
-        order, so one instance's history never runs out of order whatever the batch holds.
+        Steps of the same instance that fall due up to the claimed one fire with it, in
+        order, so one instance's history never runs out of order whatever the batch holds;
+        a recurring timer's next occurrence is a new row for the sweep to find.
         """
         inst = repo.load_for_write(conn, instance_id, self.instances)
         clock = inst.clocks.get(name)
         if clock is None or not clock.get("next"):
             return None
         proc = self.procedure_for(conn, inst.procedure, inst.version)
-        due = datetime.fromisoformat(clock["next"])
-        for _ in range(10_000):
-            first = clk.due_clocks(inst, due)[0]
-            if first == name:  # a recurring timer catches up on what it missed up to the sweep's time
-                return self._fire(conn, proc, inst, name, min(until or self.clock.now(), self.clock.now()))
-            inst = self._fire(conn, proc, inst, first, due)
-        raise RuntimeError(f"instance {inst.id}: clocks keep coming due")  # a bug, not user error
+        return self._fire_until(conn, proc, inst, datetime.fromisoformat(clock["next"]), strictly_before=False)
 
     def _spawner(self, decision: Decision) -> Actor:
         """Who starts a linked instance: the person whose action spawned it (CMP-2: the receiver
@@ -403,5 +403,8 @@ def deadline_views(inst: Instance, calendar: WorkCalendar) -> list[dict[str, Any
         view = {"name": name, "kind": c["kind"], "due": due, "status": c["status"]}
         if c.get("paused_remaining") is not None:
             view["paused"] = True
+        if c.get("provisional"):
+            view["provisional"] = True
+            view["provisional_years"] = list(c["provisional"])
         out.append(view)
     return out

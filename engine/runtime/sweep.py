@@ -91,7 +91,7 @@ def _sweep_locking(engine: Any, until: datetime, limit: Optional[int], fired: li
                     if batch and time.monotonic() >= stop_at:
                         break  # the rest stay due; their locks go with this commit
                     try:
-                        one = _fire_row(engine, conn, row, until)
+                        one = _fire_row(engine, conn, row)
                     except EngineError as err:
                         log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
                         failed.add((row.instance_id, row.name))
@@ -133,7 +133,7 @@ def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, s
             return done, used
         try:
             with db.savepoint(conn):
-                one = _fire_row(engine, conn, row, until)
+                one = _fire_row(engine, conn, row)
         except EngineError as err:
             log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
             failed.add((row.instance_id, row.name))
@@ -143,12 +143,12 @@ def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, s
     return done, len(rows)
 
 
-def _fire_row(engine: Any, conn: Any, row: Any, until: datetime) -> Optional[Fired]:
+def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:
     """Claim one due row and fire it; None if another sweeper has it."""
     if not timer_store.claim(conn, row.instance_id, row.name, row.next_fire_at):
         return None  # another sweeper has it
     if os.environ.get(CRASH_AFTER_CLAIM_ENV):
         os._exit(17)
-    inst = engine.fire_in(conn, row.instance_id, row.name, until)
+    inst = engine.fire_in(conn, row.instance_id, row.name)
     clock = inst.clocks.get(row.name, {}) if inst else {}
     return Fired(row.instance_id, row.name, row.next_fire_at, clock.get("status"), inst.state if inst else None)

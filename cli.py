@@ -17,6 +17,7 @@ import click
 from engine.cli_support import fail_cleanly
 from engine.errors import InputError
 from engine.runtime.config import Settings, build_engine
+from engine.runtime.service import next_deadline
 from engine.runtime.views import event_view, instance_view, iso
 
 
@@ -176,7 +177,8 @@ def show_instance(ctx: Context, inst: Any) -> None:
         if view["deadlines"]:
             click.echo("deadlines:")
             for d in view["deadlines"]:
-                click.echo(f"  {d['name']}  due {d['due']}  {d['status']}")
+                mark = f"  provisional ({', '.join(map(str, d['provisional_years']))})" if d.get("provisional") else ""
+                click.echo(f"  {d['name']}  due {d['due']}  {d['status']}{mark}")
 
     emit(ctx, view, human)
 
@@ -301,10 +303,16 @@ def tasks(ctx: Context, staff: Optional[str], role: Optional[str]) -> None:
     zone = ZoneInfo(eng.org.site.zone)
     rows = [{"id": i.id, "procedure": i.procedure, "state": i.state, "assignee": i.assignee,
              "assignee_role": i.assignee_role, "unit": i.data.get("unit"),
-             "last_occurred_at": iso(i.last_occurred_at, zone)} for i in items]
+             "last_occurred_at": iso(i.last_occurred_at, zone), **next_deadline(i, zone)} for i in items]
     emit(ctx, rows, lambda: table([[r["id"], r["procedure"], r["state"], r["assignee"] or "-", r["assignee_role"],
-                                    r["unit"] or "", r["last_occurred_at"]] for r in rows],
-                                  ["id", "procedure", "state", "assignee", "role", "unit", "since"]))
+                                    r["unit"] or "", r["last_occurred_at"], _due_cell(r)] for r in rows],
+                                  ["id", "procedure", "state", "assignee", "role", "unit", "since", "due"]))
+
+
+def _due_cell(row: dict[str, Any]) -> str:
+    if row["due"] is None:
+        return ""
+    return f"{row['due']} {row['sla_status']}" + (" provisional" if row["provisional"] else "")
 
 
 @main.command()
@@ -439,8 +447,8 @@ def sla_report(ctx: Context, start: Optional[str], end: Optional[str], procedure
     rows = report(eng, parse_time(start, zone, "--from"), parse_time(end, zone, "--to"), procedure)
     emit(ctx, rows, lambda: table(
         [[r["procedure"], r["sla"], r["assignee"] or "(all)", r["met"], r["breached"], r["open"],
-          "-" if r["compliance"] is None else f"{r['compliance']:.1f}%"] for r in rows],
-        ["procedure", "sla", "assignee", "met", "breached", "open", "compliance"]))
+          "-" if r["compliance"] is None else f"{r['compliance']:.1f}%", r["provisional"] or ""] for r in rows],
+        ["procedure", "sla", "assignee", "met", "breached", "open", "compliance", "provisional"]))
 
 
 @main.command()

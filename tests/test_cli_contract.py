@@ -82,7 +82,7 @@ def test_start_and_show_print_a_readable_summary(sop) -> None:  # type: ignore[n
 
 def test_tasks_and_history_print_tables(sop, one) -> None:  # type: ignore[no-untyped-def]
     tasks = sop("tasks", "--as", "chen_jing").stdout.splitlines()
-    assert tasks[0].split() == ["id", "procedure", "state", "assignee", "role", "unit", "since"]
+    assert tasks[0].split() == ["id", "procedure", "state", "assignee", "role", "unit", "since", "due"]
     assert set(tasks[1]) <= {"-", " "}
     assert tasks[2].split()[:6] == ["1", "complaint", "investigating", "chen_jing", "steward", "3-1201"]
     history = sop("history", "1").stdout.splitlines()

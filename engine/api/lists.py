@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from engine.api.auth import Caller, caller
 from engine.api.errors import ApiError, problem
 from engine.api.models import ErrorPublic, InstanceSummary, Page
+from engine.runtime.service import next_deadline
 from engine.core.decide import SUPERVISOR_ROLES
 from engine.core.model import Instance
 from engine.runtime.views import iso
@@ -48,7 +49,8 @@ def _summary(inst: Instance, zone: ZoneInfo) -> dict[str, Any]:
     return {"id": inst.id, "procedure": inst.procedure, "version": inst.version, "state": inst.state,
             "status": inst.status, "assignee": inst.assignee, "assignee_role": inst.assignee_role,
             "unit": unit if isinstance(unit, str) else None, "revision": inst.revision,
-            "started_at": iso(inst.started_at, zone), "last_occurred_at": iso(inst.last_occurred_at, zone)}
+            "started_at": iso(inst.started_at, zone), "last_occurred_at": iso(inst.last_occurred_at, zone),
+            **next_deadline(inst, zone)}
 
 
 def _page(request: Request, f: InstanceFilter, paging: Paging, inbox: bool) -> dict[str, Any]:

@@ -130,6 +130,8 @@ class DeadlinePublic(BaseModel):
     kind: Optional[str] = None
     due: Optional[datetime] = None
     status: str
+    provisional: bool = False  # computed on a provisional calendar year (engine/statutory.py)
+    provisional_years: list[int] = []
 
 
 class InstancePublic(Public):
@@ -164,6 +166,9 @@ class InstanceSummary(Public):
     revision: int
     started_at: Optional[datetime]
     last_occurred_at: Optional[datetime]
+    due: Optional[datetime] = None  # the most urgent running SLA's due time
+    sla_status: Optional[str] = None  # open | warned | breached
+    provisional: bool = False  # that due time was computed on a provisional calendar year
 
 
 class EventPublic(Public):

@@ -23,6 +23,7 @@ class SlaRowPublic(BaseModel):
     met: int
     breached: int
     open: int
+    provisional: int  # clocks whose due time was computed on a provisional calendar year
     compliance: Optional[float]  # percent of judged clocks met; null when none is judged yet
 
 

@@ -408,3 +408,15 @@ def deadline_views(inst: Instance, calendar: WorkCalendar) -> list[dict[str, Any
             view["provisional_years"] = list(c["provisional"])
         out.append(view)
     return out
+
+
+def next_deadline(inst: Instance, zone: Any) -> dict[str, Any]:
+    """The task's most urgent running SLA: due (in ``zone``), its status, and whether it is
+    provisional; all None/False when no SLA runs (what an inbox sorts and colours by)."""
+    running = [c for c in inst.clocks.values()
+               if c["kind"] == "sla" and c.get("running") and c.get("due") and c.get("paused_remaining") is None]
+    if not running:
+        return {"due": None, "sla_status": None, "provisional": False}
+    first = min(running, key=lambda c: datetime.fromisoformat(c["due"]))
+    return {"due": datetime.fromisoformat(first["due"]).astimezone(zone).isoformat(),
+            "sla_status": first["status"], "provisional": bool(first.get("provisional"))}

@@ -2,6 +2,8 @@
 
 Compliance = met / (met + breached); open clocks are counted but not judged yet. A clock
 that breached and was stopped later counts as breached (a breach is never undone).
+``provisional`` counts the clocks whose due time was computed on a provisional calendar
+year (engine/statutory.py): their verdict may move when the year's notice is added.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ def report(engine: Any, start: Optional[datetime], end: Optional[datetime],
            procedure: Optional[str]) -> list[dict[str, Any]]:
     with engine.read() as conn:
         rows = timer_store.report_rows(conn, start, end, procedure)
-    totals: dict[tuple[str, str, Optional[str]], dict[str, int]] = defaultdict(lambda: {"met": 0, "breached": 0, "open": 0})
+    totals: dict[tuple[str, str, Optional[str]], dict[str, int]] = defaultdict(
+        lambda: {"met": 0, "breached": 0, "open": 0, "provisional": 0})
     for r in rows:
         outcome = "breached" if r.breached_at is not None or r.status == "breached" else (
             "met" if r.status == "met" else "open" if r.status in ("open", "warned") else None)
@@ -24,6 +27,7 @@ def report(engine: Any, start: Optional[datetime], end: Optional[datetime],
             continue
         for who in (None, r.assignee or "-"):
             totals[(r.procedure, r.name, who)][outcome] += 1
+            totals[(r.procedure, r.name, who)]["provisional"] += bool(r.provisional)
     out = []
     for (proc, sla, who), t in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] is not None, kv[0][2] or "")):
         judged = t["met"] + t["breached"]

@@ -112,6 +112,7 @@ class TimerRow(SQLModel, table=True):
     ended_at: Optional[datetime] = _dt(default=None, nullable=True)
     breached_at: Optional[datetime] = _dt(default=None, nullable=True)
     assignee: Optional[str] = None
+    provisional: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class EventRow(SQLModel, table=True):

@@ -43,7 +43,8 @@ def _values(procedure: str, c: dict[str, Any]) -> dict[str, Any]:
     return {"procedure": procedure, "kind": c["kind"], "status": c["status"], "due_at": _dt(c.get("due")),
             "next_fire_at": _dt(c.get("next")), "next_kind": c.get("next_kind"),
             "started_at": _dt(c["started_at"]), "ended_at": _dt(c.get("ended_at")),
-            "breached_at": _dt(c.get("breached_at")), "assignee": c.get("assignee")}
+            "breached_at": _dt(c.get("breached_at")), "assignee": c.get("assignee"),
+            "provisional": bool(c.get("provisional"))}
 
 
 def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -117,7 +118,8 @@ def of_instance(conn: Connection, instance_id: int) -> list[Any]:
 
 def report_rows(conn: Connection, start: Optional[datetime], end: Optional[datetime],
                 procedure: Optional[str]) -> list[Any]:
-    q = sa.select(T.c.procedure, T.c.name, T.c.status, T.c.assignee, T.c.breached_at).where(T.c.kind == "sla")
+    q = (sa.select(T.c.procedure, T.c.name, T.c.status, T.c.assignee, T.c.breached_at, T.c.provisional)
+         .where(T.c.kind == "sla"))
     if start is not None:
         q = q.where(T.c.started_at >= start)
     if end is not None:

@@ -22,13 +22,14 @@ from engine.runtime.views import event_view, instance_view, iso
 
 
 class Context:
-    def __init__(self, db: Optional[str], procedures: Optional[str], org: Optional[str], as_json: bool) -> None:
-        self.db, self.procedures, self.org, self.json = db, procedures, org, as_json
+    def __init__(self, db: Optional[str], procedures: Optional[str], org: Optional[str], as_json: bool,
+                 calendar: Optional[str] = None) -> None:
+        self.db, self.procedures, self.org, self.json, self.calendar = db, procedures, org, as_json, calendar
         self._engine: Any = None
 
     @property
     def settings(self) -> Settings:
-        return Settings.resolve(self.db, self.procedures, self.org)
+        return Settings.resolve(self.db, self.procedures, self.org, self.calendar)
 
     @property
     def engine(self) -> Any:
@@ -131,15 +132,17 @@ def _one_line(e: click.UsageError) -> click.ClickException:
 @click.option("--db", envvar="SOP_DB", help="Database URL (env SOP_DB; default sqlite:///sop.db).")
 @click.option("--procedures", envvar="SOP_PROCEDURES", help="Procedures directory (env SOP_PROCEDURES).")
 @click.option("--org", envvar="SOP_ORG", help="Organisation file (env SOP_ORG).")
+@click.option("--calendar", envvar="SOP_CALENDAR",
+              help="The site's working calendar file (env SOP_CALENDAR; default: calendar.yaml beside --org).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.pass_context
 def main(click_ctx: click.Context, db: Optional[str], procedures: Optional[str], org: Optional[str],
-         as_json: bool) -> None:
+         calendar: Optional[str], as_json: bool) -> None:
     """sop — 物业客服 workflow engine: procedures as YAML state machines with SLA timers."""
     if hasattr(sys.stdout, "reconfigure") and (sys.stdout.encoding or "").lower() != "utf-8":
         sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
         sys.stderr.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
-    click_ctx.obj = Context(db, procedures, org, as_json)
+    click_ctx.obj = Context(db, procedures, org, as_json, calendar)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -381,7 +384,7 @@ def demo(ctx: Context, db_file: Path) -> None:
 
     url = demo_run.fresh_db(db_file)
     base = ctx.settings
-    settings = Settings(url, base.procedures, base.org)
+    settings = Settings(url, base.procedures, base.org, base.calendar)
     # With --json the progress goes to stderr, so stdout is one JSON document.
     if ctx.json:
         result = demo_run.run(settings, lambda line: click.echo(line, err=True),
@@ -424,6 +427,51 @@ def worker(ctx: Context, interval: float) -> None:
     from engine.runtime.worker import run_worker
 
     run_worker(ctx.engine, interval, click.echo)
+
+
+@main.group()
+def calendar() -> None:
+    """The site's working calendar: where each year comes from; repair deadlines after a change."""
+
+
+@calendar.command("status")
+@json_flag
+@pass_ctx
+@fail_cleanly
+def calendar_status(ctx: Context) -> None:
+    """Where last, this and next year's workdays come from, provisional deadlines, warnings."""
+    from engine.runtime.calendar_status import status
+
+    eng = ctx.engine
+    report = status(eng, eng.clock.now())
+
+    def human() -> None:
+        click.echo(f"calendar file: {report['file'] or '(built-in defaults)'}   zone: {report['zone']}")
+        table([[y["year"], y["source"], y["from"]] for y in report["years"]], ["year", "source", "from"])
+        click.echo(f"open deadlines on a provisional year: {report['open_provisional_deadlines']}")
+        for w in report["warnings"]:
+            click.echo(f"warning: {w}")
+
+    emit(ctx, report, human)
+
+
+@calendar.command("repair")
+@json_flag
+@click.option("--at", help="When the repair happens (ISO 8601); default now.")
+@pass_ctx
+@fail_cleanly
+def calendar_repair(ctx: Context, at: Optional[str]) -> None:
+    """Recompute open deadlines on the calendar as it is now; one ClockRepaired event per moved clock."""
+    from engine.runtime.calendar_repair import repair_all
+
+    eng = ctx.engine
+    zone = ZoneInfo(eng.org.site.zone)
+    done = repair_all(eng, parse_time(at, eng.org.site.zone))
+    rows = [{"instance": r.instance_id, "clock": r.name, "old_due": iso(datetime.fromisoformat(r.old_due), zone),
+             "new_due": iso(datetime.fromisoformat(r.new_due), zone), "reason": r.reason} for r in done]
+    emit(ctx, rows, lambda: (table([[r["instance"], r["clock"], r["old_due"], r["new_due"]] for r in rows],
+                                   ["instance", "clock", "old due", "new due"]) if rows
+                             else click.echo("no open deadline changed")))
 
 
 @main.group()

@@ -2,6 +2,8 @@
 
 Defaults are the embedded ones: ``sqlite:///sop.db`` in the working directory, the
 shipped ``procedures/`` (with ``forms/`` beside it) and the shipped demo organisation.
+The working calendar file belongs to the site: ``--calendar``/``SOP_CALENDAR``, else the
+``calendar.yaml`` beside the org file, else the shipped one (``WorkCalendar.for_site``).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from engine.calendar import WorkCalendar
 from engine.clock import Clock, SystemClock
 from engine.errors import InputError
 from engine.spec.library import SHIPPED_ROOT, Library, load_checked
@@ -23,16 +26,25 @@ class Settings:
     db: str
     procedures: Path
     org: Path
+    calendar: Optional[Path] = None  # None: beside the org file, else the shipped one
 
     @classmethod
-    def resolve(cls, db: Optional[str], procedures: Optional[str], org: Optional[str]) -> "Settings":
+    def resolve(cls, db: Optional[str], procedures: Optional[str], org: Optional[str],
+                calendar: Optional[str] = None) -> "Settings":
         proc_dir = Path(procedures or os.environ.get("SOP_PROCEDURES") or SHIPPED_ROOT / "procedures")
         org_file = Path(org or os.environ.get("SOP_ORG") or SHIPPED_ROOT / "org" / "demo.yaml")
+        calendar = calendar or os.environ.get("SOP_CALENDAR") or None
         if not proc_dir.is_dir():
             raise InputError("--procedures", f"{proc_dir} is not a directory")
         if not org_file.is_file():
             raise InputError("--org", f"{org_file} does not exist")
-        return cls(db or os.environ.get("SOP_DB") or DEFAULT_DB, proc_dir, org_file)
+        if calendar is not None and not Path(calendar).is_file():
+            raise InputError("--calendar", f"{calendar} does not exist")
+        return cls(db or os.environ.get("SOP_DB") or DEFAULT_DB, proc_dir, org_file,
+                   Path(calendar) if calendar else None)
+
+    def work_calendar(self) -> WorkCalendar:
+        return WorkCalendar.for_site(self.calendar, self.org)
 
     def load(self) -> tuple[Library, OrgSpec]:
         """The checked library and org, memoised while none of their files change.
@@ -65,4 +77,4 @@ def build_engine(settings: Settings, clock: Optional[Clock] = None):  # type: ig
     from engine.runtime.service import Engine
 
     library, org = settings.load()
-    return Engine(settings.db, library, org, clock or SystemClock())
+    return Engine(settings.db, library, org, clock or SystemClock(), settings.work_calendar())

@@ -207,7 +207,7 @@ class Engine:
             inst = repo.load_for_write(conn, instance_id, self.instances)
             if expected_revision is not None and expected_revision != inst.revision:
                 raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
-            self._check_time(inst, when)
+            self._check_time(inst, when, self.calendar.zone)
             proc = self.procedure_for(conn, inst.procedure, inst.version)
             inst = self._catch_up(conn, proc, inst, when)
             decision = decide(proc, inst, when)
@@ -258,6 +258,24 @@ class Engine:
         proc = self.procedure_for(conn, inst.procedure, inst.version)
         return self._fire_until(conn, proc, inst, datetime.fromisoformat(clock["next"]), strictly_before=False)
 
+    def repair_clocks(self, instance_id: int, now: datetime) -> list[Any]:
+        """Recompute one instance's open clock steps on this engine's calendar (after the
+        calendar changed); one ClockRepaired event per clock that moved, in one transaction.
+        See engine.runtime.calendar_repair."""
+        from engine.runtime.calendar_repair import Repaired, repair_decision
+
+        with self.transaction() as conn:
+            inst = repo.load_for_write(conn, instance_id, self.instances)
+            proc = self.procedure_for(conn, inst.procedure, inst.version)
+            history = [_readable(r) for r in repo.events_of(conn, instance_id)]
+            decision = repair_decision(proc, self.calendar, inst, history, now)
+            if not decision.events:
+                return []
+            after = decision.result(proc, inst, ev.evolve)
+            self._commit(conn, proc, inst, decision, after, inst)
+        return [Repaired(instance_id, e.data["name"], e.data["old_due"], e.data["new_due"], e.data["reason"])
+                for e in decision.events if e.type == clk.CLOCK_REPAIRED]
+
     def _spawner(self, decision: Decision) -> Actor:
         """Who starts a linked instance: the person whose action spawned it (CMP-2: the receiver
         is on record), or the engine when a timer did."""
@@ -265,9 +283,10 @@ class Engine:
         return self.actor(first) if first != "system" and self.org.has(first) else Actor.system()
 
     @staticmethod
-    def _check_time(inst: Instance, when: datetime) -> None:
+    def _check_time(inst: Instance, when: datetime, zone: Any) -> None:
+        """The refusal shows the time as typed and the last event in the site's zone, not UTC."""
         if inst.last_occurred_at is not None and when < inst.last_occurred_at:
-            raise TimeOrderError(inst.id, when.isoformat(), inst.last_occurred_at.isoformat())
+            raise TimeOrderError(inst.id, when.isoformat(), inst.last_occurred_at.astimezone(zone).isoformat())
 
     def _commit(self, conn: Connection, proc: CompiledProcedure, before: Instance, decision: Decision,
                 after: Instance, hook_before: Optional[Instance]) -> Instance:

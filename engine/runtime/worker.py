@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from engine.runtime import calendar_status
+from engine.runtime.calendar_repair import repair_all
 from engine.store import timers as timer_store
 
 log = logging.getLogger("sop.worker")
@@ -83,6 +85,10 @@ def prune_once(engine: Any) -> int:
 
 def _sweep_once(engine: Any) -> None:
     try:
+        calendar_status.watch(engine, engine.clock.now())
+    except Exception:  # a warning that cannot be queued must not stop the sweep
+        log.exception("calendar warning failed")
+    try:
         fired = engine.tick(engine.clock.now())
         if fired:
             log.info("fired %d clock steps", len(fired))
@@ -99,6 +105,9 @@ def run_worker(engine: Any, interval: float, say: Callable[[str], None]) -> None
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    repaired = repair_all(engine)  # a calendar edited while stopped counts before anything fires
+    if repaired:
+        say(f"worker: working calendar changed, {len(repaired)} open deadlines recomputed")
     _sweep_once(engine)  # catch up at once after downtime
     scheduler = start_background(engine, interval)
     say(f"worker: sweeping every {interval:g}s; stop with SIGTERM or Ctrl-C")

@@ -129,6 +129,18 @@ def report_rows(conn: Connection, start: Optional[datetime], end: Optional[datet
     return list(conn.execute(q))
 
 
+def instances_with_open_steps(conn: Connection) -> list[int]:
+    """Instances that have a clock step still to fire (the ones a calendar change can move)."""
+    q = sa.select(T.c.instance_id).where(T.c.next_fire_at.is_not(None)).distinct().order_by(T.c.instance_id)
+    return [r[0] for r in conn.execute(q)]
+
+
+def provisional_open_count(conn: Connection) -> int:
+    """Clock steps still to fire whose due time was computed on a provisional calendar year."""
+    q = sa.select(sa.func.count()).select_from(T).where(T.c.next_fire_at.is_not(None), T.c.provisional)
+    return int(conn.execute(q).scalar_one())
+
+
 def pending_count(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(T).where(T.c.next_fire_at.is_not(None)))
                .scalar_one())

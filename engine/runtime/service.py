@@ -230,11 +230,12 @@ class Engine:
 
     def _fire_until(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime,
                     strictly_before: bool) -> Instance:
-        fired: set[tuple[str, str]] = set()
+        fired: set[tuple[str, str, str]] = set()
         while names := clk.due_clocks(inst, until, strictly_before):
-            step = (names[0], inst.clocks[names[0]]["next"])
+            clock = inst.clocks[names[0]]
+            step = (names[0], clock["next"], clock["next_kind"])
             if step in fired:  # every step moves its clock on; one that does not is a bug
-                raise RuntimeError(f"instance {inst.id}: clock {step[0]} stays due at {step[1]}")
+                raise RuntimeError(f"instance {inst.id}: clock {step[0]} stays due at {step[1]} ({step[2]})")
             fired.add(step)
             inst = self._fire(conn, proc, inst, names[0])
         return inst

@@ -347,7 +347,8 @@ def test_long_spans_are_fast():
 
 # -- properties ----------------------------------------------------------------------------
 
-starts = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2026, 6, 30), timezones=st.just(SH))
+# Across the package's last year into provisional ones: arithmetic must not notice the seam.
+starts = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2029, 12, 31), timezones=st.just(SH))
 deltas = st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=200))
 
 
@@ -373,6 +374,25 @@ def test_add_is_monotonic_and_composes(start, a, b):
     small, large = sorted((a, b))
     assert CAL.add_working_time(start, small) <= CAL.add_working_time(start, large)
     assert CAL.add_working_time(CAL.add_working_time(start, a), b) == CAL.add_working_time(start, a + b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=2027, max_value=2100))
+def test_provisional_year_keeps_the_statutory_days_and_gives_weekend_holidays_back(year):
+    from engine import statutory
+
+    cal = WorkCalendar()
+    year_days = list(days(date(year, 1, 1), date(year, 12, 31)))
+    off = {d for d in year_days if not cal.is_workday(d)}
+    assert all(d in off for d in year_days if d.weekday() >= 5)            # no make-up weekend guessed
+    assert {date(year, 1, 1), date(year, 5, 1), date(year, 5, 2), *days(date(year, 10, 1), date(year, 10, 3))} <= off
+    statutory_days = statutory.days_off(year)
+    weekday_off = {d for d in off if d.weekday() < 5}
+    assert weekday_off <= statutory_days
+    # 13 statutory days a year (1+4+1+2+1+1+3); each that falls on a weekend comes back on a
+    # weekday (补假), so 13 weekdays off, or 12 where 中秋 falls on one of the 国庆 days and the
+    # two share it (2028, 2031, 2058, 2077, 2085).
+    assert len(weekday_off) in (12, 13)
 
 
 def test_period_times_are_times():

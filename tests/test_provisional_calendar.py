@@ -167,3 +167,19 @@ def test_a_refused_earlier_time_is_shown_in_the_site_zone(db_url, site, clock) -
     with pytest.raises(TimeOrderError) as err:
         engine.claim(c.id, "chen_jing", at=datetime.fromisoformat("2026-12-31T09:00:00+08:00"))
     assert "2026-12-31T09:00:00+08:00" in str(err.value) and "(2026-12-31T10:00:00+08:00)" in str(err.value)
+
+
+def test_fee5_the_2027_01_fee_cycle_hands_its_unpaid_unit_to_dunning(db_url, site, clock) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_rules_fee_cycle import CHARGES
+
+    engine = engine_for(db_url, site, clock)
+    c = engine.start("fee_cycle", "lin_cai", {**CHARGES, "period": "2027-01", "unit": "7-0802", "payment_method": "cash",
+                     "due_date": "2027-01-15"}, at=t("2027-01-04T09:00"))
+    tick(engine, t("2027-01-05T09:00"))
+    engine.advance(c.id, "deliver_notice", "xu_bin", {"delivered_via": "patrol"}, at=t("2027-01-05T15:00"))
+    tick(engine, t("2027-02-01T09:00"))                       # the month-end timer closes the cycle
+    closed = engine.show(c.id)
+    assert closed.status == "completed" and closed.data["outcome"] == "handed_to_dunning"
+    [child] = closed.children
+    assert engine.show(child).procedure == "dunning" and engine.show(child).data["period"] == "2027-01"
+    assert engine.replay(c.id).ok and engine.replay(child).ok

@@ -183,3 +183,31 @@ def test_fee5_the_2027_01_fee_cycle_hands_its_unpaid_unit_to_dunning(db_url, sit
     [child] = closed.children
     assert engine.show(child).procedure == "dunning" and engine.show(child).data["period"] == "2027-01"
     assert engine.replay(c.id).ok and engine.replay(child).ok
+
+
+def test_worker_repairs_open_deadlines_when_it_starts(db_url, site, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    engine = engine_for(db_url, site, clock)
+    c = engine.start("complaint", "liu_fang", {**COMPLAINT, "channel": "letter"}, at=t("2026-12-30T10:00"))
+    engine.close()
+    (site / "calendar.yaml").write_text(NOTICE_2027, encoding="utf-8")  # edited while no worker ran
+    env = {**os.environ, "SOP_DB": db_url, "SOP_ORG": str(site / "org.yaml"), "PYTHONUNBUFFERED": "1"}
+    worker = subprocess.Popen([sys.executable, "-c", "from cli import main; main()", "worker", "--interval", "60"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in worker.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.startswith("worker: sweeping"):
+                break
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        rest, _ = worker.communicate(timeout=60)
+    assert "worker: working calendar changed, 1 open deadlines recomputed\n" in lines, "".join(lines) + rest
+    after = engine_for(db_url, site, clock)
+    assert sla(after, c.id)["due"] == "2027-01-06T10:00:00+08:00"
+    assert [e["name"] for e in events(after, c.id, "ClockRepaired")] == ["reply"]

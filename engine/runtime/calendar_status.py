@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from engine.calendar import WorkCalendar
+from engine.calendar import SHIPPED_FILE, WorkCalendar
 from engine.store import timers as timer_store
 from engine.store.tables import outbox as O
 
@@ -33,8 +34,15 @@ def warnings(cal: WorkCalendar, today: date) -> list[str]:
         found.append(f"{today.year} is provisional: no State Council notice is known for the current year")
     if today.month >= WARN_FROM_MONTH and cal.is_provisional(today.year + 1):
         found.append(f"{today.year + 1} is still provisional: add the State Council notice for {today.year + 1} "
-                     f"under `years:` in {cal.source or 'the calendar file'}, then run `sop calendar repair`")
+                     f"under `years:` in {_site_file(cal)}, then run `sop calendar repair`")
     return found
+
+
+def _site_file(cal: WorkCalendar) -> str:
+    """Where the site should write the notice: its own file, never the installed package's copy."""
+    if cal.source and Path(cal.source).resolve() != SHIPPED_FILE.resolve():
+        return cal.source
+    return "the site's calendar file (calendar.yaml beside the org file, or --calendar FILE / SOP_CALENDAR)"
 
 
 def status(engine: Any, now: datetime) -> dict[str, Any]:

@@ -211,3 +211,25 @@ def test_worker_repairs_open_deadlines_when_it_starts(db_url, site, clock, tmp_p
     after = engine_for(db_url, site, clock)
     assert sla(after, c.id)["due"] == "2027-01-06T10:00:00+08:00"
     assert [e["name"] for e in events(after, c.id, "ClockRepaired")] == ["reply"]
+
+
+def test_api_shows_provisional_deadlines_in_the_instance_and_the_inbox(db_url, site, clock) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from engine.api import create_app
+    from engine.api.server import BackgroundServer
+    from tests.test_api_support import issue_tokens
+
+    engine = engine_for(db_url, site, clock)
+    clock.set(t("2026-12-31T10:00"))
+    tokens = issue_tokens(engine)
+    with BackgroundServer(create_app(engine, max_body_bytes=64 * 1024)) as url:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens['liu_fang']}"}) as front:
+            made = front.post("/v1/instances", json={"procedure": "complaint", "data": {**COMPLAINT, "channel": "phone"}})
+            assert made.status_code == 201, made.text
+        [reply] = [d for d in made.json()["deadlines"] if d["name"] == "reply"]
+        assert (reply["due"], reply["provisional"], reply["provisional_years"]) == (
+            "2027-01-04T10:00:00+08:00", True, [2027])
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens['chen_jing']}"}) as steward:
+            [task] = steward.get("/v1/tasks").json()["items"]
+        assert (task["due"], task["sla_status"], task["provisional"]) == ("2027-01-04T10:00:00+08:00", "open", True)

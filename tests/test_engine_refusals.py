@@ -274,9 +274,10 @@ def _steps(engine: Any, clock: Any) -> dict[str, Callable[[], Any]]:
     anon = engine.start("complaint", "zhou_min", {"channel": "letter", "content": "噪音", "anonymous": True})
     c = engine.start("complaint", "liu_fang", NAMED)
     engine.advance(c.id, "reply", "chen_jing", REPLY)
-    r = engine.start("complaint", "liu_fang", {**NAMED, "unit": "1-101"})
-    engine.advance(r.id, "reply", "wang_li", REPLY)
-    engine.advance(r.id, "resolve", "wang_li", {"handling_result": "已修复"})
+    # Anonymous: no callback to wait for (CMP-12), so the effect check completes it.
+    r = engine.start("complaint", "zhou_min", {"channel": "letter", "content": "夜间施工", "anonymous": True})
+    engine.advance(r.id, "reply", "li_qiang", REPLY)
+    engine.advance(r.id, "resolve", "li_qiang", {"handling_result": "已约谈施工方"})
     clock.advance(timedelta(minutes=5))
     return {
         "start": lambda: engine.start("complaint", "liu_fang", NAMED),

@@ -282,8 +282,18 @@ def test_cmp12_an_anonymous_complaint_needs_no_callback_but_its_result_is_record
 
 
 def test_cmp13_the_cs_manager_checks_the_effect(office: Office) -> None:
-    c, _ = office.callback_for_named_complaint()
+    c, cb = office.callback_for_named_complaint()
+    # The resolved complaint leaves the steward's list for the CS supervisor's queue.
+    assert (c.assignee, c.assignee_role) == (None, "cs_supervisor")
+    assert c.id not in [t.id for t in office.engine.tasks(staff="chen_jing")]
+    assert c.id in [t.id for t in office.engine.tasks(role="cs_supervisor")]
     office.refused(NotAuthorized, c.id, "check_effect", "chen_jing", {"effective": True})
+    # CMP-9: not before the mandatory callback is done.
+    err = office.refused(ActionNotAllowed, c.id, "check_effect", "li_qiang", {"effective": True})
+    assert "CMP-9" in str(err)
+    office.act(cb.id, "record_callback", "li_qiang", VISIT)
+    office.act(cb.id, "check", "li_qiang", {"check_passed": True})
+    office.act(cb.id, "sign_opinion", "zhang_hua", {"opinion": "同意", "head_signature": "sig:张华"})
     office.refused(FormInvalid, c.id, "check_effect", "li_qiang", {"check_note": "还没看"})
     c = office.act(c.id, "check_effect", "zhang_hua", {"effective": False, "check_note": "效果一般"})
     assert (c.state, c.data["effective"]) == ("closed", False)

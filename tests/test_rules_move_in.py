@@ -119,7 +119,15 @@ def test_mov2_each_defect_is_tracked_to_its_deadline_reinspected_and_closed_only
     assert engine.show(drain.id).state == "listed"
     engine.advance(m.id, "defect_closed", "chen_jing", {"defect_instance": drain.id},
                    at=datetime(2025, 10, 16, 15, 7, tzinfo=SHANGHAI))
-    assert engine.advance(m.id, "complete", "chen_jing", at=datetime(2025, 10, 16, 15, 8,
+    # Counted down by hand, but the drain's own instance is still listed: not closed (消项) yet.
+    with pytest.raises(ActionNotAllowed, match="MOV-2"):
+        engine.advance(m.id, "complete", "chen_jing", at=datetime(2025, 10, 16, 15, 8, tzinfo=SHANGHAI))
+    when = datetime(2025, 10, 16, 15, 10, tzinfo=SHANGHAI)
+    engine.advance(drain.id, "pass_to_developer", "chen_jing", {"developer_contact": "开发商 赵工",
+                   "rectify_by": "2025-10-20T18:00:00+08:00"}, at=when)
+    engine.advance(drain.id, "report_rectified", "wu_gang", {"rectification_note": "更换地漏"}, at=when)
+    engine.advance(drain.id, "accept", "chen_jing", {"accepted_by": "owner", "acceptance_signature": "sig:d"}, at=when)
+    assert engine.advance(m.id, "complete", "chen_jing", at=datetime(2025, 10, 16, 15, 20,
                                                                      tzinfo=SHANGHAI)).status == "completed"
 
 

@@ -150,7 +150,9 @@ def decide_start(proc: CompiledProcedure, org: OrgSpec, actor: Actor, data: dict
 
 
 def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: Actor, name: str,
-                  data: dict[str, Any], at: datetime) -> Decision:
+                  data: dict[str, Any], at: datetime, links: Optional[dict[str, Any]] = None) -> Decision:
+    """Take action ``name``. ``links`` are the names of checks.LINK_NAMES (the linked
+    instances, read by the shell in the same transaction) for the action's guard."""
     if not inst.active:
         raise ActionNotAllowed(name, f"instance {inst.id} is {inst.status}")
     action = proc.action(name, inst.state)
@@ -161,7 +163,7 @@ def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
         raise NotAuthorized(actor.id, f"take {name!r}", action.roles)
     values = _validate(proc.form(action.form), data, dict(inst.data), action.form or name)
     b = _Builder(proc, org, inst, actor, role, at)
-    if not _check(b, action.when, values):
+    if not _check(b, action.when, {**values, **links} if links else values):
         reason = action.refusal or f"condition not met: {action.when}"
         raise ActionNotAllowed(name, reason)
     before = inst.state

@@ -179,29 +179,29 @@ class Engine:
                 at: Optional[datetime] = None, expected_revision: Optional[int] = None) -> Instance:
         actor = self.actor(staff)
         return self._change(instance_id, at, expected_revision,
-                            lambda proc, inst, when: dc.decide_action(proc, self.org, inst, actor, action,
-                                                                     data or {}, when))
+                            lambda proc, inst, when, conn: dc.decide_action(proc, self.org, inst, actor, action,
+                                                                           data or {}, when, self._links(conn, proc, inst)))
 
     def record(self, instance_id: int, staff: str, data: dict[str, Any], at: Optional[datetime] = None,
                expected_revision: Optional[int] = None) -> Instance:
         actor = self.actor(staff)
         return self._change(instance_id, at, expected_revision,
-                            lambda proc, inst, when: dc.decide_record(proc, self.org, inst, actor, data, when))
+                            lambda proc, inst, when, conn: dc.decide_record(proc, self.org, inst, actor, data, when))
 
     def claim(self, instance_id: int, staff: str, at: Optional[datetime] = None,
               expected_revision: Optional[int] = None) -> Instance:
         actor = self.actor(staff)
         return self._change(instance_id, at, expected_revision,
-                            lambda proc, inst, when: dc.decide_claim(proc, self.org, inst, actor, when))
+                            lambda proc, inst, when, conn: dc.decide_claim(proc, self.org, inst, actor, when))
 
     def assign(self, instance_id: int, assignee: str, staff: str, at: Optional[datetime] = None,
                expected_revision: Optional[int] = None) -> Instance:
         actor = self.actor(staff)
         return self._change(instance_id, at, expected_revision,
-                            lambda proc, inst, when: dc.decide_assign(proc, self.org, inst, actor, assignee, when))
+                            lambda proc, inst, when, conn: dc.decide_assign(proc, self.org, inst, actor, assignee, when))
 
     def _change(self, instance_id: int, at: Optional[datetime], expected_revision: Optional[int],
-                decide: Callable[[CompiledProcedure, Instance, datetime], Decision]) -> Instance:
+                decide: Callable[[CompiledProcedure, Instance, datetime, Connection], Decision]) -> Instance:
         when = self._time(at)
         with self.transaction() as conn:
             inst = repo.load_for_write(conn, instance_id, self.instances)
@@ -210,7 +210,7 @@ class Engine:
             self._check_time(inst, when, self.calendar.zone)
             proc = self.procedure_for(conn, inst.procedure, inst.version)
             inst = self._catch_up(conn, proc, inst, when)
-            decision = decide(proc, inst, when)
+            decision = decide(proc, inst, when, conn)
             after = decision.result(proc, inst, ev.evolve)
             return self._commit(conn, proc, inst, decision, after, inst)
 
@@ -222,6 +222,14 @@ class Engine:
         decision = decide(proc, inst)
         after = decision.result(proc, inst, ev.evolve)
         return self._commit(conn, proc, inst, decision, after, inst)
+
+    def _links(self, conn: Connection, proc: CompiledProcedure, inst: Instance) -> Optional[dict[str, Any]]:
+        """The linked instances, for guards that read them (checks.LINK_NAMES); only read for a
+        procedure whose definition names them, so other commands pay no query."""
+        if not proc.reads_links:
+            return None
+        kids = repo.child_procedures(conn, inst.id)
+        return {"children": [p for p, _ in kids], "open_children": [p for p, status in kids if status == "active"]}
 
     def _catch_up(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime) -> Instance:
         """Fire this instance's clock steps that came due before ``until`` (judged on occurred_at),

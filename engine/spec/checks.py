@@ -19,6 +19,9 @@ from engine.spec.yamlio import Positions
 # Names every expression may read besides the procedure's data fields.
 INSTANCE_NAMES = {"id", "state", "assignee", "procedure", "now", "actor", "actor_roles", "parent_id",
                   "site_name", "site_greeting"}
+# Names an action's guard (`when`) may read too: the linked instances this one started,
+# one procedure name per child (`'callback' in open_children`), read when the action is taken.
+LINK_NAMES = {"children", "open_children"}
 
 
 def hint(word: str, options: Iterable[str]) -> str:
@@ -207,7 +210,7 @@ def check_expressions(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, F
     for name, st in spec.states.items():
         effects(st.on_enter, ("states", name, "on_enter"))
     for i, a in enumerate(spec.actions):
-        expr(a.when, ("actions", i, "when"))
+        expr(a.when, ("actions", i, "when"), LINK_NAMES)
         effects(a.effects, ("actions", i, "effects"))
     for i, sla in enumerate(spec.slas):
         effects(sla.on_warn, ("slas", i, "on_warn"))

@@ -59,6 +59,11 @@ class CompiledProcedure:
         return checks.field_types(self.spec, self.forms)
 
     @cached_property
+    def reads_links(self) -> bool:
+        """Whether an action's guard reads the linked instances (checks.LINK_NAMES)."""
+        return any(a.when is not None and self.expr(a.when).names() & checks.LINK_NAMES for a in self.spec.actions)
+
+    @cached_property
     def machine(self) -> Machine:
         """A stateless transition table (the `transitions` package) for this version.
 

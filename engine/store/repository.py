@@ -38,6 +38,8 @@ _INSTANCE_COLS = [I.c.id, I.c.procedure, I.c.version, I.c.state, I.c.status, I.c
 
 _LOAD = Prepared(sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")))
 _CHILDREN = Prepared(sa.select(I.c.id).where(I.c.parent_id == sa.bindparam("pid")).order_by(I.c.id))
+_CHILD_STATUS = Prepared(sa.select(I.c.procedure, I.c.status).where(I.c.parent_id == sa.bindparam("pid"))
+                         .order_by(I.c.id))
 _BY_KEY = Prepared(sa.select(I.c.id).where(I.c.external_key == sa.bindparam("key")))
 _NEW_INSTANCE = Prepared(sa.insert(I).returning(I.c.id))
 _INSERT_EVENTS = Prepared(sa.insert(E))
@@ -112,6 +114,11 @@ def load_for_write(conn: Connection, instance_id: int, cache: InstanceCache) -> 
 
 def children_of(conn: Connection, instance_id: int) -> list[int]:
     return [r[0] for r in _CHILDREN.all(conn, {"pid": instance_id})]
+
+
+def child_procedures(conn: Connection, instance_id: int) -> list[tuple[str, str]]:
+    """(procedure, status) of each instance this one started, oldest first."""
+    return [(r[0], r[1]) for r in _CHILD_STATUS.all(conn, {"pid": instance_id})]
 
 
 def find_by_key(conn: Connection, key: str) -> Optional[int]:

@@ -220,7 +220,11 @@ def test_dun6_supervisor_reviews_every_workday_and_holds_a_weekly_summary(engine
     daily = notifications(engine, c.id, "催费日报")
     assert [d["_at"] for d in daily] == ["2025-09-29T17:30", "2025-09-30T17:30", "2025-10-09T17:30", "2025-10-10T17:30"]
     assert daily[0]["recipients"] == ["li_qiang"] and "无人接听" in daily[0]["message"] and "chen_jing" in daily[0]["message"]
-    assert "2025-10-10T16:00" in timer_fires(engine, c.id, "weekly_summary_due")
+    # The weekly summary falls on each week's last workday: the make-up Sunday 09-28 (still the
+    # collective week: nothing to sum up), Tuesday 09-30 before the National Day holiday (not
+    # the holiday Friday 10-03); the next week's is the make-up Saturday 10-11.
+    assert timer_fires(engine, c.id, "weekly_summary_due") == ["2025-09-28T16:00", "2025-09-30T16:00"]
+    assert [n["_at"] for n in notifications(engine, c.id, "周总结")] == ["2025-09-30T16:00"]
     c = engine.advance(c.id, "supervisor_review", "li_qiang", {"review_note": "请改在晚上拨打"}, at=t("2025-10-10T17:40"))
     assert c.data["last_review_by"] == "li_qiang"
     assert notifications(engine, c.id, "请改在晚上拨打")[0]["recipients"] == ["chen_jing"]

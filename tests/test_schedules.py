@@ -176,3 +176,54 @@ def test_schedules_run_on_into_a_provisional_year():
     # Thursday 2026-12-31 11:00: Friday 2027-01-01 is 元旦 by the statutory rules.
     assert parse_schedule("every workday at 10:00").next_after(at(2026, 12, 31, 11), CAL) == at(2027, 1, 4, 10)
     assert MonthlyOn(16, "last", at(2026, 1, 1).time(), "x").date_in(2027, 2) == date(2027, 2, 16)
+
+
+# -- weekly rules, last workdays and cron on workdays (DUN-6) -------------------------------
+
+def fires(spec: object, start: datetime, n: int = 4) -> list[str]:
+    schedule, t, out = parse_schedule(spec), start, []  # type: ignore[arg-type]
+    for _ in range(n):
+        t = schedule.next_after(t, CAL)
+        out.append(t.strftime("%m-%d %H:%M"))
+    return out
+
+
+def test_every_friday_fires_on_fridays_and_on_workdays_skips_the_national_day_friday():
+    start = at(2025, 9, 22)
+    assert fires("every friday at 16:00", start) == ["09-26 16:00", "10-03 16:00", "10-10 16:00", "10-17 16:00"]
+    assert fires("every Friday at 16:00 on workdays", start) == ["09-26 16:00", "10-10 16:00", "10-17 16:00",
+                                                                 "10-24 16:00"]
+    assert fires({"every": "friday", "at": "16:00", "on_workdays": True}, start) == \
+        fires("every friday at 16:00 on workdays", start)
+    assert fires("every monday and thursday at 10:00", start, 3) == ["09-22 10:00", "09-25 10:00", "09-29 10:00"]
+
+
+def test_dun6_weekly_on_the_last_workday_follows_holidays_and_make_up_days():
+    # Week of 09-22: make-up Sunday 09-28; week of 09-29: Tuesday before National Day;
+    # week of 10-06: make-up Saturday 10-11; then ordinary Fridays.
+    assert fires("weekly on the last workday at 16:00", at(2025, 9, 22)) == [
+        "09-28 16:00", "09-30 16:00", "10-11 16:00", "10-17 16:00"]
+    assert fires({"last_workday_of": "week", "at": "16:00"}, at(2025, 9, 22), 1) == ["09-28 16:00"]
+
+
+def test_monthly_on_the_last_workday():
+    # 2026-02-28 is a make-up Saturday; 2025-05-31 is a Saturday of the Dragon Boat holiday.
+    assert fires("monthly on the last workday at 17:00", at(2026, 1, 31, 18), 1) == ["02-28 17:00"]
+    assert fires("monthly on the last workday at 17:00", at(2025, 5, 1), 1) == ["05-30 17:00"]
+
+
+def test_cron_on_workdays_skips_holidays_plain_cron_does_not():
+    assert fires("cron 0 16 * * 5", at(2025, 9, 27), 1) == ["10-03 16:00"]
+    assert fires("cron 0 16 * * 5 on workdays", at(2025, 9, 27), 1) == ["10-10 16:00"]
+    assert fires({"cron": "0 16 * * 5", "on_workdays": True}, at(2025, 9, 27), 1) == ["10-10 16:00"]
+
+
+def test_new_forms_refuse_what_they_cannot_read():
+    with pytest.raises(ValueError, match="needs at"):
+        parse_schedule({"every": "friday"})
+    with pytest.raises(ValueError, match="on_workdays goes with"):
+        parse_schedule({"every": "15 minutes", "on_workdays": True})
+    with pytest.raises(ValueError, match="last_workday_of: week or month"):
+        parse_schedule({"last_workday_of": "year", "at": "16:00"})
+    with pytest.raises(ValueError, match="did you mean 'friday'"):
+        parse_schedule("every fryday at 16:00")

@@ -311,8 +311,8 @@ def test_dun8_lawyers_letter_needs_cs_department_review_and_general_manager_appr
     assert c.data["letter_sent_at"] == "2025-10-10T15:00:00+08:00"
     # A letter the general manager turns down goes back to daily dunning.
     other = refusing_case(engine)
-    other = engine.advance(other.id, "shortlist_letter", "li_qiang", {"shortlist_reason": "long_unpaid",
-                           "shortlist_note": "欠费一年"}, at=t("2025-10-09T09:00"))
+    other = engine.advance(other.id, "shortlist_letter", "li_qiang", {"shortlist_reason": "refusal",
+                           "shortlist_note": "多次上门仍拒交"}, at=t("2025-10-09T09:00"))
     other = engine.advance(other.id, "review_letter", "huang_min", {"review_opinion": "同意"}, at=t("2025-10-09T10:00"))
     other = engine.advance(other.id, "return_letter", "qian_guo", {"review_opinion": "先由项目经理再上门一次"},
                            at=t("2025-10-09T11:00"))
@@ -424,3 +424,55 @@ def test_dun13_every_contact_is_recorded_with_time_means_result_and_staff(engine
     with pytest.raises(FormInvalid):                                    # means and result are required
         engine.advance(c.id, "record_contact", "chen_jing", {"contact_means": "phone", "owner_reached": "reached"},
                        at=t("2025-10-11T10:00"))
+
+
+# ---------------------------------------------------------------- guardrails (民法典 944, DUN-8/9/12)
+
+def test_dun5_no_instruction_to_cut_water_or_power_is_accepted_or_relayed(engine) -> None:  # type: ignore[no-untyped-def]
+    c = in_ledger(engine)
+    c = engine.advance(c.id, "classify_e", "chen_jing", call("reached", "对服务不满，拒交", refusal_reason="service"),
+                       at=t("2025-09-29T10:00"))
+    for measure in ("对该户停水停电，直到缴费为止", "通知工程部停止供电"):
+        with pytest.raises(ActionNotAllowed, match="第九百四十四条"):
+            engine.advance(c.id, "direct_measures", "li_qiang", {"supervisor_measures": measure},
+                           at=t("2025-09-29T11:00"))
+    assert notifications(engine, c.id, "主管指导措施") == []              # nothing relayed to the steward
+    engine.advance(c.id, "direct_measures", "li_qiang", {"supervisor_measures": "先处理服务投诉，再上门沟通"},
+                   at=t("2025-09-29T11:00"))
+    assert len(notifications(engine, c.id, "主管指导措施")) == 1
+
+
+def test_dun8_a_lawyers_letter_needs_a_marked_refusal_or_arrears_owed_long(engine) -> None:  # type: ignore[no-untyped-def]
+    c = in_ledger(engine)                                             # September's fee, in the ledger on 09-29
+    c = engine.advance(c.id, "classify_b", "chen_jing", call("no_answer", "无人接听"), at=t("2025-09-29T10:00"))
+    for reason in ("refusal", "long_unpaid"):                         # one unanswered call is neither
+        with pytest.raises(ActionNotAllowed, match="DUN-8"):
+            engine.advance(c.id, "shortlist_letter", "li_qiang", {"shortlist_reason": reason, "shortlist_note": "x"},
+                           at=t("2025-09-29T10:05"))
+    old = in_ledger(engine, unit="3-0101", period="2025-06")          # June's fee, owed three months by September
+    old = engine.advance(old.id, "classify_b", "chen_jing", call("no_answer", "无人接听"), at=t("2025-09-29T10:00"))
+    old = engine.advance(old.id, "shortlist_letter", "li_qiang", {"shortlist_reason": "long_unpaid",
+                         "shortlist_note": "6月起欠费"}, at=t("2025-09-29T10:05"))
+    assert old.state == "letter_review"
+
+
+def test_dun9_no_suit_before_the_reasonable_period_after_the_letter(engine) -> None:  # type: ignore[no-untyped-def]
+    c = lawyer_letter_sent(engine)                                     # sent 2025-10-10 15:00
+    with pytest.raises(ActionNotAllowed, match="合理缴费期限"):
+        engine.advance(c.id, "propose_litigation", "li_qiang", {"shortlist_reason": "refusal",
+                       "shortlist_note": "x"}, at=t("2025-10-10T15:05"))
+    with pytest.raises(ActionNotAllowed, match="合理缴费期限"):
+        engine.advance(c.id, "propose_litigation", "li_qiang", {"shortlist_reason": "refusal",
+                       "shortlist_note": "x"}, at=t("2025-11-09T14:59"))
+    c = engine.advance(c.id, "propose_litigation", "li_qiang", {"shortlist_reason": "refusal",
+                       "shortlist_note": "期满仍未缴"}, at=t("2025-11-09T15:00"))    # 30 days on
+    assert c.state == "litigation_review"
+
+
+def test_dun12_an_overpayment_is_kept_as_credit_and_finance_is_told(engine) -> None:  # type: ignore[no-untyped-def]
+    c = in_ledger(engine)
+    c = engine.advance(c.id, "record_payment", "liu_fang", {"payment_amount": "1300.00", "payment_channel": "wechat",
+                       "payment_reference": "WX-1"}, at=t("2025-09-30T10:00"))
+    assert c.status == "completed" and (c.data["remaining"], c.data["credit"]) == ("0.00", "20.00")
+    [note] = notifications(engine, c.id, "多缴")
+    assert note["recipients"] == ["lin_cai"] and "20.00 元" in note["message"] and "预存款" in note["message"]

@@ -35,7 +35,22 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "minutes": lambda n: timedelta(minutes=float(n)),
     # The keys of a checklist field whose result is "fail" (REN-2: any fail returns the plan).
     "failed": lambda v: [k for k, item in (v or {}).items() if isinstance(item, dict) and item.get("result") == "fail"],
+    # Whether a text names any of the words: a refusal of instructions no one may give
+    # (民法典 944: no cutting water or power to collect fees).
+    "mentions": lambda text, *words: isinstance(text, str) and any(w in text for w in words),
+    # Whole calendar months from a month ("2025-06", a date or a time) to another: how long a
+    # fee period has been owed (DUN-8 "长时间未缴纳").
+    "months_between": lambda a, b: _months(b) - _months(a),
 }
+
+
+def _months(v: Any) -> int:
+    if isinstance(v, str):
+        year, _, month = v.partition("-")
+        if not (year.isdigit() and month[:2].isdigit()):
+            raise ValueError(f"{v!r} is not a month (YYYY-MM)")
+        return int(year) * 12 + int(month[:2])
+    return v.year * 12 + v.month
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,

@@ -99,10 +99,19 @@ def test_a_false_guard_is_refused_with_the_procedures_own_words(engine, complain
     assert str(err) == "action 'reply' not allowed: 超出权限的承诺须先请示上级并获同意（CMP-8）"
 
 
+def test_cmp3_a_letter_complaint_is_answered_in_writing_not_by_phone(engine) -> None:  # type: ignore[no-untyped-def]
+    letter = engine.start("complaint", "liu_fang", {**NAMED, "channel": "letter"})
+    err = refused(engine, ActionNotAllowed, lambda: engine.advance(letter.id, "reply", "chen_jing", REPLY))
+    assert str(err) == "action 'reply' not allowed: 来函投诉须书面回函答复（CMP-3），电话或面谈不算答复"
+    assert next(d for d in engine.deadlines(letter.id) if d["name"] == "reply")["status"] == "open"
+    done = engine.advance(letter.id, "reply", "chen_jing", {**REPLY, "reply_method": "letter"})
+    assert next(d for d in engine.deadlines(done.id) if d["name"] == "reply")["status"] == "met"
+
+
 def test_a_completed_instance_accepts_nothing(engine, clock) -> None:  # type: ignore[no-untyped-def]
     clock.set(T0)
     c = engine.start("complaint", "zhou_min", {"channel": "letter", "content": "噪音", "anonymous": True})
-    for action, data in (("reply", REPLY), ("resolve", {"handling_result": "已处理"}), ("check_effect",
+    for action, data in (("reply", {**REPLY, "reply_method": "letter"}), ("resolve", {"handling_result": "已处理"}), ("check_effect",
                                                                                         {"effective": True})):
         c = engine.advance(c.id, action, "li_qiang", data, at=later(clock))
     assert c.status == "completed"
@@ -275,7 +284,7 @@ def _steps(engine: Any, clock: Any) -> dict[str, Callable[[], Any]]:
     c = engine.start("complaint", "liu_fang", NAMED)
     engine.advance(c.id, "reply", "chen_jing", REPLY)
     # Anonymous: no callback to wait for (CMP-12), so the effect check completes it.
-    r = engine.start("complaint", "zhou_min", {"channel": "letter", "content": "夜间施工", "anonymous": True})
+    r = engine.start("complaint", "zhou_min", {"channel": "visit", "content": "夜间施工", "anonymous": True})
     engine.advance(r.id, "reply", "li_qiang", REPLY)
     engine.advance(r.id, "resolve", "li_qiang", {"handling_result": "已约谈施工方"})
     clock.advance(timedelta(minutes=5))

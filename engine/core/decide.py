@@ -163,9 +163,13 @@ def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
         raise NotAuthorized(actor.id, f"take {name!r}", action.roles)
     values = _validate(proc.form(action.form), data, dict(inst.data), action.form or name)
     b = _Builder(proc, org, inst, actor, role, at)
-    if not _check(b, action.when, {**values, **links} if links else values):
+    seen = {**values, **links} if links else values
+    if not _check(b, action.when, seen):
         reason = action.refusal or f"condition not met: {action.when}"
         raise ActionNotAllowed(name, reason)
+    for guard in action.guards:
+        if not _check(b, guard.when, seen):
+            raise ActionNotAllowed(name, guard.refusal)
     before = inst.state
     b.emit(m.ACTION_TAKEN, {"action": name, "from": before, "to": action.to or before, "input": values})
     _apply_effects(b, action.effects)

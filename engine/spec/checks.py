@@ -211,6 +211,8 @@ def check_expressions(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, F
         effects(st.on_enter, ("states", name, "on_enter"))
     for i, a in enumerate(spec.actions):
         expr(a.when, ("actions", i, "when"), LINK_NAMES)
+        for j, g in enumerate(a.guards):
+            expr(g.when, ("actions", i, "guards", j, "when"), LINK_NAMES)
         effects(a.effects, ("actions", i, "effects"))
     for i, sla in enumerate(spec.slas):
         effects(sla.on_warn, ("slas", i, "on_warn"))

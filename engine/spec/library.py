@@ -61,7 +61,8 @@ class CompiledProcedure:
     @cached_property
     def reads_links(self) -> bool:
         """Whether an action's guard reads the linked instances (checks.LINK_NAMES)."""
-        return any(a.when is not None and self.expr(a.when).names() & checks.LINK_NAMES for a in self.spec.actions)
+        guards = [a.when for a in self.spec.actions if a.when] + [g.when for a in self.spec.actions for g in a.guards]
+        return any(self.expr(w).names() & checks.LINK_NAMES for w in guards)
 
     @cached_property
     def machine(self) -> Machine:

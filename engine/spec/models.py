@@ -104,6 +104,13 @@ class StateSpec(Strict):
     description: str = ""
 
 
+class GuardSpec(Strict):
+    """One more condition of an action, with its own refusal: each rule refuses in its own words."""
+
+    when: str = Field(description="Guard expression; the action is refused with `refusal` when false")
+    refusal: str = Field(description="Message shown when this guard is false")
+
+
 class ActionSpec(Strict):
     name: str = Field(pattern=ID_PATTERN, description="Action name, used by `sop advance ID NAME`")
     title: str = Field(description="Action label (Chinese)")
@@ -113,6 +120,8 @@ class ActionSpec(Strict):
     form: Optional[str] = Field(None, description="Form id for the data this action needs")
     when: Optional[str] = Field(None, description="Guard expression; the action is refused when false")
     refusal: Optional[str] = Field(None, description="Message shown when the guard is false")
+    guards: list[GuardSpec] = Field(default_factory=list,
+                                    description="More guards, checked after `when` in order, each with its refusal")
     effects: list[EffectSpec] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list, description="Rule IDs encoded here")
 

@@ -394,3 +394,16 @@ def test_cbk6_a_repair_is_followed_by_a_callback_too(office: Office) -> None:
     assert (cb.state, cb.assignee_role, cb.data["source_procedure"]) == ("pending", "cs_supervisor", "repair")
     cb = office.act(cb.id, "record_callback", "li_qiang", {**PHONE, "satisfaction": "very_satisfied"})
     assert cb.data["satisfaction"] == "very_satisfied"
+
+
+def test_cmp10_a_repeat_must_name_a_stored_complaint_and_a_known_first_receiver(office: Office) -> None:
+    first = office.start("complaint", "liu_fang", NAMED)
+    with pytest.raises(FormInvalid) as err:
+        office.start("complaint", "zhou_min", {**NAMED, "repeat_of": 999})
+    assert [(e.field, e.reason) for e in err.value.errors] == [("repeat_of", "no complaint #999")]
+    with pytest.raises(FormInvalid) as err:
+        office.start("complaint", "zhou_min", {**NAMED, "repeat_of": first.id, "first_receiver": "wangli"})
+    assert [(e.field, e.reason) for e in err.value.errors] == [
+        ("first_receiver", "no staff member 'wangli' in the organisation file (did you mean 'wang_li'?)")]
+    again = office.start("complaint", "zhou_min", {**NAMED, "repeat_of": first.id, "first_receiver": "wang_li"})
+    assert (again.assignee, again.data["priority"]) == ("wang_li", "high")

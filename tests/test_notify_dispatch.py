@@ -27,7 +27,8 @@ def delivery(url: str, env: dict[str, str] | None = None, **settings: Any) -> co
 
 def repeat_complaint(engine: Any) -> int:
     """A repeated complaint notifies the supervisor (CMP-10): one outbox row for li_qiang."""
-    return engine.start("complaint", "liu_fang", {**COMPLAINT, "repeat_of": 1}).id
+    first = engine.start("complaint", "liu_fang", COMPLAINT)
+    return engine.start("complaint", "liu_fang", {**COMPLAINT, "repeat_of": first.id}).id
 
 
 def outbox(engine: Any) -> list[Any]:

@@ -6,6 +6,8 @@ later effect sees the data an earlier one set, exactly as replay will.
 """
 from __future__ import annotations
 
+import difflib
+
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -120,12 +122,21 @@ def _role_for(actor: Actor, allowed: Iterable[str]) -> Optional[str]:
     return None
 
 
-def _validate(form: Optional[FormSpec], data: dict[str, Any], context: dict[str, Any], what: str) -> dict[str, Any]:
+def _validate(form: Optional[FormSpec], data: dict[str, Any], context: dict[str, Any], what: str,
+              org: Optional[OrgSpec] = None) -> dict[str, Any]:
     if form is None:
         if data:
             raise FormInvalid(what, [FieldError(k, "this step takes no data") for k in data])
         return {}
-    return form.validate_data(data, context)
+    values = form.validate_data(data, context)
+    if org is not None:
+        unknown = [FieldError(k, f"no staff member {v!r} in the organisation file" +
+                              (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+                                  str(v), [p.id for p in org.staff], n=1)) else ""))
+                   for k, v in values.items() if v is not None and form.fields[k].type == "staff" and not org.has(v)]
+        if unknown:
+            raise FormInvalid(what, unknown)
+    return values
 
 
 # ---------------------------------------------------------------- commands
@@ -138,7 +149,7 @@ def decide_start(proc: CompiledProcedure, org: OrgSpec, actor: Actor, data: dict
     if role is None and actor.id != "system" and parent_id is None:
         raise NotAuthorized(actor.id, f"start {proc.id}", proc.spec.start.roles)
     form = proc.form(proc.spec.start.form)
-    values = _validate(form, data, {}, f"{proc.id} start")
+    values = _validate(form, data, {}, f"{proc.id} start", org)
     inst = Instance(id=instance_id, procedure=proc.id, version=proc.version, state=proc.spec.start.state,
                     data=dict(values), parent_id=parent_id, started_at=at, last_occurred_at=at)
     b = _Builder(proc, org, inst, actor, role, at)
@@ -161,7 +172,7 @@ def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
     role = _role_for(actor, action.roles)
     if role is None:
         raise NotAuthorized(actor.id, f"take {name!r}", action.roles)
-    values = _validate(proc.form(action.form), data, dict(inst.data), action.form or name)
+    values = _validate(proc.form(action.form), data, dict(inst.data), action.form or name, org)
     b = _Builder(proc, org, inst, actor, role, at)
     seen = {**values, **links} if links else values
     if not _check(b, action.when, seen):

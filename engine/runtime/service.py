@@ -25,8 +25,8 @@ from engine.core import decide as dc
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, Instance
-from engine.errors import (ConcurrencyConflict, InputError, ReplayMismatch, StoreBusy, StoredDataCorrupt,
-                           TimeOrderError)
+from engine.errors import (ConcurrencyConflict, FieldError, FormInvalid, InputError, ReplayMismatch, StoreBusy,
+                           StoredDataCorrupt, TimeOrderError)
 from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
@@ -156,6 +156,7 @@ class Engine:
 
     def _start_in(self, conn: Connection, proc: CompiledProcedure, actor: Actor, data: dict[str, Any],
                   at: datetime, parent_id: Optional[int], external_key: Optional[str] = None) -> Instance:
+        self._check_instance_refs(conn, proc.form(proc.spec.start.form), data, f"{proc.id} start")
         self._ensure_version(conn, proc, at)
         sent: dict[str, Any] = {}
         iid = repo.new_instance_id(conn, proc.id, proc.version, proc.spec.start.state, at, parent_id, external_key,
@@ -179,8 +180,8 @@ class Engine:
                 at: Optional[datetime] = None, expected_revision: Optional[int] = None) -> Instance:
         actor = self.actor(staff)
         return self._change(instance_id, at, expected_revision,
-                            lambda proc, inst, when, conn: dc.decide_action(proc, self.org, inst, actor, action,
-                                                                           data or {}, when, self._links(conn, proc, inst)))
+                            lambda proc, inst, when, conn: self._decide_action(conn, proc, inst, actor, action,
+                                                                              data or {}, when))
 
     def record(self, instance_id: int, staff: str, data: dict[str, Any], at: Optional[datetime] = None,
                expected_revision: Optional[int] = None) -> Instance:
@@ -222,6 +223,34 @@ class Engine:
         decision = decide(proc, inst)
         after = decision.result(proc, inst, ev.evolve)
         return self._commit(conn, proc, inst, decision, after, inst)
+
+    def _decide_action(self, conn: Connection, proc: CompiledProcedure, inst: Instance, actor: Actor, action: str,
+                       data: dict[str, Any], when: datetime) -> Decision:
+        spec = proc.action(action, inst.state)
+        if spec is not None:
+            self._check_instance_refs(conn, proc.form(spec.form), data, spec.form or action)
+        return dc.decide_action(proc, self.org, inst, actor, action, data, when, self._links(conn, proc, inst))
+
+    @staticmethod
+    def _check_instance_refs(conn: Connection, form: Any, data: dict[str, Any], what: str) -> None:
+        """Instance fields (``type: instance``) must name a stored instance of their procedure
+        (CMP-10: a repeat names a complaint that exists); read in the command's transaction."""
+        if form is None:
+            return
+        bad = []
+        for name, f in form.fields.items():
+            value = data.get(name)
+            if f.type != "instance" or value is None or isinstance(value, bool):
+                continue
+            try:
+                iid = int(value)
+            except (TypeError, ValueError):
+                continue  # not a number: the form's own validation says so
+            found = repo.procedure_of(conn, iid)
+            if found != f.procedure:
+                bad.append(FieldError(name, f"no {f.procedure} #{iid}" + (f" (#{iid} is a {found})" if found else "")))
+        if bad:
+            raise FormInvalid(what, bad)
 
     def _links(self, conn: Connection, proc: CompiledProcedure, inst: Instance) -> Optional[dict[str, Any]]:
         """The linked instances, for guards that read them (checks.LINK_NAMES); only read for a

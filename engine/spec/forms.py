@@ -24,8 +24,9 @@ from engine.spec.expr import EvalError, ExprError, compile_expr
 
 FieldType = Literal[
     "text", "integer", "money", "bool", "date", "datetime", "enum",
-    "phone", "unit", "attachment", "signature", "checklist",
+    "phone", "unit", "attachment", "signature", "checklist", "staff", "instance",
 ]
+STAFF_ID_RE = r"^[a-z][a-z0-9_]{0,63}$"
 
 # Mainland mobile numbers, or landlines with an optional area code and extension.
 PHONE_RE = r"^(?:1[3-9]\d{9}|(?:0\d{2,3}-?)?\d{7,8}(?:-\d{1,6})?|400-?\d{3}-?\d{4})$"
@@ -58,6 +59,7 @@ class FieldSpec(Strict):
     options: Optional[list[str]] = Field(None, description="Allowed values of an enum field")
     option_labels: Optional[dict[str, str]] = Field(None, description="Labels of enum options")
     items: Optional[dict[str, str]] = Field(None, description="Checklist items: key -> label")
+    procedure: Optional[str] = Field(None, description="An instance field: the procedure the instance must be of")
     min: Optional[Decimal] = Field(None, description="Lowest allowed integer/money value")
     max: Optional[Decimal] = Field(None, description="Highest allowed integer/money value")
     max_length: int = Field(2000, description="Longest allowed text")
@@ -75,6 +77,8 @@ class FieldSpec(Strict):
             raise ValueError("options are only for enum fields")
         if self.type == "checklist" and not self.items:
             raise ValueError("a checklist field needs items")
+        if (self.type == "instance") != (self.procedure is not None):
+            raise ValueError("an instance field names its procedure (procedure: complaint), and only it")
         if self.required_if is not None:
             if self.required is False:
                 raise ValueError("give either required: false or required_if, not both")
@@ -103,6 +107,10 @@ class FieldSpec(Strict):
             return Annotated[str, StringConstraints(strip_whitespace=True, pattern=UNIT_RE)]
         if t in ("attachment", "signature"):
             return Annotated[str, StringConstraints(strip_whitespace=True, pattern=REF_RE)]
+        if t == "staff":  # a person of the org file, checked against it when the step is decided
+            return Annotated[str, StringConstraints(strip_whitespace=True, pattern=STAFF_ID_RE)]
+        if t == "instance":  # an instance number, checked against the store when the step is taken
+            return Annotated[int, Field(strict=False, ge=1)]
         if t == "checklist":
             keys = tuple(self.items or ())
             return dict[Literal[keys], ChecklistItem]  # type: ignore[misc,valid-type]

@@ -116,6 +116,11 @@ def children_of(conn: Connection, instance_id: int) -> list[int]:
     return [r[0] for r in _CHILDREN.all(conn, {"pid": instance_id})]
 
 
+def procedure_of(conn: Connection, instance_id: int) -> Optional[str]:
+    """The procedure of an instance, or None when there is no such instance."""
+    return conn.execute(sa.select(I.c.procedure).where(I.c.id == instance_id)).scalar_one_or_none()
+
+
 def child_procedures(conn: Connection, instance_id: int) -> list[tuple[str, str]]:
     """(procedure, status) of each instance this one started, oldest first."""
     return [(r[0], r[1]) for r in _CHILD_STATUS.all(conn, {"pid": instance_id})]

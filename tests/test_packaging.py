@@ -1,11 +1,11 @@
 """``pip install .`` gives a working ``sop`` without the checkout: code, templates, migrations and
 the shipped procedures, forms, org, config and demo files, found without a working directory.
 
-The wheel is built from a clean copy of the checkout and installed into a fresh virtual
-environment of its own; ``sop lint``, ``sop demo`` and ``sop serve`` then run in an empty
-directory. The default run installs the wheel alone and lends it this environment's
-dependencies (a ``.pth`` line: the new environment sees their files, not this checkout);
-``-m slow`` installs the clean copy with ``pip install DIR``, dependencies from the index.
+A clean copy of the checkout is installed into fresh virtual environments of their own, twice:
+as a built wheel (alone, lent this environment's dependencies by a ``.pth`` line, so the new
+environment sees their files but not this checkout), and with ``pip install DIR``, its
+dependencies from the package index as a user gets them. ``sop lint``, ``sop demo``, a notice
+and ``sop serve`` then run in an empty directory. Building needs the index (setuptools).
 """
 from __future__ import annotations
 
@@ -138,7 +138,6 @@ def test_a_built_wheel_runs_lint_demo_and_serve_without_the_checkout(clean_copy:
     check_installed_sop(installed_from_wheel(clean_copy, tmp_path), empty)
 
 
-@pytest.mark.slow
 def test_pip_install_of_a_clean_checkout_runs_lint_demo_and_serve(clean_copy: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

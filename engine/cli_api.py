@@ -121,6 +121,8 @@ def token_revoke(staff_id: str, token_id: Optional[int]) -> None:
         if not eng.org.has(staff_id) and not tokens.listing(conn, staff_id):
             eng.org.person(staff_id)  # StaffNotFound: no such person, and no token of theirs either
         n = tokens.revoke(conn, staff_id, eng.clock.now(), token_id)
+        if n == 0 and token_id is not None and not any(t.id == token_id for t in tokens.listing(conn, staff_id)):
+            raise InputError("--id", f"{staff_id} has no token {token_id} (`sop staff token list {staff_id}`)")
     _say({"staff": staff_id, "revoked": n}, f"revoked {n} token(s) of {staff_id}")
     if n == 0:
         sys.exit(1)

@@ -69,16 +69,16 @@ def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Seconds(click.ParamType):
-    """A number of seconds between ``0`` (excluded) and ``most`` (an hour unless told).
+    """A number of seconds from ``least`` (10 ms unless told) to ``most`` (an hour unless told).
 
     ``click.FloatRange`` lets NaN through (every comparison with it is false); a negative,
-    zero, NaN, infinite or absurd interval would spin a sweep loop or never wake it.
+    zero, tiny, NaN, infinite or absurd interval would spin a sweep loop or never wake it.
     """
 
     name = "seconds"
 
-    def __init__(self, most: float = 3600.0) -> None:
-        self.most = most
+    def __init__(self, least: float = 0.01, most: float = 3600.0) -> None:
+        self.least, self.most = least, most
 
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -88,6 +88,6 @@ class Seconds(click.ParamType):
                 seconds = float(str(value).strip())
             except ValueError:
                 self.fail(f"not a number of seconds: {value!r}", param, ctx)
-        if not (math.isfinite(seconds) and 0 < seconds <= self.most):
-            self.fail(f"must be more than 0 and at most {self.most:g} seconds, not {value!r}", param, ctx)
+        if not (math.isfinite(seconds) and self.least <= seconds <= self.most):
+            self.fail(f"must be from {self.least:g} to {self.most:g} seconds, not {value!r}", param, ctx)
         return seconds

@@ -1,6 +1,6 @@
 """Bad numbers, paths and names on any ``sop`` command: one line (JSON with ``--json``), exit 1.
 
-- intervals are seconds in (0, 3600]: no negative, zero, NaN, infinite or absurd value;
+- intervals are 0.01 to 3600 seconds: no negative, zero, tiny, NaN, infinite or absurd value;
 - a ``--db`` SQLite file that does not exist is refused, and not created, except by the
   commands that set a database up (``db upgrade``, ``start``, ``import calls``, ``demo``);
 - unknown ids, people and procedures are named;
@@ -62,7 +62,7 @@ def refused(r: Any, *words: str) -> str:
 
 # ------------------------------------------------------------------ intervals
 
-BAD_SECONDS = ["-1", "0", "-0.0", "nan", "inf", "-inf", "1e308", "3601", "abc", ""]
+BAD_SECONDS = ["-1", "0", "-0.0", "1e-9", "nan", "inf", "-inf", "1e308", "3601", "abc", ""]
 
 
 @pytest.mark.parametrize("value", BAD_SECONDS)
@@ -146,6 +146,12 @@ def test_outbox_retry_of_an_unknown_id_is_refused(sop, one) -> None:  # type: ig
 def test_staff_token_revoke_of_an_unknown_person_is_refused(sop, one) -> None:  # type: ignore[no-untyped-def]
     refused(sop("staff", "token", "revoke", "nobody"), "staff 'nobody'")
     assert json.loads(refused(sop("--json", "staff", "token", "revoke", "nobody")))["code"] == "unknown_staff"
+
+
+def test_staff_token_revoke_of_an_unknown_token_id_is_refused(sop, one) -> None:  # type: ignore[no-untyped-def]
+    assert sop("staff", "token", "create", "li_qiang").exit_code == 0
+    refused(sop("staff", "token", "revoke", "li_qiang", "--id", "77"), "--id", "no token 77")
+    assert sop("staff", "token", "revoke", "li_qiang", "--id", "1").exit_code == 0
 
 
 def test_sla_report_of_an_unknown_procedure_is_refused_naming_the_known_ones(sop, one) -> None:  # type: ignore[no-untyped-def]

@@ -142,3 +142,18 @@ def test_pip_install_of_a_clean_checkout_runs_lint_demo_and_serve(clean_copy: Pa
     empty = tmp_path / "empty"
     empty.mkdir()
     check_installed_sop(installed_from_source(clean_copy, tmp_path), empty)
+
+
+def test_no_test_can_skip_for_a_missing_declared_package() -> None:
+    """Each [test] extra is importable here, and no test asks to be skipped when one is not."""
+    import importlib
+    import re as _re
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    modules = {"spiffworkflow": "SpiffWorkflow"}
+    for requirement in extras["test"]:
+        name = _re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()  # type: ignore[union-attr]
+        importlib.import_module(modules.get(name, name.replace("-", "_")))
+    skippers = [p.name for p in (ROOT / "tests").glob("*.py") if "importorskip(" in p.read_text(encoding="utf-8")
+                and p.name != "test_packaging.py"]
+    assert skippers == [], "import declared packages plainly, so that a missing one fails"

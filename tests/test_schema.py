@@ -76,7 +76,7 @@ def test_shipped_yaml_carries_the_modeline(kind: str, path: Path) -> None:
 
 @pytest.mark.parametrize("kind, path", SHIPPED, ids=[p.name for _, p in SHIPPED])
 def test_shipped_yaml_validates_against_its_schema(kind: str, path: Path) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # declared in [test]: missing, it fails rather than skips
     schema = schema_of(MODELS[f"{kind}.schema.json"])  # staleness of schemas/ is the tests above
     data, _ = load_file(path)
     jsonschema.Draft202012Validator(schema).validate(data)
@@ -84,7 +84,7 @@ def test_shipped_yaml_validates_against_its_schema(kind: str, path: Path) -> Non
 
 def test_schema_and_parser_agree_on_unknown_keys() -> None:
     """What the linter calls an unknown key, the editor underlines too, and the reverse."""
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # declared in [test]: missing, it fails rather than skips
     schema = schema_of(MODELS["procedure.schema.json"])
     validator = jsonschema.Draft202012Validator(schema)
     fixtures = ROOT / "tests" / "fixtures" / "lint" / "procedures"
@@ -97,7 +97,7 @@ def test_schema_and_parser_agree_on_unknown_keys() -> None:
 
 
 def test_schema_accepts_a_single_source_state_like_the_parser() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # declared in [test]: missing, it fails rather than skips
     v = jsonschema.Draft202012Validator(schema_of(MODELS["procedure.schema.json"]))
     base = {"id": "p", "title": "t", "start": {"state": "a", "roles": ["r"]},
             "states": {"a": {"title": "a"}, "b": {"title": "b", "kind": "final"}}}

@@ -201,3 +201,14 @@ def test_sigterm_stops_the_worker_promptly_and_cleanly(one: Path) -> None:
         code = proc.wait(timeout=20)  # the alarm is an hour away: only the signal can end it now
     assert code == 0, proc.stderr.read() if proc.stderr else ""
     assert proc.stdout.read() == "worker: stopped cleanly\n"
+
+
+@pytest.mark.parametrize("value, reason", [(".nan", "finite"), ("1.0e-9", "greater than or equal to 0.01"),
+                                           ("-1", "greater than or equal to 0.01"), ("1.0e308", "less than or equal to 3600")])
+def test_a_delivery_poll_interval_that_would_spin_or_never_wake_is_refused(sop, one, tmp_path: Path, value: str,
+                                                                         reason: str) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "notify.yaml"
+    cfg.write_text(f"channels:\n  f: {{adapter: file, path: {tmp_path / 'out.txt'}}}\ndefault: [f]\n"
+                   f"poll_seconds: {value}\n", encoding="utf-8")
+    line = refused(sop("outbox", "deliver", "--notify", str(cfg)), "poll_seconds", reason)
+    assert line.startswith(f"{cfg}:4:")

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 from zoneinfo import ZoneInfo
 
 import click
 
-from engine.cli_support import fail_cleanly
+from engine.cli_support import Seconds, fail_cleanly, json_flag, json_mode
 from engine.errors import InputError
 from engine.runtime.config import Settings, build_engine
 from engine.runtime.service import next_deadline
@@ -25,6 +25,7 @@ class Context:
     def __init__(self, db: Optional[str], procedures: Optional[str], org: Optional[str], as_json: bool,
                  calendar: Optional[str] = None) -> None:
         self.db, self.procedures, self.org, self.json, self.calendar = db, procedures, org, as_json, calendar
+        self.may_create_db = False  # set by the commands that start instances: start, import calls
         self._engine: Any = None
 
     @property
@@ -34,7 +35,11 @@ class Context:
     @property
     def engine(self) -> Any:
         if self._engine is None:
-            self._engine = build_engine(self.settings)
+            settings = self.settings
+            settings.load()  # a broken procedure or org file is reported before a missing database
+            if not self.may_create_db:
+                settings.require_database()
+            self._engine = build_engine(settings)
         return self._engine
 
 
@@ -102,15 +107,20 @@ class CommandLineError(click.ClickException):
     def __init__(self, error: click.UsageError) -> None:
         super().__init__(error.format_message())
         self.command_path = error.ctx.command_path if error.ctx else "sop"
+        self.as_json = bool(error.ctx and error.ctx.meta.get("sop.json")) or json_mode()
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()} (see '{self.command_path} --help')", err=True)
+        if self.as_json:
+            click.echo(json.dumps({"error": self.format_message(), "code": "usage"}, ensure_ascii=False), err=True)
+        else:
+            click.echo(f"error: {self.format_message()} (see '{self.command_path} --help')", err=True)
 
 
 class SopGroup(click.Group):
     """The top-level group: turns click's usage errors into one-line user errors."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["sop.json"] = "--json" in args  # so a malformed command line is reported as JSON too
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as e:
@@ -125,10 +135,13 @@ class SopGroup(click.Group):
 
 def _one_line(e: click.UsageError) -> click.ClickException:
     no_args_help = getattr(click.exceptions, "NoArgsIsHelpError", ())
-    return e if no_args_help and isinstance(e, no_args_help) else CommandLineError(e)
+    if no_args_help and isinstance(e, no_args_help) and e.ctx is not None:
+        click.echo(e.ctx.get_help())  # `sop`, `sop audit`, …: the help, on stdout
+        sys.exit(0)
+    return CommandLineError(e)
 
 
-@click.group(cls=SopGroup)
+@click.group(cls=SopGroup, invoke_without_command=True)
 @click.option("--db", envvar="SOP_DB", help="Database URL (env SOP_DB; default sqlite:///sop.db).")
 @click.option("--procedures", envvar="SOP_PROCEDURES", help="Procedures directory (env SOP_PROCEDURES).")
 @click.option("--org", envvar="SOP_ORG", help="Organisation file (env SOP_ORG).")
@@ -143,20 +156,11 @@ def main(click_ctx: click.Context, db: Optional[str], procedures: Optional[str],
         sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
         sys.stderr.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
     click_ctx.obj = Context(db, procedures, org, as_json, calendar)
+    if click_ctx.invoked_subcommand is None:  # `sop` alone: the help, on stdout
+        click.echo(click_ctx.get_help())
 
 
 pass_ctx = click.make_pass_decorator(Context)
-
-
-def json_flag(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Accept ``--json`` after the subcommand too (``sop show 1 --json``)."""
-
-    def turn_on(click_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-        if value:
-            click_ctx.find_object(Context).json = True
-
-    return click.option("--json", "json_here", is_flag=True, expose_value=False, callback=turn_on,
-                        help="Print JSON on stdout.")(f)
 
 
 def show_instance(ctx: Context, inst: Any) -> None:
@@ -202,6 +206,7 @@ def show_instance(ctx: Context, inst: Any) -> None:
 def start(ctx: Context, procedure: str, staff: str, data: Optional[str], at: Optional[str], each: Optional[Path],
           key: Optional[str]) -> None:
     """Start an instance of PROCEDURE (or one per row of a file, with --each)."""
+    ctx.may_create_db = True
     eng = ctx.engine
     if each is not None or key is not None:
         from engine.cli_bulk import start_each
@@ -408,6 +413,7 @@ def tick(ctx: Context, until_raw: Optional[str]) -> None:
     until = parse_time(until_raw, org.site.zone, "--until") if until_raw else None
     from engine.clock import SystemClock
     clock = FakeClock(until) if until else SystemClock()
+    settings.require_database()
     eng = build_engine(settings, clock)
     fired = eng.tick(clock.now())
     zone = ZoneInfo(org.site.zone)
@@ -419,7 +425,7 @@ def tick(ctx: Context, until_raw: Optional[str]) -> None:
 
 
 @main.command()
-@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between sweeps.")
+@click.option("--interval", type=Seconds(), default=1.0, show_default=True, help="Seconds between sweeps.")
 @pass_ctx
 @fail_cleanly
 def worker(ctx: Context, interval: float) -> None:
@@ -440,15 +446,22 @@ def calendar() -> None:
 @fail_cleanly
 def calendar_status(ctx: Context) -> None:
     """Where last, this and next year's workdays come from, provisional deadlines, warnings."""
-    from engine.runtime.calendar_status import status
+    from engine.runtime.calendar_status import open_provisional_count, status
 
-    eng = ctx.engine
-    report = status(eng, eng.clock.now())
+    settings = ctx.settings
+    try:
+        settings.require_database()
+    except InputError:
+        count = None  # no database yet: the calendar is still worth reading
+    else:
+        count = open_provisional_count(ctx.engine)
+    report = status(settings.work_calendar(), datetime.now(timezone.utc), count)
 
     def human() -> None:
         click.echo(f"calendar file: {report['file'] or '(built-in defaults)'}   zone: {report['zone']}")
         table([[y["year"], y["source"], y["from"]] for y in report["years"]], ["year", "source", "from"])
-        click.echo(f"open deadlines on a provisional year: {report['open_provisional_deadlines']}")
+        if count is not None:
+            click.echo(f"open deadlines on a provisional year: {count}")
         for w in report["warnings"]:
             click.echo(f"warning: {w}")
 
@@ -491,6 +504,9 @@ def sla_report(ctx: Context, start: Optional[str], end: Optional[str], procedure
     from engine.runtime.sla_report import report
 
     eng = ctx.engine
+    if procedure is not None and procedure not in eng.library.procedures:
+        known = ", ".join(sorted(eng.library.procedures))
+        raise InputError("--procedure", f"unknown procedure {procedure!r}; known: {known}")
     zone = eng.org.site.zone
     rows = report(eng, parse_time(start, zone, "--from"), parse_time(end, zone, "--to"), procedure)
     emit(ctx, rows, lambda: table(

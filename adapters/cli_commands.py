@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from engine.cli_support import json_flag
+
 
 @click.group("import")
 def import_group() -> None:
@@ -38,6 +40,8 @@ def calls(click_ctx: click.Context, file: Path, staff: str, as_json: bool) -> No
     from engine.cli_support import fail_cleanly
 
     ctx = click_ctx.obj
+    ctx.json = ctx.json or as_json
+    ctx.may_create_db = True  # it starts phone_call instances, like `sop start`
 
     @fail_cleanly
     def run() -> None:
@@ -71,6 +75,7 @@ def payments(click_ctx: click.Context, file: Path, staff: str, as_json: bool) ->
     from engine.cli_support import fail_cleanly
 
     ctx = click_ctx.obj
+    ctx.json = ctx.json or as_json
 
     @fail_cleanly
     def run() -> None:
@@ -95,6 +100,7 @@ def notice_group() -> None:
 
 
 @notice_group.command("render")
+@json_flag
 @click.argument("instance")
 @click.argument("kind")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."),

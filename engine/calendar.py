@@ -37,12 +37,13 @@ import yaml
 
 from engine import statutory
 from engine.errors import CalendarError, Issue, ProcedureError
+from engine.shipped import data_root
 
 Period = tuple[time, time]
 DEFAULT_ZONE = "Asia/Shanghai"
 DEFAULT_PERIODS: tuple[tuple[str, str], ...] = (("09:00", "12:00"), ("13:30", "18:00"))
 WORKDAY_MODES = ("end_of_day", "working_hours")
-SHIPPED_FILE = Path(__file__).resolve().parent.parent / "org" / "calendar.yaml"
+SHIPPED_FILE = data_root() / "org" / "calendar.yaml"
 
 _UTC = timezone.utc
 _MAX_IDLE_DAYS = 400  # no workday for longer than this means a broken calendar, not a holiday

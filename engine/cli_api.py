@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from engine.cli_support import fail_cleanly
+from engine.cli_support import Seconds, fail_cleanly, json_flag
 
 from engine.errors import InputError
 from engine.runtime.views import iso
@@ -42,7 +42,7 @@ _NOTIFY = click.option("--notify", "notify_file", envvar="SOP_NOTIFY", type=clic
 @_NOTIFY
 @click.option("--no-scheduler", is_flag=True, help="Do not run the timer sweep in this process.")
 @click.option("--no-outbox", is_flag=True, help="Do not deliver notifications from this process.")
-@click.option("--sweep-interval", type=float, default=1.0, show_default=True, help="Seconds between sweeps.")
+@click.option("--sweep-interval", type=Seconds(), default=1.0, show_default=True, help="Seconds between sweeps.")
 @click.option("--max-body", type=click.IntRange(1024), default=256 * 1024, show_default=True,
               help="Largest request body accepted, in bytes.")
 @fail_cleanly
@@ -88,6 +88,7 @@ def token() -> None:
 
 
 @token.command("create")
+@json_flag
 @click.argument("staff_id", metavar="STAFF")
 @click.option("--label", default="", help="What the token is for (e.g. 'phone').")
 @fail_cleanly
@@ -107,6 +108,7 @@ def token_create(staff_id: str, label: str) -> None:
 
 
 @token.command("revoke")
+@json_flag
 @click.argument("staff_id", metavar="STAFF")
 @click.option("--id", "token_id", type=int, help="Only this token (default: every token of STAFF).")
 @fail_cleanly
@@ -116,13 +118,18 @@ def token_revoke(staff_id: str, token_id: Optional[int]) -> None:
 
     eng = _obj().engine
     with eng.transaction() as conn:
+        if not eng.org.has(staff_id) and not tokens.listing(conn, staff_id):
+            eng.org.person(staff_id)  # StaffNotFound: no such person, and no token of theirs either
         n = tokens.revoke(conn, staff_id, eng.clock.now(), token_id)
+        if n == 0 and token_id is not None and not any(t.id == token_id for t in tokens.listing(conn, staff_id)):
+            raise InputError("--id", f"{staff_id} has no token {token_id} (`sop staff token list {staff_id}`)")
     _say({"staff": staff_id, "revoked": n}, f"revoked {n} token(s) of {staff_id}")
     if n == 0:
         sys.exit(1)
 
 
 @token.command("list")
+@json_flag
 @click.argument("staff_id", metavar="STAFF", required=False)
 @fail_cleanly
 def token_list(staff_id: Optional[str]) -> None:
@@ -147,6 +154,7 @@ def outbox() -> None:
 
 
 @outbox.command("deliver")
+@json_flag
 @_NOTIFY
 @fail_cleanly
 def outbox_deliver(notify_file: Optional[str]) -> None:
@@ -166,6 +174,7 @@ def outbox_deliver(notify_file: Optional[str]) -> None:
 
 
 @outbox.command("list")
+@json_flag
 @click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed", "held"]))
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @fail_cleanly
@@ -185,6 +194,7 @@ def outbox_list(status: Optional[str], limit: int) -> None:
 
 
 @outbox.command("retry")
+@json_flag
 @click.argument("outbox_id", type=int)
 @fail_cleanly
 def outbox_retry(outbox_id: int) -> None:
@@ -193,6 +203,8 @@ def outbox_retry(outbox_id: int) -> None:
 
     eng = _obj().engine
     with eng.transaction() as conn:
+        if store.status_of(conn, outbox_id) is None:
+            raise InputError("OUTBOX_ID", f"no notification {outbox_id} (`sop outbox list` shows them)")
         ok = store.requeue(conn, outbox_id)
     _say({"id": outbox_id, "requeued": ok},
          f"notification {outbox_id} queued again" if ok else f"notification {outbox_id} is not failed or held")

@@ -8,22 +8,13 @@ from which revision to which. Neither needs the procedures or the org file.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-from engine.cli_support import fail_cleanly
+from engine.cli_support import fail_cleanly, json_flag
 
-from engine.runtime.config import DEFAULT_DB
-
-
-def _json_flag(f: Callable[..., Any]) -> Callable[..., Any]:
-    def turn_on(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-        if value and ctx.obj is not None:
-            ctx.obj.json = True
-
-    return click.option("--json", is_flag=True, expose_value=False, callback=turn_on,
-                        help="Print JSON on stdout.")(f)
+from engine.runtime.config import DEFAULT_DB, require_database
 
 
 def _say(payload: dict[str, Any], human: str) -> None:
@@ -46,7 +37,7 @@ def db() -> None:
 
 @db.command()
 @click.option("--revision", default="head", show_default=True, help="Migrate up to this revision.")
-@_json_flag
+@json_flag
 @fail_cleanly
 def upgrade(revision: str) -> None:
     """Create or upgrade the schema of the --db database."""
@@ -63,13 +54,14 @@ def upgrade(revision: str) -> None:
 
 
 @db.command()
-@_json_flag
+@json_flag
 @fail_cleanly
 def current() -> None:
     """Show the schema revision of the --db database and the newest one."""
     from engine.store import migrate
 
     url = _url()
+    require_database(url)
     rev, head = migrate.current_url(url)
     payload = {"database": migrate.display_url(url), "current": rev, "head": head, "up_to_date": rev == head}
     state = "up to date" if rev == head else "needs `sop db upgrade`"

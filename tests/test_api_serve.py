@@ -27,6 +27,7 @@ def lines_of(stream: Any) -> "queue.Queue[str]":
 
 
 def test_serve_answers_sweeps_timers_and_delivers_notifications(runner: Any, db_url: str, tmp_path: Path) -> None:
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
     token = runner.invoke(main, ["staff", "token", "create", "liu_fang"]).stdout.strip()
     with HttpReceiver() as rx:
         cfg = tmp_path / "notify.yaml"

@@ -82,6 +82,10 @@ def value_of(f: FieldSpec) -> st.SearchStrategy[Any]:
     if t == "checklist":
         return st.fixed_dictionaries({k: st.fixed_dictionaries({"result": st.sampled_from(["pass", "fail"])})
                                       for k in f.items or {}})
+    if t == "staff":  # people of the org file, and one that is not (refused, changing nothing)
+        return st.sampled_from(["wang_li", "chen_jing", "li_qiang", "nobody_here"])
+    if t == "instance":  # early ids exist (or are of another procedure), late ones do not
+        return st.integers(1, 12)
     raise AssertionError(t)
 
 

@@ -171,7 +171,9 @@ USER_ERRORS = [
     (["tasks", "--role", "janitor"], "error: --role: unknown role 'janitor'"),
     (["graph", "nothing"], "error: PROCEDURE: unknown procedure 'nothing'"),
     (["--db", "notaurl", "show", "1"], "error: --db: not a database URL: 'notaurl'"),
-    (["--db", "sqlite:////no/such/folder/x.db", "show", "1"], "error: --db: folder /no/such/folder does not exist"),
+    (["--db", "sqlite:////no/such/folder/x.db", "show", "1"], "error: --db: /no/such/folder/x.db does not exist"),
+    (["--db", "sqlite:////no/such/folder/x.db", "start", "complaint", "--as", "liu_fang"],
+     "error: --db: folder /no/such/folder does not exist"),
     (["--procedures", "/no/such/dir", "show", "1"], "error: --procedures: /no/such/dir is not a directory"),
     (["--org", "/no/such/org.yaml", "show", "1"], "error: --org: /no/such/org.yaml does not exist"),
 ]
@@ -189,10 +191,12 @@ def test_user_error_is_one_line_on_stderr_and_exit_1(sop, one, argv: list[str], 
 
 
 @pytest.mark.parametrize("argv, first_words", USER_ERRORS[::4], ids=[" ".join(a)[:60] for a, _ in USER_ERRORS[::4]])
-def test_with_json_a_user_error_is_still_one_line_on_stderr(sop, one, argv: list[str], first_words: str) -> None:  # type: ignore[no-untyped-def]
+def test_with_json_a_user_error_is_one_json_line_on_stderr(sop, one, argv: list[str], first_words: str) -> None:  # type: ignore[no-untyped-def]
     r = sop("--json", *argv, ok=False)
     assert (r.exit_code, r.stdout) == (1, "")
-    assert r.stderr.startswith(first_words) and r.stderr.count("\n") == 1
+    assert r.stderr.count("\n") == 1
+    error = json.loads(r.stderr)
+    assert error["error"].startswith(first_words.removeprefix("error: ")) and error["code"]
 
 
 def test_a_broken_org_file_is_reported_as_located_lines(sop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from cli import main
 from engine.runtime.calendar_repair import repair_all
-from engine.runtime.calendar_status import status, watch
+from engine.runtime.calendar_status import open_provisional_count, watch
+from engine.runtime.calendar_status import status as calendar_status
 from engine.runtime.config import Settings, build_engine
 from engine.store.tables import outbox
 from tests.case_helpers import clock, events, local, t, tick  # noqa: F401  (fixtures)
@@ -124,6 +125,9 @@ def test_calendar_repair_moves_open_deadlines_with_one_event_each_once_the_notic
 def test_calendar_status_says_where_each_year_comes_from_and_warns_from_november(db_url, site, clock) -> None:  # type: ignore[no-untyped-def]
     engine = engine_for(db_url, site, clock)
     engine.start("complaint", "liu_fang", {**COMPLAINT, "channel": "letter"}, at=t("2026-12-30T10:00"))
+    def status(engine, now):  # type: ignore[no-untyped-def]
+        return calendar_status(engine.calendar, now, open_provisional_count(engine))
+
     report = status(engine, t("2026-12-03T09:00"))
     assert [(y["year"], y["source"]) for y in report["years"]] == [
         (2025, "package"), (2026, "package"), (2027, "provisional")]
@@ -146,6 +150,13 @@ def test_calendar_status_says_where_each_year_comes_from_and_warns_from_november
     fixed = engine_for(db_url, site, clock)
     assert status(fixed, t("2026-12-03T09:00"))["warnings"] == []
     assert status(fixed, t("2026-12-03T09:00"))["years"][2]["source"] == "site"
+
+
+def test_calendar_status_needs_no_database(site, runner, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SOP_DB", f"sqlite:///{tmp_path / 'none.db'}")
+    out = runner.invoke(main, ["--json", "calendar", "status"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["open_provisional_deadlines"] is None and not (tmp_path / "none.db").exists()
 
 
 def test_calendar_option_and_env_name_the_site_file(db_url, site, runner, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -88,9 +88,9 @@ class DeliverySpec(Strict):
     default: list[str] = Field(min_length=1, description="Channels tried in order when a notification names "
                                                          "none, or the one it names cannot reach the person")
     retry: RetrySpec = Field(default_factory=RetrySpec)
-    lease_seconds: float = Field(120.0, gt=0, description="How long a claimed notification is this worker's")
+    lease_seconds: float = Field(120.0, gt=0, allow_inf_nan=False, description="How long a claimed notification is this worker's")
     batch: int = Field(50, ge=1, le=1000)
-    poll_seconds: float = Field(2.0, gt=0)
+    poll_seconds: float = Field(2.0, ge=0.01, le=3600, allow_inf_nan=False)
     after_crash: Literal["resend", "hold"] = Field(
         "resend", description="A notification whose worker died mid-delivery: send again (the receiver "
                               "deduplicates by key) or hold it for a person")

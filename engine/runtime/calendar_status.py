@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import sqlalchemy as sa
 
@@ -45,11 +45,10 @@ def _site_file(cal: WorkCalendar) -> str:
     return "the site's calendar file (calendar.yaml beside the org file, or --calendar FILE / SOP_CALENDAR)"
 
 
-def status(engine: Any, now: datetime) -> dict[str, Any]:
-    cal: WorkCalendar = engine.calendar
+def status(cal: WorkCalendar, now: datetime, open_provisional: Optional[int]) -> dict[str, Any]:
+    """Where last, this and next year come from, and the warnings; ``open_provisional`` is
+    None where there is no database yet (the calendar itself needs none)."""
     today = now.astimezone(cal.zone).date()
-    with engine.read() as conn:
-        open_provisional = timer_store.provisional_open_count(conn)
     return {
         "zone": cal.zone.key, "file": cal.source, "today": today.isoformat(),
         "years": [{"year": y, "source": str(cal.year_source(y)), "from": cal.describe_year(y)}
@@ -57,6 +56,11 @@ def status(engine: Any, now: datetime) -> dict[str, Any]:
         "open_provisional_deadlines": open_provisional,
         "warnings": warnings(cal, today),
     }
+
+
+def open_provisional_count(engine: Any) -> int:
+    with engine.read() as conn:
+        return timer_store.provisional_open_count(conn)
 
 
 def watch(engine: Any, now: datetime) -> None:

@@ -46,6 +46,9 @@ class Settings:
     def work_calendar(self) -> WorkCalendar:
         return WorkCalendar.for_site(self.calendar, self.org)
 
+    def require_database(self) -> None:
+        require_database(self.db)
+
     def load(self) -> tuple[Library, OrgSpec]:
         """The checked library and org, memoised while none of their files change.
 
@@ -70,6 +73,20 @@ def _fingerprint(procedures: Path, org: Path) -> tuple:
         st = f.stat()
         out.append((str(f), st.st_mtime_ns, st.st_size))
     return tuple(out)
+
+
+def require_database(url: str) -> None:
+    """Refuse an SQLite file that does not exist (a typo in ``--db``) instead of creating it.
+
+    Only the commands that set a database up or start instances create one: ``sop db
+    upgrade``, ``sop start``, ``sop import calls`` and ``sop demo``; everything else reads or
+    changes what is there.
+    """
+    from engine.store.db import sqlite_file
+
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise InputError("--db", f"{path} does not exist (`sop db upgrade` or `sop start` creates a database)")
 
 
 def build_engine(settings: Settings, clock: Optional[Clock] = None):  # type: ignore[no-untyped-def]

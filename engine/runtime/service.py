@@ -156,7 +156,7 @@ class Engine:
 
     def _start_in(self, conn: Connection, proc: CompiledProcedure, actor: Actor, data: dict[str, Any],
                   at: datetime, parent_id: Optional[int], external_key: Optional[str] = None) -> Instance:
-        self._check_instance_refs(conn, proc.form(proc.spec.start.form), data, f"{proc.id} start")
+        self._check_instance_refs(conn, proc.form(proc.spec.start.form), data)
         self._ensure_version(conn, proc, at)
         sent: dict[str, Any] = {}
         iid = repo.new_instance_id(conn, proc.id, proc.version, proc.spec.start.state, at, parent_id, external_key,
@@ -228,11 +228,11 @@ class Engine:
                        data: dict[str, Any], when: datetime) -> Decision:
         spec = proc.action(action, inst.state)
         if spec is not None:
-            self._check_instance_refs(conn, proc.form(spec.form), data, spec.form or action)
+            self._check_instance_refs(conn, proc.form(spec.form), data)
         return dc.decide_action(proc, self.org, inst, actor, action, data, when, self._links(conn, proc, inst))
 
     @staticmethod
-    def _check_instance_refs(conn: Connection, form: Any, data: dict[str, Any], what: str) -> None:
+    def _check_instance_refs(conn: Connection, form: Any, data: dict[str, Any]) -> None:
         """Instance fields (``type: instance``) must name a stored instance of their procedure
         (CMP-10: a repeat names a complaint that exists); read in the command's transaction."""
         if form is None:
@@ -246,11 +246,13 @@ class Engine:
                 iid = int(value)
             except (TypeError, ValueError):
                 continue  # not a number: the form's own validation says so
+            if iid < 1:
+                continue  # ditto
             found = repo.procedure_of(conn, iid)
             if found != f.procedure:
                 bad.append(FieldError(name, f"no {f.procedure} #{iid}" + (f" (#{iid} is a {found})" if found else "")))
         if bad:
-            raise FormInvalid(what, bad)
+            raise FormInvalid(form.id, bad)
 
     def _links(self, conn: Connection, proc: CompiledProcedure, inst: Instance) -> Optional[dict[str, Any]]:
         """The linked instances, for guards that read them (checks.LINK_NAMES); only read for a

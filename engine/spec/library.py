@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from transitions import Machine
 
 from engine.errors import Issue, ProcedureError
+from engine.shipped import data_root
 from engine.spec import checks
 from engine.spec.expr import Expr, compile_expr
 from engine.spec.forms import FieldSpec, FormSpec
@@ -25,7 +26,7 @@ from engine.spec.models import ActionSpec, ProcedureSpec
 from engine.spec.validation import issues_from_validation
 from engine.spec.yamlio import Positions, load_file
 
-SHIPPED_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_ROOT = data_root()
 
 
 @dataclass

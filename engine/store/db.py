@@ -44,6 +44,18 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+def sqlite_file(url: str) -> Optional[Path]:
+    """The file of an SQLite URL (``sqlite:///sop.db`` → ``sop.db``); None for other databases."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as e:
+        raise InputError("--db", f"not a database URL: {url!r}") from e
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:" \
+            or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
     if url.database and url.database != ":memory:":
         folder = Path(url.database).expanduser().resolve().parent

@@ -106,6 +106,11 @@ def attempts_of(conn: Connection, outbox_id: int) -> list[sa.Row]:
     return list(conn.execute(sa.select(A).where(A.c.outbox_id == outbox_id).order_by(A.c.attempt)))
 
 
+def status_of(conn: Connection, outbox_id: int) -> Optional[str]:
+    """The delivery status of one notification; None if there is no such notification."""
+    return conn.execute(sa.select(O.c.status).where(O.c.id == outbox_id)).scalar_one_or_none()
+
+
 def requeue(conn: Connection, outbox_id: int) -> bool:
     """Send a failed or held notification again (a person decided to), at the next pass."""
     return conn.execute(sa.update(O).where(O.c.id == outbox_id, O.c.status.in_((FAILED, HELD)))

@@ -30,6 +30,7 @@ from engine.errors import (ConcurrencyConflict, InputError, ReplayMismatch, Stor
 from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
+from engine.store import ledger
 from engine.store import repository as repo
 from engine.store import timers as timer_store
 from engine.store.instance_cache import InstanceCache
@@ -146,7 +147,9 @@ class Engine:
         too busy to take it (see db.busy_reason) is a StoreBusy refusal, not a crash."""
         try:
             with self.connections.write() as conn:
+                ledger.begin(conn)
                 yield conn
+                ledger.seal(conn, self.clock.now())
         except BaseException as e:
             self._saved_versions.clear()
             reason = db.busy_reason(e)

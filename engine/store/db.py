@@ -178,19 +178,27 @@ def savepoint(conn: Connection) -> Iterator[None]:
     SAVEPOINT statement for every name it makes up, which cost more than the timer firing
     it wraps (the sweep wraps every firing in one).
     """
-    if conn.dialect.name != "sqlite" or conn.engine.echo:
-        with conn.begin_nested():
-            yield
-        return
-    driver = conn.connection.driver_connection
-    driver.execute("SAVEPOINT sop_part")
+    # Events noted for the ledger inside the savepoint are forgotten with it (store/ledger.py).
+    pending = conn.info.get("sop_ledger_pending")
+    noted = len(pending) if pending is not None else 0
     try:
-        yield
-    except BaseException:
-        driver.execute("ROLLBACK TO sop_part")
+        if conn.dialect.name != "sqlite" or conn.engine.echo:
+            with conn.begin_nested():
+                yield
+            return
+        driver = conn.connection.driver_connection
+        driver.execute("SAVEPOINT sop_part")
+        try:
+            yield
+        except BaseException:
+            driver.execute("ROLLBACK TO sop_part")
+            driver.execute("RELEASE sop_part")
+            raise
         driver.execute("RELEASE sop_part")
+    except BaseException:
+        if pending is not None:
+            del pending[noted:]
         raise
-    driver.execute("RELEASE sop_part")
 
 
 class Connections:

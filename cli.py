@@ -339,28 +339,6 @@ def replay(ctx: Context, instance: str) -> None:
         sys.exit(1)
 
 
-@main.group()
-def audit() -> None:
-    """Audit the log."""
-
-
-@audit.command("verify")
-@json_flag
-@pass_ctx
-@fail_cleanly
-def audit_verify(ctx: Context) -> None:
-    """Check every hash chain; exit 1 naming the first broken link."""
-    n_inst, n_events, broken = ctx.engine.verify()
-    payload = {"ok": broken is None, "instances": n_inst, "events": n_events,
-               "broken": None if broken is None else {"instance": broken.instance_id, "seq": broken.seq,
-                                                      "reason": broken.reason}}
-    emit(ctx, payload, lambda: click.echo(
-        f"ok: {n_inst} instances, {n_events} events, every chain intact" if broken is None
-        else f"broken: {broken}"))
-    if broken is not None:
-        sys.exit(1)
-
-
 @main.command()
 @json_flag
 @click.option("--db-file", type=click.Path(path_type=Path), default=Path("sop-demo.db"), show_default=True,
@@ -512,6 +490,9 @@ register(main)
 
 from engine.cli_db import register as _register_db  # noqa: E402  (sop db upgrade/current)
 _register_db(main)
+
+from engine.cli_audit import register as _register_audit  # noqa: E402  (sop audit verify/checkpoint)
+_register_audit(main, json_flag, pass_ctx, emit)
 
 if __name__ == "__main__":
     main()

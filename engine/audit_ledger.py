@@ -103,7 +103,8 @@ class LedgerState:
     rows: int = 0
     last_seq: int = 0
     head: str = LEDGER_GENESIS
-    head_at: Optional[str] = None  # the head at the checkpoint's seq, if there is a checkpoint
+    head_at: Optional[str] = None  # at the checkpoint's seq (or the last row): the head,
+    # the Merkle root of the event hashes up to there and their count
     merkle_at: Optional[str] = None
     events_at: Optional[int] = None
     findings: list[Finding] = field(default_factory=list)
@@ -136,11 +137,13 @@ def walk_ledger(rows: Iterable[Any], at_seq: Optional[int] = None, limit: int = 
             entries = []
         for iid, eseq, h in entries:
             st.refs.setdefault(iid, []).append((eseq, h, seq))
-            if at_seq is not None and seq <= at_seq:
+            if at_seq is None or seq <= at_seq:
                 merkle.add(h)
         if at_seq is not None and seq == at_seq:
             st.head_at, st.merkle_at, st.events_at = head, merkle.root(), merkle.count
         prev, expected, st.last_seq, st.head = head, seq + 1, seq, head
+    if at_seq is None:  # the whole ledger
+        st.head_at, st.merkle_at, st.events_at = st.head, merkle.root(), merkle.count
     return st
 
 

@@ -93,3 +93,17 @@ def iter_rows(conn: Connection, page: int = 1000) -> Iterator[tuple[int, str, st
             return
         yield from rows  # type: ignore[misc]
         after = rows[-1][0]
+
+
+def queue_checkpoint(conn: Connection, seq: int, recipients: list[str], message: str, at: datetime) -> list[str]:
+    """Outbox rows carrying a checkpoint (instance 0, the ledger seq), by e-mail; a recipient
+    already sent this checkpoint is skipped (the idempotency key is the checkpoint's)."""
+    from engine.store.tables import outbox as O
+
+    keys = {r: f"checkpoint:{seq}:{r}" for r in dict.fromkeys(recipients)}
+    have = {k for (k,) in conn.execute(sa.select(O.c.idempotency_key).where(O.c.idempotency_key.in_(keys.values())))}
+    rows = [{"instance_id": 0, "seq": seq, "recipient": r, "channel": "email", "message": message,
+             "idempotency_key": k, "created_at": at, "next_attempt_at": at} for r, k in keys.items() if k not in have]
+    if rows:
+        conn.execute(sa.insert(O), rows)
+    return [r["recipient"] for r in rows]

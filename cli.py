@@ -16,6 +16,7 @@ import click
 
 from engine.cli_support import fail_cleanly
 from engine.errors import InputError
+from engine.instants import out_of_range
 from engine.runtime.config import Settings, build_engine
 from engine.runtime.views import event_view, instance_view, iso
 
@@ -70,7 +71,11 @@ def parse_time(raw: Optional[str], zone: str, argument: str = "--at") -> Optiona
         t = datetime.fromisoformat(raw)
     except ValueError:
         raise InputError(argument, f"not an ISO 8601 time: {raw!r} (e.g. 2025-09-30T17:55:00+08:00)") from None
-    return t if t.tzinfo else t.replace(tzinfo=ZoneInfo(zone))
+    t = t if t.tzinfo else t.replace(tzinfo=ZoneInfo(zone))
+    why = out_of_range(t)
+    if why is not None:
+        raise InputError(argument, f"{raw!r} is {why}")
+    return t
 
 
 def table(rows: list[list[Any]], headers: list[str]) -> None:

@@ -25,6 +25,7 @@ from engine.core import decide as dc
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, Instance
+from engine.instants import out_of_range
 from engine.errors import (ConcurrencyConflict, InputError, ReplayMismatch, StoreBusy, StoredDataCorrupt,
                            TimeOrderError)
 from engine.spec.library import CompiledProcedure, Library
@@ -83,6 +84,8 @@ class Engine:
     def _time(self, at: Optional[datetime]) -> datetime:
         if at is not None and at.tzinfo is None:
             raise InputError("--at", "time needs a UTC offset, e.g. 2025-09-30T17:55:00+08:00")
+        if at is not None and (why := out_of_range(at)) is not None:
+            raise InputError("--at", f"{at.isoformat()} is {why}")
         return at or self.clock.now()
 
     def procedure_for(self, conn: Connection, procedure: str, version: str) -> CompiledProcedure:

@@ -166,6 +166,7 @@ def rewrite_ledger(url: str) -> None:
                                      "VALUES (:s, :e, :l, :p, :h, :a)"),
                              {"s": n, "e": text, "l": leaf, "p": prev, "h": head, "a": at})
                 prev = head
+            conn.execute(sa.text("UPDATE ledger_head SET seq = :s, head = :h"), {"s": len(new_rows), "h": prev})
     finally:
         eng.dispose()
 
@@ -434,6 +435,7 @@ def test_a_database_from_before_the_ledger_is_backfilled_and_verifies(office, so
     eng = open_engine(db_url)
     with eng.begin() as conn:
         conn.execute(sa.text("DROP TABLE ledger"))
+        conn.execute(sa.text("DROP TABLE ledger_head"))
         conn.execute(sa.text("DROP TABLE sop_meta"))
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
     eng.dispose()

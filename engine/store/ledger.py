@@ -7,12 +7,13 @@ holding them all, chained to the previous row's head (engine/audit_ledger.py). A
 rolled back forgets what was noted inside it (``db.savepoint``), a transaction rolled back
 forgets everything (:func:`begin`), so the ledger references exactly the committed events.
 
-Appends are serialised: on SQLite by the write lock every write transaction already holds
-(``BEGIN IMMEDIATE``); on PostgreSQL by a transaction-scoped advisory lock taken in
-``seal``, the last lock a transaction takes before it commits, so it cannot be part of a
-deadlock and is held only for the two statements and the commit. The ledger's ``seq``
-primary key backs both up: a second row with the same seq fails, and the whole
-transaction with it.
+The newest row's seq and head are kept in ``ledger_head`` (one row), where appends
+serialise: on SQLite the write lock every write transaction already holds (``BEGIN
+IMMEDIATE``) does it; on PostgreSQL one statement moves the head (locking its row) and
+appends the ledger row, in one round trip. That is the last lock a transaction takes
+before it commits, so it cannot be part of a deadlock, and it is held only for that
+statement and the commit. The ledger's ``seq`` primary key backs both up: a second row
+with the same seq fails, and the whole transaction with it.
 """
 from __future__ import annotations
 
@@ -25,14 +26,27 @@ from sqlalchemy.engine import Connection
 from engine.audit_ledger import LEDGER_GENESIS, entries_json, head_hash, leaf_hash
 from engine.store.prepared import Prepared
 from engine.store.tables import ledger as L
+from engine.store.tables import ledger_head as H
 
 PENDING = "sop_ledger_pending"  # key of Connection.info: the (instance_id, seq, hash) noted so far
-_PG_LOCK = 0x736F70_6C6467  # pg_advisory_xact_lock key: "sop" "ldg"
 
-_HEAD = Prepared(sa.select(L.c.seq, L.c.head).order_by(L.c.seq.desc()).limit(sa.bindparam("one"))
-                 .offset(sa.bindparam("skip")))
+_HEAD = Prepared(sa.select(H.c.seq, H.c.head).where(H.c.key == sa.bindparam("one")))
+_MOVE_HEAD = Prepared(sa.update(H).where(H.c.key == sa.bindparam("one")))
 _INSERT = Prepared(sa.insert(L))
-_LOCK = Prepared(sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("k", type_=sa.BigInteger))))
+# PostgreSQL: move the head and append the row in one statement, hashing in SQL exactly as
+# audit_ledger.head_hash does (canonical JSON of [seq, prev, leaf]: hex strings need no
+# escaping). The UPDATE waits for the head row's lock and then works on the newest committed
+# head (READ COMMITTED re-reads a row it waited for), so concurrent appends chain in commit
+# order; the lock is the last one the transaction takes and is held until its commit.
+_PG_APPEND = (
+    "WITH h AS (UPDATE ledger_head SET seq = seq + 1, prev = head, "
+    "head = encode(sha256(convert_to('[' || (seq + 1) || ',\"' || head || '\",\"' || {leaf} || '\"]', 'UTF8')), "
+    "'hex') WHERE key = 1 RETURNING seq, prev, head) "
+    "INSERT INTO ledger (seq, entries, leaf, prev, head, recorded_at) "
+    "SELECT seq, {entries}, {leaf}, prev, head, {at} FROM h RETURNING seq")
+_PG_DRIVER_SQL = _PG_APPEND.format(leaf="$1::text", entries="$2::text", at="$3::timestamptz")
+_PG_CORE_SQL = sa.text(_PG_APPEND.format(leaf="CAST(:leaf AS text)", entries="CAST(:entries AS text)",
+                                         at="CAST(:at AS timestamptz)"))
 
 
 def begin(conn: Connection) -> None:
@@ -53,15 +67,36 @@ def seal(conn: Connection, at: datetime) -> Optional[int]:
     pending = conn.info.pop(PENDING, None)
     if not pending:
         return None
-    if conn.dialect.name == "postgresql":
-        _LOCK.first(conn, {"k": _PG_LOCK})
-    last = _HEAD.first(conn, {"one": 1, "skip": 0})
-    seq, prev = (1, LEDGER_GENESIS) if last is None else (int(last[0]) + 1, last[1])
     text = entries_json(pending)
     leaf = leaf_hash(text)
-    _INSERT.execute(conn, {"seq": seq, "entries": text, "leaf": leaf, "prev": prev,
-                           "head": head_hash(seq, prev, leaf), "recorded_at": at})
+    if conn.dialect.name == "postgresql":
+        return _pg_append(conn, text, leaf, at)
+    row = _HEAD.first(conn, {"one": 1})
+    seq, prev = (1, LEDGER_GENESIS) if row is None else (int(row[0]) + 1, row[1])
+    head = head_hash(seq, prev, leaf)
+    _INSERT.execute(conn, {"seq": seq, "entries": text, "leaf": leaf, "prev": prev, "head": head, "recorded_at": at})
+    if row is None:
+        conn.execute(sa.insert(H).values(key=1, seq=seq, prev=prev, head=head))
+    else:
+        _MOVE_HEAD.execute(conn, {"one": 1, "seq": seq, "prev": prev, "head": head})
     return seq
+
+
+def _pg_append(conn: Connection, text: str, leaf: str, at: datetime) -> int:
+    if getattr(conn, "_sop_driver", None) is not None:  # the psycopg fast path (prepared.Prepared)
+        from engine.store.db import as_sqlalchemy_error
+        from engine.store.prepared import _kept_cursor
+
+        args = [leaf, text, at]
+        try:
+            row = _kept_cursor(conn).execute(_PG_DRIVER_SQL, args).fetchone()
+        except conn.dialect.loaded_dbapi.Error as err:
+            raise as_sqlalchemy_error(conn.dialect, _PG_DRIVER_SQL, args, err) from err
+    else:
+        row = conn.execute(_PG_CORE_SQL, {"leaf": leaf, "entries": text, "at": at}).first()
+    if row is None:
+        raise RuntimeError("the ledger_head row is missing (see migration 0002)")  # a broken schema: a bug
+    return int(row[0])
 
 
 def mark(conn: Connection) -> Optional[int]:

@@ -161,6 +161,18 @@ class LedgerRow(SQLModel, table=True):
     recorded_at: datetime = _dt()
 
 
+class LedgerHeadRow(SQLModel, table=True):
+    """The ledger's newest row, as one row (``key`` 1): where appends serialise (on
+    PostgreSQL its row lock, taken by the one statement that appends, see
+    engine/store/ledger.py). Verification never trusts it: it recomputes the ledger."""
+
+    __tablename__ = "ledger_head"
+    key: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int
+    prev: str
+    head: str
+
+
 class MetaRow(SQLModel, table=True):
     """Facts about the database itself (``created_by``: which command made the file; the
     demo refuses to recreate a file it did not make)."""
@@ -176,4 +188,5 @@ procedure_versions = ProcedureVersionRow.__table__
 outbox = OutboxRow.__table__
 timers = TimerRow.__table__
 ledger = LedgerRow.__table__
+ledger_head = LedgerHeadRow.__table__
 sop_meta = MetaRow.__table__

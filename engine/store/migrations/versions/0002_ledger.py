@@ -1,5 +1,6 @@
-"""The store-wide ledger (one chained row per committed transaction that appended events)
-and ``sop_meta`` (facts about the database itself, such as which command created it).
+"""The store-wide ledger (one chained row per committed transaction that appended events),
+its head row, and ``sop_meta`` (facts about the database itself, such as which command
+created it).
 
 Events stored before this revision are folded into the ledger here, one row per instance
 in id order holding its events in seq order, chained exactly as ``engine/audit_ledger.py``
@@ -46,6 +47,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq"),
     )
     op.create_table(
+        "ledger_head",
+        sa.Column("key", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("prev", sa.String(), nullable=False),
+        sa.Column("head", sa.String(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+    op.create_table(
         "sop_meta",
         sa.Column("key", sa.String(), nullable=False),
         sa.Column("value", sa.String(), nullable=False),
@@ -63,12 +72,16 @@ def _backfill(conn: sa.engine.Connection) -> None:
     now = datetime.now(timezone.utc)
     at = now.replace(tzinfo=None) if conn.dialect.name == "sqlite" else now
     seq, prev, after = 0, GENESIS, None
+    before = GENESIS  # the head before the newest row
     while True:
         q = sa.select(events.c.instance_id).distinct().order_by(events.c.instance_id).limit(_PAGE)
         if after is not None:
             q = q.where(events.c.instance_id > after)
         ids = [r[0] for r in conn.execute(q)]
         if not ids:
+            head_row = sa.table("ledger_head", sa.column("key", sa.Integer()), sa.column("seq", sa.Integer()),
+                                sa.column("prev", sa.String()), sa.column("head", sa.String()))
+            conn.execute(sa.insert(head_row).values(key=1, seq=seq, prev=before, head=prev))
             return
         by_id: dict[int, list[list[object]]] = {i: [] for i in ids}
         rows = conn.execute(sa.select(events.c.instance_id, events.c.seq, events.c.hash)
@@ -84,11 +97,12 @@ def _backfill(conn: sa.engine.Connection) -> None:
             leaf = hashlib.sha256(text.encode("utf-8")).hexdigest()
             head = hashlib.sha256(_canonical([seq, prev, leaf]).encode("utf-8")).hexdigest()
             out.append({"seq": seq, "entries": text, "leaf": leaf, "prev": prev, "head": head, "recorded_at": at})
-            prev = head
+            before, prev = prev, head
         conn.execute(sa.insert(ledger), out)
         after = ids[-1]
 
 
 def downgrade() -> None:
     op.drop_table("sop_meta")
+    op.drop_table("ledger_head")
     op.drop_table("ledger")

@@ -10,7 +10,6 @@ in the strongest form, the whole ledger — so that only the signed checkpoint c
 from __future__ import annotations
 
 import json
-import os
 import stat
 from datetime import timedelta
 from pathlib import Path

@@ -110,12 +110,6 @@ def rollback_to(conn: Connection, at: Optional[int]) -> None:
         del pending[at or 0:]
 
 
-def head(conn: Connection) -> tuple[int, str]:
-    """(seq, head) of the newest ledger row; (0, genesis) for an empty ledger."""
-    last = conn.execute(sa.select(L.c.seq, L.c.head).order_by(L.c.seq.desc()).limit(1)).first()
-    return (0, LEDGER_GENESIS) if last is None else (int(last[0]), str(last[1]))
-
-
 def iter_rows(conn: Connection, page: int = 1000) -> Iterator[tuple[int, str, str, str, str]]:
     """Every ledger row ``(seq, entries, leaf, prev, head)`` in seq order, a page at a time."""
     after: Any = None

@@ -315,6 +315,45 @@ def test_a_deleted_instance_is_named(office, sop, db_url, tmp_path, victim: int)
     assert code == 1 and found(findings, "instance_deleted", victim)
 
 
+def test_an_instance_slipped_into_an_old_free_id_is_named(office, sop, db_url, tmp_path) -> None:
+    delete_instance(db_url, 2)  # a free id below the newest (say, an instance deleted long ago, re-chained)
+    rewrite_ledger(db_url)
+    out = checkpoint(sop, tmp_path)
+    eng = open_engine(db_url)
+    with eng.begin() as conn:  # a copy of instance 3 as instance 2, every hash made anew
+        row = dict(conn.execute(sa.text("SELECT * FROM instances WHERE id = 3")).first()._mapping)
+        conn.execute(sa.text(f"INSERT INTO instances ({', '.join(row)}) VALUES "
+                             f"({', '.join(':' + k for k in row)})"), {**row, "id": 2, "external_key": None})
+        for e in _events(conn, 3):
+            conn.execute(sa.text("INSERT INTO events (instance_id, seq, type, actor, role, occurred_at, recorded_at, "
+                                 "data, prev_hash, hash) VALUES (2, :seq, :type, :actor, :role, :occurred_at, "
+                                 ":recorded_at, :data, :prev_hash, :hash)"), e)
+    eng.dispose()
+    rewrite_instance(db_url, 2, lambda rows: rows)
+    rewrite_ledger(db_url)  # its ledger row appended after the checkpoint's
+    assert verify(sop)[0] == 0
+    code, findings, text = verify(sop, "--against", str(out))
+    assert code == 1 and found(findings, "inserted", 2) and "inserted: instance 2" in text
+
+
+def test_the_checkpoint_mail_reaches_an_auditor_outside_the_org(office, sop, tmp_path, db_url) -> None:
+    from adapters.notify import config
+    from engine.runtime.outbox import Dispatcher
+    from engine.spec.yamlio import Positions
+
+    sop("audit", "checkpoint", "--out", str(tmp_path / "cp.json"), "--send-to", "auditor@example.com")
+    mailbox = tmp_path / "mailbox.jsonl"
+    delivery = config.from_data({"channels": {"email": {"adapter": "file", "path": str(mailbox)}},
+                                 "default": ["email"]}, Positions("<test>"), {})
+    from datetime import datetime, timezone
+
+    office.clock.set(datetime.now(timezone.utc) + FIVE_MINUTES)  # the CLI queued it on the real clock
+    assert Dispatcher(office, delivery).run_once().sent == 1
+    [mail] = [json.loads(line) for line in mailbox.read_text(encoding="utf-8").splitlines()]
+    text = json.dumps(mail, ensure_ascii=False)
+    assert "auditor@example.com" in text and "audit checkpoint" in text
+
+
 def test_deleted_newest_ledger_rows_are_named_against_the_checkpoint(office, sop, db_url, tmp_path) -> None:
     out = checkpoint(sop, tmp_path)
     eng = open_engine(db_url)

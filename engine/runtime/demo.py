@@ -104,7 +104,8 @@ def fresh_db(path: Path) -> str:
     if path.exists():
         if not is_demo_db(path):
             raise InputError("--db-file", f"{path} exists and is not a database sop demo created; not "
-                                          "overwritten (choose another --db-file)")
+                                          "overwritten (choose another --db-file; a demo file from before "
+                                          "this check must be removed by hand)")
     elif any(f.exists() or f.is_symlink() for f in files[1:]):
         raise InputError("--db-file", f"{files[1].name} or {files[2].name} exists without {path.name}; not "
                                       "touched (choose another --db-file)")

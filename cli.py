@@ -214,11 +214,17 @@ def start(ctx: Context, procedure: str, staff: str, data: Optional[str], at: Opt
     show_instance(ctx, inst)
 
 
+MAX_ID = 2**31 - 1  # the id column's range (INTEGER on PostgreSQL)
+
+
 def _instance_id(raw: str) -> int:
     try:
-        return int(raw.lstrip("#"))
+        value = int(raw.lstrip("#"))
     except ValueError:
         raise InputError("ID", f"not an instance id: {raw!r}") from None
+    if not 1 <= value <= MAX_ID:
+        raise InputError("ID", f"not an instance id: {raw!r} (ids run from 1 to {MAX_ID})")
+    return value
 
 
 @main.command()

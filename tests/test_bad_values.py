@@ -66,3 +66,13 @@ def test_a_time_out_of_range_is_refused_naming_the_option_and_nothing_is_written
     assert runner.invoke(main, ["--json", "history", "1"]).stdout == before
     line = one_line(runner.invoke(main, ["tick", "--until", at]))
     assert line.startswith("error: --until: ")
+
+
+@pytest.mark.parametrize("command", [["show"], ["history"], ["replay"], ["advance", "{id}", "investigate", "--as",
+                                                                         "chen_jing"]],
+                         ids=["show", "history", "replay", "advance"])
+def test_an_instance_id_past_the_column_range_is_refused_not_a_traceback(runner, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    big = "99999999999999999999"
+    args = [a.replace("{id}", big) for a in command] if "{id}" in command else [*command, big]
+    line = one_line(runner.invoke(main, args))
+    assert line == f"error: ID: not an instance id: '{big}' (ids run from 1 to 2147483647)"

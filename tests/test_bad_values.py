@@ -76,3 +76,23 @@ def test_an_instance_id_past_the_column_range_is_refused_not_a_traceback(runner,
     args = [a.replace("{id}", big) for a in command] if "{id}" in command else [*command, big]
     line = one_line(runner.invoke(main, args))
     assert line == f"error: ID: not an instance id: '{big}' (ids run from 1 to 2147483647)"
+
+
+def test_a_form_date_or_time_out_of_range_is_refused_naming_file_line_and_field(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rows = tmp_path / "fees.jsonl"
+    good = ('{"unit":"1-0301","period":"2025-10","management_fee":"10","water_usage":1,"water_unit_price":"3.50",'
+            '"service_fees":"0","other_fees":"0","payment_method":"cash","due_date":"2025-10-15"}')
+    rows.write_text(good + "\n" + good.replace("1-0301", "1-0302").replace("2025-10-15", "9999-12-31") + "\n",
+                    encoding="utf-8")
+    r = runner.invoke(main, ["start", "fee_cycle", "--as", "lin_cai", "--each", str(rows), "--at", "2025-10-01T09:00"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"{rows}:2: due_date: " in r.stderr and "outside the years 1900–2999" in r.stderr
+    assert "nothing started" in r.stderr
+    loan = {"document_no": "D-1", "document_title": "图纸", "grade": "C", "department": "engineering",
+            "borrower_kind": "staff", "borrower_name": "王工", "borrower_department": "工程部",
+            "due_at": "9999-12-31T23:59:59-12:00"}
+    import json
+
+    r = runner.invoke(main, ["start", "archive_loan", "--as", "gao_ya", "--data", json.dumps(loan, ensure_ascii=False)])
+    assert r.exit_code == 1 and "Traceback" not in r.output and "due_at" in r.stderr
+    assert "outside the years 1970–2999" in r.stderr

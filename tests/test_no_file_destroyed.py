@@ -113,3 +113,21 @@ def test_notice_render_never_writes_over_an_existing_file(engine, runner, tmp_pa
     assert (out / name).read_text(encoding="utf-8") == "a letter I wrote"
     again = runner.invoke(main, args)  # the same notice again: the same file, nothing new
     assert again.stdout == res.stdout and len(list(out.iterdir())) == 2
+
+
+@pytest.mark.parametrize("command", [["tasks", "--as", "chen_jing"], ["db", "upgrade"], ["audit", "verify"]],
+                         ids=["tasks", "db-upgrade", "audit-verify"])
+def test_no_command_writes_into_a_file_that_is_not_a_sop_database(tmp_path: Path, command: list[str]) -> None:
+    other = tmp_path / "accounts.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE accounts (x)")
+        conn.execute("INSERT INTO accounts VALUES (1)")
+    text = tmp_path / "notes.txt"
+    text.write_text("my notes\n", encoding="utf-8")
+    for victim, words in ((other, "a database of something else (tables accounts)"),
+                          (text, "is not an SQLite database")):
+        before = victim.read_bytes()
+        r = CliRunner().invoke(main, ["--db", f"sqlite:///{victim}", *command], env=CLEAN_ENV)
+        assert refused(r, str(victim), words, "not touched")
+        assert victim.read_bytes() == before  # not even switched to WAL
+        assert not Path(f"{victim}-wal").exists() and not Path(f"{victim}-shm").exists()

@@ -49,6 +49,9 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         folder = Path(url.database).expanduser().resolve().parent
         if not folder.is_dir():
             raise InputError("--db", f"folder {folder} does not exist")
+        from engine.store.migrate import check_sqlite_file
+
+        check_sqlite_file(Path(url.database).expanduser())
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
     engine._connection_cls = _DirectConnection  # Engine.connect() makes these (SQLAlchemy 1.4+)
 

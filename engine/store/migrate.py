@@ -114,9 +114,56 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[Optional[str], Opti
         _lock(conn)
         before = current(conn)
         _known(before)
+        if before is None:
+            _not_foreign(conn)
         with _ALEMBIC:
             command.upgrade(alembic_config(conn), revision)
         return before, current(conn)
+
+
+SOP_TABLES = ("instances", "events", "procedure_versions", "timers", "outbox")
+
+
+def _not_foreign(conn: Connection) -> None:
+    """An SQLite file that holds tables but none of sop's is another program's database:
+    refused, never written into (a database sop made before migrations existed has some of
+    sop's tables and is adopted)."""
+    if conn.dialect.name != "sqlite":
+        return
+    names = set(sa.inspect(conn).get_table_names())
+    if names and not names & set(SOP_TABLES):
+        shown = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+        raise InputError("--db", f"{conn.engine.url.database} is a database of something else (tables {shown}), "
+                                 "not sop's; not touched")
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Before a connection touches it (sop's pragmas switch a file to WAL mode, a write): an
+    existing, non-empty file must be an SQLite database that is sop's (or a brand-new one);
+    anything else is refused, the file left byte for byte as it was."""
+    import sqlite3
+
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        with open(path, "rb") as f:
+            header = f.read(16)
+    except OSError:
+        return  # the ordinary open says what is wrong
+    if header != b"SQLite format 3\x00":
+        raise InputError("--db", f"{path} is not an SQLite database; not touched")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                "AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # (a database mid-recovery, say: the ordinary open reports or recovers it)
+    if names and not names & set(SOP_TABLES):
+        shown = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+        raise InputError("--db", f"{path} is a database of something else (tables {shown}), not sop's; not touched")
 
 
 def display_url(url: str) -> str:

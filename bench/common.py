@@ -317,6 +317,10 @@ def _replicate(path: Path, chains: dict[int, list[audit.StoredEvent]], n_instanc
             if len(batch_i) >= 5000:
                 flush()
         flush()
+        # … and the head row the engine appends after (engine/store/ledger.py)
+        conn.execute("DELETE FROM ledger_head")
+        conn.execute("INSERT INTO ledger_head (key, seq, prev, head) SELECT 1, seq, prev, head FROM ledger "
+                     "ORDER BY seq DESC LIMIT 1")
         conn.execute("COMMIT")
     finally:
         conn.close()

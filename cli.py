@@ -16,6 +16,7 @@ import click
 
 from engine.cli_support import Seconds, fail_cleanly, json_flag, json_mode
 from engine.errors import InputError
+from engine.instants import out_of_range
 from engine.runtime.config import Settings, build_engine
 from engine.runtime.service import next_deadline
 from engine.runtime.views import event_view, instance_view, iso
@@ -77,7 +78,11 @@ def parse_time(raw: Optional[str], zone: str, argument: str = "--at") -> Optiona
         t = datetime.fromisoformat(raw)
     except ValueError:
         raise InputError(argument, f"not an ISO 8601 time: {raw!r} (e.g. 2025-09-30T17:55:00+08:00)") from None
-    return t if t.tzinfo else t.replace(tzinfo=ZoneInfo(zone))
+    t = t if t.tzinfo else t.replace(tzinfo=ZoneInfo(zone))
+    why = out_of_range(t)
+    if why is not None:
+        raise InputError(argument, f"{raw!r} is {why}")
+    return t
 
 
 def table(rows: list[list[Any]], headers: list[str]) -> None:
@@ -219,11 +224,17 @@ def start(ctx: Context, procedure: str, staff: str, data: Optional[str], at: Opt
     show_instance(ctx, inst)
 
 
+MAX_ID = 2**31 - 1  # the id column's range (INTEGER on PostgreSQL)
+
+
 def _instance_id(raw: str) -> int:
     try:
-        return int(raw.lstrip("#"))
+        value = int(raw.lstrip("#"))
     except ValueError:
         raise InputError("ID", f"not an instance id: {raw!r}") from None
+    if not 1 <= value <= MAX_ID:
+        raise InputError("ID", f"not an instance id: {raw!r} (ids run from 1 to {MAX_ID})")
+    return value
 
 
 @main.command()
@@ -352,28 +363,6 @@ def replay(ctx: Context, instance: str) -> None:
         f"instance {r.instance_id}: replay of {r.events} events matches the stored state" if r.ok
         else f"instance {r.instance_id}: replay differs{' at seq ' + str(r.seq) if r.seq else ''}: {r.difference}"))
     if not r.ok:
-        sys.exit(1)
-
-
-@main.group()
-def audit() -> None:
-    """Audit the log."""
-
-
-@audit.command("verify")
-@json_flag
-@pass_ctx
-@fail_cleanly
-def audit_verify(ctx: Context) -> None:
-    """Check every hash chain; exit 1 naming the first broken link."""
-    n_inst, n_events, broken = ctx.engine.verify()
-    payload = {"ok": broken is None, "instances": n_inst, "events": n_events,
-               "broken": None if broken is None else {"instance": broken.instance_id, "seq": broken.seq,
-                                                      "reason": broken.reason}}
-    emit(ctx, payload, lambda: click.echo(
-        f"ok: {n_inst} instances, {n_events} events, every chain intact" if broken is None
-        else f"broken: {broken}"))
-    if broken is not None:
         sys.exit(1)
 
 
@@ -584,6 +573,9 @@ register(main)
 
 from engine.cli_db import register as _register_db  # noqa: E402  (sop db upgrade/current)
 _register_db(main)
+
+from engine.cli_audit import register as _register_audit  # noqa: E402  (sop audit verify/checkpoint)
+_register_audit(main, json_flag, pass_ctx, emit)
 
 if __name__ == "__main__":
     main()

@@ -14,8 +14,10 @@ on the times in the record, not on when the file was imported:
   ring start + 3 rings.
 
 Idempotent: the instance key is ``call:<call_id>``, so importing a file again creates
-nothing. A malformed row is reported with its line number and the good rows still load;
-each row is its own transaction.
+nothing. A row with a bad value (a time that is no time or outside 1970–2999, a ring
+count that is no count) refuses the whole file: every such row is named by line and
+column and nothing is created. A well-formed row the engine refuses is reported with its
+line number and the other rows still load; each row is its own transaction.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from engine.durations import parse_duration
 from engine.errors import AdapterError, EngineError, NotAuthorized
+from engine.instants import out_of_range
 from adapters.rows import RowError  # noqa: F401  (part of this module's results)
 
 PROCEDURE = "phone_call"
@@ -67,7 +70,11 @@ def _time(raw: str, zone: ZoneInfo, column: str) -> datetime:
         t = datetime.fromisoformat(raw.strip())
     except ValueError:
         raise ValueError(f"{column}: not an ISO 8601 time: {raw!r} (e.g. 2025-09-30T10:00:00+08:00)") from None
-    return t if t.tzinfo else t.replace(tzinfo=zone)
+    t = t if t.tzinfo else t.replace(tzinfo=zone)
+    why = out_of_range(t)
+    if why is not None:
+        raise ValueError(f"{column}: {raw.strip()!r} is {why}")
+    return t
 
 
 def _caller(raw: str) -> Optional[str]:
@@ -90,7 +97,8 @@ def parse_row(line: int, row: dict[str, Optional[str]], zone: ZoneInfo) -> CallR
     started = _time(values["ring_started_at"], zone, "ring_started_at")
     answered = _time(values["answered_at"], zone, "answered_at") if values.get("answered_at") else None
     if answered is not None and answered < started:
-        raise ValueError(f"answered_at {values['answered_at']} is before ring_started_at {values['ring_started_at']}")
+        raise ValueError(f"answered_at: {values['answered_at']} is before ring_started_at "
+                         f"{values['ring_started_at']}")
     rings: Optional[int] = None
     if values.get("rings"):
         try:
@@ -195,6 +203,8 @@ def import_calls(engine: Any, source: str | Path, staff: str) -> CallImport:
     zone = ZoneInfo(engine.org.site.zone)
     records, errors = read_records(text, zone)
     result = CallImport(errors=list(errors))
+    if errors:  # a bad value anywhere: nothing is imported, every bad row is named
+        return result
     ring = ring_length(engine)
     for rec in records:
         try:

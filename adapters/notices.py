@@ -17,6 +17,8 @@ Which notice fits which case, and the rules they carry:
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -215,7 +217,25 @@ def render_notice(engine: Any, instance_id: int, kind: str, out_dir: Path,
     context = notice_context(engine, inst, kind, issued_at or engine.clock.now())
     text = (renderer or TemplateRenderer()).render(kind, context)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("--out", f"{out_dir} is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / file_name(inst, kind)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_new(out_dir / file_name(inst, kind), text)
+
+
+def write_new(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path``, never over an existing file (or through a link): the same
+    text there already is that file; other content makes ``name-2.txt``, ``name-3.txt`` …"""
+    data = text.encode("utf-8")
+    for n in range(1, 1000):
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if candidate.is_file() and not candidate.is_symlink() and candidate.read_bytes() == data:
+                return candidate
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return candidate
+    raise InputError("--out", f"{path.parent} holds 999 other versions of {path.name}; not written")

@@ -9,8 +9,12 @@ open ``fee_cycle`` case, as the ``record_payment`` action at ``paid_at``.
 
 Idempotent by ``reference``: every case keeps the references it has booked
 (``payment_refs``) and refuses one it already has, so importing a file again records
-nothing new. A malformed row, or one that matches no open case, is reported with its line
-number; the good rows still load, each in its own transaction.
+nothing new. A row with a bad value (a column missing, an amount that is no amount, a
+time that is no time or outside 1970–2999) refuses the whole file: every such row is named
+by line and column and nothing is recorded. A well-formed row that matches no open case,
+or that its case refuses, is reported with its line number; the other rows still load,
+each in its own transaction (so a refused row writes nothing, and importing the file again
+after the fix records only what is missing).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
 from engine.errors import AdapterError, EngineError
+from engine.instants import out_of_range
 from engine.spec.forms import UNIT_RE, building_of
 from adapters.rows import RowError  # noqa: F401  (part of this module's results)
 
@@ -81,7 +86,11 @@ def _paid_at(raw: str, zone: ZoneInfo) -> datetime:
     except ValueError:
         raise ValueError(f"paid_at: not a date and time: {raw!r} (e.g. 2025-10-09 10:15 or "
                          "2025-10-09T10:15:00+08:00)") from None
-    return t if t.tzinfo else t.replace(tzinfo=zone)
+    t = t if t.tzinfo else t.replace(tzinfo=zone)
+    why = out_of_range(t)
+    if why is not None:
+        raise ValueError(f"paid_at: {raw.strip()!r} is {why}")
+    return t
 
 
 def parse_row(line: int, row: dict[Optional[str], Optional[str]], zone: ZoneInfo) -> Payment:
@@ -194,6 +203,8 @@ def import_payments(engine: Any, path: Path, staff: str) -> PaymentImport:
     zone = ZoneInfo(engine.org.site.zone)
     payments, errors = read_payments(text, zone)
     result = PaymentImport(errors=list(errors))
+    if errors:  # a bad value anywhere: nothing is imported, every bad row is named
+        return result
     for p in payments:
         record(engine, p, staff, result)
     result.errors.sort(key=lambda e: e.line)

@@ -5,7 +5,8 @@ Prefill: the engine itself writes a few dozen *template* complaints (different b
 channels, anonymous or not, left in different states), so every row is exactly what the
 engine writes. Each template is then copied with a new instance id, table by table, in
 one SQLite transaction: the instance row, its events (the hash chain is recomputed for the
-new id, so ``sop audit verify`` passes on the copy), its timers and outbox rows. The copies
+new id, and each copy gets its ledger row, so ``sop audit verify`` passes on the copy), its
+timers and outbox rows. The copies
 keep their template's timestamps and data. 100k instances take seconds this way instead of
 the minutes that 100k ``Engine.start`` calls would; the file is then copied for each
 measurement so every repetition starts from the same state.
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy
 
-from engine import audit
+from engine import audit, audit_ledger
 from engine.clock import FakeClock
 from engine.core.model import GENESIS_HASH
 from engine.runtime.config import Settings, build_engine
@@ -258,6 +259,11 @@ def _replicate(path: Path, chains: dict[int, list[audit.StoredEvent]], n_instanc
             others.append((table, keep, src))
 
         conn.execute("BEGIN IMMEDIATE")
+        # Each copy gets its ledger row, as if it had been started alone (engine/store/ledger.py).
+        top = conn.execute("SELECT seq, head FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+        ledger_seq, ledger_head = top if top is not None else (0, audit_ledger.LEDGER_GENESIS)
+        batch_l: list[tuple[Any, ...]] = []
+        ledger_at = conn.execute("SELECT max(recorded_at) FROM ledger").fetchone()[0]
         batch_i: list[tuple[Any, ...]] = []
         batch_e: list[tuple[Any, ...]] = []
         batch_o: dict[str, list[tuple[Any, ...]]] = {name: [] for name, _, _ in others}
@@ -267,6 +273,9 @@ def _replicate(path: Path, chains: dict[int, list[audit.StoredEvent]], n_instanc
         def flush() -> None:
             conn.executemany(ins_i, batch_i)
             conn.executemany(ins_e, batch_e)
+            conn.executemany("INSERT INTO ledger (seq, entries, leaf, prev, head, recorded_at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", batch_l)
+            batch_l.clear()
             for name, keep, _ in others:
                 conn.executemany(f'INSERT INTO "{name}" ({", ".join(keep)}) VALUES ({", ".join("?" * len(keep))})',
                                  batch_o[name])
@@ -277,12 +286,20 @@ def _replicate(path: Path, chains: dict[int, list[audit.StoredEvent]], n_instanc
         for new_id in range(t + 1, n_instances + 1):
             src_id = (new_id - 1) % t + 1
             prev = GENESIS_HASH
+            entries = []
             for r, h in zip(templ_ev[src_id], hashers[src_id]):
                 row = list(r)
                 row[0] = new_id
                 row[e_prev] = prev
                 prev = row[e_hash] = h(new_id, prev)
                 batch_e.append(tuple(row))
+                entries.append((new_id, row[1], prev))
+            text = audit_ledger.entries_json(entries)
+            leaf = audit_ledger.leaf_hash(text)
+            ledger_seq += 1
+            ledger_head_new = audit_ledger.head_hash(ledger_seq, ledger_head, leaf)
+            batch_l.append((ledger_seq, text, leaf, ledger_head, ledger_head_new, ledger_at))
+            ledger_head = ledger_head_new
             inst = list(templ_inst[src_id][0])
             inst[0] = new_id
             inst[i_last_hash] = prev
@@ -300,6 +317,10 @@ def _replicate(path: Path, chains: dict[int, list[audit.StoredEvent]], n_instanc
             if len(batch_i) >= 5000:
                 flush()
         flush()
+        # … and the head row the engine appends after (engine/store/ledger.py)
+        conn.execute("DELETE FROM ledger_head")
+        conn.execute("INSERT INTO ledger_head (key, seq, prev, head) SELECT 1, seq, prev, head FROM ledger "
+                     "ORDER BY seq DESC LIMIT 1")
         conn.execute("COMMIT")
     finally:
         conn.close()

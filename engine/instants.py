@@ -37,3 +37,21 @@ def per_instant(fn: Callable[[Any], T], size: int) -> Callable[[Any], T]:
 
     remembered.__doc__ = fn.__doc__
     return remembered
+
+
+FIRST_YEAR, LAST_YEAR = 1970, 2999  # the times a command or an imported row may carry
+
+
+def out_of_range(t: datetime) -> "str | None":
+    """Why an aware time is refused (outside FIRST_YEAR..LAST_YEAR, in UTC and in its own
+    zone), or None. Times near the ends of ``datetime``'s range would overflow later, when
+    deadlines and schedules are computed from them (year 10000 is no year to Python)."""
+    from datetime import timezone
+
+    try:
+        utc = t.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return f"outside the years {FIRST_YEAR}–{LAST_YEAR}"
+    if not (FIRST_YEAR <= utc.year <= LAST_YEAR and FIRST_YEAR <= t.year <= LAST_YEAR):
+        return f"outside the years {FIRST_YEAR}–{LAST_YEAR}"
+    return None

@@ -40,6 +40,11 @@ def test_the_prefill_is_what_the_engine_itself_would_have_stored(tmp_path: Path)
     engine = open_engine(tmp_path / "p.db", FakeClock(after))
     checked, events, broken = engine.verify()  # every copied hash chain is intact
     assert (checked, events, broken) == (500, info.events, None)
+    from engine.runtime import auditing
+
+    assert auditing.run(engine).findings == []  # and each copy has its ledger row
+    engine.start("complaint", "liu_fang", {"channel": "online", "content": "电梯经常停运", "anonymous": True})
+    assert auditing.run(engine).findings == []
     assert all(engine.replay(i).ok for i in (1, 12, 13, 499, 500))
     assert engine.show(500).data == engine.show((500 - 1) % 12 + 1).data  # copies of template 8
 

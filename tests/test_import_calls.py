@@ -70,7 +70,7 @@ def test_importing_the_same_file_twice_creates_nothing_new(runner, tmp_path, set
     assert {i: engine.show(i).revision for i in first["created"]} == revisions
 
 
-def test_malformed_rows_are_reported_by_line_and_good_rows_still_load(runner, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_values_are_named_by_line_and_column_and_nothing_is_imported(runner, tmp_path) -> None:  # type: ignore[no-untyped-def]
     text = (
         "call_id,caller,ring_started_at,answered_at,rings,seat\n"
         "G1,13912345678,2025-09-30T10:00:00+08:00,2025-09-30T10:00:05+08:00,,8001\n"
@@ -78,21 +78,37 @@ def test_malformed_rows_are_reported_by_line_and_good_rows_still_load(runner, tm
         "B2,13912345678,2025-09-30T10:00:00+08:00,2025-09-30T09:59:00+08:00,,8001\n"
         ",13912345678,2025-09-30T10:00:00+08:00,,,8001\n"
         "B4,13912345678,2025-09-30T10:00:00+08:00,,two,8001\n"
-        "B5,12345,2025-09-30T10:00:00+08:00,,,8001\n"
+        "B6,13912345678,9999-12-31T23:59:59-12:00,,,8001\n"
         "\n"
         "G2,13912345678,2025-09-30T11:00:00+08:00,,1,8002\n"
     )
     path = write(tmp_path, text)
     r = runner.invoke(main, ["import", "calls", str(path), "--as", "liu_fang"])
-    assert r.exit_code == 1
-    assert "2 created, 0 already imported, 5 refused" in r.stdout
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "0 created, 0 already imported, 5 refused" in r.stdout
     errors = r.stderr.strip().splitlines()
-    assert [e.split(":")[1] for e in errors] == ["3", "4", "5", "6", "7"]
+    assert [e.split(":")[:2] for e in errors] == [[str(path), n] for n in ("3", "4", "5", "6", "7")]
     assert "ring_started_at: not an ISO 8601 time" in errors[0]
-    assert "before ring_started_at" in errors[1]
+    assert "answered_at: " in errors[1] and "before ring_started_at" in errors[1]
     assert "call_id: missing" in errors[2]
     assert "rings: not a whole number" in errors[3]
-    assert "caller" in errors[4]
+    assert "ring_started_at: '9999-12-31T23:59:59-12:00' is outside the years 1970–2999" in errors[4]
+    assert json.loads(run_import(runner, path).stdout)["created"] == []  # still nothing written
+
+
+def test_rows_the_engine_refuses_are_reported_by_line_and_good_rows_still_load(runner, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        "call_id,caller,ring_started_at,answered_at,rings,seat\n"
+        "G1,13912345678,2025-09-30T10:00:00+08:00,2025-09-30T10:00:05+08:00,,8001\n"
+        "B5,12345,2025-09-30T10:00:00+08:00,,,8001\n"
+        "G2,13912345678,2025-09-30T11:00:00+08:00,,1,8002\n"
+    )
+    path = write(tmp_path, text)
+    r = runner.invoke(main, ["import", "calls", str(path), "--as", "liu_fang"])
+    assert r.exit_code == 1
+    assert "2 created, 0 already imported, 1 refused" in r.stdout
+    errors = r.stderr.strip().splitlines()
+    assert [e.split(":")[1] for e in errors] == ["3"] and "caller" in errors[0]
 
 
 def test_a_file_without_the_required_columns_is_refused_whole(runner, tmp_path) -> None:  # type: ignore[no-untyped-def]

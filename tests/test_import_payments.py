@@ -62,33 +62,53 @@ def test_dun12_importing_the_same_file_again_records_nothing_new(engine, tmp_pat
     assert engine.show(a.id).data["amount_paid"] == "500.00"
 
 
-def test_bad_and_unmatched_rows_are_reported_by_line_and_the_good_rows_still_load(engine, runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_values_are_named_by_line_and_column_and_nothing_is_imported(engine, runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cli import main
+
+    a = dunning(engine, "3-1201", "1280.00")
+    seen = len(engine.history(a.id))
+    text = (HEADER
+            + "3-1201,2025-09,abc,2025-10-09 10:00,X1\n"          # 2: amount
+            + "3-1201,2025-09,1280.00,2025-10-09 10:00,GOOD\n"    # 3: good, would pay in full
+            + "3-1201,2025-13,10.00,2025-10-09 10:00,X2\n"        # 4: period
+            + "3-1201,2025-09,10.00,yesterday,X3\n"               # 5: paid_at
+            + "3-1201,2025-09,10.00,2025-10-09 10:00,\n"          # 6: reference
+            + "3-1201,2025-09,10.00,10000-01-01 10:00,X8\n"       # 7: paid_at, year 10000
+            + "3-1201,2025-09,10.00,9999-12-31T23:59:59-12:00,X9\n"  # 8: paid_at, year 10000 in UTC
+            + "3-1201,2025-09,-5,2025-10-09 10:00,X7\n")          # 9: amount
+    f = write(tmp_path, text)
+    res = runner.invoke(main, ["import", "payments", str(f), "--as", "lin_cai"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.stdout.strip() == "payments: 0 recorded (0 paid in full), 0 already imported, 7 refused"
+    lines = [ln.split(":", 2) for ln in res.stderr.strip().splitlines()]
+    assert [(ln[0], int(ln[1])) for ln in lines] == [(str(f), n) for n in (2, 4, 5, 6, 7, 8, 9)]
+    fields = [ln[2].strip().split(":")[0] for ln in lines]
+    assert fields == ["amount", "period", "paid_at", "reference", "paid_at", "paid_at", "amount"]
+    assert "not a date and time: '10000-01-01 10:00'" in lines[4][2] and "outside the years 1970–2999" in lines[5][2]
+    assert len(engine.history(a.id)) == seen and engine.show(a.id).status == "active"  # nothing written
+
+
+def test_unmatched_rows_are_reported_by_line_and_the_good_rows_still_load(engine, runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from cli import main
 
     a = dunning(engine, "3-1201", "1280.00")
     text = (HEADER
-            + "3-1201,2025-09,abc,2025-10-09 10:00,X1\n"          # 2: amount
-            + "3-1201,2025-13,10.00,2025-10-09 10:00,X2\n"        # 3: period
-            + "3-1201,2025-09,10.00,yesterday,X3\n"               # 4: paid_at
-            + "3-1201,2025-09,10.00,2025-10-09 10:00,\n"          # 5: reference
-            + "9-9999,2025-09,10.00,2025-10-09 10:00,X5\n"        # 6: no case
-            + "3-1201,2025-08,10.00,2025-10-09 10:00,X6\n"        # 7: no case for that month
-            + "3-1201,2025-09,-5,2025-10-09 10:00,X7\n"           # 8: amount
-            + "3-1201,2025-09,1280.00,2025-10-09 10:00,GOOD\n")   # 9: good, pays in full
+            + "9-9999,2025-09,10.00,2025-10-09 10:00,X5\n"        # 2: no case
+            + "3-1201,2025-08,10.00,2025-10-09 10:00,X6\n"        # 3: no case for that month
+            + "3-1201,2025-09,1280.00,2025-10-09 10:00,GOOD\n")   # 4: good, pays in full
     f = write(tmp_path, text)
     res = runner.invoke(main, ["import", "payments", str(f), "--as", "lin_cai"])
     assert res.exit_code == 1
-    assert res.stdout.strip() == "payments: 1 recorded (1 paid in full), 0 already imported, 7 refused"
+    assert res.stdout.strip() == "payments: 1 recorded (1 paid in full), 0 already imported, 2 refused"
     lines = [ln.split(":", 2) for ln in res.stderr.strip().splitlines()]
-    assert [int(ln[1]) for ln in lines] == [2, 3, 4, 5, 6, 7, 8]
-    assert "amount" in lines[0][2] and "period" in lines[1][2] and "paid_at" in lines[2][2]
-    assert "reference: missing" in lines[3][2] and "no open dunning case" in lines[4][2]
+    assert [int(ln[1]) for ln in lines] == [2, 3]
+    assert "no open dunning case" in lines[0][2]
     assert engine.show(a.id).status == "completed"
     assert events(engine, a.id, "ActionTaken")[-1]["_actor"] == "lin_cai"
     # Again: the good row is known, the paid case is closed for new references.
     res = runner.invoke(main, ["--json", "import", "payments", str(f), "--as", "lin_cai"])
     summary = json.loads(res.stdout)
-    assert summary["recorded"] == [] and [e["line"] for e in summary["existing"]] == [9]
+    assert summary["recorded"] == [] and [e["line"] for e in summary["existing"]] == [4]
     write(tmp_path, HEADER + "3-1201,2025-09,10.00,2025-10-10 10:00,LATE\n", "late.csv")
     res = runner.invoke(main, ["import", "payments", str(tmp_path / "late.csv"), "--as", "lin_cai"])
     assert res.exit_code == 1 and f"case #{a.id} already closed" in res.stderr

@@ -23,7 +23,6 @@ from __future__ import annotations
 import heapq
 import io
 import logging
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -34,6 +33,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from engine.clock import FakeClock
+from engine.errors import InputError
 from engine.runtime.config import Settings, build_engine
 from engine.spec.library import SHIPPED_ROOT
 
@@ -85,12 +85,87 @@ def as_json(result: DemoResult) -> dict[str, Any]:
     }
 
 
+DEMO_MARK = "sop demo"  # sop_meta.created_by of a database the demo made
+NOTICES_MARK = ".sop-demo-notices"  # in the notices folder: the files the demo rendered there
+
+
 def fresh_db(path: Path) -> str:
-    """Remove the demo database (and its notices folder); its URL, absolute."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    shutil.rmtree(notices_dir_for(path), ignore_errors=True)
+    """Remove the previous demo database (and the notices it rendered); its URL, absolute.
+
+    Only a database the demo itself created is removed (an SQLite file whose ``sop_meta``
+    says so), and only the notices it listed as rendered; any other file at ``path`` — not
+    a database, another sop database, a link, a folder — is refused with an InputError and
+    left as it is, and so is a notices folder the demo did not make.
+    """
+    path = Path(path)
+    files = [Path(str(path) + suffix) for suffix in ("", "-wal", "-shm")]
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise InputError("--db-file", f"{path} is not a regular file; not overwritten")
+    if path.exists():
+        if not is_demo_db(path):
+            raise InputError("--db-file", f"{path} exists and is not a database sop demo created; not "
+                                          "overwritten (choose another --db-file; a demo file from before "
+                                          "this check must be removed by hand)")
+    elif any(f.exists() or f.is_symlink() for f in files[1:]):
+        raise InputError("--db-file", f"{files[1].name} or {files[2].name} exists without {path.name}; not "
+                                      "touched (choose another --db-file)")
+    notices = notices_dir_for(path)
+    listed = _demo_notices(notices)
+    for f in files:
+        f.unlink(missing_ok=True)
+    for name in listed or []:
+        (notices / name).unlink(missing_ok=True)
+    if listed is not None or (notices.is_dir() and not any(notices.iterdir())):
+        (notices / NOTICES_MARK).unlink(missing_ok=True)
+        try:
+            notices.rmdir()
+        except OSError:  # files the demo did not render: theirs, left alone
+            pass
     return f"sqlite:///{path.resolve()}"
+
+
+def is_demo_db(path: Path) -> bool:
+    """Whether ``path`` is an SQLite database whose ``sop_meta`` says sop demo created it
+    (read without writing anything: opened read-only, no journal recovery by this check)."""
+    import sqlite3
+
+    from engine.store.migrate import NotSQLite, read_sqlite
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    try:
+        rows = read_sqlite(path, "SELECT value FROM sop_meta WHERE key = 'created_by'")
+    except (OSError, NotSQLite, sqlite3.Error):
+        return False
+    return bool(rows) and rows[0][0] == DEMO_MARK
+
+
+def _demo_notices(folder: Path) -> Optional[list[str]]:
+    """The notices the demo rendered into ``folder`` (None: not a folder the demo made)."""
+    mark = folder / NOTICES_MARK
+    if not mark.is_file() or mark.is_symlink():
+        if folder.exists() and not folder.is_dir():
+            raise InputError("--db-file", f"{folder} exists and is not a folder; not touched")
+        if folder.is_dir() and any(folder.iterdir()):
+            raise InputError("--db-file", f"{folder} exists and was not made by sop demo; not touched "
+                                          "(choose another --db-file)")
+        return None
+    names = [n for n in mark.read_text(encoding="utf-8").splitlines() if n and "/" not in n and n not in (".", "..")]
+    return names
+
+
+def mark_demo(engine: Any, notices_dir: Path) -> None:
+    """Record that the demo made this database (so a later demo may recreate it) and start
+    the list of notices it renders."""
+    import sqlalchemy as sa
+
+    from engine.store.tables import sop_meta
+
+    with engine.transaction() as conn:
+        if conn.execute(sa.select(sop_meta.c.value).where(sop_meta.c.key == "created_by")).first() is None:
+            conn.execute(sa.insert(sop_meta).values(key="created_by", value=DEMO_MARK))
+    notices_dir.mkdir(parents=True, exist_ok=True)
+    (notices_dir / NOTICES_MARK).touch()
 
 
 def notices_dir_for(db_file: Path) -> Path:
@@ -157,6 +232,8 @@ class Demo:
         from adapters.notices import render_notice
 
         path = render_notice(self.engine, iid, kind, self.notices_dir, self.now)
+        with open(self.notices_dir / NOTICES_MARK, "a", encoding="utf-8") as mark:
+            mark.write(path.name + "\n")
         self.notices.append(path)
         return path
 
@@ -255,6 +332,7 @@ def run(settings: Settings, say: Say, days: Optional[int] = None, progress: bool
     notices_dir = notices_dir_for(db_path) if db_path else Path("sop-demo-notices").resolve()
     clock = FakeClock(PROLOGUE)
     demo = Demo(build_engine(settings, clock), clock, notices_dir)
+    mark_demo(demo.engine, notices_dir)
     end = MONTH_START + timedelta(days=MONTH_DAYS if days is None else days)
     site = demo.engine.org.site.name
     say(f"{site}：模拟 {MONTH_START:%Y-%m-%d} → {end - timedelta(days=1):%Y-%m-%d}"

@@ -71,6 +71,8 @@ class Dispatcher:
     def _recipient(self, staff_id: str) -> Optional[Recipient]:
         org = self.engine.org
         if not org.has(staff_id):
+            if "@" in staff_id and not staff_id.startswith("@"):  # an address outside the org (an auditor's)
+                return Recipient(staff_id, staff_id, None, staff_id)
             return None
         p = org.person(staff_id)
         return Recipient(p.id, p.name, p.phone, p.email)

@@ -27,9 +27,11 @@ from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, Instance
 from engine.errors import (ConcurrencyConflict, FieldError, FormInvalid, InputError, ReplayMismatch, StoreBusy,
                            StoredDataCorrupt, TimeOrderError)
+from engine.instants import out_of_range
 from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
+from engine.store import ledger
 from engine.store import repository as repo
 from engine.store import timers as timer_store
 from engine.store.instance_cache import InstanceCache
@@ -82,6 +84,8 @@ class Engine:
     def _time(self, at: Optional[datetime]) -> datetime:
         if at is not None and at.tzinfo is None:
             raise InputError("--at", "time needs a UTC offset, e.g. 2025-09-30T17:55:00+08:00")
+        if at is not None and (why := out_of_range(at)) is not None:
+            raise InputError("--at", f"{at.isoformat()} is {why}")
         return at or self.clock.now()
 
     def procedure_for(self, conn: Connection, procedure: str, version: str) -> CompiledProcedure:
@@ -146,7 +150,9 @@ class Engine:
         too busy to take it (see db.busy_reason) is a StoreBusy refusal, not a crash."""
         try:
             with self.connections.write() as conn:
+                ledger.begin(conn)
                 yield conn
+                ledger.seal(conn, self.clock.now())
         except BaseException as e:
             self._saved_versions.clear()
             reason = db.busy_reason(e)

@@ -9,17 +9,18 @@ callback needs the owner's signature), checked after the types.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property, lru_cache
 from typing import Any, Literal, Optional
 
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError,
                       create_model, field_validator, model_validator)
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 from typing_extensions import Annotated
 
 from engine.errors import FieldError, FormInvalid
+from engine.instants import out_of_range
 from engine.spec.expr import EvalError, ExprError, compile_expr
 
 FieldType = Literal[
@@ -96,9 +97,9 @@ class FieldSpec(Strict):
         if t == "bool":
             return bool
         if t == "date":
-            return date
+            return Annotated[date, AfterValidator(_date_in_range)]
         if t == "datetime":
-            return AwareDatetime
+            return Annotated[AwareDatetime, AfterValidator(_time_in_range)]
         if t == "enum":
             return Literal[tuple(self.options or ())]  # type: ignore[misc]
         if t == "phone":
@@ -115,6 +116,22 @@ class FieldSpec(Strict):
             keys = tuple(self.items or ())
             return dict[Literal[keys], ChecklistItem]  # type: ignore[misc,valid-type]
         raise AssertionError(t)  # pragma: no cover
+
+
+def _date_in_range(value: date) -> date:
+    """Dates from 1900 to 2999: nearer the ends of Python's range, deadlines computed from a
+    date would overflow (year 10000 is no year to Python)."""
+    if not 1900 <= value.year <= 2999:
+        raise ValueError(f"{value.isoformat()} is outside the years 1900–2999")
+    return value
+
+
+def _time_in_range(value: datetime) -> datetime:
+    """Times as a command's ``--at`` may carry them (engine/instants.py)."""
+    why = out_of_range(value)
+    if why is not None:
+        raise ValueError(f"{value.isoformat()} is {why}")
+    return value
 
 
 class FormSpec(Strict):

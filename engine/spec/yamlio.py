@@ -216,10 +216,46 @@ def _build(node: Node, path: PathKey, pos: Positions) -> Any:
     raise ProcedureError([Issue(pos.file, *_mark(node), "unsupported YAML node")])  # pragma: no cover
 
 
+# Characters a definition may not hold: control characters YAML does not print (NUL and
+# the rest of C0 but tab and line breaks, DEL, C1 but NEL), lone surrogates, the
+# non-characters U+FFFE/U+FFFF, and the bidirectional embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069) that make text display in another order than it is read
+# ("Trojan Source"). Each is refused at its own line and column, before YAML sees it.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff"
+                        "\u202a-\u202e\u2066-\u2069]")
+_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # line breaks as PyYAML counts them
+_MAX_CHAR_ISSUES = 20
+
+
+def _forbidden_characters(text: str, file: str) -> list[Issue]:
+    """One located issue per forbidden character (at most _MAX_CHAR_ISSUES)."""
+    import unicodedata
+
+    issues: list[Issue] = []
+    for m in _FORBIDDEN.finditer(text):
+        if len(issues) == _MAX_CHAR_ISSUES:
+            break
+        start = m.start()
+        before = text[:start]
+        line = 1 + len(_BREAKS.findall(before))
+        last_break = max((b.end() for b in _BREAKS.finditer(before)), default=0)
+        ch = m.group()
+        name = unicodedata.name(ch, "")
+        what = ("bidirectional control character" if "\u202a" <= ch <= "\u202e" or "\u2066" <= ch <= "\u2069"
+                else "control character" if ch < "\ud800" else "character")
+        hint = "it makes text display in another order than it reads" if what.startswith("bidi") else ""
+        issues.append(Issue(file, line, start - last_break + 1,
+                            f"{what} U+{ord(ch):04X}{f' ({name})' if name else ''} is not allowed; remove it",
+                            hint=hint))
+    return issues
+
+
 def loads(text: str, file: str = "<string>") -> tuple[Any, Positions]:
     """Parse one YAML document strictly; raise ProcedureError located in ``file``."""
-    if len(text.encode("utf-8")) > MAX_BYTES:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise ProcedureError([Issue(file, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
+    if _FORBIDDEN.search(text):
+        raise ProcedureError(_forbidden_characters(text, file))
     pos = Positions(file)
     try:
         node = _compose(text)
@@ -229,8 +265,14 @@ def loads(text: str, file: str = "<string>") -> tuple[Any, Positions]:
         started = e.context_mark if e.problem and e.context else None
         hint = f"{e.context} at line {started.line + 1}" if started and started.line + 1 != line else ""
         raise ProcedureError([Issue(file, line, col, f"YAML syntax: {e.problem or e.context}", hint=hint)]) from e
+    except yaml.reader.ReaderError as e:  # a character YAML refuses: at its line and column
+        before = text[:e.position]
+        line = 1 + len(_BREAKS.findall(before))
+        col = e.position - max((b.end() for b in _BREAKS.finditer(before)), default=0) + 1
+        raise ProcedureError([Issue(file, line, col, f"YAML: character U+{e.character:04X} is not allowed"
+                                    if isinstance(e.character, int) else f"YAML: {e.reason}")]) from e
     except yaml.YAMLError as e:
-        raise ProcedureError([Issue(file, 1, 1, f"YAML: {e}")]) from e
+        raise ProcedureError([Issue(file, 1, 1, f"YAML: {' '.join(str(e).split())}")]) from e
     if node is None:
         return None, pos
     return _build(node, (), pos), pos

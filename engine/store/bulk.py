@@ -24,6 +24,7 @@ from engine.audit import canonical_json
 from engine.core.model import Instance
 from engine.errors import KeysTaken
 from engine.spec.forms import building_of
+from engine.store import ledger
 from engine.store import timers as timer_store
 from engine.store.prepared import Prepared
 from engine.store.tables import events as E
@@ -106,3 +107,4 @@ def insert(conn: Connection, instances: list[dict[str, Any]], events: list[dict[
     for stmt, rows in ((_INSERT_EVENTS, events), (_INSERT_TIMERS, timers), (_INSERT_OUTBOX, outbox)):
         if rows:
             stmt.executemany(conn, rows)
+    ledger.note(conn, [(r["instance_id"], r["seq"], r["hash"]) for r in events])

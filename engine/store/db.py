@@ -61,6 +61,9 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         folder = Path(url.database).expanduser().resolve().parent
         if not folder.is_dir():
             raise InputError("--db", f"folder {folder} does not exist")
+        from engine.store.migrate import check_sqlite_file
+
+        check_sqlite_file(Path(url.database).expanduser())
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
     engine._connection_cls = _DirectConnection  # Engine.connect() makes these (SQLAlchemy 1.4+)
 
@@ -190,19 +193,27 @@ def savepoint(conn: Connection) -> Iterator[None]:
     SAVEPOINT statement for every name it makes up, which cost more than the timer firing
     it wraps (the sweep wraps every firing in one).
     """
-    if conn.dialect.name != "sqlite" or conn.engine.echo:
-        with conn.begin_nested():
-            yield
-        return
-    driver = conn.connection.driver_connection
-    driver.execute("SAVEPOINT sop_part")
+    # Events noted for the ledger inside the savepoint are forgotten with it (store/ledger.py).
+    pending = conn.info.get("sop_ledger_pending")
+    noted = len(pending) if pending is not None else 0
     try:
-        yield
-    except BaseException:
-        driver.execute("ROLLBACK TO sop_part")
+        if conn.dialect.name != "sqlite" or conn.engine.echo:
+            with conn.begin_nested():
+                yield
+            return
+        driver = conn.connection.driver_connection
+        driver.execute("SAVEPOINT sop_part")
+        try:
+            yield
+        except BaseException:
+            driver.execute("ROLLBACK TO sop_part")
+            driver.execute("RELEASE sop_part")
+            raise
         driver.execute("RELEASE sop_part")
+    except BaseException:
+        if pending is not None:
+            del pending[noted:]
         raise
-    driver.execute("RELEASE sop_part")
 
 
 class Connections:

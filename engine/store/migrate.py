@@ -114,9 +114,73 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[Optional[str], Opti
         _lock(conn)
         before = current(conn)
         _known(before)
+        if before is None:
+            _not_foreign(conn)
         with _ALEMBIC:
             command.upgrade(alembic_config(conn), revision)
         return before, current(conn)
+
+
+SOP_TABLES = ("instances", "events", "procedure_versions", "timers", "outbox")
+
+
+def _not_foreign(conn: Connection) -> None:
+    """An SQLite file that holds tables but none of sop's is another program's database:
+    refused, never written into (a database sop made before migrations existed has some of
+    sop's tables and is adopted)."""
+    if conn.dialect.name != "sqlite":
+        return
+    names = set(sa.inspect(conn).get_table_names())
+    if names and not names & set(SOP_TABLES):
+        shown = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+        raise InputError("--db", f"{conn.engine.url.database} is a database of something else (tables {shown}), "
+                                 "not sop's; not touched")
+
+
+class NotSQLite(Exception):
+    """The file is not an SQLite database."""
+
+
+def read_sqlite(path: Path, query: str) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query on an SQLite file, through SQLite itself.
+
+    Never a plain ``open()``/``close()`` of the file: closing any descriptor of a file drops
+    every POSIX lock this process holds on it, so SQLite connections of this same process
+    (a server's sweep, mid-transaction) would lose theirs and a second writer could corrupt
+    the database. SQLite's own opens share one descriptor per file and keep the locks.
+    Raises NotSQLite for a file that is not a database, sqlite3.Error for the rest.
+    """
+    import sqlite3
+
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return list(conn.execute(query))
+    except sqlite3.DatabaseError as e:
+        if getattr(e, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            raise NotSQLite(str(path)) from None
+        raise
+    finally:
+        conn.close()
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Before a connection touches it (sop's pragmas switch a file to WAL mode, a write): an
+    existing, non-empty file must be an SQLite database that is sop's (or a brand-new one);
+    anything else is refused, the file left byte for byte as it was."""
+    import sqlite3
+
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        names = {r[0] for r in read_sqlite(path, "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                 "AND name NOT LIKE 'sqlite_%'")}
+    except NotSQLite:
+        raise InputError("--db", f"{path} is not an SQLite database; not touched") from None
+    except (OSError, sqlite3.Error):
+        return  # (a database mid-recovery, say: the ordinary open reports or recovers it)
+    if names and not names & set(SOP_TABLES):
+        shown = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+        raise InputError("--db", f"{path} is a database of something else (tables {shown}), not sop's; not touched")
 
 
 def display_url(url: str) -> str:

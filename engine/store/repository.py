@@ -25,6 +25,7 @@ from engine.audit import StoredEvent, canonical_json, decode_event, event_hash, 
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
 from engine.spec.forms import building_of
+from engine.store import ledger
 from engine.store.instance_cache import InstanceCache, check_entry
 from engine.store.prepared import Prepared
 from engine.store.tables import events as E
@@ -171,6 +172,7 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
         raise ConcurrencyConflict(before.id, before.revision) from err
     if matched != 1:
         raise ConcurrencyConflict(before.id, before.revision)
+    ledger.note(conn, [(s.instance_id, s.seq, s.hash) for s in stored])
     return stored
 
 

@@ -146,8 +146,48 @@ class OutboxRow(SQLModel, table=True):
     last_error: Optional[str] = None
 
 
+class LedgerRow(SQLModel, table=True):
+    """The store-wide chain (engine/store/ledger.py): one row per committed transaction that
+    appended events, in commit order. ``entries`` is the canonical JSON list of the
+    ``[instance_id, seq, hash]`` of those events, ``leaf`` its SHA-256, ``head`` the hash of
+    ``[seq, prev, leaf]`` and ``prev`` the head before it. ``seq`` is given, never generated:
+    two writers appending the same seq fail on the key."""
+
+    __tablename__ = "ledger"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    entries: str
+    leaf: str
+    prev: str
+    head: str
+    recorded_at: datetime = _dt()
+
+
+class LedgerHeadRow(SQLModel, table=True):
+    """The ledger's newest row, as one row (``key`` 1): where appends serialise (on
+    PostgreSQL its row lock, taken by the one statement that appends, see
+    engine/store/ledger.py). Verification never trusts it: it recomputes the ledger."""
+
+    __tablename__ = "ledger_head"
+    key: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int
+    prev: str
+    head: str
+
+
+class MetaRow(SQLModel, table=True):
+    """Facts about the database itself (``created_by``: which command made the file; the
+    demo refuses to recreate a file it did not make)."""
+
+    __tablename__ = "sop_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
 instances = InstanceRow.__table__
 events = EventRow.__table__
 procedure_versions = ProcedureVersionRow.__table__
 outbox = OutboxRow.__table__
 timers = TimerRow.__table__
+ledger = LedgerRow.__table__
+ledger_head = LedgerHeadRow.__table__
+sop_meta = MetaRow.__table__

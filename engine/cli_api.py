@@ -139,6 +139,33 @@ def token_list(staff_id: Optional[str]) -> None:
                             f"{'  revoked ' + p['revoked_at'] if p['revoked_at'] else ''}" for p in payload))
 
 
+@staff.command("password")
+@click.argument("staff_id", metavar="STAFF")
+@click.option("--remove", is_flag=True, help="Remove STAFF's password (token login still works).")
+@fail_cleanly
+def staff_password(staff_id: str, remove: bool) -> None:
+    """Set STAFF's password for the web app (asked twice on a terminal; one line on stdin otherwise).
+
+    Only a scrypt hash is stored. The web login accepts it or a token of STAFF."""
+    from engine.store import passwords
+
+    eng = _obj().engine
+    person = eng.org.person(staff_id)
+    if remove:
+        with eng.transaction() as conn:
+            done = passwords.remove(conn, person.id)
+        _say({"staff": person.id, "removed": done}, f"password of {person.id} {'removed' if done else 'was not set'}")
+        return
+    if sys.stdin.isatty():
+        secret = click.prompt(f"password for {person.id} ({person.name})", hide_input=True,
+                              confirmation_prompt=True)
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    with eng.transaction() as conn:
+        passwords.set_password(conn, person.id, secret, eng.clock.now())
+    _say({"staff": person.id, "password": "set"}, f"password set for {person.id} ({person.name})")
+
+
 # ------------------------------------------------------------------ outbox
 
 @click.group()

@@ -85,3 +85,17 @@ def list_instances(conn: Connection, f: InstanceFilter, now: datetime, limit: in
     order = (I.c.last_occurred_at, I.c.id) if oldest_first else (I.c.id.desc(),)
     rows = conn.execute(sa.select(*_INSTANCE_COLS).where(*cond).order_by(*order).limit(limit).offset(offset))
     return Page([_instance(r) for r in rows], total)
+
+
+def started_between(conn: Connection, procedures: tuple[str, ...], start: Optional[datetime],
+                    end: Optional[datetime]) -> list[Instance]:
+    """Instances of ``procedures`` started in [start, end), oldest first (the quality figures)."""
+    from engine.store.tables import UTCDateTime
+
+    cond = [I.c.status != "starting", I.c.procedure.in_(procedures)]
+    if start is not None:
+        cond.append(I.c.started_at >= sa.literal(start, UTCDateTime()))
+    if end is not None:
+        cond.append(I.c.started_at < sa.literal(end, UTCDateTime()))
+    rows = conn.execute(sa.select(*_INSTANCE_COLS).where(*cond).order_by(I.c.started_at, I.c.id))
+    return [_instance(r) for r in rows]

@@ -31,7 +31,7 @@ def dot_source(spec: ProcedureSpec, current: Optional[str]) -> str:
              "  __start [shape=point width=0.15 label=\"\" fillcolor=\"#455a64\"];",
              f"  __start -> {_q(spec.start.state)};"]
     for name, st in spec.states.items():
-        attrs = [f"label={_q(st.title)}", f"id={_q('state-' + name)}", f"tooltip={_q(name)}"]
+        attrs = [f"label={_q(st.title)}", f"id={_q('state_' + name)}", f"tooltip={_q(name)}"]
         if st.kind == "final":
             attrs.append("peripheries=2")
         if name == current:

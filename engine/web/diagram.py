@@ -20,7 +20,8 @@ FONT = "Noto Sans CJK SC,WenQuanYi Zen Hei,sans-serif"
 
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+    """A DOT string: quotes and backslashes escaped, a line break as DOT's centred ``\\n``."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def dot_source(spec: ProcedureSpec, current: Optional[str]) -> str:
@@ -37,14 +38,17 @@ def dot_source(spec: ProcedureSpec, current: Optional[str]) -> str:
         if name == current:
             attrs += [f"fillcolor={_q(CURRENT)}", "fontcolor=\"#ffffff\"", f"color={_q(CURRENT)}", "penwidth=2"]
         lines.append(f"  {_q(name)} [{' '.join(attrs)}];")
-    if any(a.source == "*" for a in spec.actions):
-        lines.append("  __any [label=\"任意未结束状态\" style=\"dashed,rounded\" fillcolor=\"#fafafa\"];")
+    edges: dict[tuple[str, str], list[str]] = {}  # one edge per pair of states, its actions' titles on it
     for a in spec.actions:
         for s in (["__any"] if a.source == "*" else a.source):
             target = a.to or (s if s != "__any" else None)
-            if target is None:
-                continue
-            lines.append(f"  {_q(s)} -> {_q(target)} [label={_q(a.title)}];")
+            if target is not None:
+                edges.setdefault((s, target), []).append(a.title)
+    if any(s == "__any" for s, _ in edges):
+        lines.append("  __any [label=\"任意未结束状态\" style=\"dashed,rounded\" fillcolor=\"#fafafa\"];")
+    for (s, target), titles in edges.items():
+        style = " style=dashed" if s == target else ""
+        lines.append(f"  {_q(s)} -> {_q(target)} [label={_q(chr(10).join(titles))}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -26,6 +26,23 @@ PLACEHOLDERS = {"money": "0.00", "unit": "3-1201", "phone": "13912345678"}
 CHECK_RESULTS = (("pass", "合格"), ("fail", "不合格"))
 
 
+def condition_text(expression: str, form: Optional[FormSpec], context: Optional[dict[str, str]] = None) -> str:
+    """A ``required_if`` as staff read it: field names as their labels, quoted options as theirs."""
+    labels = dict(context or {})
+    options: dict[str, str] = {}
+    for name, f in (form.fields.items() if form else ()):
+        labels[name] = f.label
+        options.update(f.option_labels or {})
+    text = re.sub(r"'([^']*)'", lambda m: f"“{options.get(m.group(1), m.group(1))}”", expression)
+    text = re.sub(r"not empty\((\w+)\)", lambda m: f"{labels.get(m.group(1), m.group(1))}已填写", text)
+    text = re.sub(r"empty\((\w+)\)", lambda m: f"{labels.get(m.group(1), m.group(1))}未填写", text)
+    text = re.sub(r"\b[a-z_][a-z0-9_]*\b", lambda m: labels.get(m.group(0), WORDS.get(m.group(0), m.group(0))), text)
+    return text.replace("==", "为").replace("!=", "不为")
+
+
+WORDS = {"not": "非", "and": "且", "or": "或", "empty": "为空", "None": "空", "is": "", "true": "是", "false": "否"}
+
+
 @dataclass
 class Widget:
     name: str
@@ -33,6 +50,11 @@ class Widget:
     value: Any = None                   # as the form shows it (strings; a dict for checklists)
     error: Optional[str] = None
     stored: Optional[dict[str, Any]] = None  # an upload already kept (re-shown after an error)
+    condition: str = ""                      # required_if in words
+
+    @property
+    def unit_suffix(self) -> str:
+        return "（元）" if self.spec.type == "money" and "元" not in self.spec.label else ""
 
     @property
     def type(self) -> str:
@@ -70,8 +92,9 @@ class Widget:
 
 
 def widgets(form: Optional[FormSpec], values: Optional[dict[str, Any]] = None,
-            errors: Optional[dict[str, str]] = None, stored: Optional[dict[str, dict[str, Any]]] = None
-            ) -> list[Widget]:
+            errors: Optional[dict[str, str]] = None, stored: Optional[dict[str, dict[str, Any]]] = None,
+            labels: Optional[dict[str, str]] = None) -> list[Widget]:
+    """The form's fields to render; ``labels`` names the instance's other fields a condition reads."""
     if form is None:
         return []
     values, errors, stored = values or {}, errors or {}, stored or {}
@@ -82,7 +105,8 @@ def widgets(form: Optional[FormSpec], values: Optional[dict[str, Any]] = None,
             value = spec.default
         if isinstance(value, bool):
             value = "true" if value else "false"
-        out.append(Widget(name, spec, value, errors.get(name), stored.get(name)))
+        out.append(Widget(name, spec, value, errors.get(name), stored.get(name),
+                          condition_text(spec.required_if, form, labels) if spec.required_if else ""))
     return out
 
 
@@ -191,7 +215,8 @@ def zh(reason: str) -> str:
     return f"无效（{reason}）"
 
 
-def field_errors(errors: list[FieldError], form: Optional[FormSpec]) -> tuple[dict[str, str], list[str]]:
+def field_errors(errors: list[FieldError], form: Optional[FormSpec], labels: Optional[dict[str, str]] = None
+                 ) -> tuple[dict[str, str], list[str]]:
     """(field -> Chinese message, messages that belong to no field of the form)."""
     by_field: dict[str, str] = {}
     other: list[str] = []
@@ -199,7 +224,10 @@ def field_errors(errors: list[FieldError], form: Optional[FormSpec]) -> tuple[di
     for e in errors:
         top = e.field.split(".", 1)[0]
         if top in names:
-            by_field[top] = "；".join(filter(None, [by_field.get(top), zh(e.reason)]))
+            spec = form.fields[top] if form else None
+            reason = (f"此情况下必填（{condition_text(spec.required_if, form, labels)}）"
+                      if spec is not None and spec.required_if and e.reason.startswith("required when ") else zh(e.reason))
+            by_field[top] = "；".join(filter(None, [by_field.get(top), reason]))
         else:
             other.append(f"{e.field}：{zh(e.reason)}")
     return by_field, other

@@ -169,9 +169,10 @@ def _form_page(request: Request, who: Caller, *, title: str, heading: str, form:
                back: str, values: Optional[dict[str, Any]] = None, errors: Optional[dict[str, str]] = None,
                other_errors: Optional[list[str]] = None, stored: Optional[dict[str, Any]] = None,
                revision: Optional[int] = None, problem: Optional[str] = None, status: int = 200,
-               inst: Any = None) -> HTMLResponse:
+               inst: Any = None, labels: Optional[dict[str, str]] = None) -> HTMLResponse:
     return render(request, "form.html", {
-        "title": title, "heading": heading, "form": form, "widgets": fields.widgets(form, values, errors, stored),
+        "title": title, "heading": heading, "form": form,
+        "widgets": fields.widgets(form, values, errors, stored, labels),
         "action_url": action_url, "back": back, "other_errors": other_errors or [], "revision": revision,
         "problem": problem, "inst": inst}, who, status)
 
@@ -185,7 +186,7 @@ def start_form(request: Request, procedure: str) -> HTMLResponse:
         return message(request, who, "没有这个流程。", 404)
     form = proc.form(proc.spec.start.form)
     return _form_page(request, who, title=f"新建{proc.spec.title}", heading=f"新建：{proc.spec.title}", form=form,
-                      action_url=f"/start/{procedure}", back="/start")
+                      action_url=f"/start/{procedure}", back="/start", labels=views.field_labels(proc))
 
 
 @router.post("/start/{procedure}", response_class=HTMLResponse)
@@ -202,11 +203,12 @@ async def start(request: Request, procedure: str) -> Response:
     data, shown, stored = await run_in_threadpool(fields.parse, form, submitted, views.zone_of(engine),
                                                   request.app.state.evidence)
     common = dict(title=f"新建{proc.spec.title}", heading=f"新建：{proc.spec.title}", form=form,
-                  action_url=f"/start/{procedure}", back="/start", values=shown, stored=stored)
+                  action_url=f"/start/{procedure}", back="/start", values=shown, stored=stored,
+                  labels=views.field_labels(proc))
     try:
         inst = await run_in_threadpool(engine.start, procedure, who.staff_id, data)
     except FormInvalid as e:
-        errs, other = fields.field_errors(e.errors, form)
+        errs, other = fields.field_errors(e.errors, form, common["labels"])  # type: ignore[arg-type]
         return _form_page(request, who, errors=errs, other_errors=other, status=422,
                           problem="表单有误，请按提示修改后再提交。", **common)
     except EngineError as e:
@@ -268,7 +270,8 @@ def act_form(request: Request, instance_id: int, action: str) -> HTMLResponse:
         problem = f"单据现在处于「{views.state_title(proc, inst.state)}」，不能执行「{spec.title}」。"
     return _form_page(request, who, title=spec.title, heading=f"#{inst.id} {proc.spec.title}：{spec.title}",
                       form=proc.form(spec.form), action_url=f"/instances/{instance_id}/act/{action}",
-                      back=f"/instances/{instance_id}", revision=inst.revision, problem=problem, inst=inst)
+                      back=f"/instances/{instance_id}", revision=inst.revision, problem=problem, inst=inst,
+                      labels=views.field_labels(proc))
 
 
 @router.post("/instances/{instance_id}/act/{action}", response_class=HTMLResponse)
@@ -295,13 +298,13 @@ async def act(request: Request, instance_id: int, action: str) -> Response:
                                                   request.app.state.evidence)
     common = dict(title=spec.title, heading=f"#{inst.id} {proc.spec.title}：{spec.title}", form=form,
                   action_url=f"/instances/{instance_id}/act/{action}", back=f"/instances/{instance_id}",
-                  values=shown, stored=stored, revision=revision, inst=inst)
+                  values=shown, stored=stored, revision=revision, inst=inst, labels=views.field_labels(proc))
     if revision is None:
         return _form_page(request, who, problem="页面缺少版本号，请刷新后重试。未保存任何内容。", status=422, **common)
     try:
         await run_in_threadpool(engine.advance, instance_id, action, who.staff_id, data, None, revision)
     except FormInvalid as e:
-        errs, other = fields.field_errors(e.errors, form)
+        errs, other = fields.field_errors(e.errors, form, common["labels"])  # type: ignore[arg-type]
         return _form_page(request, who, errors=errs, other_errors=other, status=422,
                           problem="表单有误，请按提示修改后再提交。", **common)
     except EngineError as e:

@@ -7,6 +7,7 @@ come from the same reads the JSON API makes (``list_instances``, ``Engine.show``
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
@@ -195,8 +196,13 @@ def _why(engine: Any, proc: CompiledProcedure, type_: str, data: dict[str, Any])
     return EVENT_TITLES.get(type_, type_), ""
 
 
-def _flatten(proc: CompiledProcedure, values: dict[str, Any], labels: dict[str, str],
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|Z)$")
+
+
+def _flatten(engine: Any, proc: CompiledProcedure, values: dict[str, Any], labels: dict[str, str],
              evidence: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
+    """(label, text) per value: option labels, 是/否, staff names, times in the site's zone."""
+    zone = zone_of(engine)
     out = []
     for k, v in values.items():
         label = labels.get(k, k)
@@ -209,6 +215,10 @@ def _flatten(proc: CompiledProcedure, values: dict[str, Any], labels: dict[str, 
                 shown = "是" if v else "否"
             elif isinstance(v, (dict, list)):
                 shown = json.dumps(v, ensure_ascii=False)
+            elif isinstance(v, str) and ISO_TIME.match(v):
+                shown = local(v, zone)
+            elif isinstance(v, str) and v != "system" and engine.org.has(v):
+                shown = f"{staff_name(engine, v)}（{v}）"
             else:
                 shown = "—" if v is None else str(v)
         out.append((label, shown))
@@ -225,7 +235,7 @@ def timeline(engine: Any, proc: CompiledProcedure, events: list[Any]) -> list[Ti
         evidence: list[tuple[str, dict[str, Any]]] = []
         values = (data.get("input") if e.type == m.ACTION_TAKEN else data.get("data") if e.type == m.INSTANCE_STARTED
                   else data.get("changes") if e.type == m.DATA_RECORDED else None) or {}
-        details = _flatten(proc, values, labels, evidence)
+        details = _flatten(engine, proc, values, labels, evidence)
         out.append(TimelineEntry(e.seq, e.type, EVENT_TITLES.get(e.type, e.type), staff_name(engine, e.actor),
                                  role_name(engine, e.role), local(e.occurred_at, zone), local(e.recorded_at, zone),
                                  why, details, evidence, css))
@@ -271,4 +281,4 @@ def clocks(engine: Any, proc: CompiledProcedure, inst: Instance, events: list[An
 def data_rows(engine: Any, proc: CompiledProcedure, inst: Instance) -> tuple[list[tuple[str, Any]],
                                                                             list[tuple[str, dict[str, Any]]]]:
     evidence: list[tuple[str, dict[str, Any]]] = []
-    return _flatten(proc, inst.data, field_labels(proc), evidence), evidence
+    return _flatten(engine, proc, inst.data, field_labels(proc), evidence), evidence

@@ -44,11 +44,17 @@ _NOTIFY = click.option("--notify", "notify_file", envvar="SOP_NOTIFY", type=clic
 @click.option("--no-outbox", is_flag=True, help="Do not deliver notifications from this process.")
 @click.option("--sweep-interval", type=float, default=1.0, show_default=True, help="Seconds between sweeps.")
 @click.option("--max-body", type=click.IntRange(1024), default=256 * 1024, show_default=True,
-              help="Largest request body accepted, in bytes.")
+              help="Largest API request body accepted, in bytes.")
+@click.option("--files", "files_dir", envvar="SOP_FILES", type=click.Path(file_okay=False),
+              help="Where the web app keeps uploaded evidence (env SOP_FILES; default: beside the SQLite "
+                   "file, e.g. sop-files/).")
+@click.option("--secure-cookies", is_flag=True, help="Send the web session cookie only over HTTPS "
+                                                      "(behind a TLS-terminating proxy).")
 @fail_cleanly
 def serve(host: str, port: int, notify_file: Optional[str], no_scheduler: bool, no_outbox: bool,
-          sweep_interval: float, max_body: int) -> None:
-    """Serve the HTTP API (OpenAPI at /docs); also sweeps timers and delivers notifications."""
+          sweep_interval: float, max_body: int, files_dir: Optional[str], secure_cookies: bool) -> None:
+    """Serve the staff web app (/) and the HTTP API (OpenAPI at /docs); also sweeps timers and
+    delivers notifications."""
     from adapters.notify import config as notify_config
     from engine.api import create_app
     from engine.api import server
@@ -57,14 +63,17 @@ def serve(host: str, port: int, notify_file: Optional[str], no_scheduler: bool, 
 
     engine = _obj().engine
     delivery = notify_config.load(notify_file)
-    app = create_app(engine, max_body)
+    from pathlib import Path
+    app = create_app(engine, max_body, web_options={"files_dir": Path(files_dir) if files_dir else None,
+                                                    "https_only": secure_cookies})
     try:
         sock = server.bind(host, port)
     except OSError as e:
         raise InputError("--port", f"cannot listen on {host}:{port}: {e.strerror}") from None
     scheduler = None if no_scheduler else start_background(engine, sweep_interval)
     outbox = None if no_outbox else OutboxWorker(Dispatcher(engine, delivery)).start()
-    click.echo(f"sop serve: {server.url_of(sock)}/docs  (timer sweep {'off' if no_scheduler else 'on'}; "
+    url = server.url_of(sock)
+    click.echo(f"sop serve: {url}/docs  (staff pages: {url}/; timer sweep {'off' if no_scheduler else 'on'}; "
                f"notifications {'off' if no_outbox else 'via ' + ', '.join(delivery.spec.default)})", err=True)
     try:
         server.run(app, sock)

@@ -328,3 +328,20 @@ def test_an_attachment_is_a_reference_or_an_uploaded_files_evidence(value: Any, 
         with pytest.raises(FormInvalid) as e:
             form.validate_data({"photo": value})
         assert [(fe.field, fe.reason) for fe in e.value.errors] == [("photo", "not a file reference or an uploaded file")]
+
+
+def test_what_staff_typed_is_escaped_on_every_page(web: Web) -> None:
+    inst = web.start_complaint(content="<script>alert('x')</script>", owner_name="<b>王</b>")
+    c = web.login("li_qiang")
+    for path in ("/", f"/instances/{inst.id}", f"/instances/{inst.id}/verify"):
+        html = c.get(path).text
+        assert "<script>alert" not in html and "<b>王</b>" not in html, path
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in c.get(f"/instances/{inst.id}").text
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:x"])
+def test_the_login_only_sends_you_on_to_a_page_of_this_site(web: Web, target: str) -> None:
+    c = web.client()
+    r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "staff": "chen_jing",
+                               "secret": web.tokens["chen_jing"], "next": target})
+    assert r.status_code == 303 and r.headers["location"] == "/"

@@ -345,3 +345,28 @@ def test_the_login_only_sends_you_on_to_a_page_of_this_site(web: Web, target: st
     r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "staff": "chen_jing",
                                "secret": web.tokens["chen_jing"], "next": target})
     assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_a_photo_larger_than_the_apis_body_limit_uploads_while_the_api_keeps_its_limit(web: Web) -> None:
+    inst = web.start_complaint()
+    c = web.login("chen_jing")
+    page = c.get(f"/instances/{inst.id}/act/reply")
+    photo = bytes(range(256)) * 1024  # 256 KiB; the API of this fixture takes 64 KiB
+    r = c.post(f"/instances/{inst.id}/act/reply",
+               data={"csrf": csrf_of(page.text), "revision": str(inst.revision), "reply_method": "open_letter",
+                     "reply_summary": "见公开信照片"},
+               files={"open_letter_ref.file": ("现场.jpg", photo, "image/jpeg")})
+    assert r.status_code == 303, r.text
+    api = web.client().post("/v1/instances", json={"procedure": "complaint", "data": {"content": "x" * 70000}},
+                            headers={"Authorization": f"Bearer {web.tokens['liu_fang']}"})
+    assert api.status_code == 413
+
+
+def test_sop_staff_password_remove_ends_password_logins(web: Web, runner: Any) -> None:
+    assert runner.invoke(main, ["staff", "password", "wang_li"], input="楼栋管家密码2025\n").exit_code == 0
+    web.login("wang_li", "楼栋管家密码2025")
+    r = runner.invoke(main, ["staff", "password", "wang_li", "--remove"])
+    assert r.exit_code == 0 and "removed" in r.output
+    c = web.client()
+    r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "staff": "wang_li", "secret": "楼栋管家密码2025"})
+    assert r.status_code == 401

@@ -37,7 +37,8 @@ def compliance_by_month(months: Sequence[tuple[str, Optional[float]]], target: O
         x = LEFT + step * i + (step - bar) / 2
         label_x = LEFT + step * i + step / 2
         if value is None:
-            out.append(f'<text x="{label_x:.1f}" y="{TOP + plot_h - 4:.1f}" text-anchor="middle" class="muted">—</text>')
+            out.append(f'<text x="{label_x:.1f}" y="{TOP + plot_h - 4:.1f}" text-anchor="middle" '
+                       'class="muted">—</text>')
         else:
             h = plot_h * value / 100
             ok = target is None or value >= target

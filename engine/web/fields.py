@@ -225,8 +225,9 @@ def field_errors(errors: list[FieldError], form: Optional[FormSpec], labels: Opt
         top = e.field.split(".", 1)[0]
         if top in names:
             spec = form.fields[top] if form else None
-            reason = (f"此情况下必填（{condition_text(spec.required_if, form, labels)}）"
-                      if spec is not None and spec.required_if and e.reason.startswith("required when ") else zh(e.reason))
+            conditional = spec is not None and spec.required_if and e.reason.startswith("required when ")
+            reason = (f"此情况下必填（{condition_text(spec.required_if, form, labels)}）"  # type: ignore[union-attr,arg-type]
+                      if conditional else zh(e.reason))
             by_field[top] = "；".join(filter(None, [by_field.get(top), reason]))
         else:
             other.append(f"{e.field}：{zh(e.reason)}")

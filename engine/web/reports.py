@@ -69,7 +69,8 @@ def _tables(engine: Any, d: Dashboard) -> dict[str, tuple[list[str], list[list[A
                     [[m, procs.get(p, p), t.met, t.breached, t.open, t.compliance]
                      for (m, p), t in d.month_procedure.items()])
     out["按楼栋"] = (["楼栋", "达标", "超时", "进行中", "达标率%"],
-                  [["无房号" if b == "-" else b, t.met, t.breached, t.open, t.compliance] for b, t in d.buildings.items()])
+                  [["无房号" if b == "-" else b, t.met, t.breached, t.open, t.compliance]
+                   for b, t in d.buildings.items()])
     out["质量目标"] = (["月份", "投诉数", "已结案", "QA-1 投诉处理率%", "应回访", "已回访", "QA-1 回访率%",
                      "满意度调查数", "QA-2 满意率%", "QA-3 服务及时率%", "QA-4 巡检", "QA-5 交接班"],
                     [[q.month, q.complaints, q.complaints_closed, q.handling_rate, q.callbacks_due, q.callbacks_done,
@@ -78,7 +79,8 @@ def _tables(engine: Any, d: Dashboard) -> dict[str, tuple[list[str], list[list[A
     return out
 
 
-def _load(request: Request, start: Optional[str], end: Optional[str], procedure: Optional[str]) -> tuple[Any, Dashboard]:
+def _load(request: Request, start: Optional[str], end: Optional[str],
+          procedure: Optional[str]) -> tuple[Any, Dashboard]:
     engine = request.app.state.engine
     t0, t1, _, _ = _period(request, start, end)
     proc = procedure if procedure in engine.library.procedures else None

@@ -49,7 +49,8 @@ def render(request: Request, name: str, ctx: dict[str, Any], who: Optional[Calle
     engine = engine_of(request)
     shown = request.session.pop("flash", None)
     base = {"me": who, "csrf": csrf_token(request), "site": engine.org.site.name, "flash": shown,
-            "auditor": is_auditor(who), "now_iso": engine.clock.now().isoformat(), "role_name": lambda r: views.role_name(engine, r)}
+            "auditor": is_auditor(who), "now_iso": engine.clock.now().isoformat(),
+            "role_name": lambda r: views.role_name(engine, r)}
     response = TEMPLATES.TemplateResponse(request, name, {**base, **ctx}, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -334,7 +335,8 @@ def verify(request: Request, instance_id: int) -> HTMLResponse:
     for r in rows:
         recomputed = event_hash(r.instance_id, r.seq, r.type, r.actor, r.role, r.occurred_at, r.recorded_at,
                                 r.data_json, r.prev_hash)
-        chain.append({"seq": r.seq, "type": views.EVENT_TITLES.get(r.type, r.type), "actor": views.staff_name(engine, r.actor),
+        chain.append({"seq": r.seq, "type": views.EVENT_TITLES.get(r.type, r.type),
+                      "actor": views.staff_name(engine, r.actor),
                       "at": views.local(r.occurred_at, zone), "prev_hash": r.prev_hash, "hash": r.hash,
                       "linked": r.prev_hash == prev, "intact": recomputed == r.hash})
         prev = r.hash

@@ -179,13 +179,16 @@ def test_the_inbox_refreshes_without_a_reload(browser: Browser) -> None:
     browser.login("chen_jing")
     browser.el(f"#task-{first.id}")
     browser.d.execute_script("window.__same_page = true;")
-    browser.web.engine.clock.advance(timedelta(hours=6))
-    browser.web.engine.tick(browser.web.engine.clock.now())  # the first is warned now
+    browser.web.engine.clock.advance(timedelta(hours=10))
+    browser.web.engine.tick(browser.web.engine.clock.now())  # the first is past due now
     second = start_complaint(browser.web, unit="3-0502")
     browser.d.execute_script("window.sopRefreshInbox();")    # what the page's timer calls every 20 s
     browser.el(f"#task-{second.id}")
-    assert "sla-warned" in browser.el(f"#task-{first.id}").get_attribute("class")
+    assert "sla-breached" in browser.el(f"#task-{first.id}").get_attribute("class")
+    assert browser.text_in(f"#task-{first.id} .countdown", "已超时 1小时00分").text.startswith("已超时 1小时00分")
     assert browser.el("#count-mine").text == "2"
+    assert [r.get_attribute("id") for r in browser.all("table.mine tr.task")] == [f"task-{first.id}",
+                                                                                  f"task-{second.id}"]
     assert browser.d.execute_script("return window.__same_page === true;")
 
 

@@ -114,6 +114,24 @@ def test_a_rows_deadline_is_coloured_by_its_sla_state_and_provisional_wins() -> 
     assert row.sla_class == "none"
 
 
+def test_a_deadline_marked_provisional_is_shown_as_provisional(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+    inst = web.start_complaint()
+    real = views.deadline_views
+    monkeypatch.setattr(views, "deadline_views", lambda i, cal: [{**d, "provisional": True} for d in real(i, cal)])
+    html = web.login("chen_jing").get("/").text
+    assert f'class="task sla-provisional" id="task-{inst.id}"' in html
+    assert '<span class="sla provisional"' in html
+
+
+def test_a_message_waits_for_the_next_whole_page_not_the_inbox_refresh(web: Web) -> None:
+    inst = web.start_complaint(anonymous=True, unit=None, owner_name=None, contact=None)
+    c = web.login("li_qiang")
+    r = c.post(f"/instances/{inst.id}/claim", data={"csrf": csrf_of(c.get("/").text), "revision": str(inst.revision)})
+    assert r.status_code == 303
+    assert 'id="flash"' not in c.get("/inbox/rows").text
+    assert f"已认领 #{inst.id}。" in c.get(r.headers["location"]).text
+
+
 def test_the_inbox_shows_warned_and_breached_rows_as_such(web: Web) -> None:
     inst = web.start_complaint()
     c = web.login("chen_jing")

@@ -38,6 +38,7 @@ class InstanceFilter:
     building: Optional[str] = None
     overdue: Optional[bool] = None
     work_of: Optional[tuple[str, tuple[str, ...]]] = None  # (staff, roles): assigned to them, or in a queue of theirs
+    roles: Optional[tuple[str, ...]] = None  # in the queue of any of these roles (``assignee_role``)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]
             cond.append(column == value)
     if f.unassigned:
         cond.append(I.c.assignee.is_(None))
+    if f.roles is not None:
+        cond.append(I.c.assignee_role.in_(f.roles))
     if f.overdue is not None:
         cond.append(_overdue(now) if f.overdue else sa.not_(_overdue(now)))
     if f.work_of is not None:

@@ -45,9 +45,11 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
 
 
 def render(request: Request, name: str, ctx: dict[str, Any], who: Optional[Caller] = None,
-           status: int = 200) -> HTMLResponse:
+           status: int = 200, fragment: bool = False) -> HTMLResponse:
+    """A page (or, ``fragment``, a part of one fetched by the page's script: it leaves a
+    pending message for the next whole page)."""
     engine = engine_of(request)
-    shown = request.session.pop("flash", None)
+    shown = None if fragment else request.session.pop("flash", None)
     base = {"me": who, "csrf": csrf_token(request), "site": engine.org.site.name, "flash": shown,
             "auditor": is_auditor(who), "now_iso": engine.clock.now().isoformat(),
             "role_name": lambda r: views.role_name(engine, r)}
@@ -126,7 +128,7 @@ def inbox(request: Request, building: Optional[str] = None) -> HTMLResponse:
 def inbox_rows(request: Request, building: Optional[str] = None) -> HTMLResponse:
     """The inbox's tables alone: what the page fetches to refresh itself without a reload."""
     who = viewer(request)
-    return render(request, "_inbox_tables.html", _inbox_context(request, who, building), who)
+    return render(request, "_inbox_tables.html", _inbox_context(request, who, building), who, fragment=True)
 
 
 @router.post("/instances/{instance_id}/claim")

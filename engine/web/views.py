@@ -129,8 +129,7 @@ def inbox(engine: Any, staff_id: str, roles: tuple[str, ...], building: Optional
     """(my tasks, my roles' unclaimed queue), each sorted by due time (none last)."""
     now = engine.clock.now()
     mine_f = InstanceFilter(status="active", assignee=staff_id, building=building or None)
-    queue_f = InstanceFilter(status="active", unassigned=True, building=building or None,
-                             work_of=("\0", roles))  # nobody is "\0": only the roles' queues
+    queue_f = InstanceFilter(status="active", unassigned=True, building=building or None, roles=roles)
     with engine.read() as conn:
         mine = list_instances(conn, mine_f, now, limit, 0, oldest_first=True).items
         queue = list_instances(conn, queue_f, now, limit, 0, oldest_first=True).items if roles else []

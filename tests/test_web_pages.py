@@ -388,3 +388,37 @@ def test_sop_staff_password_remove_ends_password_logins(web: Web, runner: Any) -
     c = web.client()
     r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "staff": "wang_li", "secret": "楼栋管家密码2025"})
     assert r.status_code == 401
+
+
+def test_every_form_of_the_library_renders_an_input_for_each_of_its_fields(engine: Any) -> None:
+    from engine.web.routes import TEMPLATES
+
+    template = TEMPLATES.env.get_template("form.html")
+    forms = {f.id: f for p in engine.library.procedures.values() for f in p.forms.values()}
+    assert len(forms) > 80
+    for form in forms.values():
+        html = template.render(title=form.title, heading=form.title, form=form, widgets=fields.widgets(form),
+                               action_url="/x", back="/", other_errors=[], revision=1, problem=None, inst=None,
+                               me=None, csrf="t", site="山水庭苑", flash=None, auditor=False, now_iso="",
+                               role_name=str)
+        for name, spec in form.fields.items():
+            expected = {"checklist": f'name="{name}.', "attachment": f'name="{name}.file"',
+                        "signature": f'name="{name}.file"'}.get(spec.type, f'name="{name}"')
+            assert expected in html, (form.id, name, spec.type)
+            assert spec.label in html, (form.id, name)
+
+
+def test_a_supervisor_assigns_a_task_from_the_instance_page_and_a_steward_cannot(web: Web) -> None:
+    inst = web.start_complaint()
+    assert 'id="assign-form"' not in web.login("chen_jing").get(f"/instances/{inst.id}").text
+    c = web.login("li_qiang")
+    page = c.get(f"/instances/{inst.id}").text
+    assert 'id="assign-form"' in page and '<option value="wang_li"' in page
+    r = c.post(f"/instances/{inst.id}/assign", data={"csrf": csrf_of(page), "revision": str(inst.revision),
+                                                      "assignee": "wang_li"}, follow_redirects=True)
+    assert "已指派给 王丽" in r.text and web.engine.show(inst.id).assignee == "wang_li"
+    steward = web.login("chen_jing")
+    r = steward.post(f"/instances/{inst.id}/assign", data={"csrf": csrf_of(steward.get("/").text),
+                                                            "revision": str(web.engine.show(inst.id).revision),
+                                                            "assignee": "chen_jing"}, follow_redirects=True)
+    assert "指派未成功" in r.text and web.engine.show(inst.id).assignee == "wang_li"

@@ -246,6 +246,7 @@ def instance_page(request: Request, instance_id: int) -> HTMLResponse:
         "timeline": views.timeline(engine, proc, events), "diagram": diagram.svg(proc.spec, inst.state),
         "states": [(n, s.title) for n, s in proc.spec.states.items()],
         "parent": parent, "children": children, "claimable": claimable,
+        "staff": [p for p in engine.org.staff if p.active] if who.supervises and inst.active else [],
         "title_of": lambda i: engine.library.get(i.procedure).spec.title if i.procedure in engine.library.procedures
         else i.procedure,
         "started_at": views.local(inst.started_at, views.zone_of(engine))}, who)
@@ -314,6 +315,26 @@ async def act(request: Request, instance_id: int, action: str) -> Response:
         status, text = refusal(engine, e)
         return _form_page(request, who, problem=text, status=status, **common)
     flash(request, f"已提交：{spec.title}。")
+    return RedirectResponse(f"/instances/{instance_id}", status_code=303)
+
+
+@router.post("/instances/{instance_id}/assign")
+async def assign(request: Request, instance_id: int) -> Response:
+    """A supervisor gives the task to someone (``Engine.assign``, as ``sop assign``)."""
+    who = viewer(request)
+    form = await request.form()
+    check_csrf(request, form)
+    engine = engine_of(request)
+    assignee = str(form.get("assignee") or "")
+    try:
+        revision = int(str(form.get("revision")))
+        await run_in_threadpool(engine.assign, instance_id, assignee, who.staff_id, None, revision)
+    except ValueError:
+        return message(request, who, "页面缺少版本号，请刷新后重试。", 422)
+    except EngineError as e:
+        flash(request, f"指派未成功：{refusal(engine, e)[1]}", "error")
+    else:
+        flash(request, f"已指派给 {views.staff_name(engine, assignee)}。")
     return RedirectResponse(f"/instances/{instance_id}", status_code=303)
 
 

@@ -422,3 +422,43 @@ def test_a_supervisor_assigns_a_task_from_the_instance_page_and_a_steward_cannot
                                                             "revision": str(web.engine.show(inst.id).revision),
                                                             "assignee": "chen_jing"}, follow_redirects=True)
     assert "指派未成功" in r.text and web.engine.show(inst.id).assignee == "wang_li"
+
+
+def test_verification_shows_which_event_was_altered(web: Web, db_url: str) -> None:
+    import sqlite3
+
+    inst = web.start_complaint()
+    web.engine.advance(inst.id, "reply", "chen_jing", REPLY)
+    web.engine.close()  # the page reads the database as it is now, not a cached row
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
+        con.execute("UPDATE events SET data = replace(data, '楼上漏水', '楼下漏水') WHERE instance_id = ? AND seq = 1",
+                    (inst.id,))
+    html = web.login("li_qiang").get(f"/instances/{inst.id}/verify").text
+    assert "哈希链断裂：第 1 个事件" in html
+    assert re.search(r'<tr class="bad">\s*<td>1</td>', html) and html.count('<tr class="bad">') == 1
+
+
+def test_without_graphviz_the_instance_page_lists_the_states_instead(web: Web,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.web import diagram
+
+    inst = web.start_complaint()
+    monkeypatch.setattr(diagram.shutil, "which", lambda name: None)
+    html = web.login("chen_jing").get(f"/instances/{inst.id}").text
+    assert '<svg class="diagram"' not in html and "未安装 Graphviz" in html
+    assert '<li class="current">已受理</li>' in html
+
+
+def test_with_graphviz_the_diagram_highlights_the_current_state() -> None:
+    from engine.spec.library import load_checked
+    from engine.spec.org import load_org
+    from engine.web import diagram
+    from tests.conftest import ROOT
+
+    if not diagram.available():
+        pytest.skip("Graphviz is not installed (the browser tests install it)")
+    library = load_checked(ROOT / "procedures", load_org(ROOT / "org" / "demo.yaml").roles)
+    svg = diagram.svg(library.get("complaint").spec, "investigating")
+    node = re.search(r'<g id="state_investigating" class="node">.*?</g>', svg or "", re.S)
+    assert node and 'fill="#1565c0"' in node.group(0)
+    assert 'fill="#1565c0"' not in re.search(r'<g id="state_received" class="node">.*?</g>', svg, re.S).group(0)  # type: ignore[union-attr,arg-type]

@@ -46,5 +46,11 @@
     var box = document.getElementById("inbox");
     if (box) { setInterval(refresh, 1000 * (parseInt(box.dataset.seconds, 10) || 20)); }
   });
+  // A form sent once: its button is disabled after the click (a second click would only be
+  // refused as a stale page, which would puzzle the person who sent the first).
+  document.addEventListener("submit", function (e) {
+    var button = e.target.querySelector("button[type=submit]");
+    if (button) { setTimeout(function () { button.disabled = true; }, 0); }
+  });
   window.sopRefreshInbox = refresh;
 })();

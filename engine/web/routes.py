@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.auth import AUDIT_ROLES, Caller
-from engine.audit import GENESIS_HASH, event_hash
+from engine.audit import link_checks
 from engine.errors import (ActionNotAllowed, ConcurrencyConflict, EngineError, FormInvalid, InstanceNotFound,
                            NotAuthorized, StoreBusy)
 from engine.spec.forms import FormSpec
@@ -354,15 +354,9 @@ def verify(request: Request, instance_id: int) -> HTMLResponse:
         status, text = refusal(engine, e)
         return message(request, who, text, status)
     zone = views.zone_of(engine)
-    chain, prev = [], GENESIS_HASH
-    for r in rows:
-        recomputed = event_hash(r.instance_id, r.seq, r.type, r.actor, r.role, r.occurred_at, r.recorded_at,
-                                r.data_json, r.prev_hash)
-        chain.append({"seq": r.seq, "type": views.EVENT_TITLES.get(r.type, r.type),
-                      "actor": views.staff_name(engine, r.actor),
-                      "at": views.local(r.occurred_at, zone), "prev_hash": r.prev_hash, "hash": r.hash,
-                      "linked": r.prev_hash == prev, "intact": recomputed == r.hash})
-        prev = r.hash
+    chain = [{"seq": r.seq, "type": views.EVENT_TITLES.get(r.type, r.type), "actor": views.staff_name(engine, r.actor),
+              "at": views.local(r.occurred_at, zone), "prev_hash": r.prev_hash, "hash": r.hash,
+              "linked": linked, "intact": intact} for r, linked, intact in link_checks(rows)]
     return render(request, "verify.html", {"inst": inst, "chain": chain, "broken": broken, "replay": replayed,
                                            "proc": views.procedure_of(engine, inst)}, who)
 

@@ -462,3 +462,13 @@ def test_with_graphviz_the_diagram_highlights_the_current_state() -> None:
     node = re.search(r'<g id="state_investigating" class="node">.*?</g>', svg or "", re.S)
     assert node and 'fill="#1565c0"' in node.group(0)
     assert 'fill="#1565c0"' not in re.search(r'<g id="state_received" class="node">.*?</g>', svg, re.S).group(0)  # type: ignore[union-attr,arg-type]
+
+
+def test_a_clock_marked_provisional_in_the_instance_itself_is_shown_as_provisional(web: Web) -> None:
+    inst = web.start_complaint()
+    clocks = {name: {**c, "provisional": True} for name, c in inst.clocks.items()}
+    marked = inst.with_(clocks=clocks)
+    row = views._rows(web.engine, [marked])[0]
+    assert row.sla_class == "provisional"
+    shown = views.clocks(web.engine, views.procedure_of(web.engine, marked), marked, [])
+    assert [c.status_class for c in shown] == ["provisional"] and shown[0].status.endswith("（暂定）")

@@ -115,9 +115,20 @@ class Row:
         return self.deadline.get("due") if self.deadline else None
 
 
+def deadlines(inst: Instance, calendar: Any) -> list[dict[str, Any]]:
+    """``deadline_views`` (as ``sop show`` and the API give them), each marked ``provisional``
+    when either the view or the clock itself says so."""
+    out = []
+    for d in deadline_views(inst, calendar):
+        if not d.get("provisional") and (inst.clocks.get(d["name"]) or {}).get("provisional"):
+            d = {**d, "provisional": True}
+        out.append(d)
+    return out
+
+
 def next_deadline(inst: Instance, calendar: Any) -> Optional[dict[str, Any]]:
     """The running clock due first (an SLA before a timer due at the same time)."""
-    running = [d for d in deadline_views(inst, calendar)
+    running = [d for d in deadlines(inst, calendar)
                if d.get("due") and d.get("status") in RUNNING and not d.get("paused")]
     if not running:
         return None
@@ -266,7 +277,7 @@ def clocks(engine: Any, proc: CompiledProcedure, inst: Instance, events: list[An
             if name:
                 history.setdefault(name, []).append((local(e.occurred_at, zone), EVENT_TITLES.get(e.type, e.type)))
     out = []
-    for d in deadline_views(inst, engine.calendar):
+    for d in deadlines(inst, engine.calendar):
         raw = inst.clocks.get(d["name"], {})
         css = "provisional" if d.get("provisional") else d["status"]
         status = CLOCK_STATUS.get(d["status"], d["status"]) + ("（暂停）" if d.get("paused") else "") + (

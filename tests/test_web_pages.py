@@ -472,3 +472,32 @@ def test_a_clock_marked_provisional_in_the_instance_itself_is_shown_as_provision
     assert row.sla_class == "provisional"
     shown = views.clocks(web.engine, views.procedure_of(web.engine, marked), marked, [])
     assert [c.status_class for c in shown] == ["provisional"] and shown[0].status.endswith("（暂定）")
+
+
+def test_posted_form_fields_become_the_values_the_engine_validates(tmp_path: Any) -> None:
+    from starlette.datastructures import FormData
+
+    from engine.spec.forms import FieldSpec, FormSpec
+    from engine.web.evidence import EvidenceStore
+
+    form = FormSpec(id="f", title="t", fields={
+        "amount": FieldSpec(type="money", label="金额（元）", min=0),
+        "visit_at": FieldSpec(type="datetime", label="上门时间"),
+        "on": FieldSpec(type="date", label="日期"),
+        "count": FieldSpec(type="integer", label="件数", required=False),
+        "urgent": FieldSpec(type="bool", label="紧急", required=False),
+        "check": FieldSpec(type="checklist", label="检查", items={"lock": "门锁", "alarm": "报警器"}),
+        "note": FieldSpec(type="text", label="备注", required=False),
+    })
+    posted = FormData([("amount", "¥1,280.50"), ("visit_at", "2025-10-09T14:30"), ("on", "2025-10-09"),
+                       ("count", ""), ("urgent", "false"), ("check.lock.result", "pass"),
+                       ("check.alarm.result", "fail"), ("check.alarm.note", "电池没电"), ("note", "  ")])
+    data, shown, stored = fields.parse(form, posted, views.ZoneInfo("Asia/Shanghai"), EvidenceStore(tmp_path))
+    assert data == {"amount": "1280.50", "visit_at": "2025-10-09T14:30:00+08:00", "on": "2025-10-09",
+                    "urgent": False, "check": {"lock": {"result": "pass"},
+                                               "alarm": {"result": "fail", "note": "电池没电"}}}
+    assert stored == {} and shown["amount"] == "¥1,280.50"
+    assert form.validate_data(data) == {"amount": "1280.50", "visit_at": "2025-10-09T14:30:00+08:00",
+                                        "on": "2025-10-09", "urgent": False,
+                                        "check": {"lock": {"result": "pass", "note": ""},
+                                                  "alarm": {"result": "fail", "note": "电池没电"}}}

@@ -9,6 +9,7 @@ exactly like the API's ``If-Match``) writes nothing and says so.
 """
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 from typing import Any, Optional
 
@@ -367,7 +368,6 @@ def evidence_file(request: Request, sha256: str, name: str = "file") -> Response
     path = request.app.state.evidence.path(sha256)
     if path is None:
         return message(request, who, "没有这个文件。", 404)
-    import mimetypes
     kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
     inline = kind in ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
     return FileResponse(path, media_type=kind if inline else "application/octet-stream", filename=name,

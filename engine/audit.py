@@ -174,6 +174,18 @@ def verify_chain(instance_id: int, rows: Iterable[StoredEvent], last_hash: str,
     return None
 
 
+def link_checks(rows: Iterable[StoredEvent]) -> list[tuple[StoredEvent, bool, bool]]:
+    """Each event with (linked: its prev_hash is its predecessor's hash, intact: its hash is
+    its content's) — what :func:`verify_chain` checks, event by event, for showing."""
+    out, prev = [], GENESIS_HASH
+    for r in rows:
+        actual = event_hash(r.instance_id, r.seq, r.type, r.actor, r.role, r.occurred_at, r.recorded_at,
+                            r.data_json, r.prev_hash)
+        out.append((r, r.prev_hash == prev, actual == r.hash))
+        prev = r.hash
+    return out
+
+
 def replay(proc: CompiledProcedure, instance_id: int, events: list[Event]) -> Instance:
     """Re-derive an instance from its log with the pinned version (ReplayMismatch if impossible)."""
     if not events:

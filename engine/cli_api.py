@@ -44,11 +44,17 @@ _NOTIFY = click.option("--notify", "notify_file", envvar="SOP_NOTIFY", type=clic
 @click.option("--no-outbox", is_flag=True, help="Do not deliver notifications from this process.")
 @click.option("--sweep-interval", type=Seconds(), default=1.0, show_default=True, help="Seconds between sweeps.")
 @click.option("--max-body", type=click.IntRange(1024), default=256 * 1024, show_default=True,
-              help="Largest request body accepted, in bytes.")
+              help="Largest API request body accepted, in bytes.")
+@click.option("--files", "files_dir", envvar="SOP_FILES", type=click.Path(file_okay=False),
+              help="Where the web app keeps uploaded evidence (env SOP_FILES; default: beside the SQLite "
+                   "file, e.g. sop-files/).")
+@click.option("--secure-cookies", is_flag=True, help="Send the web session cookie only over HTTPS "
+                                                      "(behind a TLS-terminating proxy).")
 @fail_cleanly
 def serve(host: str, port: int, notify_file: Optional[str], no_scheduler: bool, no_outbox: bool,
-          sweep_interval: float, max_body: int) -> None:
-    """Serve the HTTP API (OpenAPI at /docs); also sweeps timers and delivers notifications."""
+          sweep_interval: float, max_body: int, files_dir: Optional[str], secure_cookies: bool) -> None:
+    """Serve the staff web app (/) and the HTTP API (OpenAPI at /docs); also sweeps timers and
+    delivers notifications."""
     from adapters.notify import config as notify_config
     from engine.api import create_app
     from engine.api import server
@@ -57,14 +63,17 @@ def serve(host: str, port: int, notify_file: Optional[str], no_scheduler: bool, 
 
     engine = _obj().engine
     delivery = notify_config.load(notify_file)
-    app = create_app(engine, max_body)
+    from pathlib import Path
+    app = create_app(engine, max_body, web_options={"files_dir": Path(files_dir) if files_dir else None,
+                                                    "https_only": secure_cookies})
     try:
         sock = server.bind(host, port)
     except OSError as e:
         raise InputError("--port", f"cannot listen on {host}:{port}: {e.strerror}") from None
     scheduler = None if no_scheduler else start_background(engine, sweep_interval)
     outbox = None if no_outbox else OutboxWorker(Dispatcher(engine, delivery)).start()
-    click.echo(f"sop serve: {server.url_of(sock)}/docs  (timer sweep {'off' if no_scheduler else 'on'}; "
+    url = server.url_of(sock)
+    click.echo(f"sop serve: {url}/docs  (staff pages: {url}/; timer sweep {'off' if no_scheduler else 'on'}; "
                f"notifications {'off' if no_outbox else 'via ' + ', '.join(delivery.spec.default)})", err=True)
     try:
         server.run(app, sock)
@@ -144,6 +153,33 @@ def token_list(staff_id: Optional[str]) -> None:
                 "revoked_at": iso(t.revoked_at, zone)} for t in rows]
     _say(payload, "\n".join(f"{p['id']:>4}  {p['staff']:<12} {p['label'] or '-':<12} {p['created_at']}"
                             f"{'  revoked ' + p['revoked_at'] if p['revoked_at'] else ''}" for p in payload))
+
+
+@staff.command("password")
+@click.argument("staff_id", metavar="STAFF")
+@click.option("--remove", is_flag=True, help="Remove STAFF's password (token login still works).")
+@fail_cleanly
+def staff_password(staff_id: str, remove: bool) -> None:
+    """Set STAFF's password for the web app (asked twice on a terminal; one line on stdin otherwise).
+
+    Only a scrypt hash is stored. The web login accepts it or a token of STAFF."""
+    from engine.store import passwords
+
+    eng = _obj().engine
+    person = eng.org.person(staff_id)
+    if remove:
+        with eng.transaction() as conn:
+            done = passwords.remove(conn, person.id)
+        _say({"staff": person.id, "removed": done}, f"password of {person.id} {'removed' if done else 'was not set'}")
+        return
+    if sys.stdin.isatty():
+        secret = click.prompt(f"password for {person.id} ({person.name})", hide_input=True,
+                              confirmation_prompt=True)
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    with eng.transaction() as conn:
+        passwords.set_password(conn, person.id, secret, eng.clock.now())
+    _say({"staff": person.id, "password": "set"}, f"password set for {person.id} ({person.name})")
 
 
 # ------------------------------------------------------------------ outbox

@@ -46,3 +46,12 @@ def runner(db_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.delenv("SOP_PROCEDURES", raising=False)
     monkeypatch.delenv("SOP_ORG", raising=False)
     return CliRunner()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    """Keep each phase's report on the test item (``item.rep_call``): the browser tests save a
+    screenshot when their test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -44,6 +44,8 @@ def test_serve_answers_sweeps_timers_and_delivers_notifications(runner: Any, db_
                 url = found.group(1) if found else None
             client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
             assert "/v1/instances" in client.get("/openapi.json").json()["paths"]
+            page = httpx.get(f"{url}/", timeout=30, follow_redirects=True)  # the staff pages, same process
+            assert page.status_code == 200 and 'id="login-form"' in page.text
             # received long ago: its reply deadline has passed, so the sweep breaches it at once
             r = client.post("/v1/instances", json={"procedure": "complaint", "data": COMPLAINT,
                                                    "at": "2025-09-30T10:00:00+08:00"})

@@ -129,7 +129,9 @@ def run_all(commands: list[Command], cwd: Path) -> None:
         if subcommand(cmd.args) in RUNS_UNTIL_STOPPED:
             output = run_until_up_then_stop(cmd.args, cwd)
         else:
-            r = runner.invoke(main, cmd.args, catch_exceptions=False)
+            # `sop staff password` asks twice, as a person types it at the prompt
+            typed = "demo-password-1\ndemo-password-1\n" if cmd.args[:2] == ["staff", "password"] else None
+            r = runner.invoke(main, cmd.args, input=typed, catch_exceptions=False)
             assert r.exit_code == 0, f"{cmd} exited {r.exit_code}:\n{r.output}"
             output = r.stdout
         for text in cmd.expected:

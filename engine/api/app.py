@@ -9,7 +9,7 @@ command is one short database transaction.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +19,7 @@ from engine.api.errors import body as error_body
 from engine.api.models import ErrorPublic
 
 MAX_BODY_BYTES = 256 * 1024
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a web form with photos
 
 DESCRIPTION = """\
 物业客服 workflow engine. Authenticate with `Authorization: Bearer <token>` (a staff token from
@@ -30,18 +31,22 @@ Times are ISO 8601 with a UTC offset; times without one are refused.
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, before any handler reads them."""
+    """Refuse request bodies over ``limit`` bytes with 413, before any handler reads them.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    The web pages' forms (anything outside ``/v1/``) may carry uploaded evidence, and get
+    ``page_limit`` instead."""
+
+    def __init__(self, app: ASGIApp, limit: int, page_limit: Optional[int] = None) -> None:
+        self.app, self.api_limit, self.page_limit = app, limit, page_limit or limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.api_limit if scope.get("path", "").startswith("/v1/") else self.page_limit
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(send, limit)
             return
         chunks, size, more = [], 0, True
         while more:
@@ -51,16 +56,16 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._refuse(send)
+            if size > limit:
+                await self._refuse(send, limit)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         await self.app(scope, _receive_from([{"type": "http.request", "body": b"".join(chunks), "more_body": False}],
                                       receive), send)
 
-    async def _refuse(self, send: Send) -> None:
-        payload = json.dumps(error_body("payload_too_large", f"the request body is over {self.limit} bytes"),
+    async def _refuse(self, send: Send, limit: int) -> None:
+        payload = json.dumps(error_body("payload_too_large", f"the request body is over {limit} bytes"),
                              ensure_ascii=False).encode("utf-8")
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload)),
@@ -81,8 +86,10 @@ def _receive_from(messages: list[Message], then: Receive | None = None) -> Recei
     return receive
 
 
-def create_app(engine: Any, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The API over ``engine`` (built by ``engine.runtime.config.build_engine``)."""
+def create_app(engine: Any, max_body_bytes: int = MAX_BODY_BYTES, web: bool = True,
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, web_options: Optional[dict[str, Any]] = None) -> FastAPI:
+    """The API over ``engine`` (built by ``engine.runtime.config.build_engine``), and the
+    staff web pages (``engine.web``) unless ``web`` is false."""
     app = FastAPI(title="sop — 物业客服 workflow API", version="1", description=DESCRIPTION,
                   responses={401: {"model": ErrorPublic, "description": "no or bad token"},
                              422: {"model": ErrorPublic, "description": "invalid request"}})
@@ -92,5 +99,8 @@ def create_app(engine: Any, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     errors.install(app)
     for module in (instances, lists, catalogue, reports):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    if web:
+        from engine import web as pages
+        pages.install(app, engine, **(web_options or {}))
+    app.add_middleware(BodyLimit, limit=max_body_bytes, page_limit=max(max_body_bytes, max_upload_bytes))
     return app

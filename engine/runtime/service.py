@@ -439,6 +439,13 @@ class Engine:
         diff = audit.first_difference(derived, stored)
         return ReplayResult(instance_id, diff is None, diff, None, n)
 
+    def verify_instance(self, instance_id: int) -> tuple[list[audit.StoredEvent], Optional[audit.BrokenLink]]:
+        """One instance's log and the first broken link of its hash chain (None: intact)."""
+        with self.connections.read() as conn:
+            inst = repo.load_instance(conn, instance_id)
+            rows = repo.events_of(conn, instance_id)
+        return rows, audit.verify_chain(instance_id, rows, inst.last_hash, inst.revision)
+
     def verify(self) -> tuple[int, int, Optional[audit.BrokenLink]]:
         """(instances checked, events checked, first broken link or None)."""
         n_inst = n_events = 0

@@ -14,6 +14,20 @@ from typing import Any, Optional
 from engine.store import timers as timer_store
 
 
+def outcome(status: str, breached_at: Optional[datetime]) -> Optional[str]:
+    """How a clock counts: "breached", "met", "open", or None (cancelled: not counted)."""
+    if breached_at is not None or status == "breached":
+        return "breached"
+    if status == "met":
+        return "met"
+    return "open" if status in ("open", "warned") else None
+
+
+def compliance(met: int, breached: int) -> Optional[float]:
+    judged = met + breached
+    return round(100.0 * met / judged, 1) if judged else None
+
+
 def report(engine: Any, start: Optional[datetime], end: Optional[datetime],
            procedure: Optional[str]) -> list[dict[str, Any]]:
     with engine.read() as conn:
@@ -21,16 +35,14 @@ def report(engine: Any, start: Optional[datetime], end: Optional[datetime],
     totals: dict[tuple[str, str, Optional[str]], dict[str, int]] = defaultdict(
         lambda: {"met": 0, "breached": 0, "open": 0, "provisional": 0})
     for r in rows:
-        outcome = "breached" if r.breached_at is not None or r.status == "breached" else (
-            "met" if r.status == "met" else "open" if r.status in ("open", "warned") else None)
-        if outcome is None:
+        result = outcome(r.status, r.breached_at)
+        if result is None:
             continue
         for who in (None, r.assignee or "-"):
-            totals[(r.procedure, r.name, who)][outcome] += 1
+            totals[(r.procedure, r.name, who)][result] += 1
             totals[(r.procedure, r.name, who)]["provisional"] += bool(r.provisional)
     out = []
     for (proc, sla, who), t in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] is not None, kv[0][2] or "")):
-        judged = t["met"] + t["breached"]
         out.append({"procedure": proc, "sla": sla, "assignee": who, **t,
-                    "compliance": round(100.0 * t["met"] / judged, 1) if judged else None})
+                    "compliance": compliance(t["met"], t["breached"])})
     return out

@@ -12,7 +12,7 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property, lru_cache
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError,
                       create_model, field_validator, model_validator)
@@ -50,6 +50,17 @@ class ChecklistItem(Strict):
 
     result: Literal["pass", "fail"]
     note: str = ""
+
+
+class Evidence(Strict):
+    """An uploaded file (a signature, a photo) as an ``attachment``/``signature`` field holds it:
+    the file itself is kept outside the log, content-addressed by its SHA-256, so the hashed
+    event pins exactly which bytes were shown."""
+
+    filename: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size: Annotated[int, Field(ge=0)]
+    content_type: Annotated[str, StringConstraints(max_length=127)] = "application/octet-stream"
 
 
 class FieldSpec(Strict):
@@ -107,7 +118,8 @@ class FieldSpec(Strict):
         if t == "unit":
             return Annotated[str, StringConstraints(strip_whitespace=True, pattern=UNIT_RE)]
         if t in ("attachment", "signature"):
-            return Annotated[str, StringConstraints(strip_whitespace=True, pattern=REF_RE)]
+            # a reference (a paper file number, a URL) or an uploaded file (the web app's)
+            return Union[Annotated[str, StringConstraints(strip_whitespace=True, pattern=REF_RE)], Evidence]
         if t == "staff":  # a person of the org file, checked against it when the step is decided
             return Annotated[str, StringConstraints(strip_whitespace=True, pattern=STAFF_ID_RE)]
         if t == "instance":  # an instance number, checked against the store when the step is taken
@@ -174,13 +186,32 @@ class FormSpec(Strict):
         try:
             obj = self.model.model_validate(data)
         except ValidationError as e:
-            raise FormInvalid(self.id, [_field_error(err) for err in e.errors()]) from None
+            raise FormInvalid(self.id, self._errors(e, data)) from None
         values = obj.model_dump(mode="json")
         if self._conditional:
             missing = self._conditional_missing(obj.model_dump(), context or {})
             if missing:
                 raise FormInvalid(self.id, missing)
         return {k: v for k, v in values.items() if v is not None or k in data}
+
+    def _errors(self, e: ValidationError, data: dict[str, Any]) -> list[FieldError]:
+        """Field errors, one per attachment/signature field (its two alternative types would
+        each report why the value is not that one)."""
+        out: list[FieldError] = []
+        seen: set[str] = set()
+        for err in e.errors():
+            loc = err.get("loc", ())
+            spec = self.fields.get(str(loc[0])) if loc else None
+            if spec is not None and spec.type in ("attachment", "signature") and err.get("type") != "missing":
+                name = str(loc[0])
+                if name not in seen:
+                    seen.add(name)
+                    value = data.get(name)
+                    out.append(FieldError(name, "not a file reference or an uploaded file"
+                                          + ("" if isinstance(value, (str, dict)) else f" ({value!r})")))
+                continue
+            out.append(_field_error(err))
+        return out
 
     @cached_property
     def _conditional(self) -> list[tuple[str, FieldSpec]]:

@@ -38,6 +38,7 @@ class InstanceFilter:
     building: Optional[str] = None
     overdue: Optional[bool] = None
     work_of: Optional[tuple[str, tuple[str, ...]]] = None  # (staff, roles): assigned to them, or in a queue of theirs
+    roles: Optional[tuple[str, ...]] = None  # in the queue of any of these roles (``assignee_role``)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]
             cond.append(column == value)
     if f.unassigned:
         cond.append(I.c.assignee.is_(None))
+    if f.roles is not None:
+        cond.append(I.c.assignee_role.in_(f.roles))
     if f.overdue is not None:
         cond.append(_overdue(now) if f.overdue else sa.not_(_overdue(now)))
     if f.work_of is not None:
@@ -85,3 +88,17 @@ def list_instances(conn: Connection, f: InstanceFilter, now: datetime, limit: in
     order = (I.c.last_occurred_at, I.c.id) if oldest_first else (I.c.id.desc(),)
     rows = conn.execute(sa.select(*_INSTANCE_COLS).where(*cond).order_by(*order).limit(limit).offset(offset))
     return Page([_instance(r) for r in rows], total)
+
+
+def started_between(conn: Connection, procedures: tuple[str, ...], start: Optional[datetime],
+                    end: Optional[datetime]) -> list[Instance]:
+    """Instances of ``procedures`` started in [start, end), oldest first (the quality figures)."""
+    from engine.store.tables import UTCDateTime
+
+    cond = [I.c.status != "starting", I.c.procedure.in_(procedures)]
+    if start is not None:
+        cond.append(I.c.started_at >= sa.literal(start, UTCDateTime()))
+    if end is not None:
+        cond.append(I.c.started_at < sa.literal(end, UTCDateTime()))
+    rows = conn.execute(sa.select(*_INSTANCE_COLS).where(*cond).order_by(I.c.started_at, I.c.id))
+    return [_instance(r) for r in rows]

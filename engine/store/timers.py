@@ -144,3 +144,19 @@ def provisional_open_count(conn: Connection) -> int:
 def pending_count(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(T).where(T.c.next_fire_at.is_not(None)))
                .scalar_one())
+
+
+def report_detail_rows(conn: Connection, start: Optional[datetime], end: Optional[datetime],
+                       procedure: Optional[str]) -> list[Any]:
+    """The SLA clocks of :func:`report_rows` with when they started and the instance's building
+    (for the dashboard's months and buildings)."""
+    q = (sa.select(T.c.procedure, T.c.name, T.c.status, T.c.assignee, T.c.breached_at, T.c.started_at,
+                   T.c.instance_id, I.c.building)
+         .select_from(T.join(I, I.c.id == T.c.instance_id)).where(T.c.kind == "sla"))
+    if start is not None:
+        q = q.where(T.c.started_at >= start)
+    if end is not None:
+        q = q.where(T.c.started_at < end)
+    if procedure is not None:
+        q = q.where(T.c.procedure == procedure)
+    return list(conn.execute(q))

@@ -120,13 +120,18 @@ def report_rows(conn: Connection, start: Optional[datetime], end: Optional[datet
                 procedure: Optional[str]) -> list[Any]:
     q = (sa.select(T.c.procedure, T.c.name, T.c.status, T.c.assignee, T.c.breached_at, T.c.provisional)
          .where(T.c.kind == "sla"))
+    return list(conn.execute(_started_within(q, start, end, procedure)))
+
+
+def _started_within(q: Any, start: Optional[datetime], end: Optional[datetime], procedure: Optional[str]) -> Any:
+    """The report's filter: clocks started in [start, end), of one procedure if given."""
     if start is not None:
         q = q.where(T.c.started_at >= start)
     if end is not None:
         q = q.where(T.c.started_at < end)
     if procedure is not None:
         q = q.where(T.c.procedure == procedure)
-    return list(conn.execute(q))
+    return q
 
 
 def instances_with_open_steps(conn: Connection) -> list[int]:
@@ -153,10 +158,4 @@ def report_detail_rows(conn: Connection, start: Optional[datetime], end: Optiona
     q = (sa.select(T.c.procedure, T.c.name, T.c.status, T.c.assignee, T.c.breached_at, T.c.started_at,
                    T.c.instance_id, I.c.building)
          .select_from(T.join(I, I.c.id == T.c.instance_id)).where(T.c.kind == "sla"))
-    if start is not None:
-        q = q.where(T.c.started_at >= start)
-    if end is not None:
-        q = q.where(T.c.started_at < end)
-    if procedure is not None:
-        q = q.where(T.c.procedure == procedure)
-    return list(conn.execute(q))
+    return list(conn.execute(_started_within(q, start, end, procedure)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -209,17 +209,27 @@ async def start(request: Request, procedure: str) -> Response:
     common = dict(title=f"新建{proc.spec.title}", heading=f"新建：{proc.spec.title}", form=form,
                   action_url=f"/start/{procedure}", back="/start", values=shown, stored=stored,
                   labels=views.field_labels(proc))
-    try:
-        inst = await run_in_threadpool(engine.start, procedure, who.staff_id, data)
-    except FormInvalid as e:
-        errs, other = fields.field_errors(e.errors, form, common["labels"])  # type: ignore[arg-type]
-        return _form_page(request, who, errors=errs, other_errors=other, status=422,
-                          problem="表单有误，请按提示修改后再提交。", **common)
-    except EngineError as e:
-        status, text = refusal(engine, e)
-        return _form_page(request, who, problem=text, status=status, **common)
+    inst, page = await _submit(request, who, engine, form, common,
+                               lambda: engine.start(procedure, who.staff_id, data))
+    if page is not None:
+        return page
     flash(request, f"已登记 #{inst.id}（{proc.spec.title}），当前：{views.state_title(proc, inst.state)}。")
     return RedirectResponse(f"/instances/{inst.id}", status_code=303)
+
+
+async def _submit(request: Request, who: Any, engine: Any, form: Any, common: dict[str, Any],
+                  command: Callable[[], Any]) -> tuple[Any, Optional[Response]]:
+    """Run a form's command; on a refusal, the form again with the engine's reasons beside
+    its fields (in Chinese) and nothing written: (result, None) or (None, that page)."""
+    try:
+        return await run_in_threadpool(command), None
+    except FormInvalid as e:
+        errs, other = fields.field_errors(e.errors, form, common["labels"])
+        return None, _form_page(request, who, errors=errs, other_errors=other, status=422,
+                                problem="表单有误，请按提示修改后再提交。", **common)
+    except EngineError as e:
+        status, text = refusal(engine, e)
+        return None, _form_page(request, who, problem=text, status=status, **common)
 
 
 # ---------------------------------------------------------------- an instance
@@ -306,15 +316,10 @@ async def act(request: Request, instance_id: int, action: str) -> Response:
                   values=shown, stored=stored, revision=revision, inst=inst, labels=views.field_labels(proc))
     if revision is None:
         return _form_page(request, who, problem="页面缺少版本号，请刷新后重试。未保存任何内容。", status=422, **common)
-    try:
-        await run_in_threadpool(engine.advance, instance_id, action, who.staff_id, data, None, revision)
-    except FormInvalid as e:
-        errs, other = fields.field_errors(e.errors, form, common["labels"])  # type: ignore[arg-type]
-        return _form_page(request, who, errors=errs, other_errors=other, status=422,
-                          problem="表单有误，请按提示修改后再提交。", **common)
-    except EngineError as e:
-        status, text = refusal(engine, e)
-        return _form_page(request, who, problem=text, status=status, **common)
+    _, page = await _submit(request, who, engine, form, common,
+                            lambda: engine.advance(instance_id, action, who.staff_id, data, None, revision))
+    if page is not None:
+        return page
     flash(request, f"已提交：{spec.title}。")
     return RedirectResponse(f"/instances/{instance_id}", status_code=303)
 

@@ -156,7 +156,7 @@ def test_day_30_or_last_day_fires_on_february_28(probe, clock) -> None:  # type:
     fired = [f.due.astimezone(SHANGHAI).date().isoformat() for f in probe.tick(clock.now()) if f.name == "monthly"]
     # The sweep was down from 02-28 to 03-31: each missed occurrence fires, at its own time.
     assert fired == ["2026-02-28", "2026-03-30"]
-    fires = [e for e in probe.history(p.id) if e.type == "TimerFired"]
+    fires = [e for e in probe.history(p.id) if e.type == "TimerFired" and '"name":"monthly"' in e.data_json]
     assert [e.occurred_at.astimezone(SHANGHAI).isoformat() for e in fires] == [
         "2026-02-28T00:00:00+08:00", "2026-03-30T00:00:00+08:00"]
     assert deadline(probe, p.id, "monthly")["due"] == "2026-04-30T00:00:00+08:00"
@@ -330,3 +330,20 @@ def test_sweep_commits_fresh_steps_promptly_and_fills_batches_for_a_backlog(engi
     fired, commits = _commits_of_tick(engine, t("2025-10-09T17:55"))
     assert fired == 36 and commits == 2 + 2 + 12
     assert all(engine.replay(i).ok for i in range(1, 13))
+
+
+def test_a_timer_over_several_states_keeps_running_between_them_and_ends_outside(probe, clock) -> None:  # type: ignore[no-untyped-def]
+    p = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T10:00"))
+    assert deadline(probe, p.id, "nudge")["due"] == "2025-10-09T11:00:00+08:00"
+    probe.advance(p.id, "hold", "liu_fang", at=t("2025-10-09T10:20"))          # waiting -> paused: same timer
+    assert deadline(probe, p.id, "nudge") == {"name": "nudge", "kind": "timer", "due": "2025-10-09T11:00:00+08:00",
+                                              "status": "open"}
+    clock.set(t("2025-10-09T12:30"))
+    probe.tick(clock.now())
+    probe.advance(p.id, "resume", "liu_fang", at=t("2025-10-09T12:40"))        # paused -> waiting: still the same
+    fired = [json.loads(e.data_json)["due"][11:16] for e in probe.history(p.id)
+             if e.type == "TimerFired" and '"name":"nudge"' in e.data_json]
+    assert fired == ["03:00", "04:00"]                                        # 11:00 and 12:00 in Shanghai, as UTC
+    assert deadline(probe, p.id, "nudge")["due"] == "2025-10-09T13:00:00+08:00"
+    probe.advance(p.id, "run", "liu_fang", at=t("2025-10-09T12:50"))           # out of both: cancelled
+    assert deadline(probe, p.id, "nudge")["status"] == "cancelled"

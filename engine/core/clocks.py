@@ -266,8 +266,14 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
                  memo: Optional[dict[Any, Any]] = None) -> list[Event]:
     clock = inst.clocks.get(spec.name)
     live = clock is not None and clock["status"] == "open"
-    arms = inst.active and ((spec.state is None and started) or (spec.state is not None and spec.state in entered))
-    ends = live and (not inst.active or (spec.state is not None and spec.state in left and inst.state != spec.state))
+    states = spec.states
+    if states is None:
+        arms, ends = inst.active and started, live and not inst.active
+    else:  # armed on coming into the states from outside them, cancelled on going out of them
+        inside = inst.state in states
+        came_in = any(s in states for s in entered) and not (live and len(states) > 1)
+        arms = inst.active and inside and came_in
+        ends = live and (not inst.active or (not inside and any(s in states for s in left)))
     out: list[Event] = []
     if ends and not arms:
         c = dict(clock, status="cancelled", next=None, next_kind=None, ended_at=iso(at))  # type: ignore[arg-type]

@@ -322,7 +322,7 @@ def check_clocks(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, FormSp
         if t.name in seen:
             issues.append(pos.issue(base + ("name",), f"clock name {t.name!r} is used twice"))
         seen.add(t.name)
-        names([t.state] if t.state else [], set(spec.states), "state", base + ("state",))
+        names(list(t.states or ()), set(spec.states), "state", base + ("state",))
         names([t.action] if t.action else [], actions, "action", base + ("action",))
         if t.after is not None:
             duration(t.after, base + ("after",), t.workday_mode)

@@ -205,12 +205,15 @@ class TimerSpec(Strict):
     """A timer: fires once (``after`` / ``at``) or on a schedule while its state lasts.
 
     Armed on entering ``state`` (or at start when no state is given) and cancelled when the
-    state is left. Exactly one of ``after``, ``at``, ``schedule``.
+    state is left; with a list of states, armed on entering any of them from outside the list
+    and cancelled on leaving the list (moving between them keeps it running). Exactly one of
+    ``after``, ``at``, ``schedule``.
     """
 
     name: str = Field(pattern=ID_PATTERN, description="Timer name")
     title: str = Field(description="Label (Chinese)")
-    state: Optional[str] = Field(None, description="Armed while in this state; omit for the whole instance")
+    state: Optional[Union[str, list[str]]] = Field(
+        None, description="Armed while in this state (or any of these states); omit for the whole instance")
     after: Optional[str] = Field(None, description="Duration after entering the state")
     at: Optional[AtSpec] = Field(None, description="Time computed from data")
     schedule: Optional[str] = Field(None, description="Recurring: 'every 15 minutes', 'every workday at 10:00', "
@@ -220,6 +223,13 @@ class TimerSpec(Strict):
     effects: list["EffectSpec"] = Field(default_factory=list, description="Effects when it fires")
     action: Optional[str] = Field(None, description="Action the engine takes (as system) when it fires")
     rules: list[str] = Field(default_factory=list)
+
+    @property
+    def states(self) -> Optional[tuple[str, ...]]:
+        """The states it runs in (None: the whole instance)."""
+        if self.state is None:
+            return None
+        return (self.state,) if isinstance(self.state, str) else tuple(self.state)
 
     @model_validator(mode="after")
     def _one_kind(self) -> "TimerSpec":

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid, NotAuthorized
+from tests.conftest import SHANGHAI
 from tests.case_helpers import (clock, deadline, engine, events, local, notifications, t,  # noqa: F401  (fixture)
                                 tick, tick_days, timer_fires)
 
@@ -211,28 +212,52 @@ def test_dun5_class_e_the_supervisor_directs_the_measures(engine) -> None:  # ty
 
 # ---------------------------------------------------------------- DUN-6, DUN-7
 
-def test_dun6_supervisor_reviews_every_workday_and_holds_a_weekly_summary(engine) -> None:  # type: ignore[no-untyped-def]
-    c = in_ledger(engine)
+def reports(engine, name: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The scheduled report ``name`` of the dunning procedure as sent (outbox rows), oldest first."""
+    import sqlalchemy as sa
+
+    from engine.store.tables import outbox
+
+    with engine.read() as conn:
+        rows = conn.execute(sa.select(outbox).where(outbox.c.idempotency_key.like(f"report:dunning:{name}:%"))
+                            .order_by(outbox.c.created_at, outbox.c.recipient)).all()
+    return [{"_at": r.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M"), "recipient": r.recipient,
+             "message": r.message} for r in rows]
+
+
+def test_dun6_supervisor_gets_one_daily_report_over_all_cases_and_a_weekly_summary(engine) -> None:  # type: ignore[no-untyped-def]
+    c, other = open_case(engine), open_case(engine, unit="3-0101")
     tick(engine, t("2025-09-29T08:59"))                               # the collective week is not reviewed
-    assert notifications(engine, c.id, "催费日报") == []
+    assert reports(engine, "daily_review") == []
+    for case in (c, other):
+        engine.advance(case.id, "enter_ledger", "li_qiang", at=t("2025-09-29T09:00"))
     c = engine.advance(c.id, "classify_b", "chen_jing", call("no_answer", "无人接听"), at=t("2025-09-29T10:00"))
     tick_days(engine, "2025-09-29", "2025-10-10")
-    daily = notifications(engine, c.id, "催费日报")
-    assert [d["_at"] for d in daily] == ["2025-09-29T17:30", "2025-09-30T17:30", "2025-10-09T17:30", "2025-10-10T17:30"]
-    assert daily[0]["recipients"] == ["li_qiang"] and "无人接听" in daily[0]["message"] and "chen_jing" in daily[0]["message"]
-    # The weekly summary falls on each week's last workday: the make-up Sunday 09-28 (still the
-    # collective week: nothing to sum up), Tuesday 09-30 before the National Day holiday (not
-    # the holiday Friday 10-03); the next week's is the make-up Saturday 10-11.
-    assert timer_fires(engine, c.id, "weekly_summary_due") == ["2025-09-28T16:00", "2025-09-30T16:00"]
-    assert [n["_at"] for n in notifications(engine, c.id, "周总结")] == ["2025-09-30T16:00"]
-    c = engine.advance(c.id, "supervisor_review", "li_qiang", {"review_note": "请改在晚上拨打"}, at=t("2025-10-10T17:40"))
+    daily = reports(engine, "daily_review")
+    # One report per workday (none in the National Day holiday), to the supervisor, listing every case.
+    assert [(d["_at"], d["recipient"]) for d in daily] == [
+        ("2025-09-29T17:30", "li_qiang"), ("2025-09-30T17:30", "li_qiang"),
+        ("2025-10-09T17:30", "li_qiang"), ("2025-10-10T17:30", "li_qiang")]
+    first = daily[0]["message"].splitlines()
+    assert first[0] == "催费日报表（2025-09-29）：2 户欠费，请审阅各管家今日催缴记录。" and len(first) == 3
+    assert "3-1201" in first[1] and "无人接听" in first[1] and "chen_jing" in first[1] and "3-0101" in first[2]
+    assert notifications(engine, c.id, "催费日报") == []                # no message per case any more
+    # The weekly summary falls on each week's last workday: the make-up Sunday 09-28 was still
+    # the collective week (nothing to sum up), so Tuesday 09-30 before the National Day holiday
+    # (not the holiday Friday 10-03); the next week's is the make-up Saturday 10-11.
+    assert [w["_at"] for w in reports(engine, "weekly_summary")] == ["2025-09-30T16:00"]
+    tick(engine, t("2025-10-11T16:00"))
+    weekly = reports(engine, "weekly_summary")
+    assert [w["_at"] for w in weekly] == ["2025-09-30T16:00", "2025-10-11T16:00"]
+    assert weekly[0]["message"].startswith("周总结（2025-09-30）：2 户仍欠费")
+    c = engine.advance(c.id, "supervisor_review", "li_qiang", {"review_note": "请改在晚上拨打"}, at=t("2025-10-11T17:40"))
     assert c.data["last_review_by"] == "li_qiang"
     assert notifications(engine, c.id, "请改在晚上拨打")[0]["recipients"] == ["chen_jing"]
     with pytest.raises(NotAuthorized):
         engine.advance(c.id, "weekly_summary", "chen_jing", {"week_summary": "x", "next_week_plan": "y"},
-                       at=t("2025-10-10T17:50"))
+                       at=t("2025-10-11T17:50"))
     engine.advance(c.id, "weekly_summary", "li_qiang", {"week_summary": "本周电话5次未接通",
-                   "next_week_plan": "周二上门"}, at=t("2025-10-10T18:00"))
+                   "next_week_plan": "周二上门"}, at=t("2025-10-11T18:00"))
     assert notifications(engine, c.id, "周二上门")[0]["recipients"] == ["huang_min"]   # the company CS department
 
 
@@ -476,3 +501,15 @@ def test_dun12_an_overpayment_is_kept_as_credit_and_finance_is_told(engine) -> N
     assert c.status == "completed" and (c.data["remaining"], c.data["credit"]) == ("0.00", "20.00")
     [note] = notifications(engine, c.id, "多缴")
     assert note["recipients"] == ["lin_cai"] and "20.00 元" in note["message"] and "预存款" in note["message"]
+
+
+def test_dun6_a_report_occurrence_is_sent_once_whatever_the_number_of_workers(engine, settings, clock) -> None:  # type: ignore[no-untyped-def]
+    from engine.runtime.config import build_engine
+    from engine.runtime.reports import send_due
+
+    in_ledger(engine)
+    second = build_engine(settings, clock)                            # another worker on the same database
+    at = t("2025-09-29T17:31")
+    sent = send_due(engine, at) + send_due(second, at) + send_due(engine, at)
+    assert [(s.listed, s.recipients) for s in sent if s.report == "daily_review"] == [(1, ("li_qiang",))]
+    assert [r["_at"] for r in reports(engine, "daily_review")] == ["2025-09-29T17:30"]

@@ -140,9 +140,14 @@ class Engine:
         self.connections.close()
 
     def tick(self, until: datetime, limit: Optional[int] = None) -> list[Any]:
-        """Fire every clock step due at or before ``until`` (see engine.runtime.sweep)."""
+        """Fire every clock step due at or before ``until`` (see engine.runtime.sweep), then
+        send the procedures' scheduled reports that came due (engine.runtime.reports)."""
+        from engine.runtime.reports import send_due
         from engine.runtime.sweep import sweep
-        return sweep(self, until, limit)
+        fired = sweep(self, until, limit)
+        if limit is None or len(fired) < limit:
+            send_due(self, until)
+        return fired
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

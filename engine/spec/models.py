@@ -239,6 +239,26 @@ class TimerSpec(Strict):
         return self
 
 
+class ReportSpec(Strict):
+    """One report over all running instances of the procedure, on a schedule (DUN-6's
+    催费日报表): one message per occurrence to the people named, a line per instance.
+
+    A report is a snapshot of the moment it is sent: after downtime only the latest missed
+    occurrence is sent, since earlier snapshots cannot be made any more.
+    """
+
+    name: str = Field(pattern=ID_PATTERN, description="Report name")
+    title: str = Field(description="Label (Chinese)")
+    schedule: str = Field(description="When: e.g. 'every workday at 17:30', 'weekly on the last workday at 16:00'")
+    when: Optional[str] = Field(None, description="Which running instances it lists (all when omitted)")
+    role: str = Field(description="Sent to everyone with this role")
+    heading: str = Field(description="First line (Chinese); {date} the day, {count} the instances listed")
+    line: str = Field(description="One line per instance; {field} inserts its data, {id} its number")
+    empty: Optional[str] = Field(None, description="Sent when no instance is listed (nothing is sent when omitted)")
+    channel: Optional[str] = Field(None, description="Preferred channel: sms, email, webhook")
+    rules: list[str] = Field(default_factory=list)
+
+
 class ProcedureSpec(Strict):
     id: str = Field(pattern=ID_PATTERN, description="Procedure id (file name without .yaml)")
     title: str = Field(description="Procedure title (Chinese)")
@@ -252,6 +272,7 @@ class ProcedureSpec(Strict):
     actions: list[ActionSpec] = Field(default_factory=list)
     slas: list[SlaSpec] = Field(default_factory=list, description="SLA clocks")
     timers: list[TimerSpec] = Field(default_factory=list, description="Timers")
+    reports: list[ReportSpec] = Field(default_factory=list, description="Scheduled reports over the running instances")
 
     @field_validator("states")
     @classmethod

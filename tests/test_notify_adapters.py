@@ -164,3 +164,14 @@ def test_the_shipped_example_config_loads_and_secrets_come_from_the_environment(
         config.load(missing, env={"SOP_HOOK_URL": "https://example.com/hook"})
     assert "unknown channel(s): sms" in str(e.value)
     assert list(config.load(None).adapters) == ["console"]  # no file: the console, for the demo
+
+
+def test_smtp_titles_a_site_wide_notice_by_its_first_line() -> None:
+    from adapters.notify.smtp import subject_of
+
+    report = Notification("report:dunning:daily_review:2025-09-29T09:30:00+00:00:li_qiang", NOTE.recipient,
+                          "催费日报表（2025-09-29）：2 户欠费，请审阅各管家今日催缴记录。\n3-1201（2025-09）尚欠 1280.00 元",
+                          0, NOTE.created_at, site="山水庭苑")
+    assert subject_of("【{site}】工单 {instance_id} 通知", report) == \
+        "【山水庭苑】催费日报表（2025-09-29）：2 户欠费，请审阅各管家今日催缴记录。"
+    assert subject_of("【{site}】工单 {instance_id} 通知", NOTE) == "【山水庭苑】工单 12 通知"

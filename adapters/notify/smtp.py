@@ -19,6 +19,15 @@ from engine.errors import AdapterError
 Security = Literal["none", "starttls", "ssl"]
 
 
+def subject_of(template: str, n: Notification) -> str:
+    """The configured subject for an instance's notice; a site-wide one (instance 0: a
+    scheduled report, the calendar warning, an audit checkpoint) is titled by its first line."""
+    if n.instance_id:
+        return fill(template, n.values())
+    first = (n.text.splitlines() or [""])[0].strip()
+    return f"【{n.site}】{first[:60]}" if n.site else first[:60]
+
+
 class SmtpNotifier:
     def __init__(self, name: str, host: str, sender: str, port: int = 25, security: Security = "starttls",
                  username: Optional[str] = None, password: Optional[str] = None,
@@ -36,7 +45,7 @@ class SmtpNotifier:
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = formataddr((n.recipient.name, n.recipient.email or ""))
-        msg["Subject"] = fill(self.subject, n.values())
+        msg["Subject"] = subject_of(self.subject, n)
         msg["Date"] = format_datetime(n.created_at)
         domain = self.sender.rsplit("@", 1)[-1].strip("> ") or "sop.local"
         msg["Message-ID"] = f"<{hashlib.sha256(n.idempotency_key.encode()).hexdigest()[:32]}@{domain}>"

@@ -129,11 +129,12 @@ def _validate(form: Optional[FormSpec], data: dict[str, Any], context: dict[str,
             raise FormInvalid(what, [FieldError(k, "this step takes no data") for k in data])
         return {}
     values = form.validate_data(data, context)
-    if org is not None:
+    if org is not None and form.references:
         unknown = [FieldError(k, f"no staff member {v!r} in the organisation file" +
                               (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
                                   str(v), [p.id for p in org.staff], n=1)) else ""))
-                   for k, v in values.items() if v is not None and form.fields[k].type == "staff" and not org.has(v)]
+                   for k, f in form.references
+                   if f.type == "staff" and (v := values.get(k)) is not None and not org.has(v)]
         if unknown:
             raise FormInvalid(what, unknown)
     return values

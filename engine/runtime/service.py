@@ -246,10 +246,10 @@ class Engine:
     def _check_instance_refs(conn: Connection, form: Any, data: dict[str, Any]) -> None:
         """Instance fields (``type: instance``) must name a stored instance of their procedure
         (CMP-10: a repeat names a complaint that exists); read in the command's transaction."""
-        if form is None:
+        if form is None or not form.references:
             return
         bad = []
-        for name, f in form.fields.items():
+        for name, f in form.references:
             value = data.get(name)
             if f.type != "instance" or value is None or isinstance(value, bool):
                 continue

@@ -163,6 +163,12 @@ class FormSpec(Strict):
         return v
 
     @cached_property
+    def references(self) -> tuple[tuple[str, FieldSpec], ...]:
+        """The fields that name a person or an instance, checked against the org and the
+        store when a step is taken (most forms have none: the check then costs nothing)."""
+        return tuple((n, f) for n, f in self.fields.items() if f.type in ("staff", "instance"))
+
+    @cached_property
     def model(self) -> type[BaseModel]:
         """The compiled pydantic model (built once per form)."""
         defs: dict[str, Any] = {}

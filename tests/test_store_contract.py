@@ -358,3 +358,29 @@ def test_phn6_two_importers_of_the_same_record_at_once_create_one_instance(engin
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert len({r.id for r in results}) == 1
     assert engine.verify()[0] == 1 and engine.replay(results[0].id).ok
+
+
+def test_calendar_repair_and_scheduled_reports_on_every_backend(engine, db_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The time work of issue 11 on both backends: a provisional deadline repaired with one
+    event when the year is added; the dunning daily report sent once, whoever sweeps."""
+    from engine.calendar import WorkCalendar
+    from engine.runtime.calendar_repair import repair_all
+    from engine.runtime.reports import send_due
+
+    c = engine.start("complaint", "liu_fang", {**COMPLAINT, "channel": "letter"}, at=t("2026-12-30T10:00"))
+    assert next(d for d in engine.deadlines(c.id) if d["name"] == "reply")["provisional"] is True
+    notice = tmp_path / "calendar.yaml"
+    notice.write_text('years:\n  2027:\n    holidays: ["2027-01-01..2027-01-04"]\n', encoding="utf-8")
+    engine.calendar = WorkCalendar.from_file(notice)
+    [moved] = repair_all(engine, t("2026-12-30T12:00"))
+    assert (moved.instance_id, moved.name) == (c.id, "reply")
+    assert repair_all(other_engine(engine), t("2026-12-30T12:05")) == []
+    assert engine.replay(c.id).ok and engine.verify()[2] is None
+
+    case = engine.start("dunning", "li_qiang", {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678",
+                        "period": "2025-09", "amount_due": "1280.00",
+                        "notices_posted_at": t("2025-09-22T09:00").isoformat()}, at=t("2025-09-22T09:00"))
+    engine.advance(case.id, "enter_ledger", "li_qiang", at=t("2025-09-29T09:00"))
+    at = t("2025-09-29T17:31")
+    sent = send_due(engine, at) + send_due(other_engine(engine), at)
+    assert [(s.report, s.listed) for s in sent if s.report == "daily_review"] == [("daily_review", 1)]

@@ -32,8 +32,8 @@ from cli import main
 from engine.errors import ProcedureError
 from engine.spec.expr import ExprError, compile_expr
 from engine.spec.forms import FieldSpec, FormSpec
-from engine.spec.models import (ActionSpec, AssignSpec, EffectSpec, NotifySpec, ProcedureSpec, ReportSpec, SpawnSpec,
-                                StartSpec, StateSpec)
+from engine.spec.models import (ActionSpec, AssignSpec, EffectSpec, NotifySpec, ProcedureSpec, QuotaSpec, ReportSpec,
+                               SpawnSpec, StartSpec, StateSpec)
 from engine.spec.org import OrgSpec, Site, Staff
 from engine.spec.yamlio import loads
 
@@ -215,7 +215,7 @@ SECTIONS = {ProcedureSpec: "## Procedure files", StartSpec: "### `start`", State
             ActionSpec: "### `actions`", EffectSpec: "## Effects", AssignSpec: "### `assign`",
             NotifySpec: "### `notify`", SpawnSpec: "### `spawn`", FormSpec: "## Form files",
             FieldSpec: "## Form files", OrgSpec: "## The organisation file", Site: "## The organisation file",
-            Staff: "## The organisation file", ReportSpec: "## Reports"}
+            Staff: "## The organisation file", ReportSpec: "## Reports", QuotaSpec: "## Quotas"}
 
 
 def section(heading: str) -> str:

@@ -347,3 +347,24 @@ def test_a_timer_over_several_states_keeps_running_between_them_and_ends_outside
     assert deadline(probe, p.id, "nudge")["due"] == "2025-10-09T13:00:00+08:00"
     probe.advance(p.id, "run", "liu_fang", at=t("2025-10-09T12:50"))           # out of both: cancelled
     assert deadline(probe, p.id, "nudge")["status"] == "cancelled"
+
+
+def test_ren4_a_quota_judges_every_whole_workday_met_or_missed_and_acts_on_a_miss(probe, clock) -> None:  # type: ignore[no-untyped-def]
+    p = probe.start("probe", "liu_fang", {}, at=t("2025-09-26T15:00"))          # Friday afternoon: not a whole day
+    assert {k: deadline(probe, p.id, "checks")[k] for k in ("due", "count", "required")} == {
+        "due": "2025-09-28T18:00:00+08:00", "count": 0, "required": 2}      # Sunday 09-28 is a make-up workday
+    probe.advance(p.id, "check", "liu_fang", at=t("2025-09-26T16:00"))          # before the first judged period
+    for at in ("2025-09-28T10:00", "2025-09-28T16:00", "2025-09-29T10:00"):     # 2 on Sunday, 1 on Monday
+        probe.advance(p.id, "check", "liu_fang", at=t(at))
+    clock.set(t("2025-10-10T09:00"))
+    probe.tick(clock.now())                                                     # a sweep after the holiday
+    verdicts = [(json.loads(e.data_json)["period_start"][:10], json.loads(e.data_json)["result"])
+                for e in probe.history(p.id) if e.type == "QuotaJudged"]
+    # 09-28 met (2), 09-29 missed (1), 09-30 missed (0); the National Day days are not workdays; 10-09 missed.
+    assert verdicts == [("2025-09-28", "met"), ("2025-09-29", "missed"), ("2025-09-30", "missed"),
+                        ("2025-10-09", "missed")]
+    assert len([n for n in probe.history(p.id) if n.type == "NotificationQueued" and "巡查不足" in n.data_json]) == 3
+    view = deadline(probe, p.id, "checks")
+    assert (view["met"], view["missed"], view["due"]) == (1, 3, "2025-10-10T18:00:00+08:00")
+    probe.advance(p.id, "finish", "liu_fang", at=t("2025-10-10T09:30"))         # out of the state: ended
+    assert deadline(probe, p.id, "checks")["status"] == "ended" and probe.replay(p.id).ok

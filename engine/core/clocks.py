@@ -30,15 +30,17 @@ from engine.durations import Duration, parse_duration
 from engine.schedules import parse_schedule
 from engine.spec.expr import EvalError
 from engine.spec.library import CompiledProcedure
-from engine.spec.models import SlaSpec, TimerSpec
+from engine.spec.models import QuotaSpec, SlaSpec, TimerSpec
 
 SLA_STARTED, SLA_WARNED, SLA_BREACHED = "SlaStarted", "SlaWarned", "SlaBreached"
 SLA_STOPPED, SLA_PAUSED, SLA_RESUMED = "SlaStopped", "SlaPaused", "SlaResumed"
 SLA_RESET, SLA_CANCELLED = "SlaReset", "SlaCancelled"
 TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED = "TimerArmed", "TimerFired", "TimerCancelled"
 CLOCK_REPAIRED = "ClockRepaired"
+QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED = "QuotaStarted", "QuotaCounted", "QuotaJudged", "QuotaEnded"
 CLOCK_EVENTS = (SLA_STARTED, SLA_WARNED, SLA_BREACHED, SLA_STOPPED, SLA_PAUSED, SLA_RESUMED, SLA_RESET,
-                SLA_CANCELLED, TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED, CLOCK_REPAIRED)
+                SLA_CANCELLED, TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED, CLOCK_REPAIRED,
+                QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED)
 # The clock events whose time and clock fix where a due time is counted from.
 _BASES = (SLA_STARTED, SLA_RESUMED, SLA_RESET, TIMER_ARMED, TIMER_FIRED)
 RUNNING_SLA = ("open", "warned", "breached")
@@ -143,6 +145,10 @@ def react(proc: CompiledProcedure, cal: WorkCalendar, before: Optional[Instance]
             inst = ev.evolve(proc, inst, e)
     for spec in proc.spec.timers:
         for e in _react_timer(proc, cal, spec, inst, entered, left, started, at, memo):
+            out.append(e)
+            inst = ev.evolve(proc, inst, e)
+    for qspec in proc.spec.quotas:
+        for e in _react_quota(cal, qspec, inst, events, entered, left, started, at):
             out.append(e)
             inst = ev.evolve(proc, inst, e)
     return out
@@ -292,6 +298,77 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
     return out
 
 
+# ------------------------------------------------------------------ per-period quotas (REN-4)
+
+def quota_period(cal: WorkCalendar, per: str, t: datetime, whole: bool) -> tuple[datetime, datetime]:
+    """The period a quota judges that contains ``t`` or comes after it: (start, end).
+
+    ``whole``: the first period that starts at or after ``t`` (a quota armed part-way
+    through a period does not judge it). A workday's period is its working hours.
+    """
+    local = t.astimezone(cal.zone)
+    day = local.date()
+    for _ in range(400):
+        if per == "week":
+            monday = day - timedelta(days=day.weekday())
+            start = datetime.combine(monday, datetime.min.time(), tzinfo=cal.zone)
+            end = start + timedelta(days=7)
+            step = 7 - day.weekday()
+        elif per == "day":
+            start = datetime.combine(day, datetime.min.time(), tzinfo=cal.zone)
+            end = start + timedelta(days=1)
+            step = 1
+        else:
+            spans = cal.day_periods(day)
+            start, end, step = (spans[0][0], spans[-1][1], 1) if spans else (None, None, 1)  # type: ignore[assignment]
+        if start is not None and local < end and (not whole or local <= start):
+            return start, end
+        day += timedelta(days=step)
+    raise ValueError(f"no {per} period within 400 days after {t}; check the calendar file")
+
+
+def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: list[Event], entered: list[str],
+                 left: list[str], started: bool, at: datetime) -> list[Event]:
+    clock = inst.clocks.get(spec.name)
+    live = clock is not None and clock["status"] == "open"
+    states = spec.states
+    if states is None:
+        arms, ends = inst.active and started, live and not inst.active
+    else:
+        inside = inst.state in states
+        arms = inst.active and inside and any(s in states for s in entered) and not live
+        ends = live and (not inst.active or (not inside and any(s in states for s in left)))
+    if ends:
+        c = dict(clock, status="ended", running=False, next=None, next_kind=None, ended_at=iso(at))  # type: ignore[arg-type]
+        return [clock_event(QUOTA_ENDED, spec.name, c, at)]
+    if arms:
+        start, end = quota_period(cal, spec.per, at, whole=True)
+        c = {"kind": "quota", "status": "open", "running": True, "started_at": iso(at), "period_start": iso(start),
+             "due": iso(end), "next": iso(end), "next_kind": "judge", "count": 0, "required": spec.count,
+             "met": (clock or {}).get("met", 0), "missed": (clock or {}).get("missed", 0), "ended_at": None}
+        stamp(cal, c, spec.per == "workday")
+        return [clock_event(QUOTA_STARTED, spec.name, c, at, due=c["due"])]
+    if live:
+        counted = sum(1 for e in events if e.type == m.ACTION_TAKEN and e.data["action"] in spec.actions
+                      and e.occurred_at >= datetime.fromisoformat(clock["period_start"]))  # type: ignore[index]
+        if counted:
+            c = dict(clock, count=clock["count"] + counted)  # type: ignore[index]
+            return [clock_event(QUOTA_COUNTED, spec.name, c, at, count=c["count"])]
+    return []
+
+
+def _judge_quota(cal: WorkCalendar, spec: QuotaSpec, clock: dict[str, Any], at: datetime) -> tuple[Event, bool]:
+    """The period's verdict and the next period's clock: (QuotaJudged, met?)."""
+    met = clock["count"] >= clock["required"]
+    start, end = quota_period(cal, spec.per, datetime.fromisoformat(clock["due"]), whole=True)
+    c = dict(clock, count=0, period_start=iso(start), due=iso(end), next=iso(end),
+             met=clock["met"] + met, missed=clock["missed"] + (not met))
+    stamp(cal, c, spec.per == "workday")
+    event = clock_event(QUOTA_JUDGED, spec.name, c, at, period_start=clock["period_start"], period_end=clock["due"],
+                        count=clock["count"], required=clock["required"], result="met" if met else "missed")
+    return event, met
+
+
 def signed_duration(text: str, units: dict[str, str]) -> tuple[int, Duration]:
     text = text.strip()
     sign = -1 if text.startswith("-") else 1
@@ -349,7 +426,7 @@ def due_clocks(inst: Instance, until: datetime, strictly_before: bool = False) -
 
 
 def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str,
-                now: datetime) -> tuple[list[Event], Optional[TimerSpec | SlaSpec], datetime]:
+                now: datetime) -> tuple[list[Event], Optional[TimerSpec | SlaSpec | QuotaSpec], datetime]:
     """The clock event of one due step, the spec whose effects must follow, and when it happened.
 
     ``now`` is when the engine fires it (for the recorded lateness). The step happens at its
@@ -375,6 +452,10 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
         c = dict(clock, status="breached", breached_at=clock["due"], next=None, next_kind=None,
                  assignee=inst.assignee)
         return [clock_event(SLA_BREACHED, name, c, at, due=clock["due"], late_by_s=late)], spec, at
+    if clock["kind"] == "quota":
+        qspec = next(q for q in proc.spec.quotas if q.name == name)
+        event, _ = _judge_quota(cal, qspec, clock, at)
+        return [event], qspec, at
     tspec = next(t for t in proc.spec.timers if t.name == name)
     c = dict(clock, fired=clock.get("fired", 0) + 1)
     if tspec.schedule:
@@ -402,6 +483,8 @@ def repaired(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: s
     """
     clock = inst.clocks.get(name)
     if clock is None or not clock.get("running") or not clock.get("next") or clock["status"] == "breached":
+        return None
+    if clock["kind"] == "quota":  # each period's end is computed when the last one is judged
         return None
     basis = next((e for e in reversed(history) if e.type in _BASES and e.data.get("name") == name), None)
     if basis is None:

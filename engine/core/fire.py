@@ -15,7 +15,7 @@ from engine.core import evolve as ev
 from engine.core.model import Actor, Decision, Instance
 from engine.errors import EngineError
 from engine.spec.library import CompiledProcedure
-from engine.spec.models import SlaSpec
+from engine.spec.models import QuotaSpec, SlaSpec
 from engine.spec.org import OrgSpec
 
 AUTOMATIC_ACTION_REFUSED = "AutomaticActionRefused"
@@ -29,6 +29,10 @@ def decide_fire(proc: CompiledProcedure, org: OrgSpec, cal: WorkCalendar, inst: 
     b = dc._Builder(proc, org, inst, system, None, at)
     for e in events:
         b.emit(e.type, e.data)
+    if isinstance(spec, QuotaSpec):
+        if events[0].data["result"] == "missed":
+            dc._apply_effects(b, spec.on_miss)
+        return b.decision
     if isinstance(spec, SlaSpec):
         warning = events[0].type == clocks.SLA_WARNED
         dc._apply_effects(b, spec.on_warn if warning else spec.on_breach)

@@ -480,6 +480,8 @@ def deadline_views(inst: Instance, calendar: WorkCalendar) -> list[dict[str, Any
         view = {"name": name, "kind": c["kind"], "due": due, "status": c["status"]}
         if c.get("paused_remaining") is not None:
             view["paused"] = True
+        if c["kind"] == "quota":  # this period's count against the quota, and the periods judged
+            view.update(count=c["count"], required=c["required"], met=c["met"], missed=c["missed"])
         if c.get("provisional"):
             view["provisional"] = True
             view["provisional_years"] = list(c["provisional"])

@@ -99,6 +99,8 @@ def check_references(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, Fo
         _effect_refs(sla.on_breach, ("slas", i, "on_breach"), role_ref, procedures, pos, issues)
     for i, t in enumerate(spec.timers):
         _effect_refs(t.effects, ("timers", i, "effects"), role_ref, procedures, pos, issues)
+    for i, q in enumerate(spec.quotas):
+        _effect_refs(q.on_miss, ("quotas", i, "on_miss"), role_ref, procedures, pos, issues)
     for i, r in enumerate(spec.reports):
         role_ref(r.role, ("reports", i, "role"))
     return issues
@@ -226,6 +228,8 @@ def check_expressions(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, F
         effects(t.effects, ("timers", i, "effects"))
     for f_name, f in spec.fields.items():
         expr(f.required_if, ("fields", f_name, "required_if"))
+    for i, q in enumerate(spec.quotas):
+        effects(q.on_miss, ("quotas", i, "on_miss"))
     for i, r in enumerate(spec.reports):
         expr(r.when, ("reports", i, "when"))
     return issues
@@ -343,6 +347,12 @@ def check_clocks(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, FormSp
                 parse_schedule(t.schedule, spec.units)
             except ValueError as e:
                 issues.append(pos.issue(base + ("schedule",), str(e)))
+    for i, q in enumerate(spec.quotas):
+        if q.name in seen:
+            issues.append(pos.issue(("quotas", i, "name"), f"clock name {q.name!r} is used twice"))
+        seen.add(q.name)
+        names(list(q.states or ()), set(spec.states), "state", ("quotas", i, "state"))
+        names(list(q.actions), actions, "action", ("quotas", i, "action"))
     for i, r in enumerate(spec.reports):
         if r.name in seen:
             issues.append(pos.issue(("reports", i, "name"), f"name {r.name!r} is used twice"))

@@ -239,6 +239,36 @@ class TimerSpec(Strict):
         return self
 
 
+class QuotaSpec(Strict):
+    """A per-period quota, judged at the end of every period while it runs: "the steward
+    patrols the works at least twice every workday" (REN-4).
+
+    Counts the given actions taken in each period (a workday's working hours, a calendar
+    day, a Monday-to-Sunday week); at the period's end the period is met or missed, with an
+    event each, and ``on_miss`` runs. Armed on coming into ``state`` like a timer; only whole
+    periods are judged, so the day it is armed after the period began is not.
+    """
+
+    name: str = Field(pattern=ID_PATTERN, description="Quota name")
+    title: str = Field(description="Label (Chinese)")
+    action: Union[str, list[str]] = Field(description="The action(s) that count")
+    count: int = Field(ge=1, description="At least this many in each period")
+    per: Literal["workday", "day", "week"] = Field(description="The period: workday, day or week")
+    state: Optional[Union[str, list[str]]] = Field(None, description="Runs while in this state (or these states)")
+    on_miss: list["EffectSpec"] = Field(default_factory=list, description="Effects when a period is missed")
+    rules: list[str] = Field(default_factory=list)
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return (self.action,) if isinstance(self.action, str) else tuple(self.action)
+
+    @property
+    def states(self) -> Optional[tuple[str, ...]]:
+        if self.state is None:
+            return None
+        return (self.state,) if isinstance(self.state, str) else tuple(self.state)
+
+
 class ReportSpec(Strict):
     """One report over all running instances of the procedure, on a schedule (DUN-6's
     催费日报表): one message per occurrence to the people named, a line per instance.
@@ -272,6 +302,7 @@ class ProcedureSpec(Strict):
     actions: list[ActionSpec] = Field(default_factory=list)
     slas: list[SlaSpec] = Field(default_factory=list, description="SLA clocks")
     timers: list[TimerSpec] = Field(default_factory=list, description="Timers")
+    quotas: list[QuotaSpec] = Field(default_factory=list, description="Per-period quotas (at least N actions a period)")
     reports: list[ReportSpec] = Field(default_factory=list, description="Scheduled reports over the running instances")
 
     @field_validator("states")
@@ -289,4 +320,5 @@ class ProcedureSpec(Strict):
 
 SlaSpec.model_rebuild()
 TimerSpec.model_rebuild()
+QuotaSpec.model_rebuild()
 ProcedureSpec.model_rebuild()

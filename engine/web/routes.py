@@ -80,7 +80,7 @@ def refusal(engine: Any, e: EngineError) -> tuple[int, str]:
     return 422, f"无法执行：{e}。未保存任何内容。"
 
 
-def _out_of_scope(engine: Any, e: OutOfScope) -> str:
+def _out_of_scope(engine: Any, e: OutOfScope, written: bool = True) -> str:
     """Why a steward may not touch this case, naming the building, in Chinese."""
     why = []
     if e.building is not None and e.building not in e.buildings:
@@ -88,17 +88,17 @@ def _out_of_scope(engine: Any, e: OutOfScope) -> str:
     if e.assignee is not None:
         why.append(f"此单已指派给{views.staff_name(engine, e.assignee)}")
     allowed = "、".join(views.role_name(engine, r) for r in e.allowed_roles)
-    return f"{'；'.join(why)}。如需处理请由{allowed}指派。未保存任何内容。"
+    return f"{'；'.join(why)}。如需处理请由{allowed}指派。" + ("未保存任何内容。" if written else "")
 
 
-def in_scope(engine: Any, who: Caller, inst: Any) -> bool:
-    """Whether the engine's building scope lets ``who`` work on ``inst`` (the same check
-    the engine makes, so the page offers only what would be accepted)."""
+def scope_refusal(engine: Any, who: Caller, inst: Any) -> Optional[str]:
+    """Why the engine's building scope keeps ``who`` off ``inst`` (None: it does not), by
+    the same check the engine makes, so the page offers only what would be accepted."""
     try:
         check_scope(engine.org, inst, engine.actor(who.staff_id), "work on it")
-    except OutOfScope:
-        return False
-    return True
+    except OutOfScope as e:
+        return _out_of_scope(engine, e, written=False)
+    return None
 
 
 def message(request: Request, who: Optional[Caller], text: str, status: int, title: str = "提示") -> HTMLResponse:
@@ -269,7 +269,8 @@ def instance_page(request: Request, instance_id: int) -> HTMLResponse:
         status, text = refusal(engine, e)
         return message(request, who, text, status)
     proc = views.procedure_of(engine, inst)
-    scoped_in = in_scope(engine, who, inst)
+    out_of_scope = scope_refusal(engine, who, inst)
+    scoped_in = out_of_scope is None
     actions = [{**a, "allowed": scoped_in and bool(who.roles & set(a["roles"]))}
                for a in engine.available_actions(inst)]
     data, evidence = views.data_rows(engine, proc, inst)
@@ -282,7 +283,7 @@ def instance_page(request: Request, instance_id: int) -> HTMLResponse:
         "actions": actions, "clocks": views.clocks(engine, proc, inst, events),
         "timeline": views.timeline(engine, proc, events), "diagram": diagram.svg(proc.spec, inst.state),
         "states": [(n, s.title) for n, s in proc.spec.states.items()],
-        "parent": parent, "children": children, "claimable": claimable,
+        "parent": parent, "children": children, "claimable": claimable, "out_of_scope": out_of_scope,
         "staff": [p for p in engine.org.staff if p.active] if who.supervises and inst.active else [],
         "title_of": lambda i: engine.library.get(i.procedure).spec.title if i.procedure in engine.library.procedures
         else i.procedure,

@@ -124,6 +124,10 @@ class OrgSpec(Strict):
                          else (*supervising, *(r for r in DEFAULT_EXTRA_AUDITORS if r in self.roles)))
         object.__setattr__(self, "_supervising", supervising)
         object.__setattr__(self, "_auditing", auditing)
+        # Every action asks for its actor's scope: worked out once per person.
+        object.__setattr__(self, "_scopes", {
+            s.id: tuple(s.buildings) if s.buildings and set(s.roles).isdisjoint(supervising) else None
+            for s in self.staff})
 
     @property
     def supervising_roles(self) -> tuple[str, ...]:
@@ -157,12 +161,7 @@ class OrgSpec(Strict):
         on what is assigned to them; a supervising role lifts the limit; staff without
         buildings (front desk, engineering, finance, the engine itself) are not limited.
         """
-        if not self.has(staff_id):
-            return None
-        person = self.person(staff_id)
-        if not person.buildings or self.supervises(person.roles):
-            return None
-        return tuple(person.buildings)
+        return self._scopes.get(staff_id)  # type: ignore[attr-defined,no-any-return]
 
     def steward_of_building(self, building: str | None) -> str | None:
         return self._stewards.get(building) if building else None  # type: ignore[attr-defined]

@@ -235,6 +235,8 @@ def test_the_web_inbox_and_case_pages_keep_a_steward_to_their_buildings(web: Web
     page = c.get(f"/instances/{b5}").text
     assert 'id="act-investigate"' not in page and f'/instances/{b5}/claim' not in page
     assert "此单属于 5 栋，不在您负责的楼栋（3、4 栋）内。如需处理请由客服主管" in page
+    form = c.get(f"/instances/{b5}/act/investigate").text
+    assert "此单属于 5 栋，不在您负责的楼栋（3、4 栋）内" in form
     r = c.post(f"/instances/{b5}/act/investigate", data={"csrf": csrf_of(page), "revision": revision})
     assert r.status_code == 403
     assert "此单属于 5 栋，不在您负责的楼栋（3、4 栋）内" in r.text and "未保存任何内容" in r.text

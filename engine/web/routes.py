@@ -310,6 +310,8 @@ def act_form(request: Request, instance_id: int, action: str) -> HTMLResponse:
     problem = None
     if action not in {a["name"] for a in engine.available_actions(inst)}:
         problem = f"单据现在处于「{views.state_title(proc, inst.state)}」，不能执行「{spec.title}」。"
+    elif inst.active:
+        problem = scope_refusal(engine, who, inst)
     return _form_page(request, who, title=spec.title, heading=f"#{inst.id} {proc.spec.title}：{spec.title}",
                       form=proc.form(spec.form), action_url=f"/instances/{instance_id}/act/{action}",
                       back=f"/instances/{instance_id}", revision=inst.revision, problem=problem, inst=inst,

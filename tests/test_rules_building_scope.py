@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,28 @@ def test_a_stewards_inbox_shows_their_tasks_and_only_their_buildings_queue(engin
     assert [i.id for i in engine.tasks("chen_jing")] == [b3, elsewhere.id]
     assert [i.id for i in engine.tasks("zhao_lei")] == [b5]
     assert [i.id for i in engine.tasks(role="steward")] == [b3, b5]   # the role's whole queue
+
+
+def test_staff_without_buildings_keep_acting_on_any_building(engine) -> None:  # type: ignore[no-untyped-def]
+    repair = engine.start("repair", "liu_fang", {"unit": "5-0502", "owner_name": "李女士", "contact": "13912345678",
+                                                 "channel": "phone", "content": "水龙头漏水"})
+    assert repair.assignee == "liu_fang"
+    # 周敏 at the front desk dispatches her colleague's building-5 request; engineering takes it.
+    repair = engine.advance(repair.id, "dispatch", "zhou_min")
+    assert (repair.state, repair.assignee, repair.assignee_role) == ("engineering", None, "engineering")
+    assert engine.claim(repair.id, "wu_gang").assignee == "wu_gang"
+
+
+def test_the_engines_own_steps_are_not_building_scoped(engine, clock) -> None:  # type: ignore[no-untyped-def]
+    inst = complaint(engine, "5-0502")
+    clock.advance(timedelta(days=2))
+    assert engine.tick(clock.now())                        # the reply SLA warns and breaches
+    assert engine.show(inst.id).clocks["reply"]["status"] == "breached"
+    engine.assign(inst.id, "chen_jing", "li_qiang")        # she covers building 5 this week
+    engine.advance(inst.id, "reply", "chen_jing", {"reply_method": "phone", "reply_summary": "已安排维修"})
+    done = engine.advance(inst.id, "resolve", "chen_jing", {"handling_result": "已修复"})
+    assert done.children                                   # the callback, started by the engine
+    assert engine.replay(inst.id).ok
 
 
 def test_staff_without_buildings_are_not_building_scoped(engine) -> None:  # type: ignore[no-untyped-def]

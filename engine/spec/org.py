@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Iterable, Optional
+from typing import Annotated, Optional
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
                       model_validator)
@@ -138,12 +138,6 @@ class OrgSpec(Strict):
     def auditing_roles(self) -> tuple[str, ...]:
         """Roles that may read the site-wide audit views: verify, SLA report, dashboard."""
         return self._auditing  # type: ignore[attr-defined,no-any-return]
-
-    def supervises(self, roles: Iterable[str]) -> bool:
-        return not set(roles).isdisjoint(self._supervising)  # type: ignore[attr-defined]
-
-    def audits(self, roles: Iterable[str]) -> bool:
-        return not set(roles).isdisjoint(self._auditing)  # type: ignore[attr-defined]
 
     def person(self, staff_id: str) -> Staff:
         try:

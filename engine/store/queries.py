@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.model import Instance
 from engine.store.repository import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
+from engine.store.repository import in_buildings
 from engine.store.tables import instances as I
 
 # Only the columns read here, so this module does not depend on the timers module's internals.
@@ -57,11 +58,6 @@ def _overdue(now: datetime) -> sa.ColumnElement[bool]:
     past_due = sa.and_(t.c.next_fire_at.is_not(None), t.c.due_at <= sa.literal(now, UTCDateTime()))
     return sa.exists().where(t.c.instance_id == I.c.id, t.c.kind == "sla", t.c.ended_at.is_(None),
                              sa.or_(t.c.status == "breached", past_due))
-
-
-def in_buildings(buildings: tuple[str, ...]) -> sa.ColumnElement[bool]:
-    """An instance of one of ``buildings``, or of no building (an anonymous complaint)."""
-    return sa.or_(I.c.building.is_(None), I.c.building.in_(buildings))
 
 
 def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]]:

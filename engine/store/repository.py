@@ -425,6 +425,12 @@ def _chains_of_page(conn: Connection, heads: list[Any]
         yield iid, last_hash, revision, by_id[iid]
 
 
+def in_buildings(buildings: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    """An instance of one of ``buildings``, or of no building (an anonymous complaint): what
+    a building-scoped person's queues hold (OrgSpec.building_scope)."""
+    return sa.or_(I.c.building.is_(None), I.c.building.in_(buildings))
+
+
 def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit: int = 500,
               buildings: Optional[tuple[str, ...]] = None) -> list[Instance]:
     """Active instances assigned to ``assignee`` or waiting unassigned in a queue of
@@ -436,7 +442,7 @@ def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit
     if roles:
         queue = [I.c.assignee.is_(None), I.c.assignee_role.in_(roles)]
         if buildings is not None:
-            queue.append(sa.or_(I.c.building.is_(None), I.c.building.in_(buildings)))
+            queue.append(in_buildings(buildings))
         cond.append(sa.and_(*queue))
     if not cond:
         return []

@@ -8,6 +8,8 @@
     ├── StaffNotFound
     ├── ActionNotAllowed             the action does not exist here, or its guard is false
     ├── NotAuthorized                the staff member's roles do not allow it
+    │   └── OutOfScope               their roles do, but not on this instance: another
+    │                                building's, or assigned to someone else
     ├── FormInvalid                  submitted data fails the form; carries field errors
     │   └── RowsInvalid              rows of a bulk start refused, each by its row number
     ├── ConcurrencyConflict          someone else changed the instance first
@@ -103,6 +105,27 @@ class NotAuthorized(EngineError):
         super().__init__(
             f"{staff_id} may not {what}: needs one of the roles {', '.join(allowed_roles) or '(none)'}"
         )
+
+
+class OutOfScope(NotAuthorized):
+    """A building-scoped person (a steward) and an instance outside their scope.
+
+    ``allowed_roles`` are the supervising roles (who could do it); ``building`` is the
+    instance's (None: it has none), ``buildings`` the person's, ``assignee`` whoever holds
+    the instance when that is someone else.
+    """
+
+    def __init__(self, staff_id: str, what: str, instance_id: int, building: str | None,
+                 buildings: tuple[str, ...], assignee: str | None, supervising_roles: list[str]) -> None:
+        NotAuthorized.__init__(self, staff_id, what, supervising_roles)
+        self.instance_id, self.building, self.buildings, self.assignee = instance_id, building, buildings, assignee
+        reasons = []
+        if building is not None and building not in buildings:
+            reasons.append(f"instance {instance_id} is in building {building}, not one of yours ({', '.join(buildings)})")
+        if assignee is not None:
+            reasons.append(f"instance {instance_id} is assigned to {assignee}")
+        roles = ", ".join(supervising_roles) or "(none)"
+        Exception.__init__(self, f"{staff_id} may not {what}: {'; '.join(reasons)} (a supervisor may: {roles})")
 
 
 @dataclass(frozen=True)

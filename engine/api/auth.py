@@ -1,8 +1,10 @@
 """Who is calling: a bearer token names one staff member; the org file gives their roles.
 
 Writing commands are authorised by the engine itself (the roles of each action in the
-procedure file), so the API adds rules only where the engine has none: reading another
-person's or another role's inbox, and the site-wide audit reports.
+procedure file, the building scope of stewards), so the API adds rules only where the
+engine has none: reading another person's or another role's inbox, and the site-wide audit
+reports. Which roles supervise and which audit is the org file's to say (``supervisors:``,
+``auditors:``); a Caller carries both lists, read when the call comes in.
 """
 from __future__ import annotations
 
@@ -13,12 +15,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.api.errors import ApiError
-from engine.core.decide import SUPERVISOR_ROLES
 from engine.errors import NotAuthorized
+from engine.spec.org import OrgSpec, Staff
 from engine.store import tokens
-
-# Site-wide reading (hash-chain verification, SLA compliance): supervisors and the archive.
-AUDIT_ROLES = (*SUPERVISOR_ROLES, "archive_keeper")
 
 bearer = HTTPBearer(auto_error=False, scheme_name="staffToken",
                     description="A staff token, created with `sop staff token create STAFF`.")
@@ -32,10 +31,22 @@ class Caller:
     name: str
     roles: frozenset[str]
     buildings: tuple[str, ...]
+    supervising_roles: tuple[str, ...] = ()   # the org file's, when the call came in
+    auditing_roles: tuple[str, ...] = ()
+    scope: Optional[tuple[str, ...]] = None   # the buildings their queues are limited to
+
+    @classmethod
+    def of(cls, person: Staff, org: OrgSpec) -> "Caller":
+        return cls(person.id, person.name, frozenset(person.roles), tuple(person.buildings),
+                   org.supervising_roles, org.auditing_roles, org.building_scope(person.id))
 
     @property
     def supervises(self) -> bool:
-        return bool(self.roles & set(SUPERVISOR_ROLES))
+        return not self.roles.isdisjoint(self.supervising_roles)
+
+    @property
+    def audits(self) -> bool:
+        return not self.roles.isdisjoint(self.auditing_roles)
 
     def require(self, roles: Iterable[str], what: str) -> None:
         allowed = list(roles)
@@ -54,4 +65,4 @@ def caller(request: Request, credentials: Optional[HTTPAuthorizationCredentials]
     if person is None or not person.active:
         raise ApiError(401, "invalid_token", "the token is unknown, revoked, or its staff member left",
                        headers=_CHALLENGE)
-    return Caller(person.id, person.name, frozenset(person.roles), tuple(person.buildings))
+    return Caller.of(person, engine.org)

@@ -16,7 +16,6 @@ from engine.api.auth import Caller, caller
 from engine.api.errors import ApiError, problem
 from engine.api.models import ErrorPublic, InstanceSummary, Page
 from engine.runtime.service import next_deadline
-from engine.core.decide import SUPERVISOR_ROLES
 from engine.core.model import Instance
 from engine.runtime.views import iso
 from engine.store.queries import InstanceFilter, list_instances
@@ -87,14 +86,15 @@ def tasks(request: Request, who: Caller = Depends(caller), f: InstanceFilter = D
         if role not in engine.org.roles:
             raise ApiError(422, "bad_input", f"unknown role {role!r}", [problem("role", "unknown role", "query")])
         if role not in who.roles:
-            who.require(SUPERVISOR_ROLES, f"read the {role} queue")
-        f = replace(f, role=role, unassigned=True)
+            who.require(who.supervising_roles, f"read the {role} queue")
+        f = replace(f, role=role, unassigned=True, queue_buildings=who.scope)
     else:
         whose = staff or who.staff_id
         if whose != who.staff_id:
-            who.require(SUPERVISOR_ROLES, f"read the tasks of {whose}")
+            who.require(who.supervising_roles, f"read the tasks of {whose}")
         if not engine.org.has(whose):
             raise ApiError(422, "unknown_staff", f"no staff member {whose!r}",
                            [problem("staff", "not in the organisation file", "query")])
-        f = replace(f, work_of=(whose, tuple(engine.org.person(whose).roles)))
+        f = replace(f, work_of=(whose, tuple(engine.org.person(whose).roles)),
+                    queue_buildings=engine.org.building_scope(whose))
     return _page(request, f, paging, inbox=True)

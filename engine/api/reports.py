@@ -6,7 +6,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from engine.api.auth import AUDIT_ROLES, Caller, caller
+from engine.api.auth import Caller, caller
 from engine.api.errors import ApiError
 from engine.api.models import ErrorPublic, VerifyPublic
 from engine.runtime.sla_report import report
@@ -29,7 +29,7 @@ class SlaRowPublic(BaseModel):
 
 @router.get("/audit/verify", response_model=VerifyPublic, summary="Check every hash chain")
 def verify(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
-    who.require(AUDIT_ROLES, "verify the audit log")
+    who.require(who.auditing_roles, "verify the audit log")
     n_inst, n_events, broken = request.app.state.engine.verify()
     return {"ok": broken is None, "instances": n_inst, "events": n_events,
             "broken": None if broken is None else {"instance": broken.instance_id, "seq": broken.seq,
@@ -44,7 +44,7 @@ def sla_report(request: Request, who: Caller = Depends(caller),
                end: Optional[AwareDatetime] = Query(None, alias="to", description="…and before"),
                procedure: Optional[str] = Query(None, max_length=64, pattern=r"^[a-z][a-z0-9_]*$"),
                ) -> list[dict[str, Any]]:
-    who.require(AUDIT_ROLES, "read the SLA report")
+    who.require(who.auditing_roles, "read the SLA report")
     for t in (start, end):
         if t is not None and not 2000 <= t.year <= 2099:
             raise ApiError(422, "validation_failed", "from/to must lie between 2000 and 2099")

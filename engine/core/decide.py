@@ -18,14 +18,12 @@ from zoneinfo import ZoneInfo
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, Instance, SpawnRequest
-from engine.errors import ActionNotAllowed, FieldError, FormInvalid, NotAuthorized
+from engine.errors import ActionNotAllowed, FieldError, FormInvalid, NotAuthorized, OutOfScope
 from engine.spec.expr import EvalError
-from engine.spec.forms import FieldSpec, FormSpec, building_of
+from engine.spec.forms import FieldSpec, FormSpec, building_of, instance_building
 from engine.spec.library import CompiledProcedure
 from engine.spec.models import AssignSpec, EffectSpec, NotifySpec
 from engine.spec.org import OrgSpec
-
-SUPERVISOR_ROLES = ("cs_supervisor", "office_director", "cs_department", "deputy_manager", "general_manager")
 
 
 @dataclass
@@ -122,6 +120,21 @@ def _role_for(actor: Actor, allowed: Iterable[str]) -> Optional[str]:
     return None
 
 
+def check_scope(org: OrgSpec, inst: Instance, actor: Actor, what: str) -> None:
+    """Refuse a building-scoped person (``OrgSpec.building_scope``) an instance outside
+    their scope: they work on what is assigned to them, and on what waits unassigned in a
+    queue of their buildings (or of no building: an anonymous complaint). Roles alone are
+    not enough, or any steward could act on another building's case. Supervisors, staff
+    without buildings and the engine itself are not limited."""
+    buildings = org.building_scope(actor.id)
+    if buildings is None or inst.assignee == actor.id:
+        return
+    building = instance_building(inst.data)
+    if inst.assignee is None and (building is None or building in buildings):
+        return
+    raise OutOfScope(actor.id, what, inst.id, building, buildings, inst.assignee, list(org.supervising_roles))
+
+
 def _validate(form: Optional[FormSpec], data: dict[str, Any], context: dict[str, Any], what: str,
               org: Optional[OrgSpec] = None) -> dict[str, Any]:
     if form is None:
@@ -173,6 +186,7 @@ def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
     role = _role_for(actor, action.roles)
     if role is None:
         raise NotAuthorized(actor.id, f"take {name!r}", action.roles)
+    check_scope(org, inst, actor, f"take {name!r}")
     values = _validate(proc.form(action.form), data, dict(inst.data), action.form or name, org)
     b = _Builder(proc, org, inst, actor, role, at)
     seen = {**values, **links} if links else values
@@ -202,10 +216,11 @@ def decide_record(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
     """Record data on an open instance without moving it (e.g. a note, a new contact)."""
     if not inst.active:
         raise ActionNotAllowed("record", f"instance {inst.id} is {inst.status}")
-    allowed = _working_roles(proc, inst)
+    allowed = _working_roles(proc, org, inst)
     role = _role_for(actor, allowed)
     if role is None and inst.assignee != actor.id:
         raise NotAuthorized(actor.id, f"record data on instance {inst.id}", sorted(allowed))
+    check_scope(org, inst, actor, f"record data on instance {inst.id}")
     if not data:
         raise FormInvalid("record", [FieldError("(data)", "nothing to record")])
     unknown = [k for k in data if k not in proc.fields]
@@ -232,10 +247,11 @@ def recordable_fields(proc: CompiledProcedure) -> set[str]:
     return out | {k for k, f in proc.fields.items() if f.recordable}
 
 
-def _working_roles(proc: CompiledProcedure, inst: Instance) -> set[str]:
+def _working_roles(proc: CompiledProcedure, org: OrgSpec, inst: Instance) -> set[str]:
+    """Roles that may work on ``inst`` now: its state's actions', its owner, the supervisors."""
     roles = {r for a in proc.actions_from(inst.state) for r in a.roles}
     owner = proc.spec.states[inst.state].owner
-    return roles | ({owner} if owner else set()) | set(SUPERVISOR_ROLES)
+    return roles | ({owner} if owner else set()) | set(org.supervising_roles)
 
 
 def decide_claim(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: Actor, at: datetime) -> Decision:
@@ -247,10 +263,11 @@ def decide_claim(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: A
         raise ActionNotAllowed("claim", f"instance {inst.id} is assigned to {inst.assignee}; "
                                         "ask a supervisor to reassign it")
     queue = inst.assignee_role or proc.spec.states[inst.state].owner
-    allowed = [queue] if queue else sorted(_working_roles(proc, inst))
+    allowed = [queue] if queue else sorted(_working_roles(proc, org, inst))
     role = _role_for(actor, allowed)
     if role is None:
         raise NotAuthorized(actor.id, f"claim instance {inst.id}", allowed)
+    check_scope(org, inst, actor, f"claim instance {inst.id}")
     b = _Builder(proc, org, inst, actor, role, at)
     b.emit(m.ASSIGNED, {"assignee": actor.id, "role": inst.assignee_role or role, "by": "claim"})
     return b.decision
@@ -260,11 +277,11 @@ def decide_assign(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
                   at: datetime) -> Decision:
     if not inst.active:
         raise ActionNotAllowed("assign", f"instance {inst.id} is {inst.status}")
-    role = _role_for(actor, SUPERVISOR_ROLES)
+    role = _role_for(actor, org.supervising_roles)
     if role is None:
-        raise NotAuthorized(actor.id, f"assign instance {inst.id}", list(SUPERVISOR_ROLES))
+        raise NotAuthorized(actor.id, f"assign instance {inst.id}", list(org.supervising_roles))
     person = org.person(assignee)
-    able = _working_roles(proc, inst)
+    able = _working_roles(proc, org, inst)
     if not able & set(person.roles):
         raise NotAuthorized(person.id, f"work on instance {inst.id} in state {inst.state!r}", sorted(able))
     b = _Builder(proc, org, inst, actor, role, at)

@@ -400,10 +400,13 @@ class Engine:
         return deadline_views(inst, self.calendar)
 
     def tasks(self, staff: Optional[str] = None, role: Optional[str] = None) -> list[Instance]:
+        """A person's inbox (their tasks, and their roles' queues within their buildings when
+        they are building-scoped), or one role's whole queue."""
         with self.connections.read() as conn:
             if staff:
                 person = self.org.person(staff)
-                return repo.task_rows(conn, person.id, list(person.roles))
+                return repo.task_rows(conn, person.id, list(person.roles),
+                                      buildings=self.org.building_scope(person.id))
             if role:
                 if role not in self.org.roles:
                     raise InputError("--role", f"unknown role {role!r}")

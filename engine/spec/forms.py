@@ -41,6 +41,15 @@ def building_of(unit: str | None) -> str | None:
     return unit.split("-", 1)[0] if unit else None
 
 
+def instance_building(data: dict[str, Any]) -> str | None:
+    """The building an instance sits in: its ``unit``'s. The one definition behind the
+    stored ``instances.building`` column and the building-scoped permissions, so what a
+    steward sees in their queue and what they may act on never disagree. None: no unit
+    (an anonymous complaint, a meeting)."""
+    unit = data.get("unit")
+    return building_of(unit) if isinstance(unit, str) else None
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

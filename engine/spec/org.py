@@ -1,14 +1,20 @@
 """The organisation file: who works here, in which roles, for which buildings.
 
 Transitions name roles; the org file says who holds them. "The steward of the unit's
-building" is resolved here, from each steward's ``buildings``.
+building" is resolved here, from each steward's ``buildings``. So are the two site-wide
+powers the engine grants beyond a transition's roles: which roles *supervise* (act on any
+task of any building, assign, read anyone's inbox) and which *audit* (verify, SLA report,
+dashboard). They are data of the site, not constants of the engine, so an office that
+calls its supervisor something else says so here.
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+                      model_validator)
 
 from engine.errors import ProcedureError, StaffNotFound
 from engine.spec.yamlio import load_file
@@ -29,6 +35,24 @@ STANDARD_ROLES = {
     "archive_keeper": "档案管理员",
     "finance": "财务",
 }
+
+# What `supervisors:` and `auditors:` mean when the file does not say: today's office
+# (only the roles the file declares, so a file with its own `roles:` still loads).
+DEFAULT_SUPERVISORS = ("cs_supervisor", "office_director", "cs_department", "deputy_manager", "general_manager")
+DEFAULT_EXTRA_AUDITORS = ("archive_keeper",)
+
+
+def _declared_role(name: str, info: ValidationInfo) -> str:
+    """A role named in `supervisors:`/`auditors:` must be one of the file's roles; refused
+    item by item, so the error points at the very entry (file:line:col)."""
+    roles = info.data.get("roles")
+    if roles is not None and name not in roles:
+        close = difflib.get_close_matches(name, list(roles), n=1)
+        raise ValueError(f"unknown role {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return name
+
+
+RoleName = Annotated[str, AfterValidator(_declared_role)]
 
 
 class Strict(BaseModel):
@@ -58,6 +82,10 @@ class OrgSpec(Strict):
     site: Site
     roles: dict[str, str] = Field(default_factory=lambda: dict(STANDARD_ROLES))
     buildings: list[str] = Field(default_factory=list)
+    # Roles that supervise / audit; None: the defaults above (auditors: the supervisors
+    # and the archive keeper). Declared after ``roles`` so their entries can be checked.
+    supervisors: Optional[list[RoleName]] = None
+    auditors: Optional[list[RoleName]] = None
     staff: list[Staff]
 
     @model_validator(mode="after")
@@ -90,6 +118,26 @@ class OrgSpec(Strict):
                     stewards.setdefault(b, s.id)
         object.__setattr__(self, "_stewards", stewards)
         object.__setattr__(self, "_seats", {s.seat: s.id for s in self.staff if s.seat and s.active})
+        supervising = tuple(self.supervisors if self.supervisors is not None
+                            else (r for r in DEFAULT_SUPERVISORS if r in self.roles))
+        auditing = tuple(self.auditors if self.auditors is not None
+                         else (*supervising, *(r for r in DEFAULT_EXTRA_AUDITORS if r in self.roles)))
+        object.__setattr__(self, "_supervising", supervising)
+        object.__setattr__(self, "_auditing", auditing)
+        # Every action asks for its actor's scope: worked out once per person.
+        object.__setattr__(self, "_scopes", {
+            s.id: tuple(s.buildings) if s.buildings and set(s.roles).isdisjoint(supervising) else None
+            for s in self.staff})
+
+    @property
+    def supervising_roles(self) -> tuple[str, ...]:
+        """Roles that may act on any task of any building, assign, and read others' inboxes."""
+        return self._supervising  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def auditing_roles(self) -> tuple[str, ...]:
+        """Roles that may read the site-wide audit views: verify, SLA report, dashboard."""
+        return self._auditing  # type: ignore[attr-defined,no-any-return]
 
     def person(self, staff_id: str) -> Staff:
         try:
@@ -99,6 +147,15 @@ class OrgSpec(Strict):
 
     def has(self, staff_id: str) -> bool:
         return staff_id in self._by_id  # type: ignore[attr-defined]
+
+    def building_scope(self, staff_id: str) -> Optional[tuple[str, ...]]:
+        """The buildings a person's work is limited to, or None when it is not limited.
+
+        Someone with ``buildings:`` (a steward, 按幢划分) works on their buildings' queue and
+        on what is assigned to them; a supervising role lifts the limit; staff without
+        buildings (front desk, engineering, finance, the engine itself) are not limited.
+        """
+        return self._scopes.get(staff_id)  # type: ignore[attr-defined,no-any-return]
 
     def steward_of_building(self, building: str | None) -> str | None:
         return self._stewards.get(building) if building else None  # type: ignore[attr-defined]

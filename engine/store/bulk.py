@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.audit import canonical_json
 from engine.core.model import Instance
 from engine.errors import KeysTaken
-from engine.spec.forms import building_of
+from engine.spec.forms import instance_building
 from engine.store import ledger
 from engine.store import timers as timer_store
 from engine.store.prepared import Prepared
@@ -70,10 +70,9 @@ def existing_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
 def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Optional[str]) -> dict[str, Any]:
     """The complete ``instances`` row of a new instance: what one start leaves after its
     placeholder insert and its projection update (``repository._projection_changes``)."""
-    unit = inst.data.get("unit")
     return {"id": inst.id, "procedure": inst.procedure, "version": inst.version, "state": inst.state,
             "status": inst.status, "assignee": inst.assignee, "assignee_role": inst.assignee_role,
-            "building": building_of(unit) if isinstance(unit, str) else None,
+            "building": instance_building(inst.data),
             "data": canonical_json(inst.data), "clocks": canonical_json(inst.clocks),
             "parent_id": inst.parent_id, "revision": revision, "started_at": inst.started_at,
             "last_occurred_at": inst.last_occurred_at, "last_hash": last_hash, "external_key": external_key}

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.model import Instance
 from engine.store.repository import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
+from engine.store.repository import in_buildings
 from engine.store.tables import instances as I
 
 # Only the columns read here, so this module does not depend on the timers module's internals.
@@ -39,6 +40,9 @@ class InstanceFilter:
     overdue: Optional[bool] = None
     work_of: Optional[tuple[str, tuple[str, ...]]] = None  # (staff, roles): assigned to them, or in a queue of theirs
     roles: Optional[tuple[str, ...]] = None  # in the queue of any of these roles (``assignee_role``)
+    # A building-scoped person's queues (OrgSpec.building_scope): unassigned instances only
+    # of these buildings or of none; what is assigned to them shows wherever it is.
+    queue_buildings: Optional[tuple[str, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,18 @@ def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]
         cond.append(I.c.assignee.is_(None))
     if f.roles is not None:
         cond.append(I.c.assignee_role.in_(f.roles))
+    if f.queue_buildings is not None and f.work_of is None:
+        cond.append(sa.or_(I.c.assignee.is_not(None), in_buildings(f.queue_buildings)))
     if f.overdue is not None:
         cond.append(_overdue(now) if f.overdue else sa.not_(_overdue(now)))
     if f.work_of is not None:
         staff, roles = f.work_of
         mine = [I.c.assignee == staff]
         if roles:
-            mine.append(sa.and_(I.c.assignee.is_(None), I.c.assignee_role.in_(roles)))
+            queue = [I.c.assignee.is_(None), I.c.assignee_role.in_(roles)]
+            if f.queue_buildings is not None:
+                queue.append(in_buildings(f.queue_buildings))
+            mine.append(sa.and_(*queue))
         cond.append(sa.or_(*mine))
     return cond
 

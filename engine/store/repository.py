@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.audit import StoredEvent, canonical_json, decode_event, event_hash, loads
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
-from engine.spec.forms import building_of
+from engine.spec.forms import instance_building
 from engine.store import ledger
 from engine.store.instance_cache import InstanceCache, check_entry
 from engine.store.prepared import Prepared
@@ -210,9 +210,8 @@ def _projection_changes(before: Instance, after: Instance, revision: int, last_h
             params[name] = value
     if after.data != before.data:
         params["data"] = canonical_json(after.data)
-        unit = after.data.get("unit")
-        if unit != before.data.get("unit"):
-            params["building"] = building_of(unit) if isinstance(unit, str) else None
+        if after.data.get("unit") != before.data.get("unit"):
+            params["building"] = instance_building(after.data)
     if after.clocks != before.clocks:
         params["clocks"] = canonical_json(after.clocks)
     if after.last_occurred_at != before.last_occurred_at:
@@ -426,12 +425,25 @@ def _chains_of_page(conn: Connection, heads: list[Any]
         yield iid, last_hash, revision, by_id[iid]
 
 
-def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit: int = 500) -> list[Instance]:
+def in_buildings(buildings: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    """An instance of one of ``buildings``, or of no building (an anonymous complaint): what
+    a building-scoped person's queues hold (OrgSpec.building_scope)."""
+    return sa.or_(I.c.building.is_(None), I.c.building.in_(buildings))
+
+
+def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit: int = 500,
+              buildings: Optional[tuple[str, ...]] = None) -> list[Instance]:
+    """Active instances assigned to ``assignee`` or waiting unassigned in a queue of
+    ``roles``; with ``buildings`` (a steward's scope), only the queues' instances of those
+    buildings or of none."""
     cond = []
     if assignee:
         cond.append(I.c.assignee == assignee)
     if roles:
-        cond.append(sa.and_(I.c.assignee.is_(None), I.c.assignee_role.in_(roles)))
+        queue = [I.c.assignee.is_(None), I.c.assignee_role.in_(roles)]
+        if buildings is not None:
+            queue.append(in_buildings(buildings))
+        cond.append(sa.and_(*queue))
     if not cond:
         return []
     rows = conn.execute(sa.select(*_INSTANCE_COLS).where(I.c.status == "active", sa.or_(*cond))

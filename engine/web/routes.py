@@ -18,10 +18,11 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from engine.api.auth import AUDIT_ROLES, Caller
+from engine.api.auth import Caller
 from engine.audit import link_checks
+from engine.core.decide import check_scope
 from engine.errors import (ActionNotAllowed, ConcurrencyConflict, EngineError, FormInvalid, InstanceNotFound,
-                           NotAuthorized, StoreBusy)
+                           NotAuthorized, OutOfScope, StoreBusy)
 from engine.spec.forms import FormSpec
 from engine.web import diagram, fields, views
 from engine.web.session import (authenticate, check_csrf, csrf_token, log_in, safe_next, viewer)
@@ -38,7 +39,7 @@ def engine_of(request: Request) -> Any:
 
 
 def is_auditor(who: Optional[Caller]) -> bool:
-    return who is not None and bool(who.roles & set(AUDIT_ROLES))
+    return who is not None and who.audits
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:
@@ -65,6 +66,8 @@ def refusal(engine: Any, e: EngineError) -> tuple[int, str]:
         now = f"，现在是第 {e.actual} 版" if e.actual is not None else ""
         return 409, (f"此单在您打开页面后已被他人更新（您看到的是第 {e.expected} 版{now}）。"
                      "本次提交未保存任何内容，请查看最新内容后重新填写。")
+    if isinstance(e, OutOfScope):
+        return 403, _out_of_scope(engine, e)
     if isinstance(e, NotAuthorized):
         allowed = "、".join(views.role_name(engine, r) for r in e.allowed_roles)
         return 403, f"您的角色无权执行此操作（可执行的角色：{allowed}）。未保存任何内容。"
@@ -75,6 +78,27 @@ def refusal(engine: Any, e: EngineError) -> tuple[int, str]:
     if isinstance(e, StoreBusy):
         return 503, "系统繁忙，本次未保存，请稍后重试。"
     return 422, f"无法执行：{e}。未保存任何内容。"
+
+
+def _out_of_scope(engine: Any, e: OutOfScope, written: bool = True) -> str:
+    """Why a steward may not touch this case, naming the building, in Chinese."""
+    why = []
+    if e.building is not None and e.building not in e.buildings:
+        why.append(f"此单属于 {e.building} 栋，不在您负责的楼栋（{'、'.join(e.buildings)} 栋）内")
+    if e.assignee is not None:
+        why.append(f"此单已指派给{views.staff_name(engine, e.assignee)}")
+    allowed = "、".join(views.role_name(engine, r) for r in e.allowed_roles)
+    return f"{'；'.join(why)}。如需处理请由{allowed}指派。" + ("未保存任何内容。" if written else "")
+
+
+def scope_refusal(engine: Any, who: Caller, inst: Any) -> Optional[str]:
+    """Why the engine's building scope keeps ``who`` off ``inst`` (None: it does not), by
+    the same check the engine makes, so the page offers only what would be accepted."""
+    try:
+        check_scope(engine.org, inst, engine.actor(who.staff_id), "work on it")
+    except OutOfScope as e:
+        return _out_of_scope(engine, e, written=False)
+    return None
 
 
 def message(request: Request, who: Optional[Caller], text: str, status: int, title: str = "提示") -> HTMLResponse:
@@ -245,18 +269,21 @@ def instance_page(request: Request, instance_id: int) -> HTMLResponse:
         status, text = refusal(engine, e)
         return message(request, who, text, status)
     proc = views.procedure_of(engine, inst)
-    actions = [{**a, "allowed": bool(who.roles & set(a["roles"]))} for a in engine.available_actions(inst)]
+    out_of_scope = scope_refusal(engine, who, inst)
+    scoped_in = out_of_scope is None
+    actions = [{**a, "allowed": scoped_in and bool(who.roles & set(a["roles"]))}
+               for a in engine.available_actions(inst)]
     data, evidence = views.data_rows(engine, proc, inst)
     parent = engine.show(inst.parent_id) if inst.parent_id else None
     children = [engine.show(c) for c in inst.children]
-    claimable = (inst.active and inst.assignee is None and inst.assignee_role in who.roles)
+    claimable = (inst.active and inst.assignee is None and inst.assignee_role in who.roles and scoped_in)
     return render(request, "instance.html", {
         "inst": inst, "proc": proc, "state_title": views.state_title(proc, inst.state),
         "assignee": views.staff_name(engine, inst.assignee), "data": data, "evidence": evidence,
         "actions": actions, "clocks": views.clocks(engine, proc, inst, events),
         "timeline": views.timeline(engine, proc, events), "diagram": diagram.svg(proc.spec, inst.state),
         "states": [(n, s.title) for n, s in proc.spec.states.items()],
-        "parent": parent, "children": children, "claimable": claimable,
+        "parent": parent, "children": children, "claimable": claimable, "out_of_scope": out_of_scope,
         "staff": [p for p in engine.org.staff if p.active] if who.supervises and inst.active else [],
         "title_of": lambda i: engine.library.get(i.procedure).spec.title if i.procedure in engine.library.procedures
         else i.procedure,
@@ -283,6 +310,8 @@ def act_form(request: Request, instance_id: int, action: str) -> HTMLResponse:
     problem = None
     if action not in {a["name"] for a in engine.available_actions(inst)}:
         problem = f"单据现在处于「{views.state_title(proc, inst.state)}」，不能执行「{spec.title}」。"
+    elif inst.active:
+        problem = scope_refusal(engine, who, inst)
     return _form_page(request, who, title=spec.title, heading=f"#{inst.id} {proc.spec.title}：{spec.title}",
                       form=proc.form(spec.form), action_url=f"/instances/{instance_id}/act/{action}",
                       back=f"/instances/{instance_id}", revision=inst.revision, problem=problem, inst=inst,
@@ -349,7 +378,7 @@ def verify(request: Request, instance_id: int) -> HTMLResponse:
     """For auditors: the hash chain event by event, recomputed, and the replay's result."""
     who = viewer(request)
     if not is_auditor(who):
-        allowed = "、".join(views.role_name(engine_of(request), r) for r in AUDIT_ROLES)
+        allowed = "、".join(views.role_name(engine_of(request), r) for r in who.auditing_roles)
         return message(request, who, f"核验仅限审计角色（{allowed}）。", 403)
     engine = engine_of(request)
     try:

@@ -45,7 +45,7 @@ def viewer(request: Request) -> Caller:
         request.session.clear()
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path if request.method == "GET" else "/")
-    return Caller(person.id, person.name, frozenset(person.roles), tuple(person.buildings))
+    return Caller.of(person, engine.org)
 
 
 def authenticate(engine: Any, staff_id: str, secret: str) -> Optional[str]:

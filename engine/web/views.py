@@ -137,10 +137,12 @@ def next_deadline(inst: Instance, calendar: Any) -> Optional[dict[str, Any]]:
 
 def inbox(engine: Any, staff_id: str, roles: tuple[str, ...], building: Optional[str],
           limit: int = 200) -> tuple[list[Row], list[Row]]:
-    """(my tasks, my roles' unclaimed queue), each sorted by due time (none last)."""
+    """(my tasks, my roles' unclaimed queue), each sorted by due time (none last); a
+    building-scoped person's queue holds only their buildings' (and no building's)."""
     now = engine.clock.now()
     mine_f = InstanceFilter(status="active", assignee=staff_id, building=building or None)
-    queue_f = InstanceFilter(status="active", unassigned=True, building=building or None, roles=roles)
+    queue_f = InstanceFilter(status="active", unassigned=True, building=building or None, roles=roles,
+                             queue_buildings=engine.org.building_scope(staff_id))
     with engine.read() as conn:
         mine = list_instances(conn, mine_f, now, limit, 0, oldest_first=True).items
         queue = list_instances(conn, queue_f, now, limit, 0, oldest_first=True).items if roles else []

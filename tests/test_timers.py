@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.clock import FakeClock
+from engine.errors import ActionNotAllowed, NotAuthorized
 from engine.runtime.config import Settings, build_engine
 from engine.store import timers as timer_store
 from tests.conftest import ROOT, SHANGHAI
@@ -368,3 +369,33 @@ def test_ren4_a_quota_judges_every_whole_workday_met_or_missed_and_acts_on_a_mis
     assert (view["met"], view["missed"], view["due"]) == (1, 3, "2025-10-10T18:00:00+08:00")
     probe.advance(p.id, "finish", "liu_fang", at=t("2025-10-10T09:30"))         # out of the state: ended
     assert deadline(probe, p.id, "checks")["status"] == "ended" and probe.replay(p.id).ok
+
+
+def test_cmp7_an_overdue_clock_climbs_the_ladder_until_someone_acknowledges(probe, clock) -> None:  # type: ignore[no-untyped-def]
+    def told(iid: int, words: str) -> list[tuple[str, list[str]]]:
+        return [(e.occurred_at.astimezone(SHANGHAI).strftime("%m-%d %H:%M"), json.loads(e.data_json)["recipients"])
+                for e in probe.history(iid) if e.type == "NotificationQueued" and words in e.data_json]
+
+    late = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T16:00"))          # callback due 17:00
+    clock.set(t("2025-10-13T12:00"))
+    probe.tick(clock.now())
+    assert told(late.id, "回电超时 ") == [("10-09 17:00", ["li_qiang"])]              # the breach itself
+    assert told(late.id, "30分钟") == [("10-09 17:30", ["zhang_hua"])]               # 30 minutes after it
+    assert told(late.id, "2工作小时") == [("10-10 10:00", ["he_jun"])]               # 2 working hours after it
+    after = probe.show(late.id)
+    assert (after.assignee, after.assignee_role) == (None, "front_desk")              # the task stays where it was
+
+    held = probe.start("probe", "liu_fang", {}, at=t("2025-10-13T13:00"))          # due 14:00
+    clock.set(t("2025-10-13T14:05"))
+    probe.tick(clock.now())
+    with pytest.raises(NotAuthorized):
+        probe.advance(held.id, "take_over", "liu_fang", at=t("2025-10-13T14:10"))
+    probe.advance(held.id, "take_over", "li_qiang", at=t("2025-10-13T14:10"))
+    clock.set(t("2025-10-20T09:00"))
+    probe.tick(clock.now())
+    assert told(held.id, "回电超时") == [("10-13 14:00", ["li_qiang"])]               # nobody above was told
+    ack = [json.loads(e.data_json) for e in probe.history(held.id) if e.type == "SlaAcknowledged"]
+    assert [(a["by"], a["clock"]["acknowledged_by"]) for a in ack] == [("li_qiang", "li_qiang")]
+    assert probe.replay(held.id).ok
+    with pytest.raises(ActionNotAllowed, match="no escalation to acknowledge"):
+        probe.advance(held.id, "take_over", "li_qiang", at=t("2025-10-20T09:05"))

@@ -37,10 +37,11 @@ SLA_STOPPED, SLA_PAUSED, SLA_RESUMED = "SlaStopped", "SlaPaused", "SlaResumed"
 SLA_RESET, SLA_CANCELLED = "SlaReset", "SlaCancelled"
 TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED = "TimerArmed", "TimerFired", "TimerCancelled"
 CLOCK_REPAIRED = "ClockRepaired"
+SLA_ESCALATED, SLA_ACKNOWLEDGED = "SlaEscalated", "SlaAcknowledged"
 QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED = "QuotaStarted", "QuotaCounted", "QuotaJudged", "QuotaEnded"
 CLOCK_EVENTS = (SLA_STARTED, SLA_WARNED, SLA_BREACHED, SLA_STOPPED, SLA_PAUSED, SLA_RESUMED, SLA_RESET,
                 SLA_CANCELLED, TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED, CLOCK_REPAIRED,
-                QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED)
+                QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED, SLA_ESCALATED, SLA_ACKNOWLEDGED)
 # The clock events whose time and clock fix where a due time is counted from.
 _BASES = (SLA_STARTED, SLA_RESUMED, SLA_RESET, TIMER_ARMED, TIMER_FIRED)
 RUNNING_SLA = ("open", "warned", "breached")
@@ -231,6 +232,25 @@ def _remember(memo: Optional[dict[Any, Any]], key: tuple[Any, ...], compute: Any
     except KeyError:
         value = memo[key] = compute()
         return value
+
+
+def _escalation_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock: dict[str, Any],
+                     rung: int) -> dict[str, Any]:
+    """The next rung of the ladder, counted from the breach, or no next step when the
+    ladder is done or was acknowledged."""
+    if rung >= len(spec.escalate) or clock.get("acknowledged_at"):
+        return {"next": None, "next_kind": None}
+    after = parse_duration(spec.escalate[rung].after, proc.spec.units)
+    when = after.add_to(datetime.fromisoformat(clock["due"]), cal, spec.workday_mode or "end_of_day")
+    return {"next": iso(when), "next_kind": f"escalate:{rung}"}
+
+
+def acknowledged(clock: dict[str, Any], name: str, actor: str, at: datetime) -> Event:
+    """An acknowledgement of an SLA's escalation: the ladder stops where it is."""
+    c = dict(clock, acknowledged_at=iso(at), acknowledged_by=actor)
+    if (clock.get("next_kind") or "").startswith("escalate:"):
+        c.update(next=None, next_kind=None)
+    return clock_event(SLA_ACKNOWLEDGED, name, c, at, by=actor)
 
 
 def _stop_sla(clock: dict[str, Any], name: str, inst: Instance, at: datetime) -> Event:
@@ -449,8 +469,14 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
             c.update(_next_step(proc, cal, spec, c))
             stamp(cal, c, sla_uses_calendar(c))
             return [clock_event(SLA_WARNED, name, c, at, threshold=pct, late_by_s=late)], spec, at
+        if kind.startswith("escalate:"):
+            rung = int(kind.split(":")[1])
+            c = dict(clock, escalated=rung + 1)
+            c.update(_escalation_step(proc, cal, spec, c, rung + 1))
+            return [clock_event(SLA_ESCALATED, name, c, at, rung=rung, late_by_s=late)], spec, at
         c = dict(clock, status="breached", breached_at=clock["due"], next=None, next_kind=None,
                  assignee=inst.assignee)
+        c.update(_escalation_step(proc, cal, spec, c, 0))
         return [clock_event(SLA_BREACHED, name, c, at, due=clock["due"], late_by_s=late)], spec, at
     if clock["kind"] == "quota":
         qspec = next(q for q in proc.spec.quotas if q.name == name)

@@ -350,6 +350,14 @@ def _apply_effects(b: _Builder, effects: list[EffectSpec]) -> None:
                 except EvalError as err:
                     raise ActionNotAllowed("(effect)", f"cannot compute {k}: {err}") from None
             b.emit(m.DATA_RECORDED, {"changes": changes})
+        elif e.acknowledge is not None:
+            from engine.core.clocks import acknowledged  # clocks builds on decide: imported here
+
+            clock = b.inst.clocks.get(e.acknowledge)
+            if clock is None or clock["status"] != "breached" or clock.get("acknowledged_at"):
+                raise ActionNotAllowed("(effect)", f"{e.acknowledge} has no escalation to acknowledge")
+            ack = acknowledged(clock, e.acknowledge, b.actor.id, b.at)
+            b.emit(ack.type, ack.data)
         elif e.assign is not None:
             assignee, role = resolve_assignment(e.assign, None, b.org, b.inst)
             b.emit(m.ASSIGNED, {"assignee": assignee, "role": role, "by": "rule"})

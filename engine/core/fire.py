@@ -33,6 +33,9 @@ def decide_fire(proc: CompiledProcedure, org: OrgSpec, cal: WorkCalendar, inst: 
         if events[0].data["result"] == "missed":
             dc._apply_effects(b, spec.on_miss)
         return b.decision
+    if isinstance(spec, SlaSpec) and events[0].type == clocks.SLA_ESCALATED:
+        dc._notify(b, spec.escalate[events[0].data["rung"]].notify)
+        return b.decision
     if isinstance(spec, SlaSpec):
         warning = events[0].type == clocks.SLA_WARNED
         dc._apply_effects(b, spec.on_warn if warning else spec.on_breach)

@@ -95,6 +95,8 @@ def check_references(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, Fo
         form_ref(a.form, base + ("form",))
         _effect_refs(a.effects, base + ("effects",), role_ref, procedures, pos, issues)
     for i, sla in enumerate(spec.slas):
+        for j, step in enumerate(sla.escalate):
+            role_ref(step.notify.role, ("slas", i, "escalate", j, "notify", "role"))
         _effect_refs(sla.on_warn, ("slas", i, "on_warn"), role_ref, procedures, pos, issues)
         _effect_refs(sla.on_breach, ("slas", i, "on_breach"), role_ref, procedures, pos, issues)
     for i, t in enumerate(spec.timers):
@@ -347,6 +349,16 @@ def check_clocks(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, FormSp
                 parse_schedule(t.schedule, spec.units)
             except ValueError as e:
                 issues.append(pos.issue(base + ("schedule",), str(e)))
+    ladders = {s.name for s in spec.slas if s.escalate}
+    for i, sla in enumerate(spec.slas):
+        for j, step in enumerate(sla.escalate):
+            duration(step.after, ("slas", i, "escalate", j, "after"), sla.workday_mode)
+    for i, a in enumerate(spec.actions):
+        for k, e in enumerate(a.effects):
+            if e.acknowledge is not None and e.acknowledge not in ladders:
+                issues.append(pos.issue(("actions", i, "effects", k, "acknowledge"),
+                                        f"{e.acknowledge!r} is not an SLA with an escalation ladder",
+                                        hint=hint(e.acknowledge, ladders)))
     for i, q in enumerate(spec.quotas):
         if q.name in seen:
             issues.append(pos.issue(("quotas", i, "name"), f"clock name {q.name!r} is used twice"))

@@ -81,14 +81,15 @@ class EffectSpec(Strict):
     notify: Optional[NotifySpec] = None
     spawn: Optional[SpawnSpec] = None
     complete: Optional[bool] = Field(None, description="End the instance (status completed)")
+    acknowledge: Optional[str] = Field(None, description="SLA name: its escalation is acknowledged and stops")
     when: Optional[str] = Field(None, description="Apply only when this expression is true")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "EffectSpec":
-        given = [k for k in ("set", "compute", "assign", "notify", "spawn", "complete")
+        given = [k for k in ("set", "compute", "assign", "notify", "spawn", "complete", "acknowledge")
                  if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("an effect has exactly one of set, compute, assign, notify, spawn, complete"
+            raise ValueError("an effect has exactly one of set, compute, assign, notify, spawn, complete, acknowledge"
                              + (f" (got {', '.join(given)})" if given else ""))
         return self
 
@@ -153,6 +154,14 @@ class GoalCase(Strict):
     goal: str = Field(description="Duration, e.g. '1 workday', '4 working hours', '3 rings'")
 
 
+class EscalationStep(Strict):
+    """One rung of an SLA's escalation ladder: ``after`` the breach, tell the next level.
+    The task stays with its worker; the people told watch it until someone acknowledges."""
+
+    after: str = Field(description="Time after the breach: 0s, 2 working hours, 1 workday")
+    notify: NotifySpec = Field(description="Who is told, and what")
+
+
 class SlaSpec(Strict):
     """An SLA clock: starts, may pause, stops; met when stopped by the due time, else breached.
 
@@ -175,6 +184,9 @@ class SlaSpec(Strict):
     on_warn: list["EffectSpec"] = Field(default_factory=list, description="Effects when a warning threshold passes")
     on_breach: list["EffectSpec"] = Field(default_factory=list, description="Effects when the due time passes")
     breach_action: Optional[str] = Field(None, description="Action the engine takes (as system) on breach")
+    escalate: list[EscalationStep] = Field(
+        default_factory=list, description="After the breach, each rung in turn until an action acknowledges "
+                                          "(effect acknowledge: SLA name) or the clock stops")
     reset_on: Optional[str] = Field(None, description="Action that sets a new due time from data (CMP-4 interim reply)")
     reset_due_field: Optional[str] = Field(None, description="Datetime field holding the new due time")
     rules: list[str] = Field(default_factory=list)

@@ -577,5 +577,8 @@ _register_db(main)
 from engine.cli_audit import register as _register_audit  # noqa: E402  (sop audit verify/checkpoint)
 _register_audit(main, json_flag, pass_ctx, emit)
 
+from engine.cli_change import register as _register_change  # noqa: E402  (sop migrate)
+_register_change(main, json_flag, pass_ctx, emit, parse_time)
+
 if __name__ == "__main__":
     main()

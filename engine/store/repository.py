@@ -204,7 +204,7 @@ def _projection_changes(before: Instance, after: Instance, revision: int, last_h
     (BENCHMARKS.md), and skips serialising data or clocks that did not change.
     """
     params: dict[str, Any] = {"b_id": before.id, "b_revision": before.revision}
-    for name in ("state", "status", "assignee", "assignee_role"):
+    for name in ("version", "state", "status", "assignee", "assignee_role"):
         value = getattr(after, name)
         if value != getattr(before, name):
             params[name] = value
@@ -230,6 +230,21 @@ def ensure_version(conn: Connection, procedure: str, version: str, snapshot_json
             insert = postgresql.insert(V).on_conflict_do_nothing()
         conn.execute(insert.values(procedure=procedure, version=version, snapshot=snapshot_json,
                                    first_used_at=at))
+
+
+def active_on_version(conn: Connection, procedure: str, version: str) -> list[int]:
+    """Ids of the active instances of ``procedure`` pinned to ``version``, oldest first."""
+    return [int(r[0]) for r in conn.execute(
+        sa.select(I.c.id).where(I.c.procedure == procedure, I.c.version == version, I.c.status == "active")
+        .order_by(I.c.id))]
+
+
+def instances_started_since(conn: Connection, procedure: str, since: Optional[datetime]) -> list[int]:
+    """Ids of the instances of ``procedure`` started at or after ``since`` (all when None), oldest first."""
+    q = sa.select(I.c.id).where(I.c.procedure == procedure, I.c.status != "starting")
+    if since is not None:
+        q = q.where(I.c.started_at >= since)
+    return [int(r[0]) for r in conn.execute(q.order_by(I.c.id))]
 
 
 def load_snapshot(conn: Connection, procedure: str, version: str) -> Optional[str]:

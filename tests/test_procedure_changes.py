@@ -1,0 +1,143 @@
+"""Changing a procedure: ``sop migrate`` moves running instances onto a new version, and
+``sop replay --with FILE`` re-runs recorded histories under an edited file (what-if).
+
+The YAML is edited in temporary copies of ``procedures/`` and ``forms/`` (complaint and
+callback), never in the repository; times come from ``--at``, never from sleeping.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli import main
+from test_versions import NAMED, REPLY, Time, copy_of_shipped, edit, engine_on
+
+
+@pytest.fixture
+def v1(tmp_path: Path) -> Path:
+    return copy_of_shipped(tmp_path / "v1")
+
+
+@pytest.fixture
+def renamed(tmp_path: Path) -> Path:
+    """complaint with ``investigating`` renamed ``checking``."""
+    procs = copy_of_shipped(tmp_path / "renamed")
+    edit(procs / "complaint.yaml", "investigating", "checking", count=0)
+    return procs
+
+
+@pytest.fixture
+def time() -> Time:
+    return Time()
+
+
+def sop(runner: Any, procedures: Path, *args: str) -> Any:
+    return runner.invoke(main, ["--procedures", str(procedures), *args])
+
+
+def table_counts(db_url: str) -> dict[str, int]:
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {n: con.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for n in names}
+
+
+def investigating(db_url: str, procedures: Path, time: Time) -> tuple[Any, int, int]:
+    """Two complaints on the old version: #1 investigating, #2 received."""
+    eng = engine_on(db_url, procedures, time)
+    a = eng.start("complaint", "liu_fang", NAMED, time.next())
+    eng.advance(a.id, "investigate", "chen_jing", at=time.next())
+    b = eng.start("complaint", "liu_fang", NAMED, time.next())
+    return eng, a.id, b.id
+
+
+# ------------------------------------------------------------------ migration
+
+def test_migration_maps_a_renamed_state_and_replay_and_audit_still_pass(v1: Path, renamed: Path, db_url: str,
+                                                                        runner: Any, time: Time) -> None:
+    eng, a, b = investigating(db_url, v1, time)
+    old = eng.show(a).version
+    r = sop(runner, renamed, "migrate", "complaint", "--from", old, "--to", "current",
+            "--map", "investigating=checking", "--at", "2025-09-30T10:00:00+08:00")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"#{a} migrated") and "investigating → checking (mapped)" in lines[0]
+    assert f"#{b} migrated" in lines[1] and "received → received" in lines[1]
+    new_engine = engine_on(db_url, renamed, time)
+    new = new_engine.library.get("complaint").version
+    shown = new_engine.show(a)
+    assert (shown.version, shown.state) == (new, "checking")
+    events = new_engine.history(a)
+    migrated = [e for e in events if e.type == "VersionMigrated"]
+    assert len(migrated) == 1 and json.loads(migrated[0].data_json) == {
+        "from": old, "to": new, "state_from": "investigating", "state_to": "checking", "mapped": True}
+    # the reply SLA kept its state; the instance goes on under the new version
+    assert shown.clocks["reply"]["status"] == "open"
+    done = new_engine.advance(a, "reply", "chen_jing", REPLY, time.next(90))
+    assert done.state == "replied" and done.clocks["reply"]["status"] == "met"
+    for iid in (a, b):
+        assert sop(runner, renamed, "replay", str(iid)).exit_code == 0
+    # an engine that only has the old files replays it too (the new snapshot is stored)
+    assert engine_on(db_url, v1, time).replay(a).ok
+    r = sop(runner, renamed, "audit", "verify")
+    assert r.exit_code == 0, r.output
+
+
+def test_migration_refused_when_a_state_is_unmapped_names_the_instance_and_writes_nothing(
+        v1: Path, renamed: Path, db_url: str, runner: Any, time: Time) -> None:
+    eng, a, b = investigating(db_url, v1, time)
+    old = eng.show(a).version
+    before = table_counts(db_url)
+    r = sop(runner, renamed, "migrate", "complaint", "--from", old, "--at", "2025-09-30T10:00:00+08:00")
+    assert r.exit_code == 1
+    assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+    assert f"#{a}: state 'investigating' is not in version" in r.stderr and "--map investigating=" in r.stderr
+    assert f"#{b}" not in r.stderr
+    assert table_counts(db_url) == before          # all or nothing: #b was not moved either
+    r = sop(runner, renamed, "migrate", "complaint", "--from", old, "--map", "investigating=nowhere",
+            "--at", "2025-09-30T10:00:00+08:00")
+    assert r.exit_code == 1 and f"#{a}: --map investigating=nowhere: 'nowhere' is not a state" in r.stderr
+    assert table_counts(db_url) == before
+
+
+def test_migration_dry_run_writes_nothing(v1: Path, renamed: Path, db_url: str, runner: Any, time: Time) -> None:
+    eng, a, b = investigating(db_url, v1, time)
+    old = eng.show(a).version
+    before = table_counts(db_url)
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
+        rows_before = con.execute("SELECT * FROM instances ORDER BY id").fetchall()
+    r = sop(runner, renamed, "--json", "migrate", "complaint", "--from", old, "--map", "investigating=checking",
+            "--dry-run", "--at", "2025-09-30T10:00:00+08:00")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["dry_run"] and [(i["instance"], i["state_to"]) for i in out["instances"]] == [(a, "checking"),
+                                                                                             (b, "received")]
+    assert table_counts(db_url) == before
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
+        assert con.execute("SELECT * FROM instances ORDER BY id").fetchall() == rows_before
+
+
+def test_migration_cancels_a_clock_whose_spec_is_gone_and_keeps_the_others(v1: Path, tmp_path: Path, db_url: str,
+                                                                           runner: Any, time: Time) -> None:
+    eng, a, _ = investigating(db_url, v1, time)
+    old = eng.show(a).version
+    before = eng.show(a).clocks
+    procs = copy_of_shipped(tmp_path / "renamed_sla")
+    edit(procs / "complaint.yaml", "  - name: reply\n    title: 答复时限", "  - name: answer\n    title: 答复时限")
+    r = sop(runner, procs, "--json", "migrate", "complaint", "--from", old, "--at", "2025-09-30T10:00:00+08:00")
+    assert r.exit_code == 0, r.output
+    moved = {i["instance"]: i for i in json.loads(r.stdout)["instances"]}
+    assert "reply" in moved[a]["cancelled_clocks"]
+    new_engine = engine_on(db_url, procs, time)
+    shown = new_engine.show(a)
+    assert shown.clocks["reply"]["status"] == "cancelled"
+    assert "answer" not in shown.clocks          # a renamed SLA starts when its own start next occurs
+    kept = [n for n in shown.clocks if n != "reply"]
+    assert all(shown.clocks[n] == before[n] for n in kept)
+    types = [e.type for e in new_engine.history(a)]
+    assert types[types.index("VersionMigrated") + 1] == "SlaCancelled"
+    assert new_engine.replay(a).ok
+    assert sop(runner, procs, "audit", "verify").exit_code == 0

@@ -48,3 +48,42 @@ def register(main: click.Group, json_flag: Callable[..., Any], pass_ctx: Callabl
                 click.echo(f"#{d.instance} {verb} {d.version_from} → {d.version_to}: state {d.state_from} → "
                            f"{d.state_to}{' (mapped)' if d.mapped else ''}{extra}{fired}")
         emit(ctx, payload, human)
+
+
+def what_if_report(ctx: Any, emit: Callable[..., None], table: Callable[..., None], instance: Optional[str],
+                   with_file: Any, procedure: Optional[str], since_raw: Optional[str], asof_raw: Optional[str],
+                   parse_time: Callable[..., Any], instance_id: Callable[[str], int]) -> None:
+    """``sop replay --with FILE``: a table per instance (same / differs: …), or JSON."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from engine.errors import InputError
+    from engine.runtime import whatif
+
+    eng = ctx.engine
+    zone = eng.org.site.zone
+    since = None
+    if since_raw:
+        try:
+            day = date.fromisoformat(since_raw)
+        except ValueError:
+            since = parse_time(since_raw, zone, "--since")
+        else:
+            since = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone))
+    asof = parse_time(asof_raw, zone, "--as-of")
+    if instance is not None and since is not None:
+        raise InputError("--since", "give an INSTANCE or --since, not both")
+    ids = [instance_id(instance)] if instance is not None else None
+    edited, results = whatif.what_if(eng, with_file, procedure, since, asof, ids)
+    payload = {"procedure": edited.id, "version": edited.version, "instances": [r.view() for r in results],
+               "differ": sum(not r.same for r in results)}
+
+    def human() -> None:
+        if not results:
+            click.echo(f"{edited.id}: no recorded instance to replay")
+            return
+        table([[f"#{r.instance}", "same" if r.same else "differs", "; ".join(r.differences())] for r in results],
+              ["instance", "outcome", "what would differ"])
+        click.echo(f"{payload['differ']} of {len(results)} instance(s) of {edited.id} would differ under "
+                   f"{with_file} (version {edited.version})")
+    emit(ctx, payload, human)

@@ -141,3 +141,64 @@ def test_migration_cancels_a_clock_whose_spec_is_gone_and_keeps_the_others(v1: P
     assert types[types.index("VersionMigrated") + 1] == "SlaCancelled"
     assert new_engine.replay(a).ok
     assert sop(runner, procs, "audit", "verify").exit_code == 0
+
+
+# ------------------------------------------------------------------ what-if replay
+
+def answered(db_url: str, procedures: Path, time: Time) -> tuple[Any, int]:
+    """A phone complaint answered two hours after it came in: the reply SLA (1 workday) met."""
+    eng = engine_on(db_url, procedures, time)
+    c = eng.start("complaint", "liu_fang", NAMED, time.next())
+    eng.advance(c.id, "investigate", "chen_jing", at=time.next())
+    done = eng.advance(c.id, "reply", "chen_jing", REPLY, time.next(120))
+    assert done.clocks["reply"]["status"] == "met"
+    return eng, c.id
+
+
+def test_what_if_a_shortened_sla_goal_turns_met_into_breached(v1: Path, tmp_path: Path, db_url: str, runner: Any,
+                                                              time: Time) -> None:
+    eng, c = answered(db_url, v1, time)
+    edited = copy_of_shipped(tmp_path / "edited")
+    edit(edited / "complaint.yaml", "      - {goal: 1 workday}", "      - {goal: 1 working hour}")
+    before = table_counts(db_url)
+    r = sop(runner, v1, "replay", "--with", str(edited / "complaint.yaml"), "--since", "2025-09-01",
+            "--as-of", "2025-10-10T09:00:00+08:00")
+    assert r.exit_code == 0, r.output
+    assert f"#{c}" in r.stdout and "differs" in r.stdout and "reply SLA met→breached" in r.stdout
+    r = sop(runner, v1, "--json", "replay", "--with", str(edited / "complaint.yaml"), "--procedure", "complaint",
+            "--as-of", "2025-10-10T09:00:00+08:00")
+    out = json.loads(r.stdout)
+    (one,) = out["instances"]
+    assert not one["same"] and one["slas"]["reply"] == {"recorded": "met", "whatif": "breached"}
+    assert one["state"] == {"recorded": "replied", "whatif": "replied"} and one["refused"] == []
+    assert table_counts(db_url) == before           # nothing written to the real database
+    # the unedited file changes nothing
+    r = sop(runner, v1, "--json", "replay", "--with", str(v1 / "complaint.yaml"), "--as-of", "2025-10-10T09:00:00+08:00")
+    assert json.loads(r.stdout)["differ"] == 0, r.stdout
+    assert eng.replay(c).ok
+
+
+def test_what_if_an_added_guard_refuses_a_recorded_step(v1: Path, tmp_path: Path, db_url: str, runner: Any,
+                                                        time: Time) -> None:
+    _, c = answered(db_url, v1, time)
+    edited = copy_of_shipped(tmp_path / "edited")
+    edit(edited / "complaint.yaml", "    guards:\n      # rule CMP-3",
+         "    guards:\n      - when: \"reply_method == 'visit'\"\n        refusal: 投诉须上门答复\n      # rule CMP-3")
+    r = sop(runner, v1, "replay", "--with", str(edited / "complaint.yaml"), "--as-of", "2025-10-10T09:00:00+08:00")
+    assert r.exit_code == 0, r.output
+    assert "step 3 reply refused:" in r.stdout and "投诉须上门答复" in r.stdout
+    assert "state replied→investigating" in r.stdout
+    r = sop(runner, v1, "--json", "replay", "--with", str(edited / "complaint.yaml"), str(c),
+            "--as-of", "2025-10-10T09:00:00+08:00")
+    (one,) = json.loads(r.stdout)["instances"]
+    assert [(x["step"], x["command"]) for x in one["refused"]] == [(3, "reply")]
+    assert one["slas"]["reply"] == {"recorded": "met", "whatif": "breached"}
+
+
+def test_what_if_refuses_a_broken_file_in_one_line_per_issue(v1: Path, tmp_path: Path, db_url: str, runner: Any,
+                                                             time: Time) -> None:
+    answered(db_url, v1, time)
+    edited = copy_of_shipped(tmp_path / "edited")
+    edit(edited / "complaint.yaml", "    to: replied\n", "    to: nowhere\n")
+    r = sop(runner, v1, "replay", "--with", str(edited / "complaint.yaml"))
+    assert r.exit_code == 1 and "nowhere" in r.stderr and r.stdout == ""

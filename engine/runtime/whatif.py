@@ -17,12 +17,16 @@ just before it (the same actor, occurred and recorded times: an action's ``set``
 The result per instance compares the final state and status and each SLA's outcome
 (met, breached, cancelled, open; a running SLA whose due time is before ``as of`` counts as
 breached on both sides, swept or not), and lists each command refused under the edit.
-Limits: linked instances are started again in the scratch database with new ids, so a form
-field naming another instance (``type: instance``) is refused there; a child instance is
-re-run without its parent (started by ``system``).
+Linked instances the recorded one spawned are re-run with it, their commands merged in time
+order, so a guard that reads them (``open_children``) sees them move as they did; the k-th
+child of a procedure in the re-run stands for the k-th recorded one. Limits: a selected
+instance that is itself a child is re-run without its parent (started by ``system``); ids
+differ in the scratch database, so form fields naming another instance are not checked
+again; a re-run of many months of recurring timers fires every occurrence up to ``as of``.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -120,8 +124,10 @@ def commands_of(events: list[Event]) -> list[Event]:
     """The events that were commands (see the module docstring)."""
     out, prev = [], None
     for e in events:
-        if e.actor != "system":
-            if e.type in (m.INSTANCE_STARTED, m.ACTION_TAKEN):
+        if e.type == m.INSTANCE_STARTED:
+            out.append(e)
+        elif e.actor != "system":
+            if e.type == m.ACTION_TAKEN:
                 out.append(e)
             elif e.type == m.ASSIGNED and e.data.get("by") in ("claim", "manual"):
                 out.append(e)
@@ -133,12 +139,38 @@ def commands_of(events: list[Event]) -> list[Event]:
     return out
 
 
+def _tree(conn: Any, root: Instance) -> dict[int, tuple[Instance, list[Event]]]:
+    """The instance and its linked descendants, each with its events, parents first."""
+    out: dict[int, tuple[Instance, list[Event]]] = {}
+    todo = [root]
+    while todo:
+        inst = todo.pop(0)
+        events = [r.to_event() for r in repo.events_of(conn, inst.id)]
+        out[inst.id] = (inst, events)
+        todo += [repo.load_instance(conn, int(e.data["child_id"])) for e in events
+                 if e.type == m.CHILD_SPAWNED and int(e.data["child_id"]) not in out]
+    return out
+
+
+def _sandbox_class() -> Any:
+    from engine.runtime.service import Engine  # the same engine, on a scratch database
+
+    class Sandbox(Engine):
+        """The engine on a scratch database. A form field naming another instance was
+        checked against the real store when it was recorded; ids differ here, so it is
+        not checked again."""
+
+        @staticmethod
+        def _check_instance_refs(conn: Any, form: Any, data: dict[str, Any]) -> None:
+            return None
+
+    return Sandbox
+
+
 def what_if(engine: Any, edited_path: Path, procedure: Optional[str] = None, since: Optional[datetime] = None,
             asof: Optional[datetime] = None, instance_ids: Optional[list[int]] = None) -> tuple[CompiledProcedure,
                                                                                                 list[WhatIf]]:
     """Re-run recorded instances of the edited procedure under it; nothing written to ``engine``'s store."""
-    from engine.runtime.service import Engine  # the same engine, on a scratch database
-
     edited = load_edited(engine.library, edited_path, engine.org.roles)
     if procedure is not None and procedure != edited.id:
         raise InputError("--procedure", f"{edited_path} defines {edited.id!r}, not {procedure!r}")
@@ -150,14 +182,14 @@ def what_if(engine: Any, edited_path: Path, procedure: Optional[str] = None, sin
             inst = repo.load_instance(conn, iid)
             if inst.procedure != edited.id:
                 raise InputError("INSTANCE", f"#{iid} is a {inst.procedure}, not a {edited.id}")
-            recorded.append((inst, [r.to_event() for r in repo.events_of(conn, iid)]))
+            recorded.append((inst, _tree(conn, inst)))
     library = Library(procedures={**engine.library.procedures, edited.id: edited}, forms=engine.library.forms,
                       files=engine.library.files)
     scratch = Path(tempfile.mkdtemp(prefix="sop-whatif-"))
     clock = FakeClock(asof)
-    sandbox = Engine(f"sqlite:///{scratch / 'whatif.db'}", library, engine.org, clock, engine.calendar)
+    sandbox = _sandbox_class()(f"sqlite:///{scratch / 'whatif.db'}", library, engine.org, clock, engine.calendar)
     try:
-        results = [_rerun(sandbox, clock, edited, inst, events, asof) for inst, events in recorded]
+        results = [_rerun(sandbox, clock, edited, inst, tree, asof) for inst, tree in recorded]
     finally:
         sandbox.close()
         sandbox.db.dispose()
@@ -165,33 +197,52 @@ def what_if(engine: Any, edited_path: Path, procedure: Optional[str] = None, sin
     return edited, results
 
 
-def _rerun(sandbox: Any, clock: FakeClock, edited: CompiledProcedure, stored: Instance, events: list[Event],
-           asof: datetime) -> WhatIf:
+def _rerun(sandbox: Any, clock: FakeClock, edited: CompiledProcedure, stored: Instance,
+           tree: dict[int, tuple[Instance, list[Event]]], asof: datetime) -> WhatIf:
+    """Re-run one recorded instance and its linked descendants (``tree``: recorded id →
+    instance and events), their commands merged in time order, so guards that read the
+    linked instances (``open_children``) see them move as they did."""
     refused: list[Refused] = []
-    iid: Optional[int] = None
-    for step, e in enumerate(commands_of(events), start=1):
-        clock.set(e.occurred_at)
+    ids: dict[int, Optional[int]] = {}  # recorded id → the sandbox's instance (None: never started)
+    timeline = []
+    for order, (rid, (inst, events)) in enumerate(tree.items()):
+        for n, e in enumerate(commands_of(events), start=1):
+            if rid != stored.id and e.type == m.INSTANCE_STARTED:
+                continue  # a linked instance is started by its parent's re-run, or not at all
+            timeline.append((e.occurred_at, e.recorded_at, order, e.seq, n, rid, e))
+    for when, _, _, _, step, rid, e in sorted(timeline, key=lambda t: t[:4]):
+        clock.set(when)
         name = e.data.get("action") if e.type == m.ACTION_TAKEN else {
             m.INSTANCE_STARTED: "start", m.DATA_RECORDED: "record"}.get(e.type) or str(e.data.get("by"))
+        if rid != stored.id:
+            name = f"{tree[rid][0].procedure} #{rid} {name}"
         try:
             if e.type == m.INSTANCE_STARTED:
-                iid = _start(sandbox, edited, e).id
-            elif iid is None:
-                refused.append(Refused(step, e.seq, name, "the instance was never started"))
+                ids[rid] = _start(sandbox, edited, e).id
+                continue
+            iid = _sandbox_id(sandbox, tree, ids, rid)
+            if iid is None and tree[rid][0].parent_id is not None and rid not in ids:
+                sandbox.tick(when)  # spawned by a clock step of its parent, due by now (the sweep's work)
+                iid = _sandbox_id(sandbox, tree, ids, rid)
+            if iid is None:
+                why = "the instance was never started" if rid == stored.id else \
+                    "its parent did not start it under the edited version"
+                refused.append(Refused(step, e.seq, name, why))
             elif e.type == m.ACTION_TAKEN:
-                sandbox.advance(iid, e.data["action"], e.actor, dict(e.data.get("input") or {}), e.occurred_at)
+                sandbox.advance(iid, e.data["action"], e.actor, dict(e.data.get("input") or {}), when)
             elif e.type == m.DATA_RECORDED:
-                sandbox.record(iid, e.actor, dict(e.data["changes"]), e.occurred_at)
+                sandbox.record(iid, e.actor, dict(e.data["changes"]), when)
             elif e.data.get("by") == "claim":
-                sandbox.claim(iid, e.actor, e.occurred_at)
+                sandbox.claim(iid, e.actor, when)
             else:
-                sandbox.assign(iid, e.data["assignee"], e.actor, e.occurred_at)
+                sandbox.assign(iid, e.data["assignee"], e.actor, when)
         except EngineError as err:
             refused.append(Refused(step, e.seq, name, str(err)))
     clock.set(asof)
-    if iid is not None:
+    root = ids.get(stored.id)
+    if root is not None:
         sandbox.tick(asof)
-    after = sandbox.show(iid) if iid is not None else None
+    after = sandbox.show(root) if root is not None else None
     names = [s.name for s in edited.spec.slas]
     names += [n for n, c in stored.clocks.items() if c["kind"] == "sla" and n not in names]
     slas = {n: (sla_outcome(stored.clocks.get(n), asof), sla_outcome(after.clocks.get(n) if after else None, asof))
@@ -199,6 +250,31 @@ def _rerun(sandbox: Any, clock: FakeClock, edited: CompiledProcedure, stored: In
     slas = {n: v for n, v in slas.items() if v != ("not started", "not started")}
     return WhatIf(stored.id, stored.state, after.state if after else None, stored.status,
                   after.status if after else None, slas, refused)
+
+
+def _sandbox_id(sandbox: Any, tree: dict[int, tuple[Instance, list[Event]]], ids: dict[int, Optional[int]],
+                rid: int) -> Optional[int]:
+    """The sandbox's instance for a recorded one: a linked instance is the parent's re-run's
+    k-th child of its procedure, where the recorded one was the recorded parent's k-th."""
+    if rid in ids:
+        return ids[rid]
+    inst = tree[rid][0]
+    parent = inst.parent_id
+    found: Optional[int] = None
+    if parent in tree and (sp := _sandbox_id(sandbox, tree, ids, parent)) is not None:
+        spawned = [e.data for e in tree[parent][1] if e.type == m.CHILD_SPAWNED]
+        same = [int(d["child_id"]) for d in spawned if d["procedure"] == inst.procedure]
+        k = same.index(rid) if rid in same else None
+        again = [json.loads(r.data_json) for r in sandbox.history(sp) if r.type == m.CHILD_SPAWNED]
+        mine = [int(d["child_id"]) for d in again if d["procedure"] == inst.procedure]
+        if k is not None and k < len(mine):
+            found = mine[k]
+    if found is not None or inst.parent_id is not None:  # not spawned (yet): ask again later
+        if found is not None:
+            ids[rid] = found
+        return found
+    ids[rid] = None
+    return None
 
 
 def _start(sandbox: Any, edited: CompiledProcedure, e: Event) -> Instance:

@@ -357,7 +357,7 @@ def history(ctx: Context, instance: str) -> None:
               help="What-if: re-run recorded histories under this edited procedure file; write nothing.")
 @click.option("--procedure", help="With --with: the procedure the file defines (checked).")
 @click.option("--since", "since_raw", help="With --with: only instances started since this date or time.")
-@click.option("--as-of", "asof_raw", help="With --with: judge SLAs as of this time (default now).")
+@click.option("--as-of", "asof_raw", help="With --with: judge SLAs as of this time (default: the latest event in the store).")
 @pass_ctx
 @fail_cleanly
 def replay(ctx: Context, instance: Optional[str], with_file: Optional[Path], procedure: Optional[str],

@@ -174,8 +174,10 @@ def what_if(engine: Any, edited_path: Path, procedure: Optional[str] = None, sin
     edited = load_edited(engine.library, edited_path, engine.org.roles)
     if procedure is not None and procedure != edited.id:
         raise InputError("--procedure", f"{edited_path} defines {edited.id!r}, not {procedure!r}")
-    asof = asof or engine.clock.now()
     with engine.read() as conn:
+        # As of the store's horizon: the sweep of the real store has judged clocks up to its
+        # latest event (on a live store, about now), so the re-run is judged up to the same.
+        asof = asof or repo.latest_occurred_at(conn) or engine.clock.now()
         ids = instance_ids if instance_ids is not None else repo.instances_started_since(conn, edited.id, since)
         recorded = []
         for iid in ids:

@@ -247,6 +247,11 @@ def instances_started_since(conn: Connection, procedure: str, since: Optional[da
     return [int(r[0]) for r in conn.execute(q.order_by(I.c.id))]
 
 
+def latest_occurred_at(conn: Connection) -> Optional[datetime]:
+    """When the latest event of the whole store happened (None for an empty store)."""
+    return conn.execute(sa.select(sa.func.max(E.c.occurred_at))).scalar()
+
+
 def load_snapshot(conn: Connection, procedure: str, version: str) -> Optional[str]:
     return conn.execute(sa.select(V.c.snapshot).where(V.c.procedure == procedure, V.c.version == version)).scalar()
 

@@ -19,7 +19,8 @@ def register(main: click.Group, json_flag: Callable[..., Any], pass_ctx: Callabl
     @json_flag
     @click.argument("procedure")
     @click.option("--from", "version_from", required=True, metavar="VERSION",
-                  help="Move the running instances pinned to this version (`sop show N` prints it).")
+                  help="Move the running instances pinned to this version (`sop show N` prints it); `any`: every "
+                       "version but --to.")
     @click.option("--to", "version_to", default="current", show_default=True, metavar="VERSION",
                   help="Onto this version: `current` (the library's) or a stored version.")
     @click.option("--map", "maps", multiple=True, metavar="OLD=NEW",
@@ -41,7 +42,8 @@ def register(main: click.Group, json_flag: Callable[..., Any], pass_ctx: Callabl
 
         def human() -> None:
             if not done:
-                click.echo(f"{procedure}: no running instance on version {version_from}")
+                where = "another version" if version_from == "any" else f"version {version_from}"
+                click.echo(f"{procedure}: no running instance on {where}")
             for d in done:
                 extra = f"; cancelled clocks: {', '.join(d.cancelled)}" if d.cancelled else ""
                 fired = f"; {d.fired} due clock event(s) first" if d.fired else ""

@@ -202,3 +202,16 @@ def test_what_if_refuses_a_broken_file_in_one_line_per_issue(v1: Path, tmp_path:
     edit(edited / "complaint.yaml", "    to: replied\n", "    to: nowhere\n")
     r = sop(runner, v1, "replay", "--with", str(edited / "complaint.yaml"))
     assert r.exit_code == 1 and "nowhere" in r.stderr and r.stdout == ""
+
+
+def test_migration_from_any_moves_every_other_version_and_says_when_there_is_none(
+        v1: Path, renamed: Path, db_url: str, runner: Any, time: Time) -> None:
+    _, a, b = investigating(db_url, v1, time)
+    r = sop(runner, renamed, "--json", "migrate", "complaint", "--from", "any", "--map", "investigating=checking",
+            "--at", "2025-09-30T10:00:00+08:00")
+    assert r.exit_code == 0, r.output
+    assert [i["instance"] for i in json.loads(r.stdout)["instances"]] == [a, b]
+    r = sop(runner, renamed, "migrate", "complaint", "--from", "any", "--at", "2025-09-30T10:05:00+08:00")
+    assert r.exit_code == 0 and r.stdout.strip() == "complaint: no running instance on another version"
+    r = sop(runner, renamed, "migrate", "complaint", "--from", "0123456789abcdef")
+    assert r.exit_code == 1 and "no version '0123456789abcdef' of complaint is stored" in r.stderr

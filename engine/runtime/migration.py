@@ -100,21 +100,26 @@ def resolve_version(engine: Any, conn: Any, procedure: str, version: str, what: 
 
 def migrate(engine: Any, procedure: str, version_from: str, version_to: str, mapping: dict[str, str],
             dry_run: bool = False, at: Optional[datetime] = None) -> list[Migrated]:
-    """Move every active instance of ``procedure`` on ``version_from`` onto ``version_to``."""
+    """Move every active instance of ``procedure`` on ``version_from`` (``any``: on any
+    version but the target) onto ``version_to`` (``current``: the library's)."""
     when = engine._time(at)
     done: list[Migrated] = []
     try:
         with engine.transaction() as conn:
-            old = resolve_version(engine, conn, procedure, version_from, "--from")
             new = resolve_version(engine, conn, procedure, version_to, "--to")
-            if old.version == new.version:
-                raise InputError("--to", f"instances of {procedure} are already on version {new.version}")
+            if version_from == "any":  # every version but the target
+                ids = repo.active_on_version(conn, procedure, new.version, other=True)
+            else:
+                old = resolve_version(engine, conn, procedure, version_from, "--from")
+                if old.version == new.version:
+                    raise InputError("--to", f"instances of {procedure} are already on version {new.version}")
+                ids = repo.active_on_version(conn, procedure, old.version)
             refusals: list[tuple[int, str]] = []
-            ids = repo.active_on_version(conn, procedure, old.version)
             if ids:
                 engine._ensure_version(conn, new, when)
-            for iid in ids:
+            for iid, version in ids:
                 try:
+                    old = engine.procedure_for(conn, procedure, version)
                     done.append(_migrate_one(engine, conn, old, new, iid, mapping, when))
                 except _Refused as r:
                     refusals.append((iid, r.reason))

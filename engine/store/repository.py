@@ -232,10 +232,12 @@ def ensure_version(conn: Connection, procedure: str, version: str, snapshot_json
                                    first_used_at=at))
 
 
-def active_on_version(conn: Connection, procedure: str, version: str) -> list[int]:
-    """Ids of the active instances of ``procedure`` pinned to ``version``, oldest first."""
-    return [int(r[0]) for r in conn.execute(
-        sa.select(I.c.id).where(I.c.procedure == procedure, I.c.version == version, I.c.status == "active")
+def active_on_version(conn: Connection, procedure: str, version: str, other: bool = False) -> list[tuple[int, str]]:
+    """(id, version) of the active instances of ``procedure`` pinned to ``version`` (with
+    ``other``: to any version but it), oldest first."""
+    on = I.c.version != version if other else I.c.version == version
+    return [(int(r[0]), str(r[1])) for r in conn.execute(
+        sa.select(I.c.id, I.c.version).where(I.c.procedure == procedure, on, I.c.status == "active")
         .order_by(I.c.id))]
 
 

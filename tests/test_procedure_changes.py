@@ -215,3 +215,41 @@ def test_migration_from_any_moves_every_other_version_and_says_when_there_is_non
     assert r.exit_code == 0 and r.stdout.strip() == "complaint: no running instance on another version"
     r = sop(runner, renamed, "migrate", "complaint", "--from", "0123456789abcdef")
     assert r.exit_code == 1 and "no version '0123456789abcdef' of complaint is stored" in r.stderr
+
+
+def test_migration_fires_due_clock_steps_first_and_a_breach_stays_breached(v1: Path, renamed: Path, db_url: str,
+                                                                            runner: Any, time: Time) -> None:
+    eng, a, _ = investigating(db_url, v1, time)
+    due = eng.show(a).clocks["reply"]["due"]
+    r = sop(runner, renamed, "--json", "migrate", "complaint", "--from", eng.show(a).version,
+            "--map", "investigating=checking", "--at", "2025-10-10T09:00:00+08:00")   # due 10-09 09:10
+    assert r.exit_code == 0, r.output
+    moved = {i["instance"]: i for i in json.loads(r.stdout)["instances"]}
+    assert moved[a]["fired_first"] >= 1
+    new_engine = engine_on(db_url, renamed, time)
+    types = [e.type for e in new_engine.history(a)]
+    assert types.index("SlaBreached") < types.index("VersionMigrated")
+    clock = new_engine.show(a).clocks["reply"]
+    assert (clock["status"], clock["due"]) == ("breached", due)
+    assert new_engine.replay(a).ok
+
+
+def test_the_web_timeline_names_a_migration(v1: Path, renamed: Path, db_url: str, runner: Any, time: Time) -> None:
+    from engine.web.views import timeline
+
+    eng, a, _ = investigating(db_url, v1, time)
+    assert sop(runner, renamed, "migrate", "complaint", "--from", "any", "--map", "investigating=checking",
+               "--at", "2025-09-30T10:00:00+08:00").exit_code == 0
+    new_engine = engine_on(db_url, renamed, time)
+    with new_engine.read() as conn:
+        proc = new_engine.procedure_for(conn, "complaint", new_engine.show(a).version)
+    whys = [t.why for t in timeline(new_engine, proc, new_engine.history(a))]
+    assert any(w.startswith("迁移到流程版本 ") and "investigating → " in w for w in whys), whys
+
+
+def test_replay_needs_an_instance_or_an_edited_file(v1: Path, db_url: str, runner: Any, time: Time) -> None:
+    investigating(db_url, v1, time)
+    r = sop(runner, v1, "replay")
+    assert r.exit_code == 1 and "give an INSTANCE, or --with FILE" in r.stderr
+    r = sop(runner, v1, "replay", "--with", str(v1 / "nothing.yaml"))
+    assert r.exit_code == 1 and "is not a file" in r.stderr

@@ -253,3 +253,21 @@ def test_replay_needs_an_instance_or_an_edited_file(v1: Path, db_url: str, runne
     assert r.exit_code == 1 and "give an INSTANCE, or --with FILE" in r.stderr
     r = sop(runner, v1, "replay", "--with", str(v1 / "nothing.yaml"))
     assert r.exit_code == 1 and "is not a file" in r.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_replays_and_verifies_on_every_backend(backend: str, v1: Path, renamed: Path, tmp_path: Path,
+                                                         request: pytest.FixtureRequest, time: Time) -> None:
+    from engine.runtime import auditing
+    from engine.runtime.migration import migrate
+
+    url = f"sqlite:///{tmp_path / 'b.db'}" if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
+    eng, a, b = investigating(url, v1, time)
+    new_engine = engine_on(url, renamed, time)
+    done = migrate(new_engine, "complaint", "any", "current", {"investigating": "checking"}, at=time.next())
+    assert [(d.instance, d.state_to) for d in done] == [(a, "checking"), (b, "received")]
+    new_engine.advance(a, "reply", "chen_jing", REPLY, time.next())
+    assert all(new_engine.replay(i).ok for i in (a, b))
+    assert new_engine.verify()[2] is None
+    report = auditing.run(new_engine)
+    assert report.ok, report

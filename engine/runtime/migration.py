@@ -64,7 +64,7 @@ class Migrated:
     state_to: str
     mapped: bool
     cancelled: list[str] = field(default_factory=list)
-    fired: int = 0  # clock steps that came due before the migration and fired first
+    fired: int = 0  # events appended by the clock steps that came due before the migration (fired first)
 
     def view(self) -> dict[str, Any]:
         return {"instance": self.instance, "from": self.version_from, "to": self.version_to,

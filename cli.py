@@ -352,11 +352,27 @@ def history(ctx: Context, instance: str) -> None:
 
 @main.command()
 @json_flag
-@click.argument("instance")
+@click.argument("instance", required=False)
+@click.option("--with", "with_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="What-if: re-run recorded histories under this edited procedure file; write nothing.")
+@click.option("--procedure", help="With --with: the procedure the file defines (checked).")
+@click.option("--since", "since_raw", help="With --with: only instances started since this date or time.")
+@click.option("--as-of", "asof_raw", help="With --with: judge SLAs as of this time (default: the latest event in the store).")
 @pass_ctx
 @fail_cleanly
-def replay(ctx: Context, instance: str) -> None:
-    """Re-derive the state from the events; exit 1 naming the first difference."""
+def replay(ctx: Context, instance: Optional[str], with_file: Optional[Path], procedure: Optional[str],
+           since_raw: Optional[str], asof_raw: Optional[str]) -> None:
+    """Re-derive the state from the events; exit 1 naming the first difference.
+
+    With --with FILE: re-run the recorded commands of every instance (or INSTANCE) under the
+    edited file and say per instance where the outcome would differ (docs/procedures.md)."""
+    if with_file is not None:
+        from engine.cli_change import what_if_report
+        what_if_report(ctx, emit, table, instance, with_file, procedure, since_raw, asof_raw, parse_time,
+                       _instance_id)
+        return
+    if instance is None or procedure or since_raw or asof_raw:
+        raise InputError("replay", "give an INSTANCE, or --with FILE (with --procedure, --since, --as-of)")
     r = ctx.engine.replay(_instance_id(instance))
     payload = {"instance": r.instance_id, "ok": r.ok, "events": r.events, "seq": r.seq, "difference": r.difference}
     emit(ctx, payload, lambda: click.echo(
@@ -576,6 +592,9 @@ _register_db(main)
 
 from engine.cli_audit import register as _register_audit  # noqa: E402  (sop audit verify/checkpoint)
 _register_audit(main, json_flag, pass_ctx, emit)
+
+from engine.cli_change import register as _register_change  # noqa: E402  (sop migrate)
+_register_change(main, json_flag, pass_ctx, emit, parse_time)
 
 if __name__ == "__main__":
     main()

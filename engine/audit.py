@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, NamedTuple, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 from engine.core import evolve as ev
 from engine.core.model import GENESIS_HASH, Event, Instance
@@ -186,12 +186,23 @@ def link_checks(rows: Iterable[StoredEvent]) -> list[tuple[StoredEvent, bool, bo
     return out
 
 
-def replay(proc: CompiledProcedure, instance_id: int, events: list[Event]) -> Instance:
-    """Re-derive an instance from its log with the pinned version (ReplayMismatch if impossible)."""
+def replay(proc: CompiledProcedure, instance_id: int, events: list[Event],
+           versions: Optional[Callable[[str], CompiledProcedure]] = None) -> Instance:
+    """Re-derive an instance from its log with the pinned version (ReplayMismatch if impossible).
+
+    ``proc`` is the version the log starts on (its ``InstanceStarted`` names it); after a
+    ``VersionMigrated`` event the rest folds under the version ``versions(to)`` gives.
+    """
     if not events:
         raise ReplayMismatch(instance_id, None, "the instance has no events")
     last = events[-1]
-    return ev.fold(proc, instance_id, events, revision=last.seq, last_hash=last.hash)
+    return ev.fold(proc, instance_id, events, versions, revision=last.seq, last_hash=last.hash)
+
+
+def started_version(events: list[Event], default: str) -> str:
+    """The version an instance's log starts on: its ``InstanceStarted`` names it (the
+    instance row names the version it is on now, which a migration changes)."""
+    return str(events[0].data.get("version") or default) if events else default
 
 
 COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "parent_id",

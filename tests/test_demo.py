@@ -84,6 +84,21 @@ def test_audit_verify_and_replay_pass(month: tuple[Result, Path]) -> None:
     assert bad == []
 
 
+def test_what_if_replay_under_the_unedited_files_finds_every_demo_case_the_same(month: tuple[Result, Path]) -> None:
+    """Golden histories: the month's recorded commands, re-run by ``sop replay --with`` under
+    the very files that recorded them, come out the same, case by case (state, status, SLAs,
+    nothing refused): the re-run rebuilds what the engine did, not something like it."""
+    _, db = month
+    differ = {}
+    for (procedure,) in query(db, "SELECT DISTINCT procedure FROM instances ORDER BY procedure"):
+        res = sop(db, "--json", "replay", "--with", str(ROOT / "procedures" / f"{procedure}.yaml"))
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout)
+        assert out["instances"], procedure
+        differ.update({(procedure, i["instance"]): i["differences"] for i in out["instances"] if not i["same"]})
+    assert differ == {}
+
+
 def data_of(db: Path, procedure: str) -> list[tuple[str]]:
     return query(db, f"SELECT data FROM instances WHERE procedure = '{procedure}'")
 

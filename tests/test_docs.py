@@ -12,6 +12,9 @@ A fenced block takes part when its first line is a marker comment:
 ``# doc-test: expressions``     a list of {expr, data, value} or {expr, error} cases
 ``# doc-test: run``             (a ```sh block) ``sop`` commands run in the example folder;
                                 ``# refused: TEXT`` after a command expects exit 1 with TEXT
+``# doc-test: change``          the same, on a fresh example folder, where ``# edit: FILE OLD NEW``
+                                renames the word OLD to NEW in FILE and ``$OLD`` is the version
+                                instance 1 was on before the first edit
 
 ``ARCHITECTURE.md`` must name only modules that exist.
 """
@@ -106,7 +109,7 @@ def sop(folder: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyp
 
 def test_the_doc_has_examples_of_every_kind() -> None:
     kinds = {b.kind for b in BLOCKS}
-    assert kinds == {"file", "fragment", "lint", "loads", "expressions", "run"}
+    assert kinds == {"file", "fragment", "lint", "loads", "expressions", "run", "change"}
     assert {b.path for b in of("file")} >= {"org.yaml", "procedures/key_loan.yaml", "forms/key_return.yaml"}
 
 
@@ -148,6 +151,37 @@ def test_the_tour_runs(sop) -> None:  # type: ignore[no-untyped-def]
             assert r.exit_code == 1 and refusal.strip() in r.stderr, f"{line}\n{r.output}"
         else:
             assert r.exit_code == 0, f"{line}\n{r.output}"
+
+
+def test_changing_a_procedure_runs(sop, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    """docs/procedures.md, "Changing a procedure": what-if replay, then migrate."""
+    import json
+
+    (change,) = of("change")
+    old = None
+    for line in change.body.splitlines()[1:]:
+        if line.startswith("# edit: "):
+            path, word, new = line.removeprefix("# edit: ").split()
+            if old is None:
+                old = json.loads(sop(["--json", "show", "1"]).stdout)["version"]
+            target = folder / path
+            target.write_text(re.sub(rf"\b{word}\b", new, target.read_text(encoding="utf-8")), encoding="utf-8")
+            continue
+        if not line.strip() or line.startswith("#"):
+            continue
+        command, _, refusal = line.partition("# refused:")
+        argv = [old if a == "$OLD" else a for a in shlex.split(command)]
+        assert argv[0] == "sop"
+        r = sop(argv[1:])
+        assert "Traceback" not in r.output
+        if refusal.strip():
+            assert r.exit_code == 1 and refusal.strip() in r.stderr, f"{line}\n{r.output}"
+        else:
+            assert r.exit_code == 0, f"{line}\n{r.output}"
+        if argv[1:3] == ["replay", "--with"]:
+            assert "#1" in r.stdout and "state lent→on_loan" in r.stdout, r.stdout
+        if argv[1] == "show":
+            assert json.loads(sop(["--json", "show", "1"]).stdout)["state"] == "on_loan"
 
 
 # ------------------------------------------------------------------ lint examples

@@ -1,7 +1,7 @@
 """Every command of README.md runs, in the README's order, in a fresh directory, as pasted.
 
-A fresh directory is what a newcomer has after cloning: the repository's ``demo/`` files
-(which the examples name by relative path) and no database. Each ``sop`` line of the
+A fresh directory is what a newcomer has after cloning: the repository's ``demo/`` and
+``procedures/`` files (which the examples name by relative path) and no database. Each ``sop`` line of the
 ```sh blocks is run as written (CliRunner, in process) and must exit 0; a ``# …`` line right
 after a command is output it must print. The commands that run until stopped (``sop serve``,
 ``sop worker``) run as real processes until they are up, answer (serve: ``/docs``), and are
@@ -117,6 +117,7 @@ def fresh_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work = tmp_path / "clone"
     work.mkdir()
     shutil.copytree(ROOT / "demo", work / "demo")
+    shutil.copytree(ROOT / "procedures", work / "procedures")  # a clone has them too (sop replay --with …)
     for var in ("SOP_DB", "SOP_PROCEDURES", "SOP_ORG", "SOP_NOTIFY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(work)

@@ -7,7 +7,7 @@ from the instance's state to the recorded target. Anything else is a ReplayMisma
 from __future__ import annotations
 
 from dataclasses import MISSING, fields
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from engine.core import model as m
 from engine.core.model import Event, Instance
@@ -45,6 +45,8 @@ def evolve(proc: CompiledProcedure, inst: Instance, event: Event) -> Instance:
         return inst.with_(children=inst.children + (int(d["child_id"]),), last_occurred_at=at)
     if t == m.NOTIFICATION_QUEUED:
         return inst.with_(last_occurred_at=at)
+    if t == m.VERSION_MIGRATED:
+        return _migrated(inst, event)
     return _extension(proc, inst.with_(last_occurred_at=at), event)
 
 
@@ -63,6 +65,17 @@ def _action(proc: CompiledProcedure, inst: Instance, event: Event) -> Instance:
         raise ReplayMismatch(inst.id, seq, f"action {d['action']!r} recorded to {d['to']!r}, "
                                            f"but version {proc.version} leads to {target!r}")
     return inst.with_(state=target, data={**inst.data, **d.get("input", {})}, last_occurred_at=event.occurred_at)
+
+
+def _migrated(inst: Instance, event: Event) -> Instance:
+    """Onto another version: the version and (perhaps mapped) state change, nothing else.
+    The events after this one fold under the new version (``fold``'s ``versions``)."""
+    d = event.data
+    if d["from"] != inst.version or d["state_from"] != inst.state:
+        raise ReplayMismatch(inst.id, event.seq or None,
+                             f"migration recorded from version {d['from']} in state {d['state_from']!r} but the "
+                             f"instance was on {inst.version} in {inst.state!r}")
+    return inst.with_(version=d["to"], state=d["state_to"], last_occurred_at=event.occurred_at)
 
 
 _EXTENSIONS: dict[str, object] = {}
@@ -85,10 +98,14 @@ def _extension(proc: CompiledProcedure, inst: Instance, event: Event) -> Instanc
     return fold(proc, inst, event)  # type: ignore[operator]
 
 
-def fold(proc: CompiledProcedure, instance_id: int, events: Sequence[Event], **then: Any) -> Instance:
+def fold(proc: CompiledProcedure, instance_id: int, events: Sequence[Event],
+         versions: Optional[Callable[[str], CompiledProcedure]] = None, **then: Any) -> Instance:
     """``start`` with the first event, then ``evolve`` with each of the others, then the
     fields in ``then`` set (replay sets revision and last_hash): the same Instance, built
     once instead of once (or twice) per event.
+
+    ``proc`` is the version the instance started on; after a ``VersionMigrated`` event the
+    rest of the log folds under the version it names, got from ``versions(version)``.
 
     Replay folds every event of a log, and copying the frozen Instance for each was the
     largest part of it. Here every event still goes through ``evolve`` itself, but on a
@@ -96,16 +113,33 @@ def fold(proc: CompiledProcedure, instance_id: int, events: Sequence[Event], **t
     instances, so only the last one needs to be a real Instance.
     """
     inst = start(instance_id, proc, events[0])
+    migrated = m.VERSION_MIGRATED
     if not _DRAFTS:
         for e in events[1:]:
             inst = evolve(proc, inst, e)
+            if e.type == migrated:
+                proc = _version(proc, versions, e)
         return inst.with_(**then) if then else inst
     draft = _Draft.of(inst, copy=False)  # the started instance goes nowhere else
     for i in range(1, len(events)):
-        after = evolve(proc, draft, events[i])
+        e = events[i]
+        after = evolve(proc, draft, e)
         if after is not draft:  # a fold that built an Instance of its own
             draft = _Draft.of(after)
+        if e.type == migrated:
+            proc = _version(proc, versions, e)
     return draft.with_(**then).instance()
+
+
+def _version(proc: CompiledProcedure, versions: Optional[Callable[[str], CompiledProcedure]],
+             event: Event) -> CompiledProcedure:
+    """The version a ``VersionMigrated`` event moves onto."""
+    to = event.data["to"]
+    if proc.version == to:
+        return proc
+    if versions is None:
+        raise ReplayMismatch(None, event.seq or None, f"migrated to version {to}, which this replay cannot load")
+    return versions(to)
 
 
 class _Draft(Instance):

@@ -15,6 +15,9 @@ ASSIGNED = "Assigned"
 NOTIFICATION_QUEUED = "NotificationQueued"
 CHILD_SPAWNED = "ChildSpawned"
 INSTANCE_COMPLETED = "InstanceCompleted"
+# An instance moved onto another version of its procedure (``sop migrate``): from, to,
+# state_from, state_to, mapped. Events after it fold under version ``to``.
+VERSION_MIGRATED = "VersionMigrated"
 
 
 @dataclass(frozen=True)

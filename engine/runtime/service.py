@@ -438,10 +438,14 @@ class Engine:
                 return ReplayResult(instance_id, False, f"stored value unreadable: {e}", None, 0)
             n = len(rows) if rows is not None else len(events)  # type: ignore[arg-type]
             try:
-                proc = self.procedure_for(conn, stored.procedure, stored.version)
                 if rows is not None:
                     events = [_readable(r) for r in rows]
-                derived = audit.replay(proc, instance_id, events)  # type: ignore[arg-type]
+                # Pinned per range of the log: the version it started on, then after each
+                # VersionMigrated the version that event names (engine.runtime.migration).
+                first = audit.started_version(events, stored.version)  # type: ignore[arg-type]
+                proc = self.procedure_for(conn, stored.procedure, first)
+                derived = audit.replay(proc, instance_id, events,  # type: ignore[arg-type]
+                                       lambda v: self.procedure_for(conn, stored.procedure, v))
             except ReplayMismatch as e:
                 return ReplayResult(instance_id, False, e.difference, e.seq, n)
         diff = audit.first_difference(derived, stored)

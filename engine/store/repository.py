@@ -204,7 +204,7 @@ def _projection_changes(before: Instance, after: Instance, revision: int, last_h
     (BENCHMARKS.md), and skips serialising data or clocks that did not change.
     """
     params: dict[str, Any] = {"b_id": before.id, "b_revision": before.revision}
-    for name in ("state", "status", "assignee", "assignee_role"):
+    for name in ("version", "state", "status", "assignee", "assignee_role"):
         value = getattr(after, name)
         if value != getattr(before, name):
             params[name] = value
@@ -229,6 +229,28 @@ def ensure_version(conn: Connection, procedure: str, version: str, snapshot_json
             insert = postgresql.insert(V).on_conflict_do_nothing()
         conn.execute(insert.values(procedure=procedure, version=version, snapshot=snapshot_json,
                                    first_used_at=at))
+
+
+def active_on_version(conn: Connection, procedure: str, version: str, other: bool = False) -> list[tuple[int, str]]:
+    """(id, version) of the active instances of ``procedure`` pinned to ``version`` (with
+    ``other``: to any version but it), oldest first."""
+    on = I.c.version != version if other else I.c.version == version
+    return [(int(r[0]), str(r[1])) for r in conn.execute(
+        sa.select(I.c.id, I.c.version).where(I.c.procedure == procedure, on, I.c.status == "active")
+        .order_by(I.c.id))]
+
+
+def instances_started_since(conn: Connection, procedure: str, since: Optional[datetime]) -> list[int]:
+    """Ids of the instances of ``procedure`` started at or after ``since`` (all when None), oldest first."""
+    q = sa.select(I.c.id).where(I.c.procedure == procedure, I.c.status != "starting")
+    if since is not None:
+        q = q.where(I.c.started_at >= since)
+    return [int(r[0]) for r in conn.execute(q.order_by(I.c.id))]
+
+
+def latest_occurred_at(conn: Connection) -> Optional[datetime]:
+    """When the latest event of the whole store happened (None for an empty store)."""
+    return conn.execute(sa.select(sa.func.max(E.c.occurred_at))).scalar()
 
 
 def load_snapshot(conn: Connection, procedure: str, version: str) -> Optional[str]:

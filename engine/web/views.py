@@ -23,6 +23,7 @@ from engine.web.evidence import is_evidence
 EVENT_TITLES = {
     m.INSTANCE_STARTED: "登记", m.ACTION_TAKEN: "操作", m.DATA_RECORDED: "记录", m.ASSIGNED: "分派",
     m.NOTIFICATION_QUEUED: "通知", m.CHILD_SPAWNED: "派生关联单", m.INSTANCE_COMPLETED: "结束",
+    m.VERSION_MIGRATED: "版本迁移",
     "SlaStarted": "时限开始", "SlaWarned": "时限预警", "SlaBreached": "超时", "SlaStopped": "时限停止",
     "SlaPaused": "时限暂停", "SlaResumed": "时限恢复", "SlaReset": "时限重设", "SlaCancelled": "时限取消",
     "TimerArmed": "定时器设定", "TimerFired": "定时器触发", "TimerCancelled": "定时器取消",
@@ -202,6 +203,9 @@ def _why(engine: Any, proc: CompiledProcedure, type_: str, data: dict[str, Any])
         return f"派生关联单 #{data.get('child_id')}（{data.get('procedure')}）", ""
     if type_ == m.DATA_RECORDED:
         return "记录数据", ""
+    if type_ == m.VERSION_MIGRATED:  # the old version's state may have no title in the new one
+        return (f"迁移到流程版本 {data.get('to')}：{data.get('state_from')} → "
+                f"{state_title(proc, data.get('state_to', ''))}"), ""
     if "name" in data and "clock" in data:
         css = {"SlaBreached": "breached", "SlaWarned": "warned", "SlaStopped": "met"}.get(type_, "clock")
         return f"{titles.get(data['name'], data['name'])}：{EVENT_TITLES.get(type_, type_)}", css

@@ -139,6 +139,10 @@ class Library:
             raise InputError("PROCEDURE", f"unknown procedure {procedure_id!r}; known: {known}")
         return self.procedures[procedure_id]
 
+    def disabled_lines(self) -> list[str]:
+        """One line per disabled procedure with its problems (what serve and worker print)."""
+        return [str(ProcedureDisabled(pid, issues)) for pid, issues in sorted(self.disabled.items())]
+
     def require_enabled(self, procedure_id: str, needed_by: str = "") -> None:
         """Refuse (``ProcedureDisabled``) when problems in its files disable the procedure."""
         if procedure_id in self.disabled:

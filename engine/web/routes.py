@@ -163,7 +163,9 @@ def start_list(request: Request) -> HTMLResponse:
 
 
 def _startable(request: Request, procedure: str) -> Any:
-    proc = engine_of(request).library.procedures.get(procedure)
+    library = engine_of(request).library
+    library.require_enabled(procedure)
+    proc = library.procedures.get(procedure)
     if proc is None:
         raise InstanceNotFound(procedure)
     return proc

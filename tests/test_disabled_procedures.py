@@ -149,3 +149,25 @@ def test_the_library_names_each_disabled_procedure_for_serve_and_worker(site, db
     lines = library.disabled_lines()
     assert len(lines) == 1 and lines[0].startswith("procedure renovation is disabled: ")
     assert "complaint" in library.procedures
+
+
+def test_the_api_refuses_a_disabled_procedure_with_409_and_serves_the_others(site, db_url) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from engine.api import create_app
+    from engine.api.server import BackgroundServer
+    from tests.test_api_support import issue_tokens
+
+    break_file(site / "procedures" / "renovation.yaml")
+    engine = build_engine(Settings(db_url, site / "procedures", ROOT / "org" / "demo.yaml"),
+                          FakeClock(datetime.fromisoformat("2025-09-30T09:00:00+08:00")))
+    token = issue_tokens(engine, ("liu_fang",))["liu_fang"]
+    with BackgroundServer(create_app(engine, max_body_bytes=64 * 1024)) as url, \
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        r = client.post("/v1/instances", json={"procedure": "renovation", "data": {}})
+        assert r.status_code == 409, r.text
+        assert r.json()["code"] == "procedure_disabled"
+        assert r.json()["message"].startswith("procedure renovation is disabled: ") and "renovation.yaml:" in r.json()["message"]
+        r = client.post("/v1/instances", json={"procedure": "complaint", "data": COMPLAINT})
+        assert r.status_code == 201, r.text
+    engine.close()

@@ -170,4 +170,7 @@ def test_the_api_refuses_a_disabled_procedure_with_409_and_serves_the_others(sit
         assert r.json()["message"].startswith("procedure renovation is disabled: ") and "renovation.yaml:" in r.json()["message"]
         r = client.post("/v1/instances", json={"procedure": "complaint", "data": COMPLAINT})
         assert r.status_code == 201, r.text
+        assert client.get("/v1/procedures/renovation").status_code == 409
+        listed = {p["id"] for p in client.get("/v1/procedures").json()}
+        assert "complaint" in listed and "renovation" not in listed
     engine.close()

@@ -174,3 +174,24 @@ def test_the_api_refuses_a_disabled_procedure_with_409_and_serves_the_others(sit
         listed = {p["id"] for p in client.get("/v1/procedures").json()}
         assert "complaint" in listed and "renovation" not in listed
     engine.close()
+
+
+def test_the_worker_starts_names_the_disabled_procedure_and_sweeps_the_rest(runner, site, db_url) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    start_complaint(runner)  # an instance with an open deadline, and the database
+    break_file(site / "procedures" / "complaint.yaml")
+    env = {**os.environ, "SOP_DB": db_url, "SOP_PROCEDURES": str(site / "procedures")}
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--interval", "3600"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("worker: procedure complaint is disabled: ")
+        assert proc.stdout.readline().startswith("worker: sweeping every 3600s")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+    assert code == 0, proc.stderr.read() if proc.stderr else ""

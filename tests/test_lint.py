@@ -99,6 +99,9 @@ REQUIRED = {
     "timer_action_unavailable_where_the_timer_runs": ("system_action", "49",
                                                       "timers[0].action: action 'expire' is not available from "
                                                       "'waiting'"),
+    "whole_instance_timer_action_unavailable_somewhere": ("system_action", "53",
+                                                          "timers[1].action: action 'expire' is not available "
+                                                          "from 'waiting'"),
     "automatic_state_nothing_moves": ("automatic_stuck", "10",
                                       "state 'checking' is automatic but nothing moves an instance out of it"),
 }

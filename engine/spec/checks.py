@@ -453,7 +453,9 @@ def check_system_actions(spec: ProcedureSpec, pos: Positions) -> list[Issue]:
             check(sla.breach_action, ("slas", i, "breach_action"), _running_states(spec, sla), "on breach")
     for i, t in enumerate(spec.timers):
         if t.action:
-            states = {t.state} if t.state in spec.states else set()
+            # armed in its state, or (no state) for the whole instance: every state not final
+            states = ({t.state} & set(spec.states) if t.state
+                      else {n for n, st in spec.states.items() if st.kind != "final"})
             check(t.action, ("timers", i, "action"), states, "when the timer fires")
     return issues
 

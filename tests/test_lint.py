@@ -206,3 +206,38 @@ def test_linting_one_shipped_file_resolves_its_spawns_from_the_same_folder(lint,
 def test_a_spawn_of_a_procedure_in_no_file_of_the_folder_is_still_unknown(lint) -> None:  # type: ignore[no-untyped-def]
     r = lint(str(FIXTURES / "procedures" / "unknown_procedure.yaml"))
     assert "unknown procedure 'callbak'" in r.stdout
+
+
+def test_the_new_checks_accept_what_is_right(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An automatic state left by a timer's system action, a breach action available wherever
+    its clock runs, spawn data the child's start form has, and known placeholders lint clean."""
+    procs, forms = tmp_path / "procedures", tmp_path / "forms"
+    procs.mkdir(), forms.mkdir()
+    shutil.copy(ROOT / FIXTURES / "forms" / "lint_intake.yaml", forms)
+    shutil.copy(ROOT / FIXTURES / "procedures" / "clean.yaml", procs)
+    (procs / "good.yaml").write_text("""\
+id: good
+title: 正确
+start: {state: open, roles: [front_desk], form: lint_intake}
+states:
+  open: {title: 待处理}
+  checking: {title: 自动核对, kind: automatic}
+  done: {title: 完成, kind: final}
+actions:
+  - {name: check, title: 核对, from: open, to: checking, roles: [steward]}
+  - {name: pass_check, title: 通过, from: checking, to: done, roles: [system]}
+  - name: overdue
+    title: 超时
+    from: [open, checking]
+    to: done
+    roles: [steward, system]
+    effects:
+      - notify: {role: steward, message: "{id} {unit} {state} 超时"}
+      - spawn: {procedure: clean, data: {unit: unit, channel: channel}}
+slas:
+  - {name: handle, title: 时限, stop_in: [done], goal: 4 hours, breach_action: overdue}
+timers:
+  - {name: auto, title: 自动, state: checking, after: 1 hour, action: pass_check}
+""", encoding="utf-8")
+    r = runner.invoke(main, ["lint", str(procs / "good.yaml")])
+    assert (r.exit_code, r.output) == (0, "")

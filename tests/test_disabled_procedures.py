@@ -195,3 +195,36 @@ def test_the_worker_starts_names_the_disabled_procedure_and_sweeps_the_rest(runn
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
     assert code == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_serve_starts_and_names_the_disabled_procedure(runner, site, db_url) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import queue
+    import threading
+
+    import httpx
+
+    assert sop(runner, "db", "upgrade").exit_code == 0
+    break_file(site / "procedures" / "renovation.yaml")
+    env = {**os.environ, "SOP_DB": db_url, "SOP_PROCEDURES": str(site / "procedures")}
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", "0", "--no-outbox"], env=env,
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        err: "queue.Queue[str]" = queue.Queue()
+        threading.Thread(target=lambda: [err.put(line) for line in iter(proc.stderr.readline, "")],  # type: ignore[union-attr]
+                         daemon=True).start()
+        seen: list[str] = []
+        while not any(line.startswith("sop serve: http") for line in seen):  # each line within 60 s
+            seen.append(err.get(timeout=60))
+        url = seen[-1].split()[2].removesuffix("/docs")
+        assert httpx.get(f"{url}/openapi.json", timeout=30).status_code == 200  # serving (and its handlers set)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0
+    disabled = [line for line in seen if "is disabled" in line]
+    assert len(disabled) == 1 and disabled[0].startswith("sop serve: procedure renovation is disabled: ")

@@ -21,6 +21,7 @@ from cli import main
 from engine.clock import FakeClock
 from engine.errors import ProcedureDisabled
 from engine.runtime.config import Settings, build_engine
+from tests.web_support import web  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPLAINT = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
@@ -228,3 +229,18 @@ def test_serve_starts_and_names_the_disabled_procedure(runner, site, db_url) -> 
     assert code == 0
     disabled = [line for line in seen if "is disabled" in line]
     assert len(disabled) == 1 and disabled[0].startswith("sop serve: procedure renovation is disabled: ")
+
+
+@pytest.fixture
+def settings(db_url: str, site: Path) -> Settings:
+    """For the `engine` and `web` fixtures: the copy of the site with renovation broken."""
+    break_file(site / "procedures" / "renovation.yaml")
+    return Settings(db_url, site / "procedures", ROOT / "org" / "demo.yaml")
+
+
+def test_the_web_app_says_a_disabled_procedure_is_suspended_and_starts_the_others(web) -> None:  # type: ignore[no-untyped-def]
+    c = web.login("liu_fang")
+    r = c.get("/start/renovation")
+    assert r.status_code == 409
+    assert "暂停使用" in r.text and "renovation.yaml:" in r.text
+    assert c.get("/start/complaint").status_code == 200

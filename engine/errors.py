@@ -3,9 +3,9 @@
     EngineError                      anything the engine refuses, with a message for a person
     ├── ProcedureError               a definition (procedure, form, org, calendar) is wrong;
     │                                carries every Issue found (file:line:col: path: message)
-    │   (ProcedureDisabled below is its runtime face: one procedure's files are broken)
-    ├── ProcedureDisabled            a command needs a procedure whose files have problems;
-    │                                the others keep working
+    ├── ProcedureDisabled            a command needs a procedure that problems in its files
+    │                                (or its forms) disable; one line, every problem located;
+    │                                the other procedures keep working
     ├── InputError                   a command argument is malformed (bad JSON, bad time, …)
     ├── InstanceNotFound
     ├── StaffNotFound

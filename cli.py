@@ -509,7 +509,7 @@ def sla_report(ctx: Context, start: Optional[str], end: Optional[str], procedure
     from engine.runtime.sla_report import report
 
     eng = ctx.engine
-    if procedure is not None and procedure not in eng.library.procedures:
+    if procedure is not None and procedure not in eng.library.procedures and procedure not in eng.library.disabled:
         known = ", ".join(sorted(eng.library.procedures))
         raise InputError("--procedure", f"unknown procedure {procedure!r}; known: {known}")
     zone = eng.org.site.zone

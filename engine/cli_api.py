@@ -73,6 +73,8 @@ def serve(host: str, port: int, notify_file: Optional[str], no_scheduler: bool, 
     scheduler = None if no_scheduler else start_background(engine, sweep_interval)
     outbox = None if no_outbox else OutboxWorker(Dispatcher(engine, delivery)).start()
     url = server.url_of(sock)
+    for line in engine.library.disabled_lines():
+        click.echo(f"sop serve: {line}", err=True)
     click.echo(f"sop serve: {url}/docs  (staff pages: {url}/; timer sweep {'off' if no_scheduler else 'on'}; "
                f"notifications {'off' if no_outbox else 'via ' + ', '.join(delivery.spec.default)})", err=True)
     try:

@@ -3,6 +3,9 @@
     EngineError                      anything the engine refuses, with a message for a person
     ├── ProcedureError               a definition (procedure, form, org, calendar) is wrong;
     │                                carries every Issue found (file:line:col: path: message)
+    ├── ProcedureDisabled            a command needs a procedure that problems in its files
+    │                                (or its forms) disable; one line, every problem located;
+    │                                the other procedures keep working
     ├── InputError                   a command argument is malformed (bad JSON, bad time, …)
     ├── InstanceNotFound
     ├── StaffNotFound
@@ -59,6 +62,21 @@ class ProcedureError(EngineError):
     def __init__(self, issues: list[Issue]) -> None:
         self.issues = list(issues)
         super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class ProcedureDisabled(EngineError):
+    """A command needs ``procedure``, which is disabled by problems in its files (or in a
+    form it uses). One line: every issue, located, separated by "; "."""
+
+    code = "procedure_disabled"
+
+    def __init__(self, procedure: str, issues: list[Issue], needed_by: str = "") -> None:
+        self.procedure = procedure
+        self.issues = list(issues)
+        self.needed_by = needed_by
+        why = "; ".join(str(i) for i in self.issues) or "its files have problems"
+        by = f" ({needed_by})" if needed_by else ""
+        super().__init__(f"procedure {procedure} is disabled{by}: {why}")
 
 
 class InputError(EngineError):

@@ -83,6 +83,27 @@ REQUIRED = {
     "expression_does_not_parse": ("bad_expression", "19", "expression 'amount >': expression does not parse"),
     "expression_names_unknown_field": ("unknown_field", "21",
                                        "names unknown field 'chanel' (did you mean 'channel'?)"),
+    # issue 14: what lint used to miss
+    "spawn_data_unknown_to_the_child": ("unknown_spawn_data", "23",
+                                        "spawn data field 'unti' is not in clean's start form 'lint_intake' "
+                                        "(did you mean 'unit'?)"),
+    "message_placeholder_typo": ("message_placeholder", "21",
+                                 "message placeholder {unti} is not a field of the instance, {id} or {state} "
+                                 "(did you mean 'unit'?)"),
+    "breach_action_the_system_may_not_take": ("system_action", "38",
+                                              "slas[0].breach_action: action 'escalate' does not allow the role "
+                                              "'system'"),
+    "breach_action_unavailable_where_the_clock_runs": ("system_action", "43",
+                                                       "slas[1].breach_action: action 'expire' is not available "
+                                                       "from 'waiting', where the clock runs"),
+    "timer_action_unavailable_where_the_timer_runs": ("system_action", "49",
+                                                      "timers[0].action: action 'expire' is not available from "
+                                                      "'waiting'"),
+    "whole_instance_timer_action_unavailable_somewhere": ("system_action", "53",
+                                                          "timers[1].action: action 'expire' is not available "
+                                                          "from 'waiting'"),
+    "automatic_state_nothing_moves": ("automatic_stuck", "10",
+                                      "state 'checking' is automatic but nothing moves an instance out of it"),
 }
 
 
@@ -156,7 +177,7 @@ def test_lint_checks_roles_against_the_org_file(runner, tmp_path: Path, monkeypa
     assert "unknown role 'steward'" in r.stdout
 
 
-def test_a_broken_procedures_folder_stops_every_command_with_located_lines(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_procedure_refuses_only_its_own_commands_with_located_lines(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     procs, forms = tmp_path / "procedures", tmp_path / "forms"
     procs.mkdir(), forms.mkdir()
     for name in ("complaint", "callback"):
@@ -165,8 +186,58 @@ def test_a_broken_procedures_folder_stops_every_command_with_located_lines(runne
             shutil.copy(form, forms)
     text = (procs / "callback.yaml").read_text(encoding="utf-8")
     (procs / "callback.yaml").write_text(text.replace("to: closed", "to: clossed"), encoding="utf-8")
-    r = runner.invoke(main, ["--procedures", str(procs), "tasks", "--role", "steward"])
+    r = runner.invoke(main, ["--procedures", str(procs), "graph", "complaint"])
+    assert r.exit_code == 0, r.output  # complaint (which spawns callback) stays enabled
+    r = runner.invoke(main, ["--procedures", str(procs), "graph", "callback"])
     assert r.exit_code == 1
     assert "Traceback" not in r.output
-    assert re.fullmatch(rf"{re.escape(str(procs / 'callback.yaml'))}:\d+:\d+: actions\[\d\]\.to: unknown state "
-                        r"'clossed' \(did you mean 'closed'\?\)\n", r.stderr)
+    assert re.fullmatch(rf"error: procedure callback is disabled: {re.escape(str(procs / 'callback.yaml'))}:\d+:\d+: "
+                        r"actions\[\d\]\.to: unknown state 'clossed' \(did you mean 'closed'\?\)\n", r.stderr)
+    r = runner.invoke(main, ["--procedures", str(procs), "lint"])
+    assert r.exit_code == 1 and "unknown state 'clossed'" in r.stdout
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "procedures").glob("*.yaml")))
+def test_linting_one_shipped_file_resolves_its_spawns_from_the_same_folder(lint, name: str) -> None:  # type: ignore[no-untyped-def]
+    r = lint(f"procedures/{name}.yaml")
+    assert (r.exit_code, r.output) == (0, "")
+
+
+def test_a_spawn_of_a_procedure_in_no_file_of_the_folder_is_still_unknown(lint) -> None:  # type: ignore[no-untyped-def]
+    r = lint(str(FIXTURES / "procedures" / "unknown_procedure.yaml"))
+    assert "unknown procedure 'callbak'" in r.stdout
+
+
+def test_the_new_checks_accept_what_is_right(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An automatic state left by a timer's system action, a breach action available wherever
+    its clock runs, spawn data the child's start form has, and known placeholders lint clean."""
+    procs, forms = tmp_path / "procedures", tmp_path / "forms"
+    procs.mkdir(), forms.mkdir()
+    shutil.copy(ROOT / FIXTURES / "forms" / "lint_intake.yaml", forms)
+    shutil.copy(ROOT / FIXTURES / "procedures" / "clean.yaml", procs)
+    (procs / "good.yaml").write_text("""\
+id: good
+title: 正确
+start: {state: open, roles: [front_desk], form: lint_intake}
+states:
+  open: {title: 待处理}
+  checking: {title: 自动核对, kind: automatic}
+  done: {title: 完成, kind: final}
+actions:
+  - {name: check, title: 核对, from: open, to: checking, roles: [steward]}
+  - {name: pass_check, title: 通过, from: checking, to: done, roles: [system]}
+  - name: overdue
+    title: 超时
+    from: [open, checking]
+    to: done
+    roles: [steward, system]
+    effects:
+      - notify: {role: steward, message: "{id} {unit} {state} 超时"}
+      - spawn: {procedure: clean, data: {unit: unit, channel: channel}}
+slas:
+  - {name: handle, title: 时限, stop_in: [done], goal: 4 hours, breach_action: overdue}
+timers:
+  - {name: auto, title: 自动, state: checking, after: 1 hour, action: pass_check}
+""", encoding="utf-8")
+    r = runner.invoke(main, ["lint", str(procs / "good.yaml")])
+    assert (r.exit_code, r.output) == (0, "")

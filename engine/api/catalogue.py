@@ -56,6 +56,7 @@ def procedures(request: Request, who: Caller = Depends(caller)) -> list[dict[str
 
 
 def _version(engine: Any, procedure: str, version: Optional[str]) -> CompiledProcedure:
+    engine.library.require_enabled(procedure)  # 409 procedure_disabled, naming its problems
     if procedure not in engine.library.procedures:
         raise ApiError(404, "not_found", f"no procedure {procedure!r}")
     current = engine.library.procedures[procedure]

@@ -79,6 +79,7 @@ def _write(request: Request, who: Caller, key: Optional[str], payload: Any, stat
 def start(request: Request, body: InstanceCreate, who: Caller = Depends(caller),
           key: Optional[str] = IdempotencyKey) -> Response:
     engine = engine_of(request)
+    engine.library.require_enabled(body.procedure)  # 409 procedure_disabled, with its problems
     if body.procedure not in engine.library.procedures:
         raise ApiError(404, "not_found", f"no procedure {body.procedure!r}",
                        [problem("procedure", "unknown procedure")])
@@ -94,6 +95,7 @@ def start_many(request: Request, body: BulkCreate, who: Caller = Depends(caller)
     """Idempotent through the rows' external keys rather than an Idempotency-Key: sending the
     same rows again starts only those not stored yet."""
     engine = engine_of(request)
+    engine.library.require_enabled(body.procedure)  # 409 procedure_disabled, with its problems
     if body.procedure not in engine.library.procedures:
         raise ApiError(404, "not_found", f"no procedure {body.procedure!r}",
                        [problem("procedure", "unknown procedure")])

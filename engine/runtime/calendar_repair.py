@@ -23,6 +23,7 @@ from typing import Any, Optional
 from engine.calendar import WorkCalendar
 from engine.core import clocks as clk
 from engine.core.model import Decision, Event
+from engine.errors import ProcedureDisabled
 from engine.store import timers as timer_store
 
 log = logging.getLogger("sop.calendar")
@@ -44,7 +45,10 @@ def repair_all(engine: Any, now: Optional[datetime] = None) -> list[Repaired]:
         ids = timer_store.instances_with_open_steps(conn)
     done: list[Repaired] = []
     for iid in ids:
-        done += engine.repair_clocks(iid, now)
+        try:
+            done += engine.repair_clocks(iid, now)
+        except ProcedureDisabled as err:  # repaired once its procedure is fixed
+            log.warning("instance %s not repaired: %s", iid, err)
     if done:
         log.warning("working calendar changed: %d open deadlines recomputed", len(done))
     return done

@@ -15,7 +15,7 @@ from typing import Optional
 from engine.calendar import WorkCalendar
 from engine.clock import Clock, SystemClock
 from engine.errors import InputError
-from engine.spec.library import SHIPPED_ROOT, Library, load_checked
+from engine.spec.library import SHIPPED_ROOT, Library, load_directory
 from engine.spec.org import OrgSpec, load_org
 
 DEFAULT_DB = "sqlite:///sop.db"
@@ -52,6 +52,10 @@ class Settings:
     def load(self) -> tuple[Library, OrgSpec]:
         """The checked library and org, memoised while none of their files change.
 
+        A file with problems disables only its own procedure (a form: the procedures using
+        it; ``Library.disabled``): every other procedure keeps working, and a command that
+        needs a disabled one is refused with the problems (``ProcedureDisabled``).
+
         Loading and checking every procedure costs about a second of pure Python; a process
         that builds several engines (tests, the API) pays it once per set of file versions.
         """
@@ -59,7 +63,7 @@ class Settings:
         if key not in _LOADED:
             org = load_org(self.org)
             _LOADED.clear()
-            _LOADED[key] = (load_checked(self.procedures, org.roles), org)
+            _LOADED[key] = (load_directory(self.procedures, org.roles), org)
         return _LOADED[key]
 
 

@@ -89,7 +89,8 @@ class Engine:
         return at or self.clock.now()
 
     def procedure_for(self, conn: Connection, procedure: str, version: str) -> CompiledProcedure:
-        """The pinned version: the library's if it matches, else the stored snapshot."""
+        """The pinned version: the library's if it matches, else the stored snapshot (also
+        for a disabled procedure: its instances stay readable; commands refuse them)."""
         key = (procedure, version)
         if key not in self._versions:
             current = self.library.procedures.get(procedure)
@@ -98,6 +99,9 @@ class Engine:
             else:
                 snap = repo.load_snapshot(conn, procedure, version)
                 if snap is None:
+                    # A disabled procedure's instances are read from their stored snapshot;
+                    # without one there is nothing to read them with.
+                    self.library.require_enabled(procedure)
                     raise ReplayMismatch(procedure, None, f"version {version} of {procedure} is not stored")
                 self._versions[key] = CompiledProcedure.from_snapshot(json.loads(snap))
         return self._versions[key]
@@ -220,6 +224,7 @@ class Engine:
             if expected_revision is not None and expected_revision != inst.revision:
                 raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
             self._check_time(inst, when, self.calendar.zone)
+            self.library.require_enabled(inst.procedure, f"instance {instance_id}")
             proc = self.procedure_for(conn, inst.procedure, inst.version)
             inst = self._catch_up(conn, proc, inst, when)
             decision = decide(proc, inst, when, conn)
@@ -230,6 +235,7 @@ class Engine:
                  decide: Callable[[CompiledProcedure, Instance], Decision]) -> Instance:
         """Decide and commit a change inside the caller's transaction (timer sweeps use this)."""
         inst = repo.load_for_write(conn, instance_id, self.instances)
+        self.library.require_enabled(inst.procedure, f"instance {instance_id}")
         proc = self.procedure_for(conn, inst.procedure, inst.version)
         decision = decide(proc, inst)
         after = decision.result(proc, inst, ev.evolve)
@@ -306,6 +312,7 @@ class Engine:
         clock = inst.clocks.get(name)
         if clock is None or not clock.get("next"):
             return None
+        self.library.require_enabled(inst.procedure, f"instance {instance_id}")
         proc = self.procedure_for(conn, inst.procedure, inst.version)
         return self._fire_until(conn, proc, inst, datetime.fromisoformat(clock["next"]), strictly_before=False)
 
@@ -317,6 +324,7 @@ class Engine:
 
         with self.transaction() as conn:
             inst = repo.load_for_write(conn, instance_id, self.instances)
+            self.library.require_enabled(inst.procedure, f"instance {instance_id}")
             proc = self.procedure_for(conn, inst.procedure, inst.version)
             history = [_readable(r) for r in repo.events_of(conn, instance_id)]
             decision = repair_decision(proc, self.calendar, inst, history, now)
@@ -349,7 +357,7 @@ class Engine:
                 after = ev.evolve(proc, after, e)
         spawned: list[int] = []
         for req in decision.spawns:
-            child_proc = self.library.get(req.procedure)
+            child_proc = self.library.get(req.procedure, f"spawned by {proc.id} instance {before.id}")
             last_at = decision.events[-1].occurred_at if decision.events else after.last_occurred_at
             starter = self._spawner(decision)
             child = self._start_in(conn, child_proc, starter, req.data, last_at, before.id)
@@ -386,7 +394,7 @@ class Engine:
             return inst.with_(children=tuple(repo.children_of(conn, instance_id)))
 
     def available_actions(self, inst: Instance) -> list[dict[str, Any]]:
-        if not inst.active:
+        if not inst.active or inst.procedure in self.library.disabled:
             return []
         with self.connections.read() as conn:
             proc = self.procedure_for(conn, inst.procedure, inst.version)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
-from engine.errors import EngineError
+from engine.errors import EngineError, ProcedureDisabled
 from engine.store import db
 from engine.store import timers as timer_store
 
@@ -93,7 +93,7 @@ def _sweep_locking(engine: Any, until: datetime, limit: Optional[int], fired: li
                     try:
                         one = _fire_row(engine, conn, row)
                     except EngineError as err:
-                        log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
+                        _log_unfired(row, err)
                         failed.add((row.instance_id, row.name))
                         raise _Redo() from err
                     if one is not None:
@@ -135,12 +135,21 @@ def _fire_rows(engine: Any, conn: Any, rows: list[Any], failed: set[tuple[int, s
             with db.savepoint(conn):
                 one = _fire_row(engine, conn, row)
         except EngineError as err:
-            log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
+            _log_unfired(row, err)
             failed.add((row.instance_id, row.name))
             continue
         if one is not None:
             done.append(one)
     return done, len(rows)
+
+
+def _log_unfired(row: Any, err: EngineError) -> None:
+    """A step of a disabled procedure's instance is skipped and stays due (it fires once the
+    procedure's files are fixed); anything else refused is an error of that instance."""
+    if isinstance(err, ProcedureDisabled):
+        log.warning("timer %s of instance %s skipped, stays due: %s", row.name, row.instance_id, err)
+    else:
+        log.error("timer %s of instance %s not fired: %s", row.name, row.instance_id, err)
 
 
 def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:

@@ -97,7 +97,8 @@ def load_edited(library: Library, path: Path, roles: Any) -> CompiledProcedure:
         raise InputError("--with", f"{path} is not a file")
     forms_dir = forms_dir_for(path.parent)
     form_paths = [forms_dir] if forms_dir.is_dir() else [p for k, p in library.files.items() if k.startswith("form:")]
-    alone = load_library([path], form_paths, roles)
+    library_files = [p for k, p in library.files.items() if k.startswith("procedure:")]
+    alone = load_library([path], form_paths, roles, context_paths=library_files)  # spawns resolve
     if not alone.procedures:
         raise ProcedureError(alone.issues)
     pid = next(iter(alone.procedures))

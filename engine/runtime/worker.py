@@ -105,6 +105,8 @@ def run_worker(engine: Any, interval: float, say: Callable[[str], None]) -> None
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    for line in engine.library.disabled_lines():  # their instances' steps stay due, unfired
+        say(f"worker: {line}")
     repaired = repair_all(engine)  # a calendar edited while stopped counts before anything fires
     if repaired:
         say(f"worker: working calendar changed, {len(repaired)} open deadlines recomputed")

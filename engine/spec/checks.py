@@ -7,13 +7,14 @@ raising, so a process owner sees every problem of a file at once, as
 from __future__ import annotations
 
 import difflib
+import re
 from collections import deque
 from typing import Callable, Iterable, Mapping
 
 from engine.errors import Issue
 from engine.spec.expr import ExprError, compile_expr
 from engine.spec.forms import FieldSpec, FormSpec
-from engine.spec.models import AssignSpec, EffectSpec, ProcedureSpec
+from engine.spec.models import AssignSpec, EffectSpec, ProcedureSpec, SlaSpec
 from engine.spec.yamlio import Positions
 
 # Names every expression may read besides the procedure's data fields.
@@ -43,6 +44,9 @@ def check_procedure(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, For
     issues += check_reachability(spec, pos)
     issues += check_ways_out(spec, pos)
     issues += check_expressions(spec, pos, forms)
+    issues += check_message_placeholders(spec, pos, forms)
+    issues += check_system_actions(spec, pos)
+    issues += check_automatic_states(spec, pos)
     return issues
 
 
@@ -373,4 +377,139 @@ def check_clocks(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, FormSp
             parse_schedule(r.schedule, spec.units)
         except ValueError as e:
             issues.append(pos.issue(("reports", i, "schedule"), str(e)))
+    return issues
+
+
+def _all_effects(spec: ProcedureSpec) -> Iterable[tuple[EffectSpec, tuple]]:
+    """Every effect of the procedure with its path, wherever it is written."""
+    def each(effs: list[EffectSpec], path: tuple) -> Iterable[tuple[EffectSpec, tuple]]:
+        for k, e in enumerate(effs):
+            yield e, path + (k,)
+    yield from each(spec.start.effects, ("start", "effects"))
+    for name, st in spec.states.items():
+        yield from each(st.on_enter, ("states", name, "on_enter"))
+    for i, a in enumerate(spec.actions):
+        yield from each(a.effects, ("actions", i, "effects"))
+    for i, sla in enumerate(spec.slas):
+        yield from each(sla.on_warn, ("slas", i, "on_warn"))
+        yield from each(sla.on_breach, ("slas", i, "on_breach"))
+    for i, t in enumerate(spec.timers):
+        yield from each(t.effects, ("timers", i, "effects"))
+
+
+def check_spawn_data(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, FormSpec],
+                     procedures: Mapping[str, ProcedureSpec]) -> list[Issue]:
+    """``spawn.data`` fills the child's start form: a key the form does not have would refuse
+    the spawning action at run time ("unknown field"). A child not loaded is not checked."""
+    issues: list[Issue] = []
+    for e, p in _all_effects(spec):
+        if e.spawn is None or e.spawn.procedure not in procedures:
+            continue
+        child = procedures[e.spawn.procedure]
+        form_id = child.start.form
+        if form_id is not None and form_id not in forms:
+            continue  # the child's own lint says "unknown form"
+        fields = forms[form_id].fields if form_id else {}
+        for key in e.spawn.data:
+            if key not in fields:
+                where = f"start form {form_id!r}" if form_id else "start (it takes no data)"
+                issues.append(pos.issue(p + ("spawn", "data", key),
+                                        f"spawn data field {key!r} is not in {child.id}'s {where}",
+                                        hint=hint(key, fields) or (f"fields: {', '.join(sorted(fields))}"
+                                                                   if fields else "")))
+    return issues
+
+
+MESSAGE_NAMES = {"id", "state"}  # what a notify message may insert besides the instance's data
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def check_message_placeholders(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, FormSpec]) -> list[Issue]:
+    """``{name}`` in a notify message must be a field of the instance, ``{id}`` or ``{state}``:
+    anything else is sent as an empty string."""
+    known = set(field_types(spec, forms)) | MESSAGE_NAMES
+    issues: list[Issue] = []
+    for e, p in _all_effects(spec):
+        if e.notify is None:
+            continue
+        for name in _PLACEHOLDER.findall(e.notify.message):
+            if name not in known:
+                issues.append(pos.issue(p + ("notify", "message"),
+                                        f"message placeholder {{{name}}} is not a field of the instance, "
+                                        f"{{id}} or {{state}}", hint=hint(name, known)))
+    return issues
+
+
+def _running_states(spec: ProcedureSpec, sla: SlaSpec) -> set[str]:
+    """The states in which an SLA clock can be running (started, not stopped, not paused)."""
+    if sla.start_in:
+        first = {sla.start_in}
+    elif sla.start_on:
+        first = {a.to or s for a in spec.actions if a.name == sla.start_on for s in a.sources(spec.states)}
+    else:
+        first = {spec.start.state}
+    first = {s for s in first if s in spec.states and s not in sla.stop_in}
+    seen, queue = set(first), deque(first)
+    while queue:
+        s = queue.popleft()
+        for a in spec.actions_from(s):
+            nxt = a.to or s
+            if a.name in sla.stop_on or nxt in sla.stop_in or nxt not in spec.states or nxt in seen:
+                continue
+            seen.add(nxt)
+            queue.append(nxt)
+    return {s for s in seen if s not in sla.pause_in and spec.states[s].kind != "final"}
+
+
+def check_system_actions(spec: ProcedureSpec, pos: Positions) -> list[Issue]:
+    """An SLA's ``breach_action`` and a timer's ``action`` are taken by the engine as
+    ``system``: the action must allow the role ``system`` and be available from the states
+    where the clock runs; otherwise the engine's attempt is refused when it comes due."""
+    issues: list[Issue] = []
+
+    def check(name: str, path: tuple, states: set[str], what: str) -> None:
+        named = [a for a in spec.actions if a.name == name]
+        if not named:
+            return  # check_clocks says "unknown action"
+        if not any("system" in a.roles for a in named):
+            issues.append(pos.issue(path, f"action {name!r} does not allow the role 'system', "
+                                          f"so the engine cannot take it {what}",
+                                    hint="add system to its roles"))
+            return
+        missing = sorted(s for s in states if not any(s in a.sources(spec.states) for a in named))
+        if missing:
+            issues.append(pos.issue(path, f"action {name!r} is not available from "
+                                          f"{', '.join(repr(s) for s in missing)}, where the clock runs",
+                                    hint="add those states to its from:, or stop the clock before them"))
+
+    for i, sla in enumerate(spec.slas):
+        if sla.breach_action:
+            check(sla.breach_action, ("slas", i, "breach_action"), _running_states(spec, sla), "on breach")
+    for i, t in enumerate(spec.timers):
+        if t.action:
+            # armed in its state, or (no state) for the whole instance: every state not final
+            states = ({t.state} & set(spec.states) if t.state
+                      else {n for n, st in spec.states.items() if st.kind != "final"})
+            check(t.action, ("timers", i, "action"), states, "when the timer fires")
+    return issues
+
+
+def check_automatic_states(spec: ProcedureSpec, pos: Positions) -> list[Issue]:
+    """``kind: automatic`` means the engine moves the instance on by itself: a timer armed
+    in the state (or for the whole instance) or an SLA running there whose action leaves
+    it, or an ``on_enter`` that completes the instance. Without one it waits forever."""
+    issues: list[Issue] = []
+    for s, st in spec.states.items():
+        if st.kind != "automatic":
+            continue
+        if any(e.complete for e in st.on_enter):
+            continue
+        leaving = {a.name for a in spec.actions_from(s) if (a.to or s) != s}
+        timers = any(t.action in leaving for t in spec.timers if t.state in (None, s))
+        slas = any(sla.breach_action in leaving for sla in spec.slas if s in _running_states(spec, sla))
+        if not (timers or slas):
+            issues.append(pos.issue(("states", s), f"state {s!r} is automatic but nothing moves an instance "
+                                                   f"out of it by itself", key=True,
+                                    hint="add a timer with an action leaving it, an SLA breach_action, "
+                                         "or make it kind: task or wait"))
     return issues

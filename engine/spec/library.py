@@ -1,7 +1,10 @@
 """The procedure library: every procedure and form of a directory, checked and versioned.
 
-Loading collects every problem of every file before raising once, so ``sop lint`` and
-start-up report the whole picture. A procedure's *version* is the hash of its normalised
+Loading collects every problem of every file, so ``sop lint`` reports the whole picture.
+Each problem is charged to the procedure it belongs to (a broken form to every procedure
+that uses it): that procedure is *disabled* (``Library.disabled``) and every other one
+keeps working; a command that needs a disabled procedure is refused with its problems
+(``ProcedureDisabled``). A procedure's *version* is the hash of its normalised
 content together with the forms it uses: editing either gives a new version, while
 running instances stay on the snapshot they were started with.
 """
@@ -17,7 +20,7 @@ from typing import Any, Iterable
 from pydantic import ValidationError
 from transitions import Machine
 
-from engine.errors import Issue, ProcedureError
+from engine.errors import Issue, ProcedureDisabled, ProcedureError
 from engine.shipped import data_root
 from engine.spec import checks
 from engine.spec.expr import Expr, compile_expr
@@ -125,13 +128,25 @@ class Library:
     forms: dict[str, FormSpec] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    # procedure id -> the problems that disable it (its own, and those of the forms it uses)
+    disabled: dict[str, list[Issue]] = field(default_factory=dict)
 
-    def get(self, procedure_id: str) -> CompiledProcedure:
+    def get(self, procedure_id: str, needed_by: str = "") -> CompiledProcedure:
         from engine.errors import InputError
+        self.require_enabled(procedure_id, needed_by)
         if procedure_id not in self.procedures:
             known = ", ".join(sorted(self.procedures)) or "(none)"
             raise InputError("PROCEDURE", f"unknown procedure {procedure_id!r}; known: {known}")
         return self.procedures[procedure_id]
+
+    def disabled_lines(self) -> list[str]:
+        """One line per disabled procedure with its problems (what serve and worker print)."""
+        return [str(ProcedureDisabled(pid, issues)) for pid, issues in sorted(self.disabled.items())]
+
+    def require_enabled(self, procedure_id: str, needed_by: str = "") -> None:
+        """Refuse (``ProcedureDisabled``) when problems in its files disable the procedure."""
+        if procedure_id in self.disabled:
+            raise ProcedureDisabled(procedure_id, self.disabled[procedure_id], needed_by)
 
 
 def default_procedures_dir() -> Path:
@@ -169,48 +184,87 @@ def _load_model(path: Path, model: type, issues: list[Issue]) -> tuple[Any, Posi
 
 
 def load_library(procedure_paths: Iterable[Path], form_paths: Iterable[Path],
-                 roles: Iterable[str]) -> Library:
-    """Load and check everything; the returned library's ``issues`` lists all problems."""
+                 roles: Iterable[str], context_paths: Iterable[Path] = ()) -> Library:
+    """Load and check everything; the returned library's ``issues`` lists all problems and
+    ``disabled`` the procedures they disable (only enabled ones are in ``procedures``).
+
+    ``context_paths`` are more procedure files a spawn may name, read only to resolve
+    spawns and never checked (lint of a single file: its siblings in the same folder).
+    """
     lib = Library()
     form_pos: dict[str, Positions] = {}
+    form_issues: dict[str, list[Issue]] = {}  # form id (file stem when it did not load) -> its problems
     for path in _yaml_files(form_paths):
-        form, pos = _load_model(path, FormSpec, lib.issues)
-        if form is None:
-            continue
-        if form.id in lib.forms:
-            lib.issues.append(pos.issue(("id",), f"form id {form.id!r} is also defined in {lib.files['form:' + form.id]}"))
-            continue
-        if path.stem != form.id:
-            lib.issues.append(pos.issue(("id",), f"form id {form.id!r} differs from the file name {path.name!r}"))
-        lib.forms[form.id], form_pos[form.id] = form, pos
-        lib.files["form:" + form.id] = path
-        lib.issues += checks.check_form(form, pos)
-    loaded: list[tuple[ProcedureSpec, Positions, Path]] = []
+        mine: list[Issue] = []
+        form, pos = _load_model(path, FormSpec, mine)
+        if form is not None and form.id in lib.forms:
+            mine.append(pos.issue(("id",), f"form id {form.id!r} is also defined in {lib.files['form:' + form.id]}"))
+            form = None
+        if form is not None:
+            if path.stem != form.id:
+                mine.append(pos.issue(("id",), f"form id {form.id!r} differs from the file name {path.name!r}"))
+            lib.forms[form.id], form_pos[form.id] = form, pos
+            lib.files["form:" + form.id] = path
+            mine += checks.check_form(form, pos)
+        lib.issues += mine
+        if mine:
+            form_issues.setdefault(path.stem, []).extend(mine)
+            if form is not None and form.id != path.stem:
+                form_issues.setdefault(form.id, []).extend(mine)
+    loaded: list[tuple[ProcedureSpec, Positions, Path, list[Issue]]] = []
+    broken: dict[str, list[Issue]] = {}  # procedure files that did not load, by file stem
     for path in _yaml_files(procedure_paths):
-        spec, pos = _load_model(path, ProcedureSpec, lib.issues)
+        mine = []
+        spec, pos = _load_model(path, ProcedureSpec, mine)
         if spec is None:
+            lib.issues += mine
+            broken.setdefault(path.stem, []).extend(mine)
             continue
         if path.stem != spec.id:
-            lib.issues.append(pos.issue(("id",), f"procedure id {spec.id!r} differs from the file name {path.name!r}"))
-        loaded.append((spec, pos, path))
-    ids = {s.id for s, _, _ in loaded}
+            mine.append(pos.issue(("id",), f"procedure id {spec.id!r} differs from the file name {path.name!r}"))
+        loaded.append((spec, pos, path, mine))
+    # A spawn of a procedure whose file is broken is not "unknown": that procedure is disabled.
+    specs: dict[str, ProcedureSpec] = {}
+    context_ids: set[str] = set()
+    for path in _yaml_files(context_paths):
+        spec, _ = _load_model(path, ProcedureSpec, [])
+        context_ids.add(path.stem)
+        if spec is not None:
+            specs[spec.id] = spec
+    specs.update({s.id: s for s, _, _, _ in loaded})
+    ids = set(specs) | set(broken) | context_ids
     roles = set(roles)
-    for spec, pos, path in loaded:
-        problems = checks.check_procedure(spec, pos, lib.forms, roles, ids)
-        problems += checks.check_form_conditions(spec, pos, lib.forms, form_pos)
-        lib.issues += problems
+    for spec, pos, path, mine in loaded:
+        mine += checks.check_procedure(spec, pos, lib.forms, roles, ids)
+        mine += checks.check_form_conditions(spec, pos, lib.forms, form_pos)
+        mine += checks.check_spawn_data(spec, pos, lib.forms, specs)
+        lib.issues += mine
         used = {spec.start.form, *(a.form for a in spec.actions)} - {None}
         forms = {f: lib.forms[f] for f in used if f in lib.forms}  # type: ignore[index]
-        lib.procedures[spec.id] = CompiledProcedure(spec, forms)
         lib.files["procedure:" + spec.id] = path
+        problems = mine + [i for f in sorted(used) for i in form_issues.get(f, [])]  # type: ignore[type-var]
+        if problems:
+            lib.disabled[spec.id] = problems
+        else:
+            lib.procedures[spec.id] = CompiledProcedure(spec, forms)
+    for stem, problems in broken.items():
+        lib.disabled.setdefault(stem, []).extend(problems)
     return lib
 
 
 def load_checked(procedures_dir: Path, roles: Iterable[str]) -> Library:
-    """Load a procedures directory (and its sibling forms/) or raise with every issue."""
-    forms_dir = forms_dir_for(procedures_dir)
-    # No forms/ at all is fine until a procedure names a form ("unknown form" then says so).
-    lib = load_library([procedures_dir], [forms_dir] if forms_dir.is_dir() else [], roles)
+    """Load a procedures directory (and its sibling forms/) or raise with every issue
+    (tests and tools that want all or nothing; the runtime uses ``load_library`` and runs
+    what is enabled)."""
+    lib = load_directory(procedures_dir, roles)
     if lib.issues:
         raise ProcedureError(lib.issues)
     return lib
+
+
+def load_directory(procedures_dir: Path, roles: Iterable[str]) -> Library:
+    """A procedures directory and its sibling forms/: every problem collected, the procedures
+    they touch disabled, the others ready to run."""
+    forms_dir = forms_dir_for(procedures_dir)
+    # No forms/ at all is fine until a procedure names a form ("unknown form" then says so).
+    return load_library([procedures_dir], [forms_dir] if forms_dir.is_dir() else [], roles)

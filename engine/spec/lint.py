@@ -2,7 +2,8 @@
 
 Paths may be files or directories, procedures or forms; a file is a procedure when it
 has ``states`` at the top level. Procedures are checked against the forms given plus
-the ``forms/`` directory beside their own directory, and against the org's roles.
+the ``forms/`` directory beside their own directory, and against the org's roles. A spawn
+of a procedure not given is resolved from the procedure files of the same folder.
 """
 from __future__ import annotations
 
@@ -34,7 +35,11 @@ def lint(paths: Iterable[Path], roles: Iterable[str]) -> list[Issue]:
     explicit = {f.resolve() for f in forms}
     extra_forms = [f for d in sorted(form_dirs) if d.is_dir() for f in sorted(d.glob("*.yaml"))
                    if f.resolve() not in explicit]
-    lib = load_library(procedures, forms + extra_forms, roles)
+    # A spawn names a procedure of the same folder: read the siblings not given to resolve it
+    # (and check the data passed to its start form), without linting them.
+    given = {f.resolve() for f in procedures}
+    siblings = sorted({q for p in procedures for q in p.parent.glob("*.yaml") if q.resolve() not in given})
+    lib = load_library(procedures, forms + extra_forms, roles, context_paths=siblings)
     # Problems of the sibling forms on their own belong to a lint of those files; problems
     # a procedure causes in them (a condition naming a field it never collects) stay.
     form_local = {str(i) for i in load_library([], extra_forms, roles).issues} if extra_forms else set()

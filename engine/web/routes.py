@@ -22,7 +22,7 @@ from engine.api.auth import Caller
 from engine.audit import link_checks
 from engine.core.decide import check_scope
 from engine.errors import (ActionNotAllowed, ConcurrencyConflict, EngineError, FormInvalid, InstanceNotFound,
-                           NotAuthorized, OutOfScope, StoreBusy)
+                           NotAuthorized, OutOfScope, ProcedureDisabled, StoreBusy)
 from engine.spec.forms import FormSpec
 from engine.web import diagram, fields, views
 from engine.web.session import (authenticate, check_csrf, csrf_token, log_in, safe_next, viewer)
@@ -75,6 +75,9 @@ def refusal(engine: Any, e: EngineError) -> tuple[int, str]:
         return 409, f"当前状态下不能执行此操作：{e.reason}。未保存任何内容。"
     if isinstance(e, InstanceNotFound):
         return 404, "没有这张单据。"
+    if isinstance(e, ProcedureDisabled):
+        return 409, (f"流程 {e.procedure} 的定义文件有误，暂停使用（{'；'.join(str(i) for i in e.issues)}）。"
+                     "未保存任何内容，请联系管理员运行 sop lint 修正。")
     if isinstance(e, StoreBusy):
         return 503, "系统繁忙，本次未保存，请稍后重试。"
     return 422, f"无法执行：{e}。未保存任何内容。"
@@ -187,7 +190,9 @@ def start_list(request: Request) -> HTMLResponse:
 
 
 def _startable(request: Request, procedure: str) -> Any:
-    proc = engine_of(request).library.procedures.get(procedure)
+    library = engine_of(request).library
+    library.require_enabled(procedure)
+    proc = library.procedures.get(procedure)
     if proc is None:
         raise InstanceNotFound(procedure)
     return proc
@@ -212,6 +217,8 @@ def start_form(request: Request, procedure: str) -> HTMLResponse:
         proc = _startable(request, procedure)
     except InstanceNotFound:
         return message(request, who, "没有这个流程。", 404)
+    except ProcedureDisabled as e:
+        return message(request, who, *refusal(engine_of(request), e)[::-1])
     form = proc.form(proc.spec.start.form)
     return _form_page(request, who, title=f"新建{proc.spec.title}", heading=f"新建：{proc.spec.title}", form=form,
                       action_url=f"/start/{procedure}", back="/start", labels=views.field_labels(proc))
@@ -227,6 +234,8 @@ async def start(request: Request, procedure: str) -> Response:
         proc = _startable(request, procedure)
     except InstanceNotFound:
         return message(request, who, "没有这个流程。", 404)
+    except ProcedureDisabled as e:
+        return message(request, who, *refusal(engine_of(request), e)[::-1])
     form = proc.form(proc.spec.start.form)
     data, shown, stored = await run_in_threadpool(fields.parse, form, submitted, views.zone_of(engine),
                                                   request.app.state.evidence)

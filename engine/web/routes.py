@@ -189,13 +189,17 @@ def start_list(request: Request) -> HTMLResponse:
     return render(request, "start.html", {"procedures": procs, "quick": QUICK_START}, who)
 
 
-def _startable(request: Request, procedure: str) -> Any:
+def _startable(request: Request, who: Caller, procedure: str) -> tuple[Any, Optional[Response]]:
+    """(the procedure, None), or (None, the page that says why it cannot be started)."""
     library = engine_of(request).library
-    library.require_enabled(procedure)
+    try:
+        library.require_enabled(procedure)
+    except ProcedureDisabled as e:
+        return None, message(request, who, *refusal(engine_of(request), e)[::-1])
     proc = library.procedures.get(procedure)
     if proc is None:
-        raise InstanceNotFound(procedure)
-    return proc
+        return None, message(request, who, "没有这个流程。", 404)
+    return proc, None
 
 
 def _form_page(request: Request, who: Caller, *, title: str, heading: str, form: Optional[FormSpec], action_url: str,
@@ -213,12 +217,9 @@ def _form_page(request: Request, who: Caller, *, title: str, heading: str, form:
 @router.get("/start/{procedure}", response_class=HTMLResponse)
 def start_form(request: Request, procedure: str) -> HTMLResponse:
     who = viewer(request)
-    try:
-        proc = _startable(request, procedure)
-    except InstanceNotFound:
-        return message(request, who, "没有这个流程。", 404)
-    except ProcedureDisabled as e:
-        return message(request, who, *refusal(engine_of(request), e)[::-1])
+    proc, page = _startable(request, who, procedure)
+    if page is not None:
+        return page
     form = proc.form(proc.spec.start.form)
     return _form_page(request, who, title=f"新建{proc.spec.title}", heading=f"新建：{proc.spec.title}", form=form,
                       action_url=f"/start/{procedure}", back="/start", labels=views.field_labels(proc))
@@ -230,12 +231,9 @@ async def start(request: Request, procedure: str) -> Response:
     submitted = await request.form(**FORM_LIMITS)
     check_csrf(request, submitted)
     engine = engine_of(request)
-    try:
-        proc = _startable(request, procedure)
-    except InstanceNotFound:
-        return message(request, who, "没有这个流程。", 404)
-    except ProcedureDisabled as e:
-        return message(request, who, *refusal(engine_of(request), e)[::-1])
+    proc, page = _startable(request, who, procedure)
+    if page is not None:
+        return page
     form = proc.form(proc.spec.start.form)
     data, shown, stored = await run_in_threadpool(fields.parse, form, submitted, views.zone_of(engine),
                                                   request.app.state.evidence)

@@ -4,7 +4,7 @@ Why: a deadline in a year no notice was known for was computed on the provisiona
 calendar (engine/statutory.py). When the site adds the year's State Council notice to its
 calendar file, or a newer ``chinese-calendar`` knows it, or a known year is corrected,
 open deadlines computed on the old answer are wrong. This recomputes every open clock
-step from the event its due time was counted from (``clocks.repaired``) and records one
+step from the event its due time was counted from (``clock_repair.repaired``) and records one
 ``ClockRepaired`` event per clock that changed, with the old due, the new due and why,
 in the same transaction as the projection and the timers row, so replay and audit hold
 and the sweep fires the step at its new time. Nothing is rewritten: met and breached
@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from engine.calendar import WorkCalendar
 from engine.core import clocks as clk
+from engine.core.clock_repair import repaired
 from engine.core.model import Decision, Event
 from engine.errors import ProcedureDisabled
 from engine.store import timers as timer_store
@@ -63,7 +64,7 @@ def repair_decision(proc: Any, cal: WorkCalendar, inst: Any, history: list[Event
     last event. The sweep then fires each step at its corrected time.
     """
     changes = [(name, clock, new) for name, clock in sorted(inst.clocks.items())
-               if (new := clk.repaired(proc, cal, inst, name, history)) is not None]
+               if (new := repaired(proc, cal, inst, name, history)) is not None]
     decision = Decision()
     if not changes:
         return decision

@@ -122,11 +122,22 @@ class Browser:
 
     def submit_and_wait(self, button_css: str, then_css: str) -> Any:
         """Click and wait for an element of the page that follows (not the old page's)."""
-        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.common.exceptions import WebDriverException
 
         old = self.el("body")
         self.el(button_css).click()
-        self.wait.until(ec.staleness_of(old))
+
+        def left(_driver: Any) -> bool:
+            # ec.staleness_of catches only StaleElementReferenceException; in the middle of a
+            # navigation chromedriver may say the node "does not belong to the document"
+            # instead: the old page is gone either way.
+            try:
+                old.is_enabled()
+            except WebDriverException:
+                return True
+            return False
+
+        self.wait.until(left)
         return self.el(then_css)
 
     def login(self, staff: str) -> None:

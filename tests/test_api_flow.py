@@ -94,3 +94,18 @@ def test_procedures_versions_and_form_schemas_for_rendering(api: Api) -> None:
     assert set(reply["json_schema"]["required"]) >= {"reply_method", "reply_summary"}
     none = api.as_("chen_jing").get(f"/v1/instances/{inst['id']}/actions/investigate/form").json()
     assert none["definition"] is None and none["json_schema"]["properties"] == {}
+
+
+def test_api_verify_checks_the_ledger_too_and_names_a_deleted_instance(api: Api, db_url: str) -> None:
+    from tests.test_audit_ledger import delete_instance
+
+    api.start_complaint()
+    victim = api.start_complaint(unit="5-0101")["id"]
+    auditor = api.as_("gao_ya")
+    clean = auditor.get("/v1/audit/verify").json()
+    assert clean["ok"] and clean["findings"] == [] and clean["ledger_rows"] >= 2
+    api.engine.close()
+    delete_instance(db_url, victim)          # every chain left is intact: only the ledger can tell
+    found = auditor.get("/v1/audit/verify").json()
+    assert found["ok"] is False and found["broken"] is None
+    assert ("instance_deleted", victim) in {(f["kind"], f["instance"]) for f in found["findings"]}

@@ -224,11 +224,23 @@ class BrokenLinkPublic(Public):
     reason: str
 
 
+class FindingPublic(Public):
+    """One piece of tampering `sop audit verify` names (see docs/audit.md)."""
+
+    kind: str  # edited | rewritten | inserted | deleted | instance_deleted | reordered | ledger
+    detail: str
+    instance: Optional[int] = None
+    seq: Optional[int] = None
+    ledger_seq: Optional[int] = None
+
+
 class VerifyPublic(Public):
     ok: bool
     instances: int
     events: int
     broken: Optional[BrokenLinkPublic]
+    ledger_rows: int = 0  # rows of the store-wide ledger checked against every chain
+    findings: list[FindingPublic] = []  # every piece of tampering found, chains and ledger
 
 
 class VersionPublic(Public):

@@ -30,10 +30,16 @@ class SlaRowPublic(BaseModel):
 @router.get("/audit/verify", response_model=VerifyPublic, summary="Check every hash chain")
 def verify(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     who.require(who.auditing_roles, "verify the audit log")
-    n_inst, n_events, broken = request.app.state.engine.verify()
-    return {"ok": broken is None, "instances": n_inst, "events": n_events,
+    from engine.runtime.auditing import run  # the same check as `sop audit verify`: chains and ledger
+
+    rep = run(request.app.state.engine)
+    broken = rep.broken
+    return {"ok": rep.ok, "instances": rep.instances, "events": rep.events,
             "broken": None if broken is None else {"instance": broken.instance_id, "seq": broken.seq,
-                                                   "reason": broken.reason}}
+                                                   "reason": broken.reason},
+            "ledger_rows": rep.ledger_rows,
+            "findings": [{"kind": f.kind, "detail": f.detail, "instance": f.instance_id, "seq": f.seq,
+                          "ledger_seq": f.ledger_seq} for f in rep.findings]}
 
 
 @router.get("/reports/sla", response_model=list[SlaRowPublic],

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import click
 
+from engine.cli.output import emit
 from engine.errors import InputError, RowsInvalid
 from engine.spec.forms import FormSpec
 
@@ -112,11 +113,12 @@ def _check_header(path: Path, header: list[str], form: Optional[FormSpec]) -> No
         raise InputError(where, f"no column for required field(s) {', '.join(missing)} of the start form {form.id}")
 
 
-def start_each(engine: Any, procedure: str, staff: str, path: Path, key: Optional[str],
-               at: Optional[datetime], as_json: bool) -> None:
+def start_each(ctx: Any, procedure: str, staff: str, path: Path, key: Optional[str],
+               at: Optional[datetime]) -> None:
     """Start one instance per row of ``path``; print the summary, or each refused row's line."""
     from engine.runtime.bulk import keys_from_template, start_many
 
+    engine = ctx.engine
     proc = engine.library.get(procedure)
     form = proc.form(proc.spec.start.form)
     rows = read_rows(path, form)
@@ -130,12 +132,9 @@ def start_each(engine: Any, procedure: str, staff: str, path: Path, key: Optiona
     summary = {"procedure": procedure, "rows": len(rows.values), "started": len(started),
                "already_present": len(result.existing), "first_id": started[0].id if started else None,
                "last_id": started[-1].id if started else None, "ids": [i.id for i in result.instances]}
-    if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
-        return
     ids = f" (#{summary['first_id']} … #{summary['last_id']})" if started else ""
-    click.echo(f"{procedure} {proc.spec.title}: {len(started):,} started{ids}, "
-               f"{len(result.existing):,} already present")
+    emit(ctx, summary, lambda: click.echo(f"{procedure} {proc.spec.title}: {len(started):,} started{ids}, "
+                                          f"{len(result.existing):,} already present"))
 
 
 def _refused(rows: Rows, e: RowsInvalid) -> None:

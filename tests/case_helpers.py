@@ -6,7 +6,7 @@ library itself while its files are unchanged).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Iterator
 
 import pytest
@@ -45,25 +45,6 @@ def notifications(engine: Any, iid: int, containing: str = "") -> list[dict[str,
 def timer_fires(engine: Any, iid: int, name: str) -> list[str]:
     """The scheduled times (Shanghai) at which timer ``name`` fired."""
     return [local(d["due"]) for d in events(engine, iid, "TimerFired") if d["name"] == name]
-
-
-def tick(engine: Any, until: datetime) -> list[Any]:
-    """``sop tick --until``: set the settable clock to ``until`` and fire what is due.
-
-    A recurring timer that missed several occurrences fires once, for the latest (the
-    engine's catch-up rule), so scenarios that count daily firings tick day by day.
-    """
-    engine.clock.set(until)
-    return engine.tick(until)
-
-
-def tick_days(engine: Any, first: str, last: str, at: str = "23:59") -> None:
-    """Sweep day by day (at ``at`` each day) from ``first`` to ``last`` inclusive (dates)."""
-    day = datetime.fromisoformat(first)
-    end = datetime.fromisoformat(last)
-    while day <= end:
-        tick(engine, t(f"{day.date().isoformat()}T{at}"))
-        day += timedelta(days=1)
 
 
 def deadline(engine: Any, iid: int, name: str) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from engine.errors import InputError, NotAuthorized, RowsInvalid, StaffNotFound
 from engine.runtime import bulk as bulk_module
 from engine.store import prepared as prepared_module
 from engine.runtime.config import Settings, build_engine
-from tests.case_helpers import t, tick_days, timer_fires
+from engine.timeskip import skip_days
+from tests.case_helpers import t, timer_fires
 from tests.conftest import ROOT, SHANGHAI
 
 FEE_AT = t("2025-10-01T09:00")
@@ -143,7 +144,7 @@ def test_fee2_dun11_bulk_started_cycles_arm_the_notice_day_and_the_reminders(eng
     assert names == {"notice_day": "2025-10-05T09:00:00+08:00", "debit_sms": "2025-10-07T09:00:00+08:00",
                      "cycle_end": "2025-10-31T18:00:00+08:00"}
     assert {d["name"] for d in engine.deadlines(cash.id)} == {"notice_day", "debit_sms", "due_sms", "cycle_end"}
-    tick_days(engine, "2025-10-01", "2025-10-05")
+    skip_days(engine, t("2025-10-01T23:59"), t("2025-10-05T23:59"))
     assert timer_fires(engine, bank.id, "notice_day") == timer_fires(engine, cash.id, "notice_day") == \
         ["2025-10-05T09:00"]
 

@@ -8,7 +8,8 @@ judged for every day it missed, not once.
 """
 from __future__ import annotations
 
-from tests.case_helpers import clock, engine, events, local, notifications, t, tick  # noqa: F401  (fixtures)
+from engine.timeskip import skip_to
+from tests.case_helpers import clock, engine, events, local, notifications, t  # noqa: F401  (fixtures)
 from tests.test_rules_dunning import open_case, reports
 from tests.test_rules_renovation import PATROL, open_works
 from tests.test_rules_renovation import t as day_at
@@ -16,7 +17,7 @@ from tests.test_rules_renovation import t as day_at
 
 def test_dun10_february_ladder_in_one_tick_fires_each_notice_on_its_own_day(engine) -> None:  # type: ignore[no-untyped-def]
     c = open_case(engine, posted="2026-02-01T09:00", period="2026-02", monthly_ladder=True)
-    tick(engine, t("2026-03-01T00:00"))                      # one sweep over the whole month
+    skip_to(engine, t("2026-03-01T00:00"))                      # one sweep over the whole month
     c = engine.show(c.id)
     assert [local(c.data[k]) for k in ("notice1_at", "notice2_at", "final_notice_at")] == [
         "2026-02-16T09:00", "2026-02-24T09:00", "2026-02-28T09:00"]
@@ -34,7 +35,7 @@ def test_dun11_condition_is_judged_on_the_day_the_step_was_due(engine) -> None: 
     # Due date 10-15, cash payer: the SMS step is due 10-05 09:00, when date(now) < due_date
     # holds. A sweep that only comes back on 10-20 still sends it, dated 10-05.
     c = open_case(engine, posted="2025-09-25T09:00", payment_method="cash", due_date="2025-10-15")
-    tick(engine, t("2025-10-20T09:00"))
+    skip_to(engine, t("2025-10-20T09:00"))
     assert [n["_at"] for n in notifications(engine, c.id, "缴费通知短信")] == ["2025-10-05T09:00"]
     assert local(engine.show(c.id).data["sms_reminder_at"]) == "2025-10-05T09:00"
 
@@ -45,7 +46,7 @@ def test_ren4_daily_patrol_quota_is_judged_for_every_day_of_a_week_long_gap(engi
     # (each command first fires what came due before it: the make-up Sunday's check).
     engine.advance(r.id, "steward_patrol", "chen_jing", PATROL, at=day_at("2025-09-29", "10:00"))
     engine.advance(r.id, "steward_patrol", "chen_jing", PATROL, at=day_at("2025-09-29", "16:00"))
-    tick(engine, day_at("2025-10-11", "18:30"))                  # the worker is back
+    skip_to(engine, day_at("2025-10-11", "18:30"))                  # the worker is back
     data = engine.show(r.id).data
     # Checked: 09-28 (none), 09-29 (two: met), 09-30, 10-09, 10-10, 10-11 (none); the
     # National Day holiday is not checked.

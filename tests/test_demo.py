@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from cli import main
-from engine.runtime import demo as demo_run
+from engine import demo as demo_run
 from engine.runtime.config import Settings, build_engine
 from tests.conftest import ROOT
 

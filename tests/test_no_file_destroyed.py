@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import tests.test_rules_dunning as dun
 from cli import main
-from engine.runtime import demo as demo_run
+from engine import demo as demo_run
 from engine.runtime.config import Settings, build_engine
 from tests.case_helpers import clock, engine, runner  # noqa: F401  (fixtures)
 from tests.conftest import ROOT
@@ -142,7 +142,7 @@ def test_checking_a_database_file_keeps_this_process_locks_on_it(tmp_path: Path)
     import subprocess
     import sys
 
-    from engine.runtime.demo import is_demo_db
+    from engine.demo import is_demo_db
     from engine.store.migrate import check_sqlite_file
 
     db = tmp_path / "held.db"

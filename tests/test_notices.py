@@ -10,7 +10,8 @@ import pytest
 import tests.test_rules_dunning as dun
 from adapters.notices import render_notice, rmb_upper
 from engine.errors import InputError
-from tests.case_helpers import clock, engine, runner, t, tick_days  # noqa: F401  (fixtures)
+from engine.timeskip import skip_days
+from tests.case_helpers import clock, engine, runner, t  # noqa: F401  (fixtures)
 
 
 @pytest.mark.parametrize("amount, text", [
@@ -24,7 +25,7 @@ def test_amounts_are_printed_in_capital_numerals(amount: str, text: str) -> None
 
 def test_dun10_ladder_notices_ask_for_payment_within_seven_days_of_issue(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     c = dun.open_case(engine, posted="2026-02-02T09:00", period="2026-02", monthly_ladder=True)
-    tick_days(engine, "2026-02-02", "2026-02-28")
+    skip_days(engine, t("2026-02-02T23:59"), t("2026-02-28T23:59"))
     first = render_notice(engine, c.id, "notice_1", tmp_path).read_text(encoding="utf-8")
     assert "催费通知书" in first and "2026年2月 物业服务费至本月15日尚未缴纳" in first
     assert "1,280.00 元（大写：壹仟贰佰捌拾元整）" in first

@@ -21,7 +21,8 @@ from engine.runtime.calendar_status import open_provisional_count, watch
 from engine.runtime.calendar_status import status as calendar_status
 from engine.runtime.config import Settings, build_engine
 from engine.store.tables import outbox
-from tests.case_helpers import clock, events, local, t, tick  # noqa: F401  (fixtures)
+from engine.timeskip import skip_to
+from tests.case_helpers import clock, events, local, t  # noqa: F401  (fixtures)
 from tests.conftest import ROOT
 
 COMPLAINT = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "content": "楼上漏水",
@@ -83,7 +84,7 @@ def test_dun12_payment_on_2026_12_31_is_booked_while_daily_timers_run_into_2027(
     engine = engine_for(db_url, site, clock)
     c = engine.start("dunning", "li_qiang", {**CASE, "notices_posted_at": t("2026-12-01T09:00").isoformat()},
                      at=t("2026-12-01T09:00"))
-    tick(engine, t("2026-12-31T11:00"))
+    skip_to(engine, t("2026-12-31T11:00"))
     paid = engine.advance(c.id, "record_payment", "liu_fang", {"payment_amount": CASE["amount_due"],
                           "payment_channel": "wechat", "payment_reference": "WX-20261231"}, at=t("2026-12-31T11:00"))
     assert paid.status == "completed" and engine.replay(c.id).ok
@@ -116,9 +117,9 @@ def test_calendar_repair_moves_open_deadlines_with_one_event_each_once_the_notic
     assert all(after.replay(i).ok for i in (c.id, phone.id, early.id)) and after.verify()[2] is None
     assert repair_all(after, t("2026-12-30T13:00")) == []  # a second repair finds nothing to move
     # The sweep judges the corrected deadline: still open on the old due, breached after the new.
-    tick(after, t("2027-01-05T18:00"))
+    skip_to(after, t("2027-01-05T18:00"))
     assert sla(after, c.id)["status"] in ("open", "warned")
-    tick(after, t("2027-01-06T10:01"))
+    skip_to(after, t("2027-01-06T10:01"))
     assert sla(after, c.id)["status"] == "breached"
 
 
@@ -186,9 +187,9 @@ def test_fee5_the_2027_01_fee_cycle_hands_its_unpaid_unit_to_dunning(db_url, sit
     engine = engine_for(db_url, site, clock)
     c = engine.start("fee_cycle", "lin_cai", {**CHARGES, "period": "2027-01", "unit": "7-0802", "payment_method": "cash",
                      "due_date": "2027-01-15"}, at=t("2027-01-04T09:00"))
-    tick(engine, t("2027-01-05T09:00"))
+    skip_to(engine, t("2027-01-05T09:00"))
     engine.advance(c.id, "deliver_notice", "xu_bin", {"delivered_via": "patrol"}, at=t("2027-01-05T15:00"))
-    tick(engine, t("2027-02-01T09:00"))                       # the month-end timer closes the cycle
+    skip_to(engine, t("2027-02-01T09:00"))                       # the month-end timer closes the cycle
     closed = engine.show(c.id)
     assert closed.status == "completed" and closed.data["outcome"] == "handed_to_dunning"
     [child] = closed.children

@@ -6,6 +6,7 @@ from datetime import datetime
 import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid, NotAuthorized
+from engine.timeskip import skip_to
 from tests._rules import notices
 from tests.conftest import SHANGHAI
 
@@ -24,11 +25,6 @@ def t(day: str, hm: str) -> datetime:
 @pytest.fixture(autouse=True)
 def _clock_before_the_scenarios(clock) -> None:  # type: ignore[no-untyped-def]
     clock.set(t("2025-09-29", "08:00"))
-
-
-def tick(engine, clock, until: datetime) -> list:  # type: ignore[no-untyped-def]
-    clock.set(until)
-    return engine.tick(until)
 
 
 def register(engine, data=LOAN):  # type: ignore[no-untyped-def]
@@ -103,20 +99,20 @@ def test_arc3_overdue_loans_are_chased_by_the_archive_keeper(engine, clock) -> N
     with pytest.raises(ActionNotAllowed):
         engine.advance(loan.id, "chase", "gao_ya", {"chase_method": "phone", "chase_note": "x"},
                        at=t("2025-09-30", "10:00"))                   # not due yet
-    tick(engine, clock, t("2025-09-30", "16:59"))
+    skip_to(engine, t("2025-09-30", "16:59"))
     assert engine.show(loan.id).data["overdue"] is False
-    tick(engine, clock, t("2025-09-30", "17:01"))
+    skip_to(engine, t("2025-09-30", "17:01"))
     assert engine.show(loan.id).data["overdue"] is True
     first = notices(engine, loan.id)[-1]
     assert first["recipients"] == ["gao_ya"] and "借阅逾期" in first["message"]
     for day in ("2025-10-01", "2025-10-03", "2025-10-08"):              # National Day: no reminders
-        tick(engine, clock, t(day, "10:30"))
+        skip_to(engine, t(day, "10:30"))
     assert len(notices(engine, loan.id)) == 1
-    tick(engine, clock, t("2025-10-09", "10:30"))                       # first workday after the holiday
+    skip_to(engine, t("2025-10-09", "10:30"))                       # first workday after the holiday
     engine.advance(loan.id, "chase", "gao_ya", {"chase_method": "phone", "chase_note": "郑波答应明天归还"},
                    at=t("2025-10-09", "11:00"))
-    tick(engine, clock, t("2025-10-10", "10:30"))
-    tick(engine, clock, t("2025-10-11", "10:30"))                       # make-up Saturday: reminded too
+    skip_to(engine, t("2025-10-10", "10:30"))
+    skip_to(engine, t("2025-10-11", "10:30"))                       # make-up Saturday: reminded too
     reminders = [n for n in notices(engine, loan.id) if "仍未归还" in n["message"]]
     assert len(reminders) == 3 and "已催还 1 次" in reminders[-1]["message"]
     with pytest.raises(NotAuthorized):

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid, NotAuthorized
+from engine.timeskip import skip_days, skip_to
 from tests.conftest import SHANGHAI
 from tests.case_helpers import (clock, deadline, engine, events, local, notifications, t,  # noqa: F401  (fixture)
-                                tick, tick_days, timer_fires)
+                                timer_fires)
 
 CASE = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "period": "2025-09",
         "amount_due": "1280.00"}
@@ -43,9 +44,9 @@ def test_dun1_units_enter_the_ledger_only_after_the_collective_payment_week(engi
     assert c.state == "collective_period" and c.assignee is None
     assert deadline(engine, c.id, "collective_period_over")["due"] == "2025-10-03T09:00:00+08:00"
     assert "first_call" not in {d["name"] for d in engine.deadlines(c.id)}
-    tick(engine, t("2025-10-03T08:59"))
+    skip_to(engine, t("2025-10-03T08:59"))
     assert engine.show(c.id).state == "collective_period"
-    tick(engine, t("2025-10-03T09:00"))
+    skip_to(engine, t("2025-10-03T09:00"))
     c = engine.show(c.id)
     assert c.state == "ledger" and c.assignee == "chen_jing"
     taken = events(engine, c.id, "ActionTaken")[0]
@@ -56,7 +57,7 @@ def test_dun1_units_enter_the_ledger_only_after_the_collective_payment_week(engi
     paid = engine.advance(paid.id, "record_payment", "liu_fang", {"payment_amount": "1280.00",
                           "payment_channel": "front_desk", "payment_reference": "SJ-0001"}, at=t("2025-09-28T10:00"))
     assert paid.status == "completed" and paid.state == "collective_period" and paid.data["outcome"] == "paid"
-    tick(engine, t("2025-10-04T00:00"))
+    skip_to(engine, t("2025-10-04T00:00"))
     assert engine.show(paid.id).assignee is None
 
 
@@ -89,7 +90,7 @@ def test_dun3_first_call_within_five_workdays_counting_the_make_up_saturday(engi
                                                        "due": "2025-10-13T18:00:00+08:00"}
     engine.advance(on_time.id, "classify_b", "chen_jing", call("phone_off", "关机"), at=t("2025-10-13T17:30"))
     assert deadline(engine, on_time.id, "first_call")["status"] == "met"
-    tick(engine, t("2025-10-13T18:00"))
+    skip_to(engine, t("2025-10-13T18:00"))
     assert deadline(engine, late.id, "first_call")["status"] == "breached"
     warned = notifications(engine, late.id, "首次电话催缴即将到期")
     assert warned and warned[0]["recipients"] == ["chen_jing"] and warned[0]["_at"] < "2025-10-13T18:00"
@@ -136,15 +137,15 @@ def test_dun4_the_first_call_classifies_the_unit_a_to_e(engine) -> None:  # type
 def test_dun5_class_a_reminder_on_the_workday_before_the_promised_date(engine) -> None:  # type: ignore[no-untyped-def]
     c = in_ledger(engine)
     c = engine.advance(c.id, "classify_a", "chen_jing", call(promised_date="2025-10-13"), at=t("2025-09-30T10:00"))
-    tick_days(engine, "2025-09-30", "2025-10-10")
+    skip_days(engine, t("2025-09-30T23:59"), t("2025-10-10T23:59"))
     assert timer_fires(engine, c.id, "a_reminder") == []
-    tick(engine, t("2025-10-11T18:00"))                             # Saturday 11 October is a workday
+    skip_to(engine, t("2025-10-11T18:00"))                             # Saturday 11 October is a workday
     [fired] = timer_fires(engine, c.id, "a_reminder")
     assert fired.startswith("2025-10-11")
     reminder = notifications(engine, c.id, "请今日电话提醒")
     assert reminder[0]["recipients"] == ["chen_jing"] and "2025-10-13" in reminder[0]["message"]
     # The promise not kept: the day after, back to daily calls (B).
-    tick_days(engine, "2025-10-12", "2025-10-14")
+    skip_days(engine, t("2025-10-12T23:59"), t("2025-10-14T23:59"))
     c = engine.show(c.id)
     assert c.state == "class_b" and c.data["dunning_class"] == "B"
     assert events(engine, c.id, "ActionTaken")[-1]["action"] == "promise_lapsed"
@@ -154,8 +155,8 @@ def test_dun5_class_a_reminder_on_the_workday_before_the_promised_date(engine) -
 def test_dun5_class_b_is_called_every_workday_until_it_becomes_a(engine) -> None:  # type: ignore[no-untyped-def]
     c = in_ledger(engine)
     c = engine.advance(c.id, "classify_b", "chen_jing", call("no_answer", "无人接听"), at=t("2025-09-29T11:00"))
-    tick_days(engine, "2025-09-29", "2025-10-12")
-    tick(engine, t("2025-10-13T10:00"))
+    skip_days(engine, t("2025-09-29T23:59"), t("2025-10-12T23:59"))
+    skip_to(engine, t("2025-10-13T10:00"))
     assert timer_fires(engine, c.id, "b_daily_call") == [
         "2025-09-30T10:00", "2025-10-09T10:00", "2025-10-10T10:00", "2025-10-11T10:00", "2025-10-13T10:00"]
     daily = notifications(engine, c.id, "B类每日催缴")
@@ -163,7 +164,7 @@ def test_dun5_class_b_is_called_every_workday_until_it_becomes_a(engine) -> None
     c = engine.advance(c.id, "record_contact", "chen_jing", call("notice_only", "已张贴催费通知单", "door_notice"),
                        at=t("2025-10-13T10:30"))                    # door notice: no photo needed for B
     c = engine.advance(c.id, "classify_a", "chen_jing", call(promised_date="2025-10-20"), at=t("2025-10-13T15:00"))
-    tick_days(engine, "2025-10-14", "2025-10-15")
+    skip_days(engine, t("2025-10-14T23:59"), t("2025-10-15T23:59"))
     assert len(timer_fires(engine, c.id, "b_daily_call")) == 5      # A: the daily calls stop
     assert deadline(engine, c.id, "b_daily_call")["status"] == "cancelled"
 
@@ -187,7 +188,7 @@ def test_dun5_class_d_called_every_workday_and_guided_to_remote_payment(engine) 
     c = in_ledger(engine, at="2026-02-11T09:00", posted="2026-02-05T09:00", period="2026-01")
     c = engine.advance(c.id, "classify_d", "chen_jing", call(result="在深圳过年", away_location="深圳"),
                        at=t("2026-02-12T10:30"))
-    tick_days(engine, "2026-02-12", "2026-02-25")
+    skip_days(engine, t("2026-02-12T23:59"), t("2026-02-25T23:59"))
     # Saturday 14 February is worked; 15-23 February (Spring Festival) are not.
     assert timer_fires(engine, c.id, "d_daily_call") == [
         "2026-02-13T10:00", "2026-02-14T10:00", "2026-02-24T10:00", "2026-02-25T10:00"]
@@ -227,12 +228,12 @@ def reports(engine, name: str) -> list[dict]:  # type: ignore[no-untyped-def]
 
 def test_dun6_supervisor_gets_one_daily_report_over_all_cases_and_a_weekly_summary(engine) -> None:  # type: ignore[no-untyped-def]
     c, other = open_case(engine), open_case(engine, unit="3-0101")
-    tick(engine, t("2025-09-29T08:59"))                               # the collective week is not reviewed
+    skip_to(engine, t("2025-09-29T08:59"))                               # the collective week is not reviewed
     assert reports(engine, "daily_review") == []
     for case in (c, other):
         engine.advance(case.id, "enter_ledger", "li_qiang", at=t("2025-09-29T09:00"))
     c = engine.advance(c.id, "classify_b", "chen_jing", call("no_answer", "无人接听"), at=t("2025-09-29T10:00"))
-    tick_days(engine, "2025-09-29", "2025-10-10")
+    skip_days(engine, t("2025-09-29T23:59"), t("2025-10-10T23:59"))
     daily = reports(engine, "daily_review")
     # One report per workday (none in the National Day holiday), to the supervisor, listing every case.
     assert [(d["_at"], d["recipient"]) for d in daily] == [
@@ -246,7 +247,7 @@ def test_dun6_supervisor_gets_one_daily_report_over_all_cases_and_a_weekly_summa
     # the collective week (nothing to sum up), so Tuesday 09-30 before the National Day holiday
     # (not the holiday Friday 10-03); the next week's is the make-up Saturday 10-11.
     assert [w["_at"] for w in reports(engine, "weekly_summary")] == ["2025-09-30T16:00"]
-    tick(engine, t("2025-10-11T16:00"))
+    skip_to(engine, t("2025-10-11T16:00"))
     weekly = reports(engine, "weekly_summary")
     assert [w["_at"] for w in weekly] == ["2025-09-30T16:00", "2025-10-11T16:00"]
     assert weekly[0]["message"].startswith("周总结（2025-09-30）：2 户仍欠费")
@@ -301,7 +302,7 @@ def test_dun7_refusing_unit_door_notice_photographed_and_senior_visits_in_turn(e
 
 def test_dun7_refusing_unit_is_called_every_workday(engine) -> None:  # type: ignore[no-untyped-def]
     c = refusing_case(engine)
-    tick_days(engine, "2025-09-30", "2025-10-10")
+    skip_days(engine, t("2025-09-30T23:59"), t("2025-10-10T23:59"))
     assert timer_fires(engine, c.id, "refusing_daily_call") == ["2025-10-09T10:00", "2025-10-10T10:00"]
     assert "拍照留存" in notifications(engine, c.id, "拒缴户每日催缴")[0]["message"]
 
@@ -368,10 +369,10 @@ def test_dun10_final_notice_on_last_day_of_february(engine) -> None:  # type: ig
     ladder = dict(posted="2026-02-02T09:00", period="2026-02", monthly_ladder=True)
     c = open_case(engine, **ladder)
     paid = open_case(engine, unit="3-0101", **ladder)
-    tick_days(engine, "2026-02-02", "2026-02-19")
+    skip_days(engine, t("2026-02-02T23:59"), t("2026-02-19T23:59"))
     engine.advance(paid.id, "record_payment", "liu_fang", {"payment_amount": "1280.00", "payment_channel": "wechat",
                    "payment_reference": "WX-20260220"}, at=t("2026-02-20T10:00"))
-    tick_days(engine, "2026-02-20", "2026-03-01")
+    skip_days(engine, t("2026-02-20T23:59"), t("2026-03-01T23:59"))
     c = engine.show(c.id)
     # The 16th falls in the Spring Festival holiday and the notice still goes out that day;
     # February has no 30th, so the final notice goes on its last day, Saturday the 28th.
@@ -385,7 +386,7 @@ def test_dun10_final_notice_on_last_day_of_february(engine) -> None:  # type: ig
     assert local(paid.data["notice1_at"]) == "2026-02-16T09:00"
     # Without the ladder (the default), no notice goes out.
     plain = open_case(engine, unit="3-0202", posted="2026-02-02T09:00", period="2026-02")
-    tick_days(engine, "2026-02-02", "2026-02-17")
+    skip_days(engine, t("2026-02-02T23:59"), t("2026-02-17T23:59"))
     assert "notice1_at" not in engine.show(plain.id).data
 
 
@@ -395,9 +396,9 @@ def test_dun11_sms_reminders_ten_days_before_due_and_three_days_before_bank_dedu
                      debit_date="2025-10-10")
     with pytest.raises(FormInvalid, match="debit_date"):
         open_case(engine, unit="3-0401", payment_method="bank_debit")
-    tick_days(engine, "2025-09-25", "2025-10-04")
+    skip_days(engine, t("2025-09-25T23:59"), t("2025-10-04T23:59"))
     assert notifications(engine, cash.id, "短信") == []
-    tick_days(engine, "2025-10-05", "2025-10-08")
+    skip_days(engine, t("2025-10-05T23:59"), t("2025-10-08T23:59"))
     [sms] = notifications(engine, cash.id, "短信")
     assert sms["_at"].startswith("2025-10-05") and sms["recipients"] == ["chen_jing"] and "2025-10-15" in sms["message"]
     [debit] = notifications(engine, bank.id, "短信")

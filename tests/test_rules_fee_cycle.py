@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid, NotAuthorized
+from engine.timeskip import skip_days, skip_to
 from tests.case_helpers import (clock, deadline, engine, events, notifications, t,  # noqa: F401  (fixtures)
-                                tick, tick_days, timer_fires)
+                                timer_fires)
 
 CHARGES = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "period": "2025-10",
            "management_fee": "300.00", "water_usage": 12, "water_unit_price": "3.50", "service_fees": "0",
@@ -44,9 +45,9 @@ def test_fee1_charges_are_computed_from_the_source_slips_at_the_start_of_the_mon
 
 def test_fee2_notices_printed_on_the_5th_and_delivered_to_every_unit(engine) -> None:  # type: ignore[no-untyped-def]
     c = cycle(engine)
-    tick(engine, t("2025-10-04T23:59"))
+    skip_to(engine, t("2025-10-04T23:59"))
     assert notifications(engine, c.id, "收费通知单") == []
-    tick(engine, t("2025-10-05T09:00"))                                # the 5th, a holiday Sunday this year
+    skip_to(engine, t("2025-10-05T09:00"))                                # the 5th, a holiday Sunday this year
     [note] = notifications(engine, c.id, "收费通知单")
     assert note["recipients"] == ["lin_cai"] and note["_at"] == "2025-10-05T09:00" and "护管队送发" in note["message"]
     c = engine.advance(c.id, "deliver_notice", "xu_bin", {"delivered_via": "patrol"}, at=t("2025-10-05T15:00"))
@@ -58,7 +59,7 @@ def test_fee3_first_bank_collection_on_the_10th_then_the_unpaid_list_goes_to_the
     c = collecting(engine)
     with pytest.raises(ActionNotAllowed, match="10日"):
         engine.advance(c.id, "first_bank_collection", "lin_cai", collect("0"), at=t("2025-10-09T16:00"))
-    tick_days(engine, "2025-10-06", "2025-10-10")
+    skip_days(engine, t("2025-10-06T23:59"), t("2025-10-10T23:59"))
     assert timer_fires(engine, c.id, "first_collection_day") == ["2025-10-10T09:00"]
     with pytest.raises(FormInvalid, match="receipt_no"):               # a receipt for what was collected
         engine.advance(c.id, "first_bank_collection", "lin_cai", {"collected_amount": "100.00", "bank_reference": "TS1"},
@@ -79,7 +80,7 @@ def test_fee4_second_bank_collection_after_the_20th(engine) -> None:  # type: ig
     c = engine.advance(c.id, "first_bank_collection", "lin_cai", collect("0"), at=t("2025-10-10T16:00"))
     with pytest.raises(ActionNotAllowed, match="20日后"):
         engine.advance(c.id, "second_bank_collection", "lin_cai", collect("342.00", "TS2"), at=t("2025-10-20T16:00"))
-    tick_days(engine, "2025-10-11", "2025-10-21")
+    skip_days(engine, t("2025-10-11T23:59"), t("2025-10-21T23:59"))
     assert timer_fires(engine, c.id, "second_collection_day") == ["2025-10-21T09:00"]
     c = engine.advance(c.id, "second_bank_collection", "lin_cai", collect("342.00", "TS2"), at=t("2025-10-21T15:00"))
     assert c.status == "completed" and c.data["outcome"] == "paid" and c.children == ()
@@ -104,14 +105,14 @@ def test_fee5_units_unpaid_after_the_cycle_are_handed_to_dunning(engine) -> None
     paid = collecting(engine, unit="5-0301", payment_method="cash", due_date="2025-10-15")
     engine.advance(paid.id, "record_payment", "liu_fang", {"payment_amount": "342.00", "payment_channel": "front_desk",
                    "payment_reference": "SJ-77"}, at=t("2025-10-14T10:00"))
-    tick(engine, t("2025-10-31T17:59"))
+    skip_to(engine, t("2025-10-31T17:59"))
     assert engine.show(cash.id).status == "active"
-    tick(engine, t("2025-10-31T18:00"))
+    skip_to(engine, t("2025-10-31T18:00"))
     cash = engine.show(cash.id)
     assert cash.state == "closed" and events(engine, cash.id, "ActionTaken")[-1]["_actor"] == "system"
     dunning = engine.show(cash.children[0])
     assert dunning.data["amount_due"] == "342.00" and dunning.data["unit"] == "7-0802"
-    tick(engine, t("2025-10-31T18:01"))                                  # the collective week is long over
+    skip_to(engine, t("2025-10-31T18:01"))                                  # the collective week is long over
     dunning = engine.show(dunning.id)
     assert dunning.state == "ledger" and dunning.assignee == "sun_yan"
     paid = engine.show(paid.id)
@@ -121,7 +122,7 @@ def test_fee5_units_unpaid_after_the_cycle_are_handed_to_dunning(engine) -> None
 def test_dun11_fee_cycle_reminds_bank_payers_three_days_before_the_10th_and_cash_payers_ten_days_before_due(engine) -> None:  # type: ignore[no-untyped-def]
     bank = cycle(engine)
     cash = cycle(engine, unit="3-0502", payment_method="cash", due_date="2025-10-20")
-    tick_days(engine, "2025-10-01", "2025-10-10")
+    skip_days(engine, t("2025-10-01T23:59"), t("2025-10-10T23:59"))
     [debit] = notifications(engine, bank.id, "短信")
     assert debit["_at"] == "2025-10-07T09:00" and debit["recipients"] == ["chen_jing"] and "10日银行托收" in debit["message"]
     [due] = notifications(engine, cash.id, "短信")

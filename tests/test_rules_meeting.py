@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid
+from engine.timeskip import skip_to
 from tests._rules import clock_of, notices
 from tests.conftest import SHANGHAI
 
@@ -35,11 +36,6 @@ def t(day: str, hm: str) -> datetime:
 @pytest.fixture(autouse=True)
 def _clock_before_the_scenarios(clock) -> None:  # type: ignore[no-untyped-def]
     clock.set(t("2025-09-29", "08:00"))
-
-
-def tick(engine, clock, until: datetime) -> list:  # type: ignore[no-untyped-def]
-    clock.set(until)
-    return engine.tick(until)
 
 
 def act(engine, iid: int, action: str, when: datetime, data=None, staff: str = "ma_li"):  # type: ignore[no-untyped-def]
@@ -68,8 +64,8 @@ def test_mtg1_meeting_is_registered_and_confirmed_again_the_working_day_before(e
     m = register(engine)
     assert m.state == "registered" and m.assignee_role == "meeting_staff"
     assert clock_of(engine, m.id, "confirm_day_before")["due"] == "2025-09-30T09:30:00+08:00"
-    assert tick(engine, clock, t("2025-09-30", "09:29")) == []
-    fired = tick(engine, clock, t("2025-09-30", "09:31"))
+    assert skip_to(engine, t("2025-09-30", "09:29")) == []
+    fired = skip_to(engine, t("2025-09-30", "09:31"))
     assert "confirm_day_before" in [f.name for f in fired]
     sent = notices(engine, m.id)
     assert len(sent) == 1 and sent[0]["recipients"] == ["ma_li"] and "再次确认" in sent[0]["message"]
@@ -87,7 +83,7 @@ def test_mtg2_staff_on_post_30_minutes_before_a_small_meeting_and_an_hour_before
     large = register(engine, LARGE)
     assert clock_of(engine, small.id, "post_small")["due"] == "2025-10-09T09:00:00+08:00"
     assert clock_of(engine, large.id, "post_large")["due"] == "2025-10-09T08:30:00+08:00"
-    tick(engine, clock, t("2025-09-30", "09:31"))
+    skip_to(engine, t("2025-09-30", "09:31"))
     assert any("横幅" in n["message"] for n in notices(engine, large.id))       # room check and banner the day before
     assert not any("横幅" in n["message"] for n in notices(engine, small.id))
     for m in (small, large):
@@ -111,7 +107,7 @@ def test_mtg3_lights_on_and_greeting_at_the_door_15_minutes_before(engine, clock
     act(engine, m.id, "confirm", t("2025-09-30", "10:00"), CONFIRM)
     act(engine, m.id, "staff_on_post", t("2025-10-09", "08:50"), ON_POST)
     assert clock_of(engine, m.id, "lights_and_greeting")["due"] == "2025-10-09T09:15:00+08:00"
-    tick(engine, clock, t("2025-10-09", "09:16"))
+    skip_to(engine, t("2025-10-09", "09:16"))
     data = engine.show(m.id).data
     assert data["greeting_late"] is True
     assert "打开 三楼第一会议室 灯光" in notices(engine, m.id)[-1]["message"]
@@ -129,17 +125,17 @@ def test_mtg4_tea_is_refilled_every_15_minutes_during_the_meeting(engine, clock)
     m = ready(engine)
     assert m.state == "in_progress"
     assert clock_of(engine, m.id, "tea")["due"] == "2025-10-09T09:45:00+08:00"
-    assert [f.name for f in tick(engine, clock, t("2025-10-09", "09:45"))] == ["tea"]
+    assert [f.name for f in skip_to(engine, t("2025-10-09", "09:45"))] == ["tea"]
     act(engine, m.id, "refill_tea", t("2025-10-09", "09:47"))
-    tick(engine, clock, t("2025-10-09", "10:00"))                   # round 1 was served
-    tick(engine, clock, t("2025-10-09", "10:15"))                   # round 2 was not
+    skip_to(engine, t("2025-10-09", "10:00"))                   # round 1 was served
+    skip_to(engine, t("2025-10-09", "10:15"))                   # round 2 was not
     data = engine.show(m.id).data
     assert (data["tea_rounds_due"], data["tea_refills"], data["tea_missed"]) == (3, 1, 1)
     calls = [n for n in notices(engine, m.id) if n["message"].startswith("三楼第一会议室 续茶")]
     assert len(calls) == 3 and calls[0]["recipients"] == ["ma_li"]
     act(engine, m.id, "end_meeting", t("2025-10-09", "10:20"))
     assert clock_of(engine, m.id, "tea")["status"] == "cancelled"    # no tea after the meeting
-    assert tick(engine, clock, t("2025-10-09", "11:00")) == []
+    assert skip_to(engine, t("2025-10-09", "11:00")) == []
 
 
 def test_mtg5_guests_seen_off_room_cleaned_and_everything_switched_off(engine) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 
 from engine.errors import ActionNotAllowed, FormInvalid
+from engine.timeskip import skip_to
 from tests._rules import notices
 from tests.conftest import SHANGHAI
 
@@ -42,12 +43,6 @@ def go(engine, iid: int, action: str, data=None, when: datetime = t("2025-09-25"
 def _clock_before_the_scenarios(clock) -> None:  # type: ignore[no-untyped-def]
     """Commands here are dated from 25 September; the clock starts before them."""
     clock.set(t("2025-09-25", "08:00"))
-
-
-def tick(engine, clock, until: datetime) -> list:  # type: ignore[no-untyped-def]
-    """Sweep on the settable clock: the clock reads `until`, as with `sop tick --until`."""
-    clock.set(until)
-    return engine.tick(until)
 
 
 def open_works(engine, opened: datetime = t("2025-09-26", "15:00")):  # type: ignore[no-untyped-def]
@@ -133,27 +128,27 @@ def test_ren3_contractor_documents_agreement_worker_passes_and_destructive_tools
 def test_ren4_fewer_than_two_steward_patrols_on_a_workday_is_a_breach(engine, clock) -> None:  # type: ignore[no-untyped-def]
     opened = t("2025-09-26", "15:00")
     r = open_works(engine, opened)                           # Friday 26 September, 15:00
-    tick(engine, clock, t("2025-09-26", "18:30"))            # opening day: not judged
+    skip_to(engine, t("2025-09-26", "18:30"))            # opening day: not judged
     assert engine.show(r.id).data["patrol_breach_days"] == 0
-    tick(engine, clock, t("2025-09-28", "18:30"))            # Sunday 28th is a make-up workday: no patrol
+    skip_to(engine, t("2025-09-28", "18:30"))            # Sunday 28th is a make-up workday: no patrol
     assert engine.show(r.id).data["missed_patrols"] == 2
     go(engine, r.id, "steward_patrol", PATROL, t("2025-09-29", "10:00"))
     go(engine, r.id, "steward_patrol", PATROL, t("2025-09-29", "16:00"))
-    tick(engine, clock, t("2025-09-29", "18:30"))            # Monday: two patrols, met
+    skip_to(engine, t("2025-09-29", "18:30"))            # Monday: two patrols, met
     go(engine, r.id, "steward_patrol", PATROL, t("2025-09-30", "10:00"))
     engine.advance(r.id, "team_patrol", "xu_bin", PATROL, at=t("2025-09-30", "15:00"))   # the team's do not count
-    tick(engine, clock, t("2025-09-30", "18:30"))            # Tuesday: one patrol, breach
+    skip_to(engine, t("2025-09-30", "18:30"))            # Tuesday: one patrol, breach
     data = engine.show(r.id).data
     assert (data["patrol_breach_days"], data["missed_patrols"], data["patrols_today"]) == (2, 3, 0)
     assert data["team_patrols"] == 1 and data["steward_patrols"] == 3
     for day in ("2025-10-01", "2025-10-05", "2025-10-08"):   # National Day holiday: no check
-        tick(engine, clock, t(day, "18:30"))
+        skip_to(engine, t(day, "18:30"))
     assert engine.show(r.id).data["patrol_breach_days"] == 2
-    tick(engine, clock, t("2025-10-09", "18:30"))            # Thursday after the holiday: none at all
-    tick(engine, clock, t("2025-10-10", "18:30"))
+    skip_to(engine, t("2025-10-09", "18:30"))            # Thursday after the holiday: none at all
+    skip_to(engine, t("2025-10-10", "18:30"))
     go(engine, r.id, "steward_patrol", PATROL, t("2025-10-11", "09:30"))
     go(engine, r.id, "steward_patrol", PATROL, t("2025-10-11", "14:30"))
-    tick(engine, clock, t("2025-10-11", "18:30"))            # make-up Saturday: checked, and met
+    skip_to(engine, t("2025-10-11", "18:30"))            # make-up Saturday: checked, and met
     data = engine.show(r.id).data
     assert (data["patrol_breach_days"], data["missed_patrols"]) == (4, 7)
     checks = [e.occurred_at for e in engine.history(r.id)
@@ -206,7 +201,7 @@ def test_ren6_noise_restricted_hours_are_told_watched_and_noisy_work_is_a_violat
         go(engine, r.id, "explain_rules", {**BRIEFING, "noise_hours_explained": False}, t("2025-09-25", "09:10"))
     engine.advance(r.id, "withdraw", "chen_jing", at=t("2025-09-25", "09:20"))
     r = open_works(engine)
-    tick(engine, clock, t("2025-09-29", "12:01"))
+    skip_to(engine, t("2025-09-29", "12:01"))
     noon = [n for n in notices(engine, r.id) if n["message"].startswith("12:00-14:00")]
     # One reminder per workday noon since the works opened: Sunday 09-28 (a make-up workday) and Monday.
     assert len(noon) == 2 and all(n["recipients"] == ["chen_jing"] for n in noon)
@@ -216,7 +211,7 @@ def test_ren6_noise_restricted_hours_are_told_watched_and_noisy_work_is_a_violat
     v = engine.advance(r.id, "record_violation", "xu_bin", {**noisy, "noise_heard_at": "2025-09-29T12:35:00+08:00"},
                        at=t("2025-09-29", "12:40"))
     assert v.state == "violation" and v.data["violation_kind"] == "noise"
-    tick(engine, clock, t("2025-09-30", "12:01"))                     # works stopped: no reminder while stopped
+    skip_to(engine, t("2025-09-30", "12:01"))                     # works stopped: no reminder while stopped
     assert len([n for n in notices(engine, r.id) if n["message"].startswith("12:00-14:00")]) == 2
 
 

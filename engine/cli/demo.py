@@ -19,7 +19,7 @@ from engine.runtime.config import Settings
 @fail_cleanly
 def demo(ctx: Context, db_file: Path) -> None:
     """Simulate one month at the demo site on a fresh embedded database and say where it is."""
-    from engine.runtime import demo as demo_run
+    from engine import demo as demo_run
 
     url = demo_run.fresh_db(db_file)
     base = ctx.settings

@@ -231,16 +231,6 @@ class Engine:
             after = decision.result(proc, inst, ev.evolve)
             return self._commit(conn, proc, inst, decision, after, inst)
 
-    def apply_in(self, conn: Connection, instance_id: int,
-                 decide: Callable[[CompiledProcedure, Instance], Decision]) -> Instance:
-        """Decide and commit a change inside the caller's transaction (timer sweeps use this)."""
-        inst = repo.load_for_write(conn, instance_id, self.instances)
-        self.library.require_enabled(inst.procedure, f"instance {instance_id}")
-        proc = self.procedure_for(conn, inst.procedure, inst.version)
-        decision = decide(proc, inst)
-        after = decision.result(proc, inst, ev.evolve)
-        return self._commit(conn, proc, inst, decision, after, inst)
-
     def _decide_action(self, conn: Connection, proc: CompiledProcedure, inst: Instance, actor: Actor, action: str,
                        data: dict[str, Any], when: datetime) -> Decision:
         spec = proc.action(action, inst.state)
@@ -479,6 +469,25 @@ class Engine:
                 if broken:
                     return n_inst, n_events, broken
         return n_inst, n_events, None
+
+    def next_due(self) -> Optional[datetime]:
+        """When the earliest pending clock step comes due (None: nothing pending); a time
+        skipper (engine/timeskip.py) sweeps only when this has come."""
+        with self.connections.read() as conn:
+            return timer_store.next_due(conn)
+
+    def census(self) -> Any:
+        """How the instances of this database stand (engine/store/overview.py): by state, ids."""
+        from engine.store import overview
+        with self.connections.read() as conn:
+            return overview.census(conn)
+
+    def mark_created_by(self, mark: str) -> None:
+        """Record which command made this database (``sop_meta``), once: ``sop demo`` recreates
+        only a database it made."""
+        from engine.store import overview
+        with self.transaction() as conn:
+            overview.mark_created_by(conn, mark)
 
 
 def _readable(row: audit.StoredEvent) -> Event:

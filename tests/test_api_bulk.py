@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_api_support import Api, api, issue_tokens  # noqa: F401  (fixture)
+from tests.api_support import Api, api, issue_tokens  # noqa: F401  (fixture)
 from test_bulk_start import FEE_AT, month
 
 BULK = "/v1/instances/bulk"

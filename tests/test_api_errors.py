@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from test_api_support import COMPLAINT, Api, api  # noqa: F401  (fixture)
+from tests.api_support import COMPLAINT, Api, api  # noqa: F401  (fixture)
 
 
 def error(r: httpx.Response, status: int, code: str) -> dict:  # type: ignore[type-arg]

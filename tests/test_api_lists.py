@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from test_api_support import Api, api  # noqa: F401  (fixture)
+from tests.api_support import Api, api  # noqa: F401  (fixture)
 
 
 def ids(page: dict) -> list[int]:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from test_api_support import Api, api  # noqa: F401  (fixture)
+from tests.api_support import Api, api  # noqa: F401  (fixture)
 
 
 def race(api: Api, requests: list[tuple[str, str, dict[str, Any], dict[str, str]]]) -> list[httpx.Response]:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
                                  status_code_conformance)
 
-from test_api_support import COMPLAINT, issue_tokens
+from tests.api_support import COMPLAINT, issue_tokens
 
 from engine.api import create_app
 from engine.api.server import BackgroundServer

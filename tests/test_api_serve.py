@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from cli import main
-from test_api_support import COMPLAINT
+from tests.api_support import COMPLAINT
 from test_notify_receivers import HttpReceiver
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import httpx
 import sqlalchemy as sa
 
 from cli import main
-from test_api_support import Api, api  # noqa: F401  (fixture)
+from tests.api_support import Api, api  # noqa: F401  (fixture)
 
 from engine.store import tokens
 

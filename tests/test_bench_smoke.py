@@ -9,6 +9,8 @@ from bench.bench_engine import END_MARK, Config, main, profile, report, run, wri
 from bench.common import build_prefill, open_engine
 from engine.clock import FakeClock
 
+pytestmark = pytest.mark.slow  # benchmark smoke tests: each runs the benchmark itself; run with -m slow
+
 TINY = Config(stored=(100, 2_000), reps=1, raw_commits=60, starts=20, old_advances=20, warmup=2, templates=8)
 
 
@@ -56,7 +58,6 @@ def test_the_profile_names_where_the_cpu_of_a_command_goes(tmp_path: Path) -> No
     assert "actions:" in text and "starts:" in text and "store: SQLite statements" in text
 
 
-@pytest.mark.slow
 def test_the_quick_command_line_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--quick", "--no-write", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

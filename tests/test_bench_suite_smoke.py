@@ -8,6 +8,8 @@ import pytest
 from bench import bench_suite as suite
 from bench.common import machine_info
 
+pytestmark = pytest.mark.slow  # benchmark smoke tests: each runs part of the suite; run with -m slow
+
 TINY = suite.Sizes(reps=1, a_complaints=8, b_instances=4, c_loops=100, d_per_client=4, e_sustained=60,
                    e_small=40, e_big=400, f_big=400, f_actions=10, g_bulk_events=500, h_units=10, h_backlog=60,
                    h_bulk=20)
@@ -46,7 +48,6 @@ def test_scale_replay_and_batch_paths_report_every_figure(tmp_path: Path) -> Non
     assert h["backlog"] > 0 and h["batched"] > 0 and h["single"] > 0
 
 
-@pytest.mark.slow
 def test_timers_and_postgresql_clients_are_measured(tmp_path: Path) -> None:
     e = suite.goal_e_run(tmp_path, TINY)
     assert e["s_fired"] == e["n"] and e["b_p99"] > 0 and e["big"]["pending"] > e["small"]["pending"]

@@ -157,7 +157,7 @@ def test_the_api_refuses_a_disabled_procedure_with_409_and_serves_the_others(sit
 
     from engine.api import create_app
     from engine.api.server import BackgroundServer
-    from tests.test_api_support import issue_tokens
+    from tests.api_support import issue_tokens
 
     break_file(site / "procedures" / "renovation.yaml")
     engine = build_engine(Settings(db_url, site / "procedures", ROOT / "org" / "demo.yaml"),

@@ -15,7 +15,7 @@ from cli import main
 from engine.runtime.outbox import Dispatcher, OutboxWorker
 from engine.spec.yamlio import Positions
 from engine.store import outbox as store
-from test_api_support import COMPLAINT
+from tests.api_support import COMPLAINT
 from test_notify_receivers import HttpReceiver
 
 

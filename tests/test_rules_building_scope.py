@@ -24,7 +24,7 @@ from cli import main
 from engine.errors import NotAuthorized, OutOfScope, ProcedureError
 from engine.runtime.config import Settings, build_engine
 from engine.spec.org import DEFAULT_SUPERVISORS, OrgSpec, load_org
-from tests.test_api_support import api  # noqa: F401  (fixture)
+from tests.api_support import api  # noqa: F401  (fixture)
 from tests.test_engine_refusals import refused, tables
 from tests.web_support import Web, csrf_of, web  # noqa: F401  (fixture)
 

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.test_api_support import COMPLAINT
+from tests.api_support import COMPLAINT
 from tests.web_support import Web, web  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser

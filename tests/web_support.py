@@ -15,7 +15,7 @@ import pytest
 
 from engine.api import create_app
 from engine.api.server import BackgroundServer
-from tests.test_api_support import COMPLAINT, issue_tokens
+from tests.api_support import COMPLAINT, issue_tokens
 
 STAFF = ("liu_fang", "chen_jing", "wang_li", "li_qiang", "zhang_hua", "gao_ya", "wu_gang")
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

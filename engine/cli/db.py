@@ -52,7 +52,8 @@ def current(ctx: Context) -> None:
     rev, head = migrate.current_url(url)
     payload = {"database": migrate.display_url(url), "current": rev, "head": head, "up_to_date": rev == head}
     state = "up to date" if rev == head else "needs `sop db upgrade`"
-    emit(ctx, payload, lambda: click.echo(f"{payload['database']}: revision {rev or '(none)'}, newest {head} ({state})"))
+    emit(ctx, payload,
+         lambda: click.echo(f"{payload['database']}: revision {rev or '(none)'}, newest {head} ({state})"))
 
 
 COMMANDS = (db,)

@@ -38,7 +38,8 @@ def outbox_deliver(ctx: Context, notify_file: Optional[str]) -> None:
             setattr(total, k, getattr(total, k) + getattr(r, k))
         if r.claimed < dispatcher.spec.batch:
             break
-    emit(ctx, vars(total), lambda: click.echo(f"sent {total.sent}, retrying {total.retrying}, failed {total.failed}, held {total.held}"))
+    emit(ctx, vars(total), lambda: click.echo(
+        f"sent {total.sent}, retrying {total.retrying}, failed {total.failed}, held {total.held}"))
 
 
 @outbox.command("list")
@@ -58,8 +59,9 @@ def outbox_list(ctx: Context, status: Optional[str], limit: int) -> None:
     payload = [{"id": r.id, "instance": r.instance_id, "recipient": r.recipient, "channel": r.channel,
                 "status": r.status, "attempts": r.attempts, "next_attempt_at": iso(r.next_attempt_at, zone),
                 "last_error": r.last_error, "message": r.message} for r in rows]
-    emit(ctx, payload, lambda: click.echo("\n".join(f"{p['id']:>5}  #{p['instance']:<5} {p['recipient']:<12} {p['status']:<8} "
-                            f"{p['attempts']}  {p['last_error'] or p['message'][:40]}" for p in payload)))
+    emit(ctx, payload, lambda: click.echo("\n".join(
+        f"{p['id']:>5}  #{p['instance']:<5} {p['recipient']:<12} {p['status']:<8} "
+        f"{p['attempts']}  {p['last_error'] or p['message'][:40]}" for p in payload)))
 
 
 @outbox.command("retry")
@@ -76,7 +78,8 @@ def outbox_retry(ctx: Context, outbox_id: int) -> None:
         if store.status_of(conn, outbox_id) is None:
             raise InputError("OUTBOX_ID", f"no notification {outbox_id} (`sop outbox list` shows them)")
         ok = store.requeue(conn, outbox_id)
-    emit(ctx, {"id": outbox_id, "requeued": ok}, lambda: click.echo(f"notification {outbox_id} queued again" if ok else f"notification {outbox_id} is not failed or held"))
+    emit(ctx, {"id": outbox_id, "requeued": ok}, lambda: click.echo(
+        f"notification {outbox_id} queued again" if ok else f"notification {outbox_id} is not failed or held"))
     if not ok:
         sys.exit(1)
 

@@ -86,8 +86,9 @@ def token_list(ctx: Context, staff_id: Optional[str]) -> None:
         rows = tokens.listing(conn, staff_id)
     payload = [{"id": t.id, "staff": t.staff_id, "label": t.label, "created_at": iso(t.created_at, zone),
                 "revoked_at": iso(t.revoked_at, zone)} for t in rows]
-    emit(ctx, payload, lambda: click.echo("\n".join(f"{p['id']:>4}  {p['staff']:<12} {p['label'] or '-':<12} {p['created_at']}"
-                            f"{'  revoked ' + p['revoked_at'] if p['revoked_at'] else ''}" for p in payload)))
+    emit(ctx, payload, lambda: click.echo("\n".join(
+        f"{p['id']:>4}  {p['staff']:<12} {p['label'] or '-':<12} {p['created_at']}"
+        f"{'  revoked ' + p['revoked_at'] if p['revoked_at'] else ''}" for p in payload)))
 
 
 @staff.command("password")
@@ -106,7 +107,8 @@ def staff_password(ctx: Context, staff_id: str, remove: bool) -> None:
     if remove:
         with eng.transaction() as conn:
             done = passwords.remove(conn, person.id)
-        emit(ctx, {"staff": person.id, "removed": done}, lambda: click.echo(f"password of {person.id} {'removed' if done else 'was not set'}"))
+        emit(ctx, {"staff": person.id, "removed": done},
+             lambda: click.echo(f"password of {person.id} {'removed' if done else 'was not set'}"))
         return
     if sys.stdin.isatty():
         secret = click.prompt(f"password for {person.id} ({person.name})", hide_input=True,
@@ -115,7 +117,8 @@ def staff_password(ctx: Context, staff_id: str, remove: bool) -> None:
         secret = sys.stdin.readline().rstrip("\r\n")
     with eng.transaction() as conn:
         passwords.set_password(conn, person.id, secret, eng.clock.now())
-    emit(ctx, {"staff": person.id, "password": "set"}, lambda: click.echo(f"password set for {person.id} ({person.name})"))
+    emit(ctx, {"staff": person.id, "password": "set"},
+         lambda: click.echo(f"password set for {person.id} ({person.name})"))
 
 
 COMMANDS = (staff,)

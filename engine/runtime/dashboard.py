@@ -34,9 +34,6 @@ class Tally:
     def compliance(self) -> Optional[float]:
         return compliance(self.met, self.breached)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"met": self.met, "breached": self.breached, "open": self.open, "compliance": self.compliance}
-
 
 @dataclass
 class QualityMonth:

@@ -149,10 +149,6 @@ class Library:
             raise ProcedureDisabled(procedure_id, self.disabled[procedure_id], needed_by)
 
 
-def default_procedures_dir() -> Path:
-    return SHIPPED_ROOT / "procedures"
-
-
 def forms_dir_for(procedures_dir: Path) -> Path:
     return procedures_dir.parent / "forms"
 

@@ -99,17 +99,6 @@ def _pg_append(conn: Connection, text: str, leaf: str, at: datetime) -> int:
     return int(row[0])
 
 
-def mark(conn: Connection) -> Optional[int]:
-    pending = conn.info.get(PENDING)
-    return None if pending is None else len(pending)
-
-
-def rollback_to(conn: Connection, at: Optional[int]) -> None:
-    pending = conn.info.get(PENDING)
-    if pending is not None:
-        del pending[at or 0:]
-
-
 def iter_rows(conn: Connection, page: int = 1000) -> Iterator[tuple[int, str, str, str, str]]:
     """Every ledger row ``(seq, entries, leaf, prev, head)`` in seq order, a page at a time."""
     after: Any = None

@@ -112,10 +112,6 @@ def claim(conn: Connection, instance_id: int, name: str, next_fire_at: datetime)
     return _CLAIM.execute(conn, params) == 1
 
 
-def of_instance(conn: Connection, instance_id: int) -> list[Any]:
-    return list(conn.execute(sa.select(T).where(T.c.instance_id == instance_id).order_by(T.c.started_at, T.c.name)))
-
-
 def report_rows(conn: Connection, start: Optional[datetime], end: Optional[datetime],
                 procedure: Optional[str]) -> list[Any]:
     q = (sa.select(T.c.procedure, T.c.name, T.c.status, T.c.assignee, T.c.breached_at, T.c.provisional)

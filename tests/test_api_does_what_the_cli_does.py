@@ -6,7 +6,7 @@ import json
 import re
 
 from cli import main
-from test_api_support import COMPLAINT, ISO_WITH_OFFSET, Api, api  # noqa: F401  (fixture)
+from tests.api_support import COMPLAINT, ISO_WITH_OFFSET, Api, api  # noqa: F401  (fixture)
 
 
 def test_a_complaint_through_the_api_matches_the_cli_and_records_who(api: Api, runner) -> None:  # type: ignore[no-untyped-def]

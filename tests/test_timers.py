@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from engine.clock import FakeClock
 from engine.errors import ActionNotAllowed, NotAuthorized
 from engine.runtime.config import Settings, build_engine
+from engine.timeskip import skip, skip_to
 from engine.store import timers as timer_store
 from tests.conftest import ROOT, SHANGHAI
 
@@ -65,8 +66,7 @@ def test_cmp3_late_reply_is_breached_judged_on_occurred_at_without_any_sweep(eng
 
 def test_cmp3_warnings_then_breach_notify_and_escalate(engine, clock) -> None:  # type: ignore[no-untyped-def]
     c = engine.start("complaint", "liu_fang", ORAL, at=t("2025-09-30T17:55"))
-    clock.set(t("2025-10-09T18:00"))
-    fired = engine.tick(clock.now())
+    fired = skip_to(engine, t("2025-10-09T18:00"))
     assert [(f.name, f.kind) for f in fired] == [("reply", "warned"), ("reply", "warned"), ("reply", "breached")]
     shown = engine.show(c.id)
     assert shown.data["priority"] == "high"
@@ -101,15 +101,13 @@ def probe(tmp_path: Path, db_url: str, clock: FakeClock):  # type: ignore[no-unt
 def test_phn1_ring_unit_three_rings_is_fifteen_seconds_and_breach_escalates(probe, clock) -> None:  # type: ignore[no-untyped-def]
     p = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T10:00"))
     assert deadline(probe, p.id, "answer")["due"] == "2025-10-09T10:00:15+08:00"
-    clock.set(t("2025-10-09T10:00:16"))
-    assert [f.name for f in probe.tick(clock.now())] == ["answer"]
+    assert [f.name for f in skip_to(probe, t("2025-10-09T10:00:16"))] == ["answer"]
     assert deadline(probe, p.id, "answer")["status"] == "breached"
 
 
 def test_overdue_steps_fire_once_late_after_downtime_with_lateness_recorded(probe, clock) -> None:  # type: ignore[no-untyped-def]
     p = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T10:00"))
-    clock.set(t("2025-10-09T11:00:15"))  # the worker was down for an hour
-    fired = probe.tick(clock.now())
+    fired = skip_to(probe, t("2025-10-09T11:00:15"))  # the worker was down for an hour
     assert [f.name for f in fired].count("answer") == 1
     breach = next(json.loads(e.data_json) for e in probe.history(p.id) if e.type == "SlaBreached")
     assert breach["late_by_s"] == 3600
@@ -128,8 +126,7 @@ def test_sla_pauses_while_paused_and_resumes_with_the_remaining_working_time(pro
 def test_timer_at_a_time_computed_from_data_starts_at_minus_15_minutes(probe, clock) -> None:  # type: ignore[no-untyped-def]
     p = probe.start("probe", "liu_fang", {"starts_at": "2025-10-09T14:00:00+08:00"}, at=t("2025-10-09T09:00"))
     assert deadline(probe, p.id, "lights")["due"] == "2025-10-09T13:45:00+08:00"
-    clock.set(t("2025-10-09T13:45"))
-    probe.tick(clock.now())
+    skip_to(probe, t("2025-10-09T13:45"))
     assert probe.show(p.id).data["reminded"] == 1
     assert deadline(probe, p.id, "lights")["status"] == "fired"
 
@@ -140,21 +137,19 @@ def test_recurring_timer_every_15_minutes_stops_when_the_state_is_left(probe, cl
     teas = []
     clock.set(t("2025-10-09T09:00:05"))
     for _ in range(4):  # a live worker sweeps often: one firing per occurrence
-        clock.advance(timedelta(minutes=15))
-        teas += [f for f in probe.tick(clock.now()) if f.name == "tea"]
+        teas += [f for f in skip(probe, minutes=15) if f.name == "tea"]
     assert [f.due.astimezone(SHANGHAI).strftime("%H:%M:%S") for f in teas] == [
         "09:15:05", "09:30:05", "09:45:05", "10:00:05"]
     probe.advance(p.id, "finish", "liu_fang", at=t("2025-10-09T10:05"))
     assert deadline(probe, p.id, "tea")["status"] == "cancelled"
-    clock.set(t("2025-10-09T12:00"))
-    assert [f for f in probe.tick(clock.now()) if f.name == "tea"] == []
+    assert [f for f in skip_to(probe, t("2025-10-09T12:00")) if f.name == "tea"] == []
 
 
 def test_day_30_or_last_day_fires_on_february_28(probe, clock) -> None:  # type: ignore[no-untyped-def]
     p = probe.start("probe", "liu_fang", {}, at=t("2026-01-31T09:00"))
     assert deadline(probe, p.id, "monthly")["due"] == "2026-02-28T00:00:00+08:00"
-    clock.set(t("2026-03-31T00:00"))
-    fired = [f.due.astimezone(SHANGHAI).date().isoformat() for f in probe.tick(clock.now()) if f.name == "monthly"]
+    fired = [f.due.astimezone(SHANGHAI).date().isoformat() for f in skip_to(probe, t("2026-03-31T00:00"))
+             if f.name == "monthly"]
     # The sweep was down from 02-28 to 03-31: each missed occurrence fires, at its own time.
     assert fired == ["2026-02-28", "2026-03-30"]
     fires = [e for e in probe.history(p.id) if e.type == "TimerFired" and '"name":"monthly"' in e.data_json]
@@ -166,8 +161,7 @@ def test_day_30_or_last_day_fires_on_february_28(probe, clock) -> None:  # type:
 def test_breach_action_is_taken_by_the_engine_as_system(probe, clock) -> None:  # type: ignore[no-untyped-def]
     p = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T09:00"))
     probe.advance(p.id, "run", "liu_fang", at=t("2025-10-09T09:00:05"))
-    clock.set(t("2025-10-09T11:00:05"))
-    probe.tick(clock.now())
+    skip_to(probe, t("2025-10-09T11:00:05"))
     inst = probe.show(p.id)
     assert inst.state == "done" and inst.status == "completed"
     finish = [e for e in probe.history(p.id) if e.type == "ActionTaken" and "finish" in e.data_json]
@@ -339,8 +333,7 @@ def test_a_timer_over_several_states_keeps_running_between_them_and_ends_outside
     probe.advance(p.id, "hold", "liu_fang", at=t("2025-10-09T10:20"))          # waiting -> paused: same timer
     assert deadline(probe, p.id, "nudge") == {"name": "nudge", "kind": "timer", "due": "2025-10-09T11:00:00+08:00",
                                               "status": "open"}
-    clock.set(t("2025-10-09T12:30"))
-    probe.tick(clock.now())
+    skip_to(probe, t("2025-10-09T12:30"))
     probe.advance(p.id, "resume", "liu_fang", at=t("2025-10-09T12:40"))        # paused -> waiting: still the same
     fired = [json.loads(e.data_json)["due"][11:16] for e in probe.history(p.id)
              if e.type == "TimerFired" and '"name":"nudge"' in e.data_json]
@@ -357,8 +350,7 @@ def test_ren4_a_quota_judges_every_whole_workday_met_or_missed_and_acts_on_a_mis
     probe.advance(p.id, "check", "liu_fang", at=t("2025-09-26T16:00"))          # before the first judged period
     for at in ("2025-09-28T10:00", "2025-09-28T16:00", "2025-09-29T10:00"):     # 2 on Sunday, 1 on Monday
         probe.advance(p.id, "check", "liu_fang", at=t(at))
-    clock.set(t("2025-10-10T09:00"))
-    probe.tick(clock.now())                                                     # a sweep after the holiday
+    skip_to(probe, t("2025-10-10T09:00"))  # a sweep after the holiday
     verdicts = [(json.loads(e.data_json)["period_start"][:10], json.loads(e.data_json)["result"])
                 for e in probe.history(p.id) if e.type == "QuotaJudged"]
     # 09-28 met (2), 09-29 missed (1), 09-30 missed (0); the National Day days are not workdays; 10-09 missed.
@@ -377,8 +369,7 @@ def test_cmp7_an_overdue_clock_climbs_the_ladder_until_someone_acknowledges(prob
                 for e in probe.history(iid) if e.type == "NotificationQueued" and words in e.data_json]
 
     late = probe.start("probe", "liu_fang", {}, at=t("2025-10-09T16:00"))          # callback due 17:00
-    clock.set(t("2025-10-13T12:00"))
-    probe.tick(clock.now())
+    skip_to(probe, t("2025-10-13T12:00"))
     assert told(late.id, "回电超时 ") == [("10-09 17:00", ["li_qiang"])]              # the breach itself
     assert told(late.id, "30分钟") == [("10-09 17:30", ["zhang_hua"])]               # 30 minutes after it
     assert told(late.id, "2工作小时") == [("10-10 10:00", ["he_jun"])]               # 2 working hours after it
@@ -386,13 +377,11 @@ def test_cmp7_an_overdue_clock_climbs_the_ladder_until_someone_acknowledges(prob
     assert (after.assignee, after.assignee_role) == (None, "front_desk")              # the task stays where it was
 
     held = probe.start("probe", "liu_fang", {}, at=t("2025-10-13T13:00"))          # due 14:00
-    clock.set(t("2025-10-13T14:05"))
-    probe.tick(clock.now())
+    skip_to(probe, t("2025-10-13T14:05"))
     with pytest.raises(NotAuthorized):
         probe.advance(held.id, "take_over", "liu_fang", at=t("2025-10-13T14:10"))
     probe.advance(held.id, "take_over", "li_qiang", at=t("2025-10-13T14:10"))
-    clock.set(t("2025-10-20T09:00"))
-    probe.tick(clock.now())
+    skip_to(probe, t("2025-10-20T09:00"))
     assert told(held.id, "回电超时") == [("10-13 14:00", ["li_qiang"])]               # nobody above was told
     ack = [json.loads(e.data_json) for e in probe.history(held.id) if e.type == "SlaAcknowledged"]
     assert [(a["by"], a["clock"]["acknowledged_by"]) for a in ack] == [("li_qiang", "li_qiang")]

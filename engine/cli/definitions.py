@@ -6,7 +6,6 @@ engine/runtime/whatif.py. See docs/procedures.md, "Changing a procedure".
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -32,12 +31,14 @@ def lint(ctx: Context, paths: tuple[Path, ...]) -> None:
     settings = ctx.settings
     targets = list(paths) or [settings.procedures, settings.procedures.parent / "forms"]
     issues = run_lint(targets, load_org(settings.org).roles)
-    if ctx.json:
-        click.echo(json.dumps([{"file": i.file, "line": i.line, "col": i.col, "path": i.path,
-                                "message": i.message, "hint": i.hint} for i in issues], ensure_ascii=False, indent=2))
-    else:
+    payload = [{"file": i.file, "line": i.line, "col": i.col, "path": i.path, "message": i.message, "hint": i.hint}
+               for i in issues]
+
+    def human() -> None:
         for i in issues:
             click.echo(str(i))
+
+    emit(ctx, payload, human)
     if issues:
         sys.exit(1)
 

@@ -139,7 +139,7 @@ def test_the_first_days_play_the_same_every_time(tmp_path: Path) -> None:
         db.parent.mkdir()
         settings = Settings.resolve(demo_run.fresh_db(db), None, None)
         lines: list[str] = []
-        result = demo_run.run(settings, lines.append, days=5, progress=False)
+        result = demo_run.run(settings, lines.append, days=5)
         assert result.broken is None and result.replay_failures == [] and result.sweep_errors == []
         runs.append((result.diary, result.sla, result.states,
                      query(db, "SELECT id, procedure, state, revision, last_hash FROM instances ORDER BY id")))

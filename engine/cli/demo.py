@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO, Any, Callable, ContextManager, Optional
 
 import click
 
@@ -27,10 +28,20 @@ def demo(ctx: Context, db_file: Path) -> None:
     # With --json the progress goes to stderr, so stdout is one JSON document.
     if ctx.json:
         result = demo_run.run(settings, lambda line: click.echo(line, err=True),
-                              progress_to=click.get_text_stream("stderr"))
+                              progress=_bar(click.get_text_stream("stderr")))
     else:
-        result = demo_run.run(settings, click.echo)
+        result = demo_run.run(settings, click.echo, progress=_bar(None))
     emit(ctx, demo_run.as_json(result), lambda: demo_run.summary(result, click.echo, table))
+
+
+def _bar(stream: Optional[IO[str]]) -> Callable[[int, Callable[[], str]], ContextManager[Any]]:
+    """The month's progress bar on ``stream`` (stdout when None), the day's label beside it."""
+
+    def progress(length: int, label: Callable[[], str]) -> ContextManager[Any]:
+        return click.progressbar(length=length, label="  模拟一个月", show_eta=False, show_percent=True,
+                                 item_show_func=lambda _: label(), width=31, file=stream)
+
+    return progress
 
 
 COMMANDS = (demo,)

@@ -20,16 +20,14 @@ real clock and nothing is random: every run writes the same database and prints 
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
-import io
 import logging
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator, Optional
+from typing import Any, Callable, ContextManager, Generator, Iterator, Optional
 from zoneinfo import ZoneInfo
-
-import click
 
 from engine.clock import FakeClock
 from engine.demo.files import NOTICES_MARK, mark_demo, notices_dir_for
@@ -39,6 +37,8 @@ from engine.timeskip import TimeSkipper, skip_to
 
 Say = Callable[[str], None]
 Story = Generator[datetime, None, Any]
+# A progress bar over ``length`` days whose text is ``label()``: a context manager whose value has ``update(n)``.
+Progress = Callable[[int, Callable[[], str]], ContextManager[Any]]
 
 ZONE = ZoneInfo("Asia/Shanghai")
 YEAR = 2025
@@ -171,6 +171,15 @@ def _day_label(demo: Demo) -> str:
     return f"{day:%m-%d} {'工作日' if demo.calendar.is_workday(day) else '休息日'}"
 
 
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
+def _no_progress(_length: int, _label: Callable[[], str]) -> ContextManager[Any]:
+    return contextlib.nullcontext(_NoBar())
+
+
 def _next_sweep(t: datetime) -> datetime:
     """Every 15 minutes from 08:00 to 20:00, on the hour at night."""
     return t + (timedelta(minutes=15) if 8 <= t.hour < 20 else timedelta(hours=1))
@@ -185,10 +194,9 @@ class _SweepErrors(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def run(settings: Settings, say: Say, days: Optional[int] = None, progress: bool = True,
-        progress_to: Any = None) -> Any:
+def run(settings: Settings, say: Say, days: Optional[int] = None, progress: Optional[Progress] = None) -> Any:
     """Simulate the month (or its first ``days`` days) on ``settings.db``; see the module docstring.
-    The progress bar goes to ``progress_to`` (default stdout), nowhere without ``progress``."""
+    ``progress`` draws the bar over the month's days (the CLI's); none without it."""
     from engine.demo import stories
     from engine.demo.result import DemoResult
 
@@ -210,9 +218,7 @@ def run(settings: Settings, say: Say, days: Optional[int] = None, progress: bool
     try:
         scheduler.run_until(MONTH_START)
         days_run = (end - MONTH_START).days
-        with click.progressbar(length=days_run, label="  模拟一个月", show_eta=False, show_percent=True,
-                               item_show_func=lambda _: _day_label(demo), width=31,
-                               file=progress_to if progress else io.StringIO()) as bar:
+        with (progress or _no_progress)(days_run, lambda: _day_label(demo)) as bar:
             for n in range(days_run):
                 scheduler.run_until(MONTH_START + timedelta(days=n + 1))
                 bar.update(1)

@@ -50,11 +50,11 @@ def test_adapters_do_not_use_click() -> None:
     assert offenders == []
 
 
-def test_the_demo_runs_no_sql_of_its_own() -> None:
+def test_the_demo_runs_no_sql_of_its_own_and_leaves_the_terminal_to_the_cli() -> None:
     sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\s+\w", re.IGNORECASE)
     for p in modules("engine/demo"):
         imported = imports_of(p)
-        assert not {m for m in imported if m.split(".")[0] in ("sqlalchemy", "sqlite3", "sqlmodel")}, p
+        assert not {m for m in imported if m.split(".")[0] in ("sqlalchemy", "sqlite3", "sqlmodel", "click")}, p
         # The one store call: who made a file, read-only, before any engine opens it (an engine
         # would create its schema in whatever file it is given).
         assert [m for m in imported if m.startswith("engine.store")] in ([], ["engine.store.overview"]), p

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import click
 
+from engine.cli.context import Context
+
 
 def json_mode() -> bool:
     """Whether ``--json`` was given, at the top or after the subcommand."""
@@ -31,7 +33,7 @@ def json_flag(f: Callable[..., Any]) -> Callable[..., Any]:
                         is_eager=True, help="Print JSON on stdout.")(f)
 
 
-def emit(ctx: Any, payload: Any, human: Callable[[], None], compact: bool = False) -> None:
+def emit(ctx: Context, payload: Any, human: Callable[[], None], compact: bool = False) -> None:
     """``payload`` as JSON on stdout in ``--json`` mode (indented; one ASCII line if ``compact``), else ``human()``."""
     if not ctx.json:
         human()

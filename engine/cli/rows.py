@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import click
 
+from engine.cli.context import Context
 from engine.cli.output import emit
 from engine.errors import InputError, RowsInvalid
 from engine.spec.forms import FormSpec
@@ -113,7 +114,7 @@ def _check_header(path: Path, header: list[str], form: Optional[FormSpec]) -> No
         raise InputError(where, f"no column for required field(s) {', '.join(missing)} of the start form {form.id}")
 
 
-def start_each(ctx: Any, procedure: str, staff: str, path: Path, key: Optional[str],
+def start_each(ctx: Context, procedure: str, staff: str, path: Path, key: Optional[str],
                at: Optional[datetime]) -> None:
     """Start one instance per row of ``path``; print the summary, or each refused row's line."""
     from engine.runtime.bulk import keys_from_template, start_many

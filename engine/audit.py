@@ -205,8 +205,8 @@ def started_version(events: list[Event], default: str) -> str:
     return str(events[0].data.get("version") or default) if events else default
 
 
-COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "parent_id",
-            "revision", "last_hash", "started_at", "last_occurred_at")
+COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "watchers",
+            "parent_id", "revision", "last_hash", "started_at", "last_occurred_at")
 
 
 def first_difference(derived: Instance, stored: Instance) -> Optional[str]:

@@ -76,8 +76,12 @@ def tasks(request: Request, who: Caller = Depends(caller), f: InstanceFilter = D
                                        description="Whose inbox (supervisors may read anyone's)"),
           role: Optional[str] = Query(None, max_length=64, pattern=_NAME,
                                       description="A role's queue of unassigned tasks"),
+          watching: bool = Query(False, description="The cases the person watches instead of their tasks"),
           paging: Paging = Depends()) -> dict[str, Any]:
     engine = request.app.state.engine
+    if watching and role:
+        raise ApiError(422, "validation_failed", "watching lists a person's watched cases, not a role's",
+                       [problem("watching", "give staff (or nobody: yourself), not role", "query")])
     if staff and role:
         raise ApiError(422, "validation_failed", "give staff or role, not both",
                        [problem("staff", "give staff or role, not both", "query")])
@@ -95,6 +99,9 @@ def tasks(request: Request, who: Caller = Depends(caller), f: InstanceFilter = D
         if not engine.org.has(whose):
             raise ApiError(422, "unknown_staff", f"no staff member {whose!r}",
                            [problem("staff", "not in the organisation file", "query")])
-        f = replace(f, work_of=(whose, tuple(engine.org.person(whose).roles)),
-                    queue_buildings=engine.org.building_scope(whose))
+        if watching:
+            f = replace(f, watcher=whose)
+        else:
+            f = replace(f, work_of=(whose, tuple(engine.org.person(whose).roles)),
+                        queue_buildings=engine.org.building_scope(whose))
     return _page(request, f, paging, inbox=True)

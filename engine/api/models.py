@@ -150,6 +150,7 @@ class InstancePublic(Public):
     deadlines: list[DeadlinePublic]
     parent: Optional[int]
     children: list[int]
+    watchers: list[str] = Field([], description="Who watches the case (staff ids)")
     started_at: Optional[datetime]
     last_occurred_at: Optional[datetime]
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from engine.core import evolve as ev
 from engine.core import model as m
+from engine.core import watchers as wt
 from engine.core.model import Actor, Decision, Event, Instance, SpawnRequest
 from engine.errors import ActionNotAllowed, FieldError, FormInvalid, NotAuthorized, OutOfScope
 from engine.spec.expr import EvalError
@@ -285,7 +286,9 @@ def decide_assign(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
     if not able & set(person.roles):
         raise NotAuthorized(person.id, f"work on instance {inst.id} in state {inst.state!r}", sorted(able))
     b = _Builder(proc, org, inst, actor, role, at)
+    previous = inst.assignee if inst.assignee != person.id else None
     b.emit(m.ASSIGNED, {"assignee": person.id, "role": inst.assignee_role, "by": "manual"})
+    _watch(b, [previous], "reassigned")  # reassignment must not lose the worker
     return b.decision
 
 
@@ -359,8 +362,13 @@ def _apply_effects(b: _Builder, effects: list[EffectSpec]) -> None:
             ack = acknowledged(clock, e.acknowledge, b.actor.id, b.at)
             b.emit(ack.type, ack.data)
         elif e.assign is not None:
+            previous = b.inst.assignee
             assignee, role = resolve_assignment(e.assign, None, b.org, b.inst)
             b.emit(m.ASSIGNED, {"assignee": assignee, "role": role, "by": "rule"})
+            if e.assign.keep_watching and previous != assignee:
+                _watch(b, [previous], "reassigned")
+        elif e.watch is not None:
+            _watch(b, wt.watch_targets(e.watch, b.org, b.inst), "effect")
         elif e.notify is not None:
             _notify(b, e.notify)
         elif e.spawn is not None:
@@ -395,7 +403,14 @@ def notification_recipients(spec: NotifySpec, org: OrgSpec, inst: Instance) -> l
             people.append(s)
     if spec.assignee and inst.assignee:
         people.append(inst.assignee)
+    if spec.watchers:
+        people += list(inst.watchers)
     return list(dict.fromkeys(people))
+
+
+def _watch(b: _Builder, people: list[Optional[str]], reason: str) -> None:
+    for data in wt.watch_events(b.inst, people, reason):
+        b.emit(wt.WATCHER_ADDED, data)
 
 
 def _notify(b: _Builder, spec: NotifySpec) -> None:

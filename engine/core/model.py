@@ -35,6 +35,7 @@ class Instance:
     parent_id: Optional[int] = None
     children: tuple[int, ...] = ()
     clocks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    watchers: tuple[str, ...] = ()
     revision: int = 0
     started_at: Optional[datetime] = None
     last_occurred_at: Optional[datetime] = None

@@ -32,6 +32,7 @@ def instance_view(engine: Any, inst: Instance) -> dict[str, Any]:
         "deadlines": engine.deadlines(inst.id),
         "parent": inst.parent_id,
         "children": list(inst.children),
+        "watchers": list(inst.watchers),
         "started_at": iso(inst.started_at, zone),
         "last_occurred_at": iso(inst.last_occurred_at, zone),
     }

@@ -128,6 +128,8 @@ def _effect_refs(effects: list[EffectSpec], path: tuple, role_ref: Callable, pro
             _assign_refs(e.assign, p + ("assign",), role_ref)
         if e.notify:
             role_ref(e.notify.role, p + ("notify", "role"))
+        if e.watch:
+            role_ref(e.watch.role, p + ("watch", "role"))
         if e.spawn and e.spawn.procedure not in procedures:
             issues.append(pos.issue(p + ("spawn", "procedure"), f"unknown procedure {e.spawn.procedure!r}",
                                     hint=hint(e.spawn.procedure, procedures)))

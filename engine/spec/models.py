@@ -36,6 +36,8 @@ class AssignSpec(Strict):
     staff_from: Optional[str] = Field(None, description="Data field holding a staff id (e.g. the first receiver)")
     steward_of: Optional[str] = Field(None, description="Data field holding the unit; its building's steward")
     role: Optional[str] = Field(None, description="Role queue (also the fallback)")
+    keep_watching: bool = Field(False, description="The person it moves away from keeps watching the case "
+                                                   "(an escalation must not lose the worker)")
 
     @model_validator(mode="after")
     def _one_target(self) -> "AssignSpec":
@@ -54,13 +56,31 @@ class NotifySpec(Strict):
     staff_from: Optional[str] = Field(None, description="Data field holding a staff id")
     steward_of: Optional[str] = Field(None, description="Data field holding the unit")
     assignee: bool = Field(False, description="Whoever the instance is assigned to")
+    watchers: bool = Field(False, description="Everyone watching the instance (`sop watch`, `watch:` effects)")
     message: str = Field(description="Text (Chinese); {field} inserts instance data, {id} the instance id")
     channel: Optional[str] = Field(None, description="Preferred channel: sms, email, webhook")
 
     @model_validator(mode="after")
     def _someone(self) -> "NotifySpec":
+        if not (self.role or self.staff or self.staff_from or self.steward_of or self.assignee or self.watchers):
+            raise ValueError("notify needs role, staff, staff_from, steward_of, assignee or watchers")
+        return self
+
+
+class WatchSpec(Strict):
+    """People who start watching the case: it stays in their "cases I watch" inbox and they
+    receive the notifications sent to ``watchers: true``, without being assigned."""
+
+    role: Optional[str] = Field(None, description="Everyone with this role")
+    staff: Optional[str] = Field(None, description="A staff id")
+    staff_from: Optional[str] = Field(None, description="Data field holding a staff id")
+    steward_of: Optional[str] = Field(None, description="Data field holding the unit; its building's steward")
+    assignee: bool = Field(False, description="Whoever the instance is assigned to now")
+
+    @model_validator(mode="after")
+    def _someone(self) -> "WatchSpec":
         if not (self.role or self.staff or self.staff_from or self.steward_of or self.assignee):
-            raise ValueError("notify needs role, staff, staff_from, steward_of or assignee")
+            raise ValueError("watch needs role, staff, staff_from, steward_of or assignee")
         return self
 
 
@@ -82,14 +102,16 @@ class EffectSpec(Strict):
     spawn: Optional[SpawnSpec] = None
     complete: Optional[bool] = Field(None, description="End the instance (status completed)")
     acknowledge: Optional[str] = Field(None, description="SLA name: its escalation is acknowledged and stops")
+    watch: Optional[WatchSpec] = Field(None, description="People who start watching the case")
     when: Optional[str] = Field(None, description="Apply only when this expression is true")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "EffectSpec":
-        given = [k for k in ("set", "compute", "assign", "notify", "spawn", "complete", "acknowledge")
+        given = [k for k in ("set", "compute", "assign", "notify", "spawn", "complete", "acknowledge", "watch")
                  if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("an effect has exactly one of set, compute, assign, notify, spawn, complete, acknowledge"
+            raise ValueError("an effect has exactly one of set, compute, assign, notify, spawn, complete, acknowledge, "
+                             "watch"
                              + (f" (got {', '.join(given)})" if given else ""))
         return self
 

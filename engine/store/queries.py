@@ -11,6 +11,7 @@ needs (procedure, state, status, assignee, role queue, building, overdue) and a 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
@@ -43,6 +44,7 @@ class InstanceFilter:
     # A building-scoped person's queues (OrgSpec.building_scope): unassigned instances only
     # of these buildings or of none; what is assigned to them shows wherever it is.
     queue_buildings: Optional[tuple[str, ...]] = None
+    watcher: Optional[str] = None       # only the instances this person watches
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]
         cond.append(I.c.assignee_role.in_(f.roles))
     if f.queue_buildings is not None and f.work_of is None:
         cond.append(sa.or_(I.c.assignee.is_not(None), in_buildings(f.queue_buildings)))
+    if f.watcher is not None:
+        cond.append(watched_by(f.watcher))
     if f.overdue is not None:
         cond.append(_overdue(now) if f.overdue else sa.not_(_overdue(now)))
     if f.work_of is not None:
@@ -84,6 +88,12 @@ def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]
             mine.append(sa.and_(*queue))
         cond.append(sa.or_(*mine))
     return cond
+
+
+def watched_by(staff: str) -> sa.ColumnElement[bool]:
+    """The instances whose watchers (a JSON list of ids, canonical: ``["a","b"]``) name ``staff``."""
+    quoted = json.dumps(staff, ensure_ascii=False).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return I.c.watchers.like(f"%{quoted}%", escape="\\")
 
 
 def list_instances(conn: Connection, f: InstanceFilter, now: datetime, limit: int, offset: int,

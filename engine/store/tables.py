@@ -79,6 +79,8 @@ class InstanceRow(SQLModel, table=True):
     building: Optional[str] = None
     data: str = "{}"
     clocks: str = "{}"
+    # Who watches the case (WatcherAdded / WatcherRemoved): a JSON list of staff ids.
+    watchers: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})
     parent_id: Optional[int] = None
     revision: int = 0
     started_at: datetime = _dt()

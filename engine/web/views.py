@@ -150,6 +150,13 @@ def inbox(engine: Any, staff_id: str, roles: tuple[str, ...], building: Optional
     return _rows(engine, mine), _rows(engine, queue)
 
 
+def watched(engine: Any, staff_id: str, limit: int = 200) -> list[Row]:
+    """The running cases this person watches (``sop tasks --watching``), by due time."""
+    with engine.read() as conn:
+        f = InstanceFilter(status="active", watcher=staff_id)
+        return _rows(engine, list_instances(conn, f, engine.clock.now(), limit, 0, oldest_first=True).items)
+
+
 def _rows(engine: Any, items: list[Instance]) -> list[Row]:
     rows = []
     for inst in items:

@@ -205,7 +205,7 @@ def started_version(events: list[Event], default: str) -> str:
     return str(events[0].data.get("version") or default) if events else default
 
 
-COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "watchers",
+COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "watchers", "branches",
             "parent_id", "revision", "last_hash", "started_at", "last_occurred_at")
 
 
@@ -213,7 +213,7 @@ def first_difference(derived: Instance, stored: Instance) -> Optional[str]:
     for name in COMPARED:
         a, b = getattr(derived, name), getattr(stored, name)
         if a != b:
-            if name in ("data", "clocks"):
+            if name in ("data", "clocks", "branches"):
                 keys = sorted(set(a) | set(b), key=str)
                 k = next(k for k in keys if a.get(k) != b.get(k))
                 return f"{name}.{k}: replay gives {a.get(k)!r}, stored {b.get(k)!r}"

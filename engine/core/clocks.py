@@ -26,6 +26,7 @@ from engine.calendar import WorkCalendar
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Event, Instance
+from engine.core.parallel import BRANCH_ACTION_TAKEN, BRANCHES_FORKED, BRANCHES_JOINED
 from engine.durations import Duration, parse_duration
 from engine.schedules import parse_schedule
 from engine.spec.expr import EvalError
@@ -117,12 +118,35 @@ def changes_of(before: Optional[Instance], events: Iterable[Event]) -> tuple[set
     for e in events:
         if e.type == m.INSTANCE_STARTED:
             entered.append(e.data["state"])
-        elif e.type == m.ACTION_TAKEN:
+        elif e.type in (m.ACTION_TAKEN, BRANCH_ACTION_TAKEN):
             actions.add(e.data["action"])
             if e.data["to"] != e.data["from"]:
                 left.append(e.data["from"])
                 entered.append(e.data["to"])
+        elif e.type == BRANCHES_FORKED:
+            entered.extend(e.data["branches"].values())
+        elif e.type == BRANCHES_JOINED:
+            left.append(e.data["from"])
+            left.extend(e.data["cancelled"].values())
+            entered.append(e.data["to"])
     return actions, entered, left
+
+
+def _here(inst: Instance) -> set[str]:
+    """The states an instance is in: its own, and those of its open parallel branches."""
+    if not inst.branches:
+        return {inst.state}
+    return {inst.state} | {b["state"] for b in inst.branches.values() if b["status"] == "open"}
+
+
+def _branch_closed(proc: CompiledProcedure, inst: Instance, state: Optional[str]) -> bool:
+    """Whether ``state`` is a branch state whose branch is no longer open: a clock started
+    in a branch stops when the branch finishes, is cancelled by the join, or the join passed."""
+    where = proc.branch_states.get(state) if state else None
+    if where is None:
+        return False
+    branch = inst.branches.get(where[1]) if inst.state == where[0] else None
+    return branch is None or branch["status"] != "open"
 
 
 def react(proc: CompiledProcedure, cal: WorkCalendar, before: Optional[Instance], after: Instance,
@@ -169,13 +193,13 @@ def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
             c.update(_next_step(proc, cal, spec, c))
             stamp(cal, c, sla_uses_calendar(c))
             return [clock_event(SLA_RESET, spec.name, c, at, due=c["due"])]
-    if set(spec.stop_on) & actions or set(spec.stop_in) & set(entered):
+    if set(spec.stop_on) & actions or set(spec.stop_in) & set(entered) or _branch_closed(proc, inst, spec.start_in):
         return [_stop_sla(clock, spec.name, inst, at)]
     if not inst.active:
         c = dict(clock, running=False, next=None, next_kind=None, ended_at=iso(at),
                  status=clock["status"] if clock["status"] == "breached" else "cancelled")
         return [clock_event(SLA_CANCELLED, spec.name, c, at)]
-    paused_now = inst.state in spec.pause_in
+    paused_now = bool(_here(inst) & set(spec.pause_in)) if spec.pause_in else False
     if paused_now and clock.get("paused_remaining") is None:
         remaining = _remaining(cal, clock, at)
         c = dict(clock, paused_remaining=remaining.total_seconds(), next=None, next_kind=None)
@@ -294,7 +318,7 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
     if states is None:
         arms, ends = inst.active and started, live and not inst.active
     else:  # armed on coming into the states from outside them, cancelled on going out of them
-        inside = inst.state in states
+        inside = bool(_here(inst) & set(states))
         came_in = any(s in states for s in entered) and not (live and len(states) > 1)
         arms = inst.active and inside and came_in
         ends = live and (not inst.active or (not inside and any(s in states for s in left)))
@@ -353,7 +377,7 @@ def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: lis
     if states is None:
         arms, ends = inst.active and started, live and not inst.active
     else:
-        inside = inst.state in states
+        inside = bool(_here(inst) & set(states))
         arms = inst.active and inside and any(s in states for s in entered) and not live
         ends = live and (not inst.active or (not inside and any(s in states for s in left)))
     if ends:

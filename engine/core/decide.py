@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from engine.core import evolve as ev
 from engine.core import model as m
+from engine.core import parallel as pl
 from engine.core import watchers as wt
 from engine.core.model import Actor, Decision, Event, Instance, SpawnRequest
 from engine.errors import ActionNotAllowed, FieldError, FormInvalid, NotAuthorized, OutOfScope
@@ -183,6 +184,9 @@ def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
         raise ActionNotAllowed(name, f"instance {inst.id} is {inst.status}")
     action = proc.action(name, inst.state)
     if action is None:
+        branch = pl.branch_for(proc, inst, name) if inst.branches else None
+        if branch is not None:  # an action of one of the open parallel branches
+            return pl.decide_branch_action(_Builder(proc, org, inst, actor, None, at), branch, name, data, links)
         return _no_such_action(proc, inst, name)
     role = _role_for(actor, action.roles)
     if role is None:
@@ -206,7 +210,8 @@ def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
 
 
 def _no_such_action(proc: CompiledProcedure, inst: Instance, name: str) -> Decision:
-    here = ", ".join(a.name for a in proc.actions_from(inst.state)) or "(none)"
+    states = [inst.state, *sorted(pl.open_states(inst))]
+    here = ", ".join(dict.fromkeys(a.name for s in states for a in proc.actions_from(s))) or "(none)"
     if any(a.name == name for a in proc.spec.actions):
         raise ActionNotAllowed(name, f"not available in state {inst.state!r}; available: {here}")
     raise ActionNotAllowed(name, f"{proc.id} has no such action; available in {inst.state!r}: {here}")
@@ -258,6 +263,8 @@ def _working_roles(proc: CompiledProcedure, org: OrgSpec, inst: Instance) -> set
 def decide_claim(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: Actor, at: datetime) -> Decision:
     if not inst.active:
         raise ActionNotAllowed("claim", f"instance {inst.id} is {inst.status}")
+    if inst.branches:
+        return pl.decide_branch_claim(_Builder(proc, org, inst, actor, None, at))
     if inst.assignee == actor.id:
         raise ActionNotAllowed("claim", f"instance {inst.id} is already assigned to you")
     if inst.assignee is not None:
@@ -306,6 +313,8 @@ def _enter_state(b: _Builder, state: str) -> None:
         if (assignee, role) != (b.inst.assignee, b.inst.assignee_role):
             b.emit(m.ASSIGNED, {"assignee": assignee, "role": role, "by": "rule"})
     _apply_effects(b, spec.on_enter)
+    if spec.kind == "parallel" and b.inst.active and b.inst.state == state:
+        pl.fork(b, state)
     if spec.kind == "final" and b.inst.active:
         b.emit(m.INSTANCE_COMPLETED, {"state": state})
 

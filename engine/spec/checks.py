@@ -15,6 +15,7 @@ from engine.errors import Issue
 from engine.spec.expr import ExprError, compile_expr
 from engine.spec.forms import FieldSpec, FormSpec
 from engine.spec.models import AssignSpec, EffectSpec, ProcedureSpec, SlaSpec
+from engine.spec.parallel import check_parallel, successors
 from engine.spec.yamlio import Positions
 
 # Names every expression may read besides the procedure's data fields.
@@ -41,6 +42,9 @@ def check_procedure(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, For
         return issues + check_expressions(spec, pos, forms)
     issues += check_clocks(spec, pos, forms)
     issues += check_duplicate_actions(spec, pos)
+    parallel = check_parallel(spec, pos)
+    if parallel:
+        return issues + parallel + check_expressions(spec, pos, forms)
     issues += check_reachability(spec, pos)
     issues += check_ways_out(spec, pos)
     issues += check_expressions(spec, pos, forms)
@@ -151,11 +155,8 @@ def check_duplicate_actions(spec: ProcedureSpec, pos: Positions) -> list[Issue]:
 
 
 def _successors(spec: ProcedureSpec) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {s: set() for s in spec.states}
-    for a in spec.actions:
-        for s in a.sources(spec.states):
-            out[s].add(a.to or s)
-    return out
+    """Where each state leads (a parallel state: to its branches' starts and its ``next``)."""
+    return successors(spec)
 
 
 def check_reachability(spec: ProcedureSpec, pos: Positions) -> list[Issue]:

@@ -84,6 +84,12 @@ class CompiledProcedure:
                        initial=spec.start.state, auto_transitions=False)
 
     @cached_property
+    def branch_states(self) -> dict[str, tuple[str, str]]:
+        """Each state of a parallel branch -> (its parallel state, its branch)."""
+        from engine.spec.parallel import branch_map
+        return branch_map(self.spec)
+
+    @cached_property
     def _actions_by_key(self) -> dict[tuple[str, str], ActionSpec]:
         return {(a.name, s): a for a in self.spec.actions for s in a.sources(self.spec.states)}
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from engine.spec.forms import FieldSpec
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
-StateKind = Literal["task", "wait", "automatic", "final"]
+StateKind = Literal["task", "wait", "automatic", "final", "parallel"]
 
 
 class Strict(BaseModel):
@@ -116,15 +116,39 @@ class EffectSpec(Strict):
         return self
 
 
+class BranchSpec(Strict):
+    """One branch of a ``kind: parallel`` state: a small sub-flow of the procedure's states,
+    worked at the same time as the other branches, each with its own assignee and actions.
+    The branch is done when it reaches one of its ``final`` states."""
+
+    title: str = Field(description="Branch name shown to staff (Chinese)")
+    start: str = Field(description="The branch's first state")
+    states: list[str] = Field(min_length=1, description="The states of this branch (the start included)")
+
+
 class StateSpec(Strict):
     title: str = Field(description="State name shown to staff (Chinese)")
     kind: StateKind = Field("task", description="task: a person works; wait: waiting for the outside; "
-                                                "automatic: the engine moves on; final: the end")
+                                                "automatic: the engine moves on; final: the end; "
+                                                "parallel: branches worked at the same time, then a join")
+    branches: dict[str, BranchSpec] = Field(default_factory=dict,
+                                            description="kind: parallel: branch name -> its sub-flow")
+    join: Union[Literal["all", "any"], list[str]] = Field(
+        "all", description="kind: parallel: move on when all branches, any one, or these named ones are done")
+    next: Optional[str] = Field(None, description="kind: parallel: the state entered when the join completes")
     owner: Optional[str] = Field(None, description="Role responsible for this state")
     assign: Optional[AssignSpec] = Field(None, description="Assignment on entering this state")
     on_enter: list[EffectSpec] = Field(default_factory=list, description="Effects on entering")
     rules: list[str] = Field(default_factory=list, description="Rule IDs encoded here")
     description: str = ""
+
+    @model_validator(mode="after")
+    def _parallel_keys(self) -> "StateSpec":
+        if self.kind == "parallel" and (not self.branches or not self.next):
+            raise ValueError("a parallel state needs branches and next")
+        if self.kind != "parallel" and (self.branches or self.next or self.join != "all"):
+            raise ValueError("branches, join and next belong to a state of kind: parallel")
+        return self
 
 
 class GuardSpec(Strict):

@@ -81,6 +81,8 @@ class InstanceRow(SQLModel, table=True):
     clocks: str = "{}"
     # Who watches the case (WatcherAdded / WatcherRemoved): a JSON list of staff ids.
     watchers: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})
+    # The open parallel branches (engine/spec/parallel.py): a JSON object, {} outside one.
+    branches: str = Field(default="{}", sa_column_kwargs={"server_default": "{}"})
     parent_id: Optional[int] = None
     revision: int = 0
     started_at: datetime = _dt()

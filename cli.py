@@ -181,13 +181,17 @@ def show_instance(ctx: Context, inst: Any) -> None:
             click.echo("children: " + ", ".join(f"#{c}" for c in view["children"]))
         if view["watchers"]:
             click.echo("watchers: " + ", ".join(view["watchers"]))
+        for name, br in view["branches"].items():
+            click.echo(f"branch {name}: {br['state']} ({br['status']})  assignee: {br['assignee'] or '-'}  "
+                       f"role queue: {br['role'] or '-'}")
         for k, v in view["data"].items():
             click.echo(f"  {k}: {v}")
         if view["actions"]:
             click.echo("actions:")
             for a in view["actions"]:
                 form = f"  form: {a['form']}" if a["form"] else ""
-                click.echo(f"  {a['name']}  {a['title']}  roles: {', '.join(a['roles'])}{form}")
+                branch = f"  branch: {a['branch']}" if a.get("branch") else ""
+                click.echo(f"  {a['name']}  {a['title']}  roles: {', '.join(a['roles'])}{form}{branch}")
         if view["deadlines"]:
             click.echo("deadlines:")
             for d in view["deadlines"]:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.model import Instance
 from engine.store.repository import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
+from engine.spec.forms import instance_building
 from engine.store.repository import in_buildings
 from engine.store.tables import instances as I
 
@@ -121,3 +122,38 @@ def started_between(conn: Connection, procedures: tuple[str, ...], start: Option
         cond.append(I.c.started_at < sa.literal(end, UTCDateTime()))
     rows = conn.execute(sa.select(*_INSTANCE_COLS).where(*cond).order_by(I.c.started_at, I.c.id))
     return [_instance(r) for r in rows]
+
+
+def branch_tasks(conn: Connection, staff: Optional[str], roles: tuple[str, ...] | list[str],
+                 buildings: Optional[tuple[str, ...]] = None, limit: int = 500) -> list[Instance]:
+    """One task per open parallel branch (engine/core/parallel.py) waiting on ``staff`` or
+    unassigned in a queue of ``roles`` (a building-scoped person's queues: their buildings'
+    or none's), each as the instance seen from that branch: its state, assignee and role.
+
+    The instance rows themselves are assigned to nobody while they are in branches, so
+    these never duplicate the instance-level tasks. The LIKE narrows the rows to those whose
+    branches JSON names the person or a role; the match itself is exact, here."""
+    names = [f'%"assignee":{json.dumps(staff)}%'] if staff else []
+    names += [f'%"role":{json.dumps(r)}%' for r in roles]
+    if not names:
+        return []
+    rows = conn.execute(sa.select(*_INSTANCE_COLS).where(
+        I.c.status == "active", I.c.branches != "{}", sa.or_(*(I.c.branches.like(n) for n in names)))
+        .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
+    out = []
+    for inst in (_instance(r) for r in rows):
+        building = instance_building(inst.data)
+        for br in inst.branches.values():
+            if br["status"] != "open":
+                continue
+            mine = staff is not None and br["assignee"] == staff
+            queued = (br["assignee"] is None and br["role"] in roles
+                      and (buildings is None or building is None or building in buildings))
+            if mine or queued:
+                out.append(inst.with_(state=br["state"], assignee=br["assignee"], assignee_role=br["role"]))
+    return out
+
+
+def merged(tasks: list[Instance], more: list[Instance]) -> list[Instance]:
+    """Two inbox lists in one, oldest activity first (as ``list_instances`` orders an inbox)."""
+    return sorted(tasks + more, key=lambda i: (i.last_occurred_at, i.id, i.state))

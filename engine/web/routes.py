@@ -294,7 +294,12 @@ def instance_page(request: Request, instance_id: int) -> HTMLResponse:
     data, evidence = views.data_rows(engine, proc, inst)
     parent = engine.show(inst.parent_id) if inst.parent_id else None
     children = [engine.show(c) for c in inst.children]
-    claimable = (inst.active and inst.assignee is None and inst.assignee_role in who.roles and scoped_in)
+    claimable = (inst.active and inst.assignee is None and inst.assignee_role in who.roles and scoped_in) or any(
+        b["status"] == "open" and b["assignee"] is None and b["role"] in who.roles for b in inst.branches.values())
+    branch_titles = {n: b.title for n, b in proc.spec.states[inst.state].branches.items()} if inst.branches else {}
+    branches = [{"name": n, "title": branch_titles.get(n, n), "state": views.state_title(proc, b["state"]),
+                 "status": b["status"], "assignee": views.staff_name(engine, b["assignee"]), "role": b["role"]}
+                for n, b in inst.branches.items()]
     return render(request, "instance.html", {
         "inst": inst, "proc": proc, "state_title": views.state_title(proc, inst.state),
         "assignee": views.staff_name(engine, inst.assignee), "data": data, "evidence": evidence,
@@ -302,6 +307,7 @@ def instance_page(request: Request, instance_id: int) -> HTMLResponse:
         "timeline": views.timeline(engine, proc, events), "diagram": diagram.svg(proc.spec, inst.state),
         "states": [(n, s.title) for n, s in proc.spec.states.items()],
         "parent": parent, "children": children, "claimable": claimable, "out_of_scope": out_of_scope,
+        "branches": branches, "branch_titles": branch_titles,
         "watchers": [views.staff_name(engine, w) for w in inst.watchers], "watching": who.staff_id in inst.watchers,
         "may_watch": _may_watch(engine, who, inst),
         "staff": [p for p in engine.org.staff if p.active] if who.supervises and inst.active else [],

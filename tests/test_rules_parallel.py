@@ -256,3 +256,18 @@ def test_web_inbox_and_instance_page_show_the_branches(web: Web) -> None:
     dot = dot_source(web.engine.library.get(PATROL).spec, "patrolling")
     assert '"__fork_patrolling" -> "security_patrol" [label="保安部"]' in dot
     assert '"__join_patrolling" -> "summary" [label="全部完成"]' in dot
+
+
+def test_what_if_replay_re_runs_branch_steps_and_claims_under_an_edited_join(engine, clock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from engine.runtime.watching import watch
+    from engine.runtime.whatif import what_if
+
+    p = start(engine)
+    p = engine.claim(p.id, "zheng_bo", at=clock.now() + timedelta(minutes=10))
+    watch(engine, p.id, "li_qiang", clock.now() + timedelta(minutes=20))
+    engine.advance(p.id, "security_report", "xu_bin", REPORT, at=clock.now() + timedelta(minutes=30))
+    edited = tmp_path / f"{PATROL}.yaml"
+    text = (ROOT / "procedures" / f"{PATROL}.yaml").read_text(encoding="utf-8")
+    edited.write_text(text.replace("    join: all\n", "    join: [security]\n"), encoding="utf-8")
+    _, (result,) = what_if(engine, edited, instance_ids=[p.id])
+    assert (result.recorded_state, result.whatif_state, result.refused) == ("patrolling", "summary", [])

@@ -4,7 +4,7 @@ open branch, actions within a branch, and the join that moves the instance on.
 Every step is an event, folded here, so replay re-derives ``Instance.branches`` exactly:
 
 - ``BranchesForked`` {state, branches: {branch: start state}}
-- ``BranchAssigned`` {branch, assignee, role}
+- ``BranchAssigned`` {branch, assignee, role, by?} (``by: claim`` when someone claimed it)
 - ``BranchActionTaken`` {branch, action, from, to, input}
 - ``BranchFinished`` {branch, state}: the branch reached one of its final states
 - ``BranchesJoined`` {from, to, done: [branches], cancelled: {branch: state}}: the join
@@ -204,5 +204,5 @@ def decide_branch_claim(b: Any) -> Decision:
         raise NotAuthorized(b.actor.id, f"claim a branch of instance {inst.id}", roles)
     dc.check_scope(b.org, as_branch_task(inst, branch), b.actor, f"claim instance {inst.id}")
     b.role = queues[branch]
-    b.emit(BRANCH_ASSIGNED, {"branch": branch, "assignee": b.actor.id, "role": queues[branch]})
+    b.emit(BRANCH_ASSIGNED, {"branch": branch, "assignee": b.actor.id, "role": queues[branch], "by": "claim"})
     return b.decision

@@ -271,3 +271,8 @@ def test_what_if_replay_re_runs_branch_steps_and_claims_under_an_edited_join(eng
     edited.write_text(text.replace("    join: all\n", "    join: [security]\n"), encoding="utf-8")
     _, (result,) = what_if(engine, edited, instance_ids=[p.id])
     assert (result.recorded_state, result.whatif_state, result.refused) == ("patrolling", "summary", [])
+
+
+def test_ren4_a_branch_clock_belongs_to_the_branch_assignee(engine) -> None:  # type: ignore[no-untyped-def]
+    p = start(engine)
+    assert (p.clocks["cs_report"]["assignee"], p.clocks["security_report"]["assignee"]) == ("chen_jing", None)

@@ -139,6 +139,13 @@ def _here(inst: Instance) -> set[str]:
     return {inst.state} | {b["state"] for b in inst.branches.values() if b["status"] == "open"}
 
 
+def _assignee(proc: CompiledProcedure, inst: Instance, state: Optional[str]) -> Optional[str]:
+    """Whose clock it is: the branch's assignee for a clock started in a branch state."""
+    where = proc.branch_states.get(state) if state else None
+    branch = inst.branches.get(where[1]) if where else None
+    return branch["assignee"] if branch else inst.assignee
+
+
 def _branch_closed(proc: CompiledProcedure, inst: Instance, state: Optional[str]) -> bool:
     """Whether ``state`` is a branch state whose branch is no longer open: a clock started
     in a branch stops when the branch finishes, is cancelled by the join, or the join passed."""
@@ -239,7 +246,7 @@ def _start_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
     due, step = _remember(memo, ("sla", proc.id, proc.version, spec.name, goal.text, goal.kind, at), timing)
     c: dict[str, Any] = {"kind": "sla", "status": "open", "running": True, "started_at": iso(at), "due": due,
                          "goal": goal.text, "goal_kind": goal.kind, "warned": [], "paused_remaining": None,
-                         "breached_at": None, "ended_at": None, "assignee": inst.assignee}
+                         "breached_at": None, "ended_at": None, "assignee": _assignee(proc, inst, spec.start_in)}
     c.update(step)
     stamp(cal, c, goal.kind != "wall")
     return clock_event(SLA_STARTED, spec.name, c, at, due=c["due"])

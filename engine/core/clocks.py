@@ -27,6 +27,9 @@ from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Event, Instance
 from engine.core.parallel import BRANCH_ACTION_TAKEN, BRANCHES_FORKED, BRANCHES_JOINED
+from engine.core.parallel import branch_closed as _branch_closed
+from engine.core.parallel import clock_owner as _assignee
+from engine.core.parallel import states_here as _here
 from engine.durations import Duration, parse_duration
 from engine.schedules import parse_schedule
 from engine.spec.expr import EvalError
@@ -130,30 +133,6 @@ def changes_of(before: Optional[Instance], events: Iterable[Event]) -> tuple[set
             left.extend(e.data["cancelled"].values())
             entered.append(e.data["to"])
     return actions, entered, left
-
-
-def _here(inst: Instance) -> set[str]:
-    """The states an instance is in: its own, and those of its open parallel branches."""
-    if not inst.branches:
-        return {inst.state}
-    return {inst.state} | {b["state"] for b in inst.branches.values() if b["status"] == "open"}
-
-
-def _assignee(proc: CompiledProcedure, inst: Instance, state: Optional[str]) -> Optional[str]:
-    """Whose clock it is: the branch's assignee for a clock started in a branch state."""
-    where = proc.branch_states.get(state) if state else None
-    branch = inst.branches.get(where[1]) if where else None
-    return branch["assignee"] if branch else inst.assignee
-
-
-def _branch_closed(proc: CompiledProcedure, inst: Instance, state: Optional[str]) -> bool:
-    """Whether ``state`` is a branch state whose branch is no longer open: a clock started
-    in a branch stops when the branch finishes, is cancelled by the join, or the join passed."""
-    where = proc.branch_states.get(state) if state else None
-    if where is None:
-        return False
-    branch = inst.branches.get(where[1]) if inst.state == where[0] else None
-    return branch is None or branch["status"] != "open"
 
 
 def react(proc: CompiledProcedure, cal: WorkCalendar, before: Optional[Instance], after: Instance,

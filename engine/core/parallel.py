@@ -93,6 +93,32 @@ for _type, _fold in ((BRANCHES_FORKED, _forked), (BRANCH_ASSIGNED, _assigned), (
     ev.register(_type, _fold)
 
 
+# ---------------------------------------------------------------- clocks (engine/core/clocks.py)
+
+def states_here(inst: Instance) -> set[str]:
+    """The states an instance is in: its own, and those of its open parallel branches."""
+    if not inst.branches:
+        return {inst.state}
+    return {inst.state} | {b["state"] for b in inst.branches.values() if b["status"] == "open"}
+
+
+def clock_owner(proc: CompiledProcedure, inst: Instance, state: Optional[str]) -> Optional[str]:
+    """Whose clock it is: the branch's assignee for a clock started in a branch state."""
+    where = proc.branch_states.get(state) if state else None
+    branch = inst.branches.get(where[1]) if where else None
+    return branch["assignee"] if branch else inst.assignee
+
+
+def branch_closed(proc: CompiledProcedure, inst: Instance, state: Optional[str]) -> bool:
+    """Whether ``state`` is a branch state whose branch is no longer open: a clock started
+    in a branch stops when the branch finishes, is cancelled by the join, or the join passed."""
+    where = proc.branch_states.get(state) if state else None
+    if where is None:
+        return False
+    branch = inst.branches.get(where[1]) if inst.state == where[0] else None
+    return branch is None or branch["status"] != "open"
+
+
 # ---------------------------------------------------------------- decisions
 
 def open_states(inst: Instance) -> set[str]:

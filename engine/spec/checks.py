@@ -15,7 +15,8 @@ from engine.errors import Issue
 from engine.spec.expr import ExprError, compile_expr
 from engine.spec.forms import FieldSpec, FormSpec
 from engine.spec.models import AssignSpec, EffectSpec, ProcedureSpec, SlaSpec
-from engine.spec.parallel import check_parallel, successors
+from engine.spec.parallel import check_parallel
+from engine.spec.parallel import successors as _successors  # a parallel state leads to its branches and next
 from engine.spec.yamlio import Positions
 
 # Names every expression may read besides the procedure's data fields.
@@ -152,11 +153,6 @@ def check_duplicate_actions(spec: ProcedureSpec, pos: Positions) -> list[Issue]:
             else:
                 seen[key] = i
     return issues
-
-
-def _successors(spec: ProcedureSpec) -> dict[str, set[str]]:
-    """Where each state leads (a parallel state: to its branches' starts and its ``next``)."""
-    return successors(spec)
 
 
 def check_reachability(spec: ProcedureSpec, pos: Positions) -> list[Issue]:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
 from engine.api.auth import Caller, caller
+from engine.api.errors import ApiError
 from engine.api.models import Body, ErrorPublic
 from engine.errors import InputError
 
@@ -51,7 +52,7 @@ class MigrationPublic(BaseModel):
 
 @router.post("/procedures/{procedure}/migrate", response_model=MigrationPublic, response_model_by_alias=True,
              summary="Move running instances onto another version (supervisors; dry_run to preview)",
-             responses={403: {"model": ErrorPublic}, 409: {"model": ErrorPublic}, 422: {"model": ErrorPublic}})
+             responses={403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}, 422: {"model": ErrorPublic}})
 def migrate(request: Request, body: MigrateCreate,
             procedure: str = Path(max_length=64, pattern=r"^[a-z][a-z0-9_]*$"),
             who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -59,6 +60,8 @@ def migrate(request: Request, body: MigrateCreate,
 
     who.require(who.supervising_roles, f"migrate {procedure}")
     engine = request.app.state.engine
+    if procedure not in engine.library.procedures and procedure not in engine.library.disabled:
+        raise ApiError(404, "not_found", f"no procedure {procedure!r}")
     for old, new in body.map.items():
         if not old.strip() or not new.strip():
             raise InputError("map", f"expected old_state: new_state, got {old!r}: {new!r}")

@@ -131,7 +131,7 @@ actions:
 
 def site_engine(tmp_path: Path, clock: Any, join: str, text: str = JOINS) -> Any:
     procs = tmp_path / "procedures"
-    procs.mkdir()
+    procs.mkdir(parents=True)
     (tmp_path / "forms").mkdir()
     (procs / "site_check.yaml").write_text(text.replace("JOIN", join), encoding="utf-8")
     return build_engine(Settings(f"sqlite:///{tmp_path / 'sop.db'}", procs, ROOT / "org" / "demo.yaml"), clock)
@@ -276,3 +276,27 @@ def test_what_if_replay_re_runs_branch_steps_and_claims_under_an_edited_join(eng
 def test_ren4_a_branch_clock_belongs_to_the_branch_assignee(engine) -> None:  # type: ignore[no-untyped-def]
     p = start(engine)
     assert (p.clocks["cs_report"]["assignee"], p.clocks["security_report"]["assignee"]) == ("chen_jing", None)
+
+
+def test_a_timer_of_a_branch_state_is_cancelled_when_the_join_cancels_its_branch(tmp_path: Path, clock: Any) -> None:
+    text = JOINS + """timers:
+  - name: nudge
+    title: 催办
+    state: a_open
+    after: 1 hour
+    effects:
+      - watch: {role: cs_supervisor}
+      - notify: {watchers: true, message: "现场检查 {id} 甲尚未完成。"}
+"""
+    engine = site_engine(tmp_path, clock, "any", text)
+    s = engine.start("site_check", "chen_jing", {})
+    assert s.clocks["nudge"]["status"] == "open"
+    s = engine.advance(s.id, "b_ok", "wu_gang")
+    assert s.clocks["nudge"]["status"] == "cancelled" and engine.replay(s.id).ok
+    # the same timer, left to fire: its watch effect adds the supervisor, who is told
+    other = site_engine(tmp_path / "again", clock, "all", text)
+    s = other.start("site_check", "chen_jing", {})
+    clock.advance(timedelta(hours=2))
+    other.tick(clock.now())
+    s = other.show(s.id)
+    assert s.watchers == ("li_qiang",) and s.clocks["nudge"]["status"] == "fired" and other.replay(s.id).ok

@@ -300,3 +300,12 @@ def test_a_timer_of_a_branch_state_is_cancelled_when_the_join_cancels_its_branch
     other.tick(clock.now())
     s = other.show(s.id)
     assert s.watchers == ("li_qiang",) and s.clocks["nudge"]["status"] == "fired" and other.replay(s.id).ok
+
+
+def test_a_bulk_start_into_a_parallel_state_stores_the_branches_and_replays(engine) -> None:  # type: ignore[no-untyped-def]
+    started = engine.start_many(PATROL, "chen_jing", [{"unit": "3-1201"}, {"unit": "4-0301"}])
+    for inst in started:
+        stored = engine.show(inst.id)
+        assert statuses(stored) == {"security": "open", "engineering": "open", "customer_service": "open"}
+        assert engine.replay(inst.id).ok
+    assert [t.state for t in engine.tasks(staff="xu_bin")] == ["security_patrol", "security_patrol"]

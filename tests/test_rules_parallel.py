@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
@@ -309,3 +310,18 @@ def test_a_bulk_start_into_a_parallel_state_stores_the_branches_and_replays(engi
         assert statuses(stored) == {"security": "open", "engineering": "open", "customer_service": "open"}
         assert engine.replay(inst.id).ok
     assert [t.state for t in engine.tasks(staff="xu_bin")] == ["security_patrol", "security_patrol"]
+
+
+def test_an_instance_in_open_branches_is_not_migrated_until_the_join(tmp_path: Path, clock: Any) -> None:
+    from engine.runtime.migration import MigrationRefused, migrate
+
+    engine = site_engine(tmp_path, clock, "all")
+    s = engine.start("site_check", "chen_jing", {})
+    old = s.version
+    edited = site_engine(tmp_path / "v2", clock, "any")
+    edited.close()
+    engine.library = build_engine(Settings(engine.store_url, tmp_path / "v2" / "procedures",
+                                           ROOT / "org" / "demo.yaml"), clock).library
+    with pytest.raises(MigrationRefused) as e:
+        migrate(engine, "site_check", old, "current", {})
+    assert "it is in the parallel branches of 'checking'; migrate it after their join" in str(e.value)

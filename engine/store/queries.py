@@ -138,7 +138,8 @@ def branch_tasks(conn: Connection, staff: Optional[str], roles: tuple[str, ...] 
     if not names:
         return []
     rows = conn.execute(sa.select(*_INSTANCE_COLS).where(
-        I.c.status == "active", I.c.branches != "{}", sa.or_(*(I.c.branches.like(n) for n in names)))
+        I.c.status == "active", I.c.branches != sa.literal_column("'{}'"),  # literal: the partial index's term
+        sa.or_(*(I.c.branches.like(n) for n in names)))
         .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
     out = []
     for inst in (_instance(r) for r in rows):

@@ -68,6 +68,10 @@ class InstanceRow(SQLModel, table=True):
         sa.Index("ix_instances_role_open", "assignee_role", "status"),
         sa.Index("ix_instances_procedure_state", "procedure", "state"),
         sa.Index("ix_instances_parent", "parent_id"),
+        # The few instances inside parallel branches, for the inboxes' branch tasks
+        # (queries.branch_tasks): their scan follows how many are in branches, not the table.
+        sa.Index("ix_instances_in_branches", "status", sqlite_where=sa.text("branches != '{}'"),
+                 postgresql_where=sa.text("branches <> '{}'")),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     procedure: str

@@ -23,16 +23,20 @@ _COLUMNS = {"watchers": "[]", "branches": "{}"}
 
 
 def upgrade() -> None:
-    have = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("instances")}
+    inspector = sa.inspect(op.get_bind())
+    have = {c["name"] for c in inspector.get_columns("instances")}
     missing = [name for name in _COLUMNS if name not in have]  # a create_all database has them (adopted)
-    if not missing:
-        return
-    with op.batch_alter_table("instances") as batch:
-        for name in missing:
-            batch.add_column(sa.Column(name, sa.String(), nullable=False, server_default=_COLUMNS[name]))
+    if missing:
+        with op.batch_alter_table("instances") as batch:
+            for name in missing:
+                batch.add_column(sa.Column(name, sa.String(), nullable=False, server_default=_COLUMNS[name]))
+    if "ix_instances_in_branches" not in {i["name"] for i in inspector.get_indexes("instances")}:
+        op.create_index("ix_instances_in_branches", "instances", ["status"],
+                        sqlite_where=sa.text("branches != '{}'"), postgresql_where=sa.text("branches <> '{}'"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_instances_in_branches", table_name="instances")
     with op.batch_alter_table("instances") as batch:
         batch.drop_column("branches")
         batch.drop_column("watchers")

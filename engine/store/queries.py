@@ -94,7 +94,8 @@ def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]
 def watched_by(staff: str) -> sa.ColumnElement[bool]:
     """The instances whose watchers (a JSON list of ids, canonical: ``["a","b"]``) name ``staff``."""
     quoted = json.dumps(staff, ensure_ascii=False).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return I.c.watchers.like(f"%{quoted}%", escape="\\")
+    return sa.and_(I.c.watchers != sa.literal_column("'[]'"),  # literal: the partial index's term
+                   I.c.watchers.like(f"%{quoted}%", escape="\\"))
 
 
 def list_instances(conn: Connection, f: InstanceFilter, now: datetime, limit: int, offset: int,

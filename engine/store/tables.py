@@ -72,6 +72,9 @@ class InstanceRow(SQLModel, table=True):
         # (queries.branch_tasks): their scan follows how many are in branches, not the table.
         sa.Index("ix_instances_in_branches", "status", sqlite_where=sa.text("branches != '{}'"),
                  postgresql_where=sa.text("branches <> '{}'")),
+        # The watched instances, for "cases I watch" (queries.watched_by).
+        sa.Index("ix_instances_watched", "status", sqlite_where=sa.text("watchers != '[]'"),
+                 postgresql_where=sa.text("watchers <> '[]'")),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     procedure: str

@@ -30,12 +30,15 @@ def upgrade() -> None:
         with op.batch_alter_table("instances") as batch:
             for name in missing:
                 batch.add_column(sa.Column(name, sa.String(), nullable=False, server_default=_COLUMNS[name]))
-    if "ix_instances_in_branches" not in {i["name"] for i in inspector.get_indexes("instances")}:
-        op.create_index("ix_instances_in_branches", "instances", ["status"],
-                        sqlite_where=sa.text("branches != '{}'"), postgresql_where=sa.text("branches <> '{}'"))
+    indexes = {i["name"] for i in inspector.get_indexes("instances")}
+    for name, column, empty in (("ix_instances_in_branches", "branches", "{}"), ("ix_instances_watched", "watchers", "[]")):
+        if name not in indexes:  # partial: only the instances in branches, or watched
+            op.create_index(name, "instances", ["status"], sqlite_where=sa.text(f"{column} != '{empty}'"),
+                            postgresql_where=sa.text(f"{column} <> '{empty}'"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_instances_watched", table_name="instances")
     op.drop_index("ix_instances_in_branches", table_name="instances")
     with op.batch_alter_table("instances") as batch:
         batch.drop_column("branches")

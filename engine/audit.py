@@ -205,7 +205,8 @@ def started_version(events: list[Event], default: str) -> str:
     return str(events[0].data.get("version") or default) if events else default
 
 
-COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "watchers", "branches",
+COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "watchers",
+            "branches",
             "parent_id", "revision", "last_hash", "started_at", "last_occurred_at")
 
 

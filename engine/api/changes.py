@@ -52,7 +52,7 @@ class MigrationPublic(BaseModel):
 
 @router.post("/procedures/{procedure}/migrate", response_model=MigrationPublic, response_model_by_alias=True,
              summary="Move running instances onto another version (supervisors; dry_run to preview)",
-             responses={403: {"model": ErrorPublic}, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}, 422: {"model": ErrorPublic}})
+             responses={status: {"model": ErrorPublic} for status in (403, 404, 409, 422)})
 def migrate(request: Request, body: MigrateCreate,
             procedure: str = Path(max_length=64, pattern=r"^[a-z][a-z0-9_]*$"),
             who: Caller = Depends(caller)) -> dict[str, Any]:

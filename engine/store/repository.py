@@ -34,7 +34,8 @@ from engine.store.tables import outbox as O
 from engine.store.tables import procedure_versions as V
 
 _INSTANCE_COLS = [I.c.id, I.c.procedure, I.c.version, I.c.state, I.c.status, I.c.assignee, I.c.assignee_role,
-                  I.c.data, I.c.clocks, I.c.watchers, I.c.branches, I.c.parent_id, I.c.revision, I.c.started_at, I.c.last_occurred_at, I.c.last_hash]
+                  I.c.data, I.c.clocks, I.c.watchers, I.c.branches, I.c.parent_id, I.c.revision, I.c.started_at,
+                  I.c.last_occurred_at, I.c.last_hash]
 
 
 _LOAD = Prepared(sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")))
@@ -60,8 +61,8 @@ def _instance(row: Any) -> Instance:
         raise StoredDataCorrupt(f"instance {row.id}", f"data, clocks, watchers or branches: {e}") from None
     return Instance(id=row.id, procedure=row.procedure, version=row.version, state=row.state, status=row.status,
                     assignee=row.assignee, assignee_role=row.assignee_role, data=data, clocks=clocks,
-                    watchers=watchers, branches=branches, parent_id=row.parent_id, revision=row.revision, started_at=row.started_at,
-                    last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
+                    watchers=watchers, branches=branches, parent_id=row.parent_id, revision=row.revision,
+                    started_at=row.started_at, last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
 
 
 # PostgreSQL write transactions lock the instance row as they read it: a writer that waits

@@ -206,8 +206,7 @@ def started_version(events: list[Event], default: str) -> str:
 
 
 COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "watchers",
-            "branches",
-            "parent_id", "revision", "last_hash", "started_at", "last_occurred_at")
+            "branches", "parent_id", "revision", "last_hash", "started_at", "last_occurred_at")
 
 
 def first_difference(derived: Instance, stored: Instance) -> Optional[str]:

@@ -68,8 +68,8 @@ def _fork_and_join(spec: ProcedureSpec) -> list[str]:
         for branch, b in st.branches.items():
             lines.append(f"  {fork} -> {_q(b.start)} [label={_q(b.title)}];")
             lines += [f"  {_q(s)} -> {join};" for s in b.states if s in spec.states and spec.states[s].kind == "final"]
-        rule = {"all": "全部完成", "any": "任一完成"}.get(st.join, "、".join(st.join) + " 完成") \
-            if isinstance(st.join, str) else "、".join(st.join) + " 完成"
+        rule = "、".join(st.branches[b].title for b in st.join if b in st.branches) + " 完成" \
+            if isinstance(st.join, list) else {"all": "全部完成", "any": "任一完成"}[st.join]
         lines.append(f"  {join} -> {_q(st.next)} [label={_q(rule)}];")
     return lines
 

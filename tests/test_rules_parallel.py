@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from cli import main
 from engine.errors import ActionNotAllowed, NotAuthorized, OutOfScope
 from engine.runtime.config import Settings, build_engine
-from engine.web.diagram import dot_source
+from engine.web.diagram import available, dot_source
 from tests.test_api_support import api  # noqa: F401  (fixture)
 from tests.test_engine_refusals import refused
 from tests.web_support import Web, web  # noqa: F401  (fixture)
@@ -254,6 +254,8 @@ def test_web_inbox_and_instance_page_show_the_branches(web: Web) -> None:
     page = guard.get(f"/instances/{p.id}").text
     assert "并行办理" in page and 'id="branch-security"' in page and "保安部巡查" in page
     assert 'id="act-cs_report"' in page and "（客户服务中心）" in page
+    if available():  # Graphviz renders the page's diagram: the fork and the join are drawn
+        assert 'id="fork_patrolling"' in page and 'id="join_patrolling"' in page
     dot = dot_source(web.engine.library.get(PATROL).spec, "patrolling")
     assert '"__fork_patrolling" -> "security_patrol" [label="保安部"]' in dot
     assert '"__join_patrolling" -> "summary" [label="全部完成"]' in dot

@@ -180,7 +180,7 @@ def test_web_watch_button_and_the_watched_inbox_section(web: Web) -> None:
     assert r.status_code == 303
     assert web.engine.show(c.id).watchers == ("li_qiang",)
     inbox = boss.get("/").text
-    assert "我关注的" in inbox and f'id="task-{c.id}"' in inbox.split("我关注的")[1]
+    assert "我关注的" in inbox and f'id="watched-{c.id}"' in inbox.split("我关注的")[1]
     page = boss.get(f"/instances/{c.id}").text
     assert "取消关注" in page
     other = web.login("wang_li")                               # buildings 1 and 2: no button

@@ -32,6 +32,7 @@ WORKER = Path(__file__).resolve().parent / "cpu_worker.py"
 BASELINE = "2e6761d"  # main when issue 16 was started
 GOAL = 0.25
 KINDS = (("start", "start"), ("action", "complaint action"), ("fire", "fired timer step"))
+FLOOR = ("raw_commit", "bare SQLite write transaction (floor, same code in both)")
 
 
 def export(ref: str, into: Path) -> Path:
@@ -78,6 +79,9 @@ def report(runs: dict[str, list[dict[str, Any]]], ref: str, command: str) -> str
         ratio = after / before if before else float("nan")
         goal = "met" if ratio <= GOAL else "missed" if kind != "start" else "-"
         lines.append(f"| {name} | {before:.3f} | {after:.3f} | {ratio:.2f} | {goal} |")
+    if all(FLOOR[0] in r for r in runs["baseline"] + runs["now"]):
+        before, after = median_of(runs["baseline"], FLOOR[0])[0], median_of(runs["now"], FLOOR[0])[0]
+        lines.append(f"| {FLOOR[1]} | {before:.3f} | {after:.3f} | | |")
     for kind, name in KINDS:
         _, before = median_of(runs["baseline"], kind)
         _, after = median_of(runs["now"], kind)

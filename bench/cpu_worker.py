@@ -43,11 +43,14 @@ COMPONENTS: list[tuple[str, str, str]] = [
     ("engine.store.timers", "claim", "store: load/cache/append/timers"),
     ("engine.store.repository", "canonical_json", "encode: canonical JSON + hash"),
     ("engine.store.repository", "event_hash", "encode: canonical JSON + hash"),
-    ("engine.store.repository", "encode_events", "encode: canonical JSON + hash"),
+    ("engine.store.repository", "encode_event", "encode: canonical JSON + hash"),
     ("engine.store.ledger", "canonical_json", "encode: canonical JSON + hash"),
     ("engine.core.decide", "decide_action", "core: decide"),
     ("engine.core.decide", "decide_start", "core: decide"),
-    ("engine.core.fire", "decide_fire", "core: decide"),
+    ("engine.runtime.service", "decide_fire", "core: decide"),
+    ("engine.core.clocks", "fire_events", "core: clocks"),
+    ("engine.store.ledger", "note", "store: load/cache/append/timers"),
+    ("engine.store.repository", "enqueue", "store: load/cache/append/timers"),
     ("engine.core.decide", "_validate", "core: form validation"),
     ("engine.core.evolve", "evolve", "core: evolve + Instance.with_"),
     ("engine.core.evolve", "start", "core: evolve + Instance.with_"),
@@ -104,7 +107,8 @@ class Profiler:
         count = max(body(), 1)
         total = time.process_time() - begin
         parts = {k: v * 1e3 / count for k, v in self.acc.items()}
-        parts["other (outside the wrapped functions)"] = total * 1e3 / count - sum(parts.values())
+        if parts:
+            parts["other (outside the wrapped functions)"] = total * 1e3 / count - sum(parts.values())
         return {"cpu_ms": total * 1e3 / count, "count": count, "parts": parts}
 
 

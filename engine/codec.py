@@ -77,6 +77,7 @@ def _typed_as_stored(instance_id: Any, seq: Any, type_: Any, actor: Any, role: A
 
 
 def _list_dumper() -> Optional[Callable[[list[Any]], bytes]]:
+    """orjson's ``dumps``, or None without orjson (the standard encoder then writes every hash body)."""
     try:
         import orjson
     except ImportError:  # pragma: no cover

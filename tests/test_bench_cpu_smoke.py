@@ -31,7 +31,7 @@ def test_one_repetition_measures_starts_actions_and_fired_steps_with_their_compo
 
 def test_the_report_sets_baseline_and_now_side_by_side_with_the_ratio(one: dict[str, Any]) -> None:
     text = bench_cpu.report({"now": [one], "baseline": [one]}, "HEAD", "python -m bench.bench_cpu")
-    assert "| complaint action |" in text and "| fired timer step |" in text and "| 1.00 |" in text
+    assert "| complaint action |" in text and "| fired timer step |" in text and "| 1.00 | 1.00 |" in text
     assert "Per component, CPU ms per fired timer step" in text
 
 

@@ -123,7 +123,18 @@ class ClockStep:
 
     @classmethod
     def parse(cls, text: str) -> "ClockStep":
-        """The step a stored ``next_kind`` names (ValueError for text that names none)."""
+        """The step a stored ``next_kind`` names (ValueError for text that names none).
+        Read once per distinct text: a procedure's clocks have a handful of them."""
+        try:
+            return _PARSED[text]
+        except (KeyError, TypeError):
+            step = cls._parse(text)
+        if len(_PARSED) < 1024:
+            _PARSED[text] = step
+        return step
+
+    @classmethod
+    def _parse(cls, text: str) -> "ClockStep":
         kind, sep, number = text.partition(":")
         step = cls(StepKind(kind), int(number) if sep else None)
         if step.text != text or (step.number is not None) != (step.kind in _NUMBERED):
@@ -134,6 +145,9 @@ class ClockStep:
     def text(self) -> str:
         """The stored form."""
         return str(self.kind) if self.number is None else f"{self.kind}:{self.number}"
+
+
+_PARSED: dict[str, ClockStep] = {}
 
 
 def warn_step(pct: int) -> str:

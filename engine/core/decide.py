@@ -322,9 +322,7 @@ def _enter_state(b: _Builder, state: str) -> None:
 def _can_act(proc: CompiledProcedure, org: OrgSpec, staff: Optional[str], state: str) -> bool:
     if not staff or not org.has(staff):
         return False
-    owner = proc.spec.states[state].owner
-    able = {r for a in proc.actions_from(state) for r in a.roles} | ({owner} if owner else set())
-    return bool(able & set(org.person(staff).roles))
+    return not proc.roles_acting_in(state).isdisjoint(org.person(staff).roles)
 
 
 def _holds(org: OrgSpec, staff: Optional[str], role: Optional[str]) -> bool:

@@ -21,7 +21,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.audit import StoredEvent, canonical_json, decode_event, event_hash, loads
+from engine.audit import StoredEvent, canonical_json, decode_event, loads
+from engine.codec import encode_event
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
 from engine.spec.forms import instance_building
@@ -188,8 +189,8 @@ def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, pre
     prev, seq = prev_hash, revision
     for e in events:
         seq += 1
-        data_json = canonical_json(e.data)
-        h = event_hash(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, data_json, prev)
+        data_json, h = encode_event(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, e.data,
+                                    prev)
         rows.append({"instance_id": instance_id, "seq": seq, "type": e.type, "actor": e.actor, "role": e.role,
                      "occurred_at": e.occurred_at, "recorded_at": recorded_at, "data": data_json,
                      "prev_hash": prev, "hash": h})

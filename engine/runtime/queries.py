@@ -14,6 +14,7 @@ from engine import audit
 from engine.calendar import WorkCalendar
 from engine.core.model import Event, Instance
 from engine.errors import InputError, ReplayMismatch, StoredDataCorrupt
+from engine.store import queries
 from engine.store import repository as repo
 from engine.store import timers as timer_store
 
@@ -55,8 +56,11 @@ class EngineQueries:
             return []
         with self.connections.read() as conn:
             proc = self.procedure_for(conn, inst.procedure, inst.version)
-        return [{"name": a.name, "title": a.title, "roles": list(a.roles), "form": a.form}
-                for a in proc.actions_from(inst.state)]
+        own = [{"name": a.name, "title": a.title, "roles": list(a.roles), "form": a.form}
+               for a in proc.actions_from(inst.state)]
+        return own + [{"name": a.name, "title": a.title, "roles": list(a.roles), "form": a.form, "branch": name}
+                      for name, br in inst.branches.items() if br["status"] == "open"
+                      for a in proc.actions_from(br["state"])]
 
     def deadlines(self, instance_id: int) -> list[dict[str, Any]]:
         """SLA clocks and timers of an instance: name, kind, due (site zone), status."""
@@ -70,12 +74,13 @@ class EngineQueries:
         with self.connections.read() as conn:
             if staff:
                 person = self.org.person(staff)
-                return repo.task_rows(conn, person.id, list(person.roles),
-                                      buildings=self.org.building_scope(person.id))
+                scope = self.org.building_scope(person.id)
+                return queries.merged(repo.task_rows(conn, person.id, list(person.roles), buildings=scope),
+                                      queries.branch_tasks(conn, person.id, list(person.roles), scope))
             if role:
                 if role not in self.org.roles:
                     raise InputError("--role", f"unknown role {role!r}")
-                return repo.task_rows(conn, None, [role])
+                return queries.merged(repo.task_rows(conn, None, [role]), queries.branch_tasks(conn, None, [role]))
         raise InputError("tasks", "give --as STAFF or --role ROLE")
 
     def history(self, instance_id: int) -> list[audit.StoredEvent]:

@@ -21,7 +21,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.audit import StoredEvent, canonical_json, decode_event, event_hash, loads
+from engine.audit import StoredEvent, canonical_json, decode_event, loads
+from engine.codec import encode_event
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
 from engine.spec.forms import instance_building
@@ -34,7 +35,8 @@ from engine.store.tables import outbox as O
 from engine.store.tables import procedure_versions as V
 
 _INSTANCE_COLS = [I.c.id, I.c.procedure, I.c.version, I.c.state, I.c.status, I.c.assignee, I.c.assignee_role,
-                  I.c.data, I.c.clocks, I.c.parent_id, I.c.revision, I.c.started_at, I.c.last_occurred_at, I.c.last_hash]
+                  I.c.data, I.c.clocks, I.c.watchers, I.c.branches, I.c.parent_id, I.c.revision, I.c.started_at,
+                  I.c.last_occurred_at, I.c.last_hash]
 
 
 _LOAD = Prepared(sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")))
@@ -54,12 +56,14 @@ _UPDATE_PROJECTION = Prepared(sa.update(I).where(I.c.id == sa.bindparam("b_id"),
 def _instance(row: Any) -> Instance:
     try:
         data, clocks = json.loads(row.data), json.loads(row.clocks)
+        watchers = tuple(json.loads(row.watchers or "[]"))
+        branches = json.loads(row.branches or "{}")
     except ValueError as e:
-        raise StoredDataCorrupt(f"instance {row.id}", f"data or clocks: {e}") from None
+        raise StoredDataCorrupt(f"instance {row.id}", f"data, clocks, watchers or branches: {e}") from None
     return Instance(id=row.id, procedure=row.procedure, version=row.version, state=row.state, status=row.status,
                     assignee=row.assignee, assignee_role=row.assignee_role, data=data, clocks=clocks,
-                    parent_id=row.parent_id, revision=row.revision, started_at=row.started_at,
-                    last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
+                    watchers=watchers, branches=branches, parent_id=row.parent_id, revision=row.revision,
+                    started_at=row.started_at, last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
 
 
 # PostgreSQL write transactions lock the instance row as they read it: a writer that waits
@@ -143,7 +147,7 @@ def new_instance_id(conn: Connection, procedure: str, version: str, state: str, 
     the values the row was inserted with (see Prepared.execute).
     """
     row = {"procedure": procedure, "version": version, "state": state, "status": "starting", "data": "{}",
-           "parent_id": parent_id, "revision": 0, "started_at": at, "last_occurred_at": at,
+           "watchers": "[]", "branches": "{}", "parent_id": parent_id, "revision": 0, "started_at": at, "last_occurred_at": at,
            "last_hash": GENESIS_HASH, "external_key": external_key}
     if external_key is None:
         return int(_NEW_INSTANCE.first(conn, row, sent)[0])  # type: ignore[index]  (RETURNING gives one row)
@@ -185,8 +189,8 @@ def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, pre
     prev, seq = prev_hash, revision
     for e in events:
         seq += 1
-        data_json = canonical_json(e.data)
-        h = event_hash(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, data_json, prev)
+        data_json, h = encode_event(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, e.data,
+                                    prev)
         rows.append({"instance_id": instance_id, "seq": seq, "type": e.type, "actor": e.actor, "role": e.role,
                      "occurred_at": e.occurred_at, "recorded_at": recorded_at, "data": data_json,
                      "prev_hash": prev, "hash": h})
@@ -214,6 +218,10 @@ def _projection_changes(before: Instance, after: Instance, revision: int, last_h
             params["building"] = instance_building(after.data)
     if after.clocks != before.clocks:
         params["clocks"] = canonical_json(after.clocks)
+    if after.watchers != before.watchers:
+        params["watchers"] = canonical_json(list(after.watchers))
+    if after.branches != before.branches:
+        params["branches"] = canonical_json(after.branches)
     if after.last_occurred_at != before.last_occurred_at:
         params["last_occurred_at"] = after.last_occurred_at
     params["revision"] = revision

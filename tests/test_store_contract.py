@@ -141,7 +141,7 @@ def test_a_stale_writer_loses_and_writes_nothing(engine, clock) -> None:  # type
     other = other_engine(engine)
     with pytest.raises(ConcurrencyConflict):
         with other.transaction() as conn:
-            repo.append(conn, before, stale, before.with_(data={**before.data, "level": "director"}), clock.now())
+            other.store.append(conn, before, stale, before.with_(data={**before.data, "level": "director"}), clock.now())
     shown = engine.show(c.id)
     assert shown.revision == first.revision and shown.data["level"] == "steward"
     assert event_count(engine, c.id) == first.revision and engine.verify()[2] is None

@@ -38,7 +38,7 @@ from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, GENESIS_HASH, Instance
 from engine.errors import EngineError, InputError, NotAuthorized, RowsInvalid
-from engine.spec.forms import FormSpec
+from engine.spec.forms import FormSpec, instance_building
 from engine.spec.library import CompiledProcedure
 from engine.store import bulk as bulk_store
 from engine.store import repository as repo
@@ -190,7 +190,8 @@ def _write(engine: Any, conn: Connection, proc: CompiledProcedure, decided: list
             rows, stored = repo.event_rows(d.inst.id, d.events, recorded, GENESIS_HASH)
             events += rows
             last = stored[-1]
-            instances.append(bulk_store.instance_row(d.inst, last.seq, last.hash, keys[d.row]))
+            instances.append(bulk_store.instance_row(d.inst, last.seq, last.hash, keys[d.row],
+                                                     instance_building(d.inst.data)))
             timers += bulk_store.timer_rows(d.inst.id, proc.id, d.inst.clocks)
             for s, e in zip(stored, d.events):
                 if e.type == m.NOTIFICATION_QUEUED:

@@ -28,6 +28,7 @@ from engine.core.model import Actor, Decision, Event, Instance
 from engine.errors import (ConcurrencyConflict, FieldError, FormInvalid, InputError, ReplayMismatch, StoreBusy,
                            StoredDataCorrupt, TimeOrderError)
 from engine.instants import out_of_range
+from engine.spec.forms import instance_building
 from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
@@ -35,6 +36,7 @@ from engine.store import ledger
 from engine.store import repository as repo
 from engine.store import timers as timer_store
 from engine.store.instance_cache import InstanceCache
+from engine.store.port import store_for
 
 
 @dataclass
@@ -68,6 +70,9 @@ class Engine:
         self._saved_versions: set[tuple[str, str]] = set()
         self._actors: dict[str, Actor] = {}
         self.instances = InstanceCache(repo.INSTANCE_COLUMNS)
+        # The storage port (engine/store/port.py); which building an instance sits in is
+        # office policy, handed to the store here.
+        self.store = store_for(self.db, instance_building, self.instances)
 
     # ------------------------------------------------------------ helpers
 
@@ -220,7 +225,7 @@ class Engine:
                 decide: Callable[[CompiledProcedure, Instance, datetime, Connection], Decision]) -> Instance:
         when = self._time(at)
         with self.transaction() as conn:
-            inst = repo.load_for_write(conn, instance_id, self.instances)
+            inst = self.store.load_for_write(conn, instance_id)
             if expected_revision is not None and expected_revision != inst.revision:
                 raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
             self._check_time(inst, when, self.calendar.zone)
@@ -234,7 +239,7 @@ class Engine:
     def apply_in(self, conn: Connection, instance_id: int,
                  decide: Callable[[CompiledProcedure, Instance], Decision]) -> Instance:
         """Decide and commit a change inside the caller's transaction (timer sweeps use this)."""
-        inst = repo.load_for_write(conn, instance_id, self.instances)
+        inst = self.store.load_for_write(conn, instance_id)
         self.library.require_enabled(inst.procedure, f"instance {instance_id}")
         proc = self.procedure_for(conn, inst.procedure, inst.version)
         decision = decide(proc, inst)
@@ -308,7 +313,7 @@ class Engine:
         order, so one instance's history never runs out of order whatever the batch holds;
         a recurring timer's next occurrence is a new row for the sweep to find.
         """
-        inst = repo.load_for_write(conn, instance_id, self.instances)
+        inst = self.store.load_for_write(conn, instance_id)
         clock = inst.clocks.get(name)
         if clock is None or not clock.get("next"):
             return None
@@ -323,7 +328,7 @@ class Engine:
         from engine.runtime.calendar_repair import Repaired, repair_decision
 
         with self.transaction() as conn:
-            inst = repo.load_for_write(conn, instance_id, self.instances)
+            inst = self.store.load_for_write(conn, instance_id)
             self.library.require_enabled(inst.procedure, f"instance {instance_id}")
             proc = self.procedure_for(conn, inst.procedure, inst.version)
             history = [_readable(r) for r in repo.events_of(conn, instance_id)]
@@ -370,7 +375,7 @@ class Engine:
                 after = ev.evolve(proc, after, e)
             decision.events.extend(extra)
         sent: dict[str, Any] = {}
-        stored = repo.append(conn, before, decision.events, after, recorded, sent)
+        stored = self.store.append(conn, before, decision.events, after, recorded, sent)
         for s in stored:
             if s.type == m.NOTIFICATION_QUEUED:
                 d = json.loads(s.data_json)

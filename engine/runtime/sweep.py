@@ -64,7 +64,7 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
         # again and left out, so they are read on top.
         want = (BATCH if limit is None else min(BATCH, limit - len(fired))) + len(failed)
         with engine.read() as conn:
-            rows = [r for r in timer_store.due(conn, until, want) if (r.instance_id, r.name) not in failed]
+            rows = [r for r in engine.store.due_steps(conn, until, want) if (r.instance_id, r.name) not in failed]
         if not rows:
             break
         room = len(rows) if limit is None else min(len(rows), limit - len(fired))
@@ -154,7 +154,7 @@ def _log_unfired(row: Any, err: EngineError) -> None:
 
 def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:
     """Claim one due row and fire it; None if another sweeper has it."""
-    if not timer_store.claim(conn, row.instance_id, row.name, row.next_fire_at):
+    if not engine.store.claim_step(conn, row):
         return None  # another sweeper has it
     if os.environ.get(CRASH_AFTER_CLAIM_ENV):
         os._exit(17)

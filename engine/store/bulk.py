@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 from engine.audit import canonical_json
 from engine.core.model import Instance
 from engine.errors import KeysTaken
-from engine.spec.forms import instance_building
 from engine.store import ledger
 from engine.store import timers as timer_store
 from engine.store.prepared import Prepared
@@ -67,12 +66,14 @@ def existing_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Optional[str]) -> dict[str, Any]:
+def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Optional[str],
+                 building: Optional[str]) -> dict[str, Any]:
     """The complete ``instances`` row of a new instance: what one start leaves after its
-    placeholder insert and its projection update (``repository._projection_changes``)."""
+    placeholder insert and its projection update (``repository._projection_changes``);
+    ``building`` is the runtime's (the store knows no form fields)."""
     return {"id": inst.id, "procedure": inst.procedure, "version": inst.version, "state": inst.state,
             "status": inst.status, "assignee": inst.assignee, "assignee_role": inst.assignee_role,
-            "building": instance_building(inst.data),
+            "building": building,
             "data": canonical_json(inst.data), "clocks": canonical_json(inst.clocks),
             "parent_id": inst.parent_id, "revision": revision, "started_at": inst.started_at,
             "last_occurred_at": inst.last_occurred_at, "last_hash": last_hash, "external_key": external_key}

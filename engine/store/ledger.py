@@ -83,7 +83,7 @@ def seal(conn: Connection, at: datetime) -> Optional[int]:
 
 
 def _pg_append(conn: Connection, text: str, leaf: str, at: datetime) -> int:
-    if getattr(conn, "_sop_driver", None) is not None:  # the psycopg fast path (prepared.Prepared)
+    if getattr(conn, "sop_driver", None) is not None:  # the psycopg fast path (prepared.Prepared)
         from engine.store.db import as_sqlalchemy_error
         from engine.store.prepared import _kept_cursor
 

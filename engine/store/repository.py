@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -24,7 +24,6 @@ from sqlalchemy.exc import IntegrityError
 from engine.audit import StoredEvent, canonical_json, decode_event, event_hash, loads
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound, StoredDataCorrupt
-from engine.spec.forms import instance_building
 from engine.store import ledger
 from engine.store.instance_cache import InstanceCache, check_entry
 from engine.store.prepared import Prepared
@@ -154,18 +153,21 @@ def new_instance_id(conn: Connection, procedure: str, version: str, state: str, 
 
 
 def append(conn: Connection, before: Instance, new_events: list[Event], after: Instance,
-           recorded_at: datetime, sent: Optional[dict[str, Any]] = None) -> list[StoredEvent]:
+           recorded_at: datetime, building_of: Callable[[dict[str, Any]], Optional[str]],
+           sent: Optional[dict[str, Any]] = None) -> list[StoredEvent]:
     """Append events and write the projection in the caller's transaction.
 
     The UPDATE matches only the revision the command was decided on; if another writer got
     there first nothing matches and ConcurrencyConflict rolls the whole transaction back.
-    ``sent`` receives the values the projection's columns were set to (see Prepared.execute).
+    ``building_of`` is the runtime's rule for the stored ``building`` column (the store
+    knows no form fields); ``sent`` receives the values the projection's columns were set
+    to (see Prepared.execute).
     """
     rows, stored = event_rows(before.id, new_events, recorded_at, before.last_hash, before.revision)
     if not rows:
         return []
     seq, prev = stored[-1].seq, stored[-1].hash
-    changes = _projection_changes(before, after, seq, prev)
+    changes = _projection_changes(before, after, seq, prev, building_of)
     try:
         matched = _UPDATE_PROJECTION.execute_after_insert(conn, _INSERT_EVENTS, rows, changes, sent)
     except IntegrityError as err:  # the events' key: another writer appended this seq first
@@ -196,7 +198,8 @@ def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, pre
     return rows, stored
 
 
-def _projection_changes(before: Instance, after: Instance, revision: int, last_hash: str) -> dict[str, Any]:
+def _projection_changes(before: Instance, after: Instance, revision: int, last_hash: str,
+                        building_of: Callable[[dict[str, Any]], Optional[str]]) -> dict[str, Any]:
     """The UPDATE's parameters: the guard, and only the columns whose value changed.
 
     SQLite rewrites an index entry for every indexed column in the SET clause, changed or
@@ -210,8 +213,9 @@ def _projection_changes(before: Instance, after: Instance, revision: int, last_h
             params[name] = value
     if after.data != before.data:
         params["data"] = canonical_json(after.data)
-        if after.data.get("unit") != before.data.get("unit"):
-            params["building"] = instance_building(after.data)
+        building = building_of(after.data)
+        if building != building_of(before.data):
+            params["building"] = building
     if after.clocks != before.clocks:
         params["clocks"] = canonical_json(after.clocks)
     if after.last_occurred_at != before.last_occurred_at:

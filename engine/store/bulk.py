@@ -6,8 +6,8 @@ One start at a time inserts a placeholder row to learn its id, appends the event
 then rewrites the row; here the ids are reserved up front, and each table gets one
 ``executemany`` of complete rows: instances, events, timers, outbox.
 
-The event rows and their hash chain come from ``repository.event_rows``, as an append's
-do; the other rows are built as ``repository.enqueue`` and ``timers.sync`` build them for
+The event rows and their hash chain come from ``log.event_rows``, as an append's
+do; the other rows are built as ``queue.enqueue`` and ``timers.sync`` build them for
 one start (same canonical JSON, same columns), so a bulk-started instance cannot be told apart from one started alone;
 ``tests/test_bulk_start.py`` compares the two table by table.
 """
@@ -69,7 +69,7 @@ def existing_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
 def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Optional[str],
                  building: Optional[str]) -> dict[str, Any]:
     """The complete ``instances`` row of a new instance: what one start leaves after its
-    placeholder insert and its projection update (``repository._projection_changes``);
+    placeholder insert and its projection update (``log._projection_changes``);
     ``building`` is the runtime's (the store knows no form fields)."""
     return {"id": inst.id, "procedure": inst.procedure, "version": inst.version, "state": inst.state,
             "status": inst.status, "assignee": inst.assignee, "assignee_role": inst.assignee_role,
@@ -86,7 +86,7 @@ def timer_rows(instance_id: int, procedure: str, clocks: dict[str, Any]) -> list
 
 
 def outbox_rows(instance_id: int, seq: int, data: dict[str, Any], at: datetime) -> list[dict[str, Any]]:
-    """The ``outbox`` rows of one ``NotificationQueued`` event (``repository.enqueue``)."""
+    """The ``outbox`` rows of one ``NotificationQueued`` event (``queue.enqueue``)."""
     return [{"instance_id": instance_id, "seq": seq, "recipient": r, "channel": data.get("channel"),
              "message": data["message"], "idempotency_key": f"{instance_id}:{seq}:{r}", "created_at": at,
              "next_attempt_at": at} for r in data["recipients"]]

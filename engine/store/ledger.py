@@ -1,6 +1,6 @@
 """The ``ledger`` table: one row per committed write transaction that appended events.
 
-Whatever appends events (``repository.append``, the bulk start) notes their
+Whatever appends events (``log.append``, the bulk start) notes their
 ``(instance_id, seq, hash)`` on the connection with :func:`note`; the engine's write
 transaction calls :func:`seal` just before it commits, which appends one ledger row
 holding them all, chained to the previous row's head (engine/audit_ledger.py). A savepoint

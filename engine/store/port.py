@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from engine.audit import StoredEvent
 from engine.core.model import Event, Instance
-from engine.store import repository as repo
+from engine.store import instances, log
 from engine.store import timers as timer_store
 from engine.store.db import CORE_ONLY
 from engine.store.instance_cache import InstanceCache
@@ -76,17 +76,17 @@ class SqlStore:
     def __init__(self, backend: str, building_of: BuildingOf, cache: Optional[InstanceCache] = None) -> None:
         self.backend = backend
         self.building_of = building_of
-        self.cache = cache if cache is not None else InstanceCache(repo.INSTANCE_COLUMNS)
+        self.cache = cache if cache is not None else InstanceCache(instances.INSTANCE_COLUMNS)
 
     def load_for_write(self, conn: Connection, instance_id: int) -> Instance:
-        return repo.load_for_write(conn, instance_id, self.cache)
+        return instances.load_for_write(conn, instance_id, self.cache)
 
     def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
                recorded_at: datetime, sent: Optional[dict[str, Any]] = None) -> list[StoredEvent]:
-        return repo.append(conn, before, events, after, recorded_at, self.building_of, sent)
+        return log.append(conn, before, events, after, recorded_at, self.building_of, sent)
 
     def events_of(self, conn: Connection, instance_id: int) -> list[StoredEvent]:
-        return repo.events_of(conn, instance_id)
+        return log.events_of(conn, instance_id)
 
     def due_steps(self, conn: Connection, until: datetime, limit: int) -> list[DueStep]:
         return [DueStep(r[0], r[1], r[2]) for r in timer_store.due(conn, until, limit)]

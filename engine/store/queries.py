@@ -1,6 +1,6 @@
 """Listing instances for the API: filters, a stable order and pages, in one indexed query.
 
-``task_rows`` in the repository answers "what is waiting on me" for the CLI; this module
+``instances.task_rows`` answers "what is waiting on me" for the CLI; this module
 answers the same question and the wider "which instances" one with the filters a client
 needs (procedure, state, status, assignee, role queue, building, overdue) and a page
 (``limit``/``offset``) plus the total, so a phone can page through a long inbox.
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.model import Instance
-from engine.store.repository import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
-from engine.store.repository import in_buildings
+from engine.store.instances import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
+from engine.store.instances import in_buildings
 from engine.store.tables import instances as I
 
 # Only the columns read here, so this module does not depend on the timers module's internals.

@@ -23,7 +23,7 @@ class, subclassed per backend, on SQLite and on the suite's own PostgreSQL.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, NamedTuple, Optional, Protocol
+from typing import Any, Callable, Collection, NamedTuple, Optional, Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -62,8 +62,11 @@ class EventStore(Protocol):
     def events_of(self, conn: Connection, instance_id: int) -> list[StoredEvent]:
         """The instance's events in seq order, as stored."""
 
-    def due_steps(self, conn: Connection, until: datetime, limit: int) -> list[DueStep]:
-        """The earliest clock steps due at or before ``until``, earliest first."""
+    def due_steps(self, conn: Connection, until: datetime, limit: int,
+                  skip: Collection[tuple[int, str]] = ()) -> list[DueStep]:
+        """The earliest clock steps due at or before ``until``, earliest first, but those of
+        ``skip`` ((instance_id, name) pairs): in a write transaction, the steps it may fire
+        with no other transaction firing them (held until it ends)."""
 
     def claim_step(self, conn: Connection, step: DueStep) -> bool:
         """Take a due step for firing: True for exactly one claimant."""
@@ -88,8 +91,13 @@ class SqlStore:
     def events_of(self, conn: Connection, instance_id: int) -> list[StoredEvent]:
         return log.events_of(conn, instance_id)
 
-    def due_steps(self, conn: Connection, until: datetime, limit: int) -> list[DueStep]:
-        return [DueStep(r[0], r[1], r[2]) for r in timer_store.due(conn, until, limit)]
+    def due_steps(self, conn: Connection, until: datetime, limit: int,
+                  skip: Collection[tuple[int, str]] = ()) -> list[DueStep]:
+        if timer_store.locks_rows(conn):  # PostgreSQL: locked, skipping rows other sweepers hold
+            rows = timer_store.lock_due(conn, until, limit, skip)
+        else:  # SQLite: a write transaction holds the one write lock already
+            rows = [r for r in timer_store.due(conn, until, limit + len(skip)) if (r[0], r[1]) not in skip]
+        return [DueStep(r[0], r[1], r[2]) for r in rows[:limit]]
 
     def claim_step(self, conn: Connection, step: DueStep) -> bool:
         return timer_store.claim(conn, step.instance_id, step.name, step.next_fire_at)

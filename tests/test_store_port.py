@@ -136,6 +136,8 @@ class StorePortContract:
         assert all(isinstance(s, DueStep) and s.next_fire_at <= until for s in due)
         with engine.read() as conn:
             assert store.due_steps(conn, until, 2) == due[:2]
+            skip = {(due[0].instance_id, due[0].name)}
+            assert store.due_steps(conn, until, 2, skip) == due[1:3]
         with engine.transaction() as conn:
             assert store.claim_step(conn, due[0]) is True
             assert store.claim_step(conn, due[0]) is False

@@ -84,3 +84,11 @@ def test_compare_runs_the_goals_on_a_baseline_export_and_on_this_checkout(capsys
     out = capsys.readouterr().out
     assert "== baseline, round 1" in out and "== this checkout, round 1" in out
     assert out.count("| h1.") == 2 and "| h2: sweep batches / one per commit |" in out
+
+
+@pytest.mark.slow
+def test_two_sweeper_processes_drain_one_sqlite_backlog_firing_each_step_once(tmp_path: Path) -> None:
+    from bench.bench_sweepers import drain
+
+    r = drain(f"sqlite:///{tmp_path / 'sweep.db'}", 20, 2)
+    assert r["fired"] == r["events"] == 3 * 20 and r["per_s"] > 0

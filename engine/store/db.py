@@ -193,8 +193,8 @@ def savepoint(conn: Connection) -> Iterator[None]:
     """A SAVEPOINT around part of a transaction: rolled back alone if the block raises.
 
     On SQLite it goes straight to the driver: SQLAlchemy's ``begin_nested`` compiles a new
-    SAVEPOINT statement for every name it makes up, which cost more than the timer firing
-    it wraps (the sweep wraps every firing in one).
+    SAVEPOINT statement for every name it makes up, which costs more than a command's own
+    statements. (The sweep no longer takes one per firing: a failing firing redoes its batch.)
     """
     # Events noted for the ledger inside the savepoint are forgotten with it (store/ledger.py).
     pending = conn.info.get("sop_ledger_pending")

@@ -88,7 +88,8 @@ def next_due(conn: Connection) -> Optional[datetime]:
 
 
 def locks_rows(conn_or_engine: Any) -> bool:
-    """Whether the sweep should claim with :func:`lock_due` (PostgreSQL) rather than read-then-claim."""
+    """Whether due rows are chosen with :func:`lock_due` (PostgreSQL: row locks, SKIP LOCKED)
+    rather than read under the write lock a write transaction holds (SQLite); see port.due_steps."""
     return conn_or_engine.dialect.name == "postgresql"
 
 

@@ -306,16 +306,21 @@ class Engine:
         after = decision.result(proc, inst, ev.evolve)
         return self._commit(conn, proc, inst, decision, after, inst)
 
-    def fire_in(self, conn: Connection, instance_id: int, name: str) -> Optional[Instance]:
-        """Fire one claimed clock step inside the caller's transaction (the sweep's unit of work).
+    def fire_in(self, conn: Connection, instance_id: int, name: str,
+                due: Optional[datetime] = None) -> Optional[Instance]:
+        """Fire one clock step inside the caller's transaction (the sweep's unit of work);
+        None if the clock has no next step, or (given ``due``) if its next step is no longer
+        the one due then (an earlier firing in the same batch moved it).
 
-        Steps of the same instance that fall due up to the claimed one fire with it, in
+        Steps of the same instance that fall due up to this one fire with it, in
         order, so one instance's history never runs out of order whatever the batch holds;
         a recurring timer's next occurrence is a new row for the sweep to find.
         """
         inst = self.store.load_for_write(conn, instance_id)
         clock = inst.clocks.get(name)
         if clock is None or not clock.get("next"):
+            return None
+        if due is not None and datetime.fromisoformat(clock["next"]) != due:
             return None
         self.library.require_enabled(inst.procedure, f"instance {instance_id}")
         proc = self.procedure_for(conn, inst.procedure, inst.version)

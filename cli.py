@@ -179,13 +179,19 @@ def show_instance(ctx: Context, inst: Any) -> None:
             click.echo(f"parent: #{view['parent']}")
         if view["children"]:
             click.echo("children: " + ", ".join(f"#{c}" for c in view["children"]))
+        if view["watchers"]:
+            click.echo("watchers: " + ", ".join(view["watchers"]))
+        for name, br in view["branches"].items():
+            click.echo(f"branch {name}: {br['state']} ({br['status']})  assignee: {br['assignee'] or '-'}  "
+                       f"role queue: {br['role'] or '-'}")
         for k, v in view["data"].items():
             click.echo(f"  {k}: {v}")
         if view["actions"]:
             click.echo("actions:")
             for a in view["actions"]:
                 form = f"  form: {a['form']}" if a["form"] else ""
-                click.echo(f"  {a['name']}  {a['title']}  roles: {', '.join(a['roles'])}{form}")
+                branch = f"  branch: {a['branch']}" if a.get("branch") else ""
+                click.echo(f"  {a['name']}  {a['title']}  roles: {', '.join(a['roles'])}{form}{branch}")
         if view["deadlines"]:
             click.echo("deadlines:")
             for d in view["deadlines"]:
@@ -311,14 +317,21 @@ def show(ctx: Context, instance: str) -> None:
 @json_flag
 @click.option("--as", "staff", help="Tasks waiting on this person (and their roles' queues).")
 @click.option("--role", help="Tasks queued for this role.")
+@click.option("--watching", is_flag=True, help="With --as: the running cases this person watches instead.")
 @pass_ctx
 @fail_cleanly
-def tasks(ctx: Context, staff: Optional[str], role: Optional[str]) -> None:
-    """Open instances waiting on a person or a role."""
+def tasks(ctx: Context, staff: Optional[str], role: Optional[str], watching: bool) -> None:
+    """Open instances waiting on a person or a role (or watched by a person)."""
     if bool(staff) == bool(role):
         raise InputError("tasks", "give exactly one of --as STAFF or --role ROLE")
+    if watching and not staff:
+        raise InputError("--watching", "give --as STAFF: whose watched cases")
     eng = ctx.engine
-    items = eng.tasks(staff=staff, role=role)
+    if watching:
+        from engine.runtime.watching import watched
+        items = watched(eng, staff)  # type: ignore[arg-type]  (staff is given, checked above)
+    else:
+        items = eng.tasks(staff=staff, role=role)
     zone = ZoneInfo(eng.org.site.zone)
     rows = [{"id": i.id, "procedure": i.procedure, "state": i.state, "assignee": i.assignee,
              "assignee_role": i.assignee_role, "unit": i.data.get("unit"),
@@ -595,6 +608,9 @@ _register_audit(main, json_flag, pass_ctx, emit)
 
 from engine.cli_change import register as _register_change  # noqa: E402  (sop migrate)
 _register_change(main, json_flag, pass_ctx, emit, parse_time)
+
+from engine.cli_watch import register as _register_watch  # noqa: E402  (sop watch/unwatch)
+_register_watch(main, json_flag, pass_ctx, show_instance, _instance_id, parse_time)
 
 if __name__ == "__main__":
     main()

@@ -252,6 +252,7 @@ COMPONENTS = [
     ("engine.store.repository", "append", "store: append (building rows)"),
     ("engine.store.repository", "canonical_json", "store: canonical JSON"),
     ("engine.store.repository", "event_hash", "store: event hash"),
+    ("engine.store.repository", "encode_event", "store: event encode (data JSON + hash, engine/codec.py)"),
     ("engine.store.prepared", "Prepared.execute", "store: SQLite statements (driver + binds)"),
     ("engine.store.prepared", "Prepared.executemany", "store: SQLite statements (driver + binds)"),
     ("engine.store.prepared", "Prepared.first", "store: SQLite statements (driver + binds)"),

@@ -8,49 +8,18 @@ compares the result with the stored projection, naming the first difference.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, NamedTuple, Optional
 
+# The codec is the one place events are serialised and hashed; the names stay importable
+# from here, where the rest of the engine and its tools have always found them.
+from engine.codec import canonical_json, event_hash, iso_utc  # noqa: F401
 from engine.core import evolve as ev
 from engine.core.model import GENESIS_HASH, Event, Instance
 from engine.errors import ReplayMismatch
-from engine.instants import per_instant
 from engine.spec.library import CompiledProcedure
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False)
-# The C encoder behind json.dumps, built once: json.dumps builds an encoder object and then
-# the C encoder on every call, about half of what a small event costs to serialise (and an
-# action serialises four or five values). Same arguments, hence the same text, byte for byte.
-_C_ENCODE = (json.encoder.c_make_encoder(None, _CANONICAL.default, json.encoder.encode_basestring, None,
-                                         ":", ",", True, False, True)
-             if json.encoder.c_make_encoder is not None else None)
-
-
-def canonical_json(data: Any) -> str:
-    """The one serialisation that is hashed and stored: sorted keys, no spaces, UTF-8 as is."""
-    if _C_ENCODE is None:
-        return _CANONICAL.encode(data)
-    return "".join(_C_ENCODE(data, 0))
-
-
-def _iso_utc(t: datetime) -> str:
-    """The instant as hashed."""
-    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-# Remembered for the last few instants: every event of a command hashes the same two.
-iso_utc = per_instant(_iso_utc, 16)
-
-
-def event_hash(instance_id: int, seq: int, type_: str, actor: str, role: Optional[str],
-               occurred_at: datetime, recorded_at: datetime, data_json: str, prev_hash: str) -> str:
-    body = canonical_json([instance_id, seq, type_, actor, role, iso_utc(occurred_at),
-                           iso_utc(recorded_at), data_json, prev_hash])
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 class StoredEvent(NamedTuple):
@@ -205,15 +174,15 @@ def started_version(events: list[Event], default: str) -> str:
     return str(events[0].data.get("version") or default) if events else default
 
 
-COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "parent_id",
-            "revision", "last_hash", "started_at", "last_occurred_at")
+COMPARED = ("procedure", "version", "state", "status", "assignee", "assignee_role", "data", "clocks", "watchers",
+            "branches", "parent_id", "revision", "last_hash", "started_at", "last_occurred_at")
 
 
 def first_difference(derived: Instance, stored: Instance) -> Optional[str]:
     for name in COMPARED:
         a, b = getattr(derived, name), getattr(stored, name)
         if a != b:
-            if name in ("data", "clocks"):
+            if name in ("data", "clocks", "branches"):
                 keys = sorted(set(a) | set(b), key=str)
                 k = next(k for k in keys if a.get(k) != b.get(k))
                 return f"{name}.{k}: replay gives {a.get(k)!r}, stored {b.get(k)!r}"

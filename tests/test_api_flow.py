@@ -62,8 +62,10 @@ def test_claim_from_a_role_queue_and_assign_by_a_supervisor(api: Api) -> None:
     moved = supervisor.post(f"/v1/instances/{anonymous['id']}/assign", json={"assignee": "chen_jing"},
                             headers={"If-Match": claimed.headers["etag"]})
     assert moved.status_code == 200 and moved.json()["assignee"] == "chen_jing"
-    who = [(e.type, e.actor) for e in api.engine.history(anonymous["id"])][-2:]
-    assert who == [("Assigned", "li_qiang"), ("Assigned", "li_qiang")]
+    who = [(e.type, e.actor) for e in api.engine.history(anonymous["id"])][-3:]
+    # the reassignment keeps li_qiang, who had claimed it, watching (issue 14: watchers)
+    assert who == [("Assigned", "li_qiang"), ("Assigned", "li_qiang"), ("WatcherAdded", "li_qiang")]
+    assert moved.json()["watchers"] == ["li_qiang"]
     assert api.as_("chen_jing").get("/v1/tasks").json()["items"][0]["id"] == anonymous["id"]
 
 

@@ -111,7 +111,8 @@ def test_json_on_stdout_before_or_after_the_subcommand(sop, one, where: str) -> 
 
     shown = js("show", "1")
     assert set(shown) == {"id", "procedure", "version", "state", "status", "assignee", "assignee_role", "revision",
-                          "data", "actions", "deadlines", "parent", "children", "started_at", "last_occurred_at"}
+                          "data", "actions", "deadlines", "parent", "children", "watchers", "branches", "started_at",
+                          "last_occurred_at"}
     assert (shown["id"], shown["state"], shown["started_at"]) == (1, "investigating", AT)
     assert {"name": "investigate", "title": "开始调查", "roles": ["steward", "cs_supervisor", "office_director"],
             "form": None} not in shown["actions"]

@@ -205,7 +205,8 @@ def test_assign_refusals(engine, complaint, clock) -> None:  # type: ignore[no-u
     refused(engine, StaffNotFound, lambda: engine.assign(complaint.id, "nobody", "li_qiang"))
     c = engine.assign(complaint.id, "wang_li", "li_qiang", at=later(clock))
     assert (c.assignee, c.assignee_role) == ("wang_li", "steward")
-    assert engine.history(c.id)[-1].type == "Assigned"
+    # the reassignment, then the steward it moved away from keeps watching (issue 14)
+    assert [e.type for e in engine.history(c.id)[-2:]] == ["Assigned", "WatcherAdded"]
 
 
 def test_assign_to_someone_who_cannot_act_is_refused(engine, complaint, clock) -> None:  # type: ignore[no-untyped-def]

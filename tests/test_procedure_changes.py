@@ -326,3 +326,40 @@ def test_replay_equals_the_stored_state_after_a_migration_at_any_point(tmp_path:
         engine.close()
 
     prop()
+
+
+# ------------------------------------------------------------------ the HTTP API
+
+def test_migrate_over_the_api_previews_with_dry_run_then_moves_for_supervisors_only(
+        v1: Path, renamed: Path, db_url: str, time: Time) -> None:
+    """POST /v1/procedures/{name}/migrate does what ``sop migrate`` does, for the supervising roles."""
+    from tests.test_api_support import issue_tokens
+    from engine.api.app import create_app
+    from engine.api.server import BackgroundServer
+    import httpx
+
+    _, a, b = investigating(db_url, v1, time)
+    eng = engine_on(db_url, renamed, time)
+    old = eng.show(a).version
+    time.next()
+    with BackgroundServer(create_app(eng, max_body_bytes=64 * 1024)) as url:
+        tokens = issue_tokens(eng, ("li_qiang", "chen_jing"))
+
+        def post(staff: str, body: dict[str, Any]) -> httpx.Response:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens[staff]}"}) as c:
+                return c.post("/v1/procedures/complaint/migrate", json={**body, "at": time.now().isoformat()})
+
+        body = {"from": old, "map": {"investigating": "checking"}}
+        r = post("chen_jing", body)
+        assert r.status_code == 403 and r.json()["code"] == "forbidden"
+        r = post("li_qiang", {"from": old})
+        assert r.status_code == 409 and r.json()["code"] == "migration_refused"
+        assert f"#{a}: " in r.json()["message"] and eng.show(a).version == old
+        r = post("li_qiang", {**body, "dry_run": True})
+        assert r.status_code == 200, r.text
+        assert [(i["instance"], i["state_to"]) for i in r.json()["instances"]] == [(a, "checking"), (b, "received")]
+        assert eng.show(a).version == old                    # a dry run writes nothing
+        r = post("li_qiang", body)
+        assert r.status_code == 200 and r.json()["dry_run"] is False
+        assert (eng.show(a).state, eng.show(a).version) == ("checking", eng.library.get("complaint").version)
+        assert eng.replay(a).ok and eng.replay(b).ok

@@ -47,6 +47,7 @@ STATUS_BY_CODE = {
     "busy": 503,
     "procedure_invalid": 500,
     "procedure_disabled": 409,
+    "migration_refused": 409,
 }
 
 HTTP_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found",

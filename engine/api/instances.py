@@ -159,6 +159,30 @@ def assign(request: Request, body: AssignCreate, instance_id: int = InstanceId, 
                   lambda: engine.assign(instance_id, body.assignee, who.staff_id, body.at, expected))
 
 
+@router.post("/{instance_id}/watch", response_model=InstancePublic, responses=WRITE_RESPONSES,
+             summary="Watch the case: it joins your watched list and you get its watchers' notifications")
+def watch(request: Request, body: Optional[ClaimCreate] = None, instance_id: int = InstanceId,
+          who: Caller = Depends(caller), if_match: Optional[str] = IfMatch,
+          key: Optional[str] = IdempotencyKey) -> Response:
+    from engine.runtime import watching
+
+    engine, expected, body = engine_of(request), expected_revision(if_match), body or ClaimCreate()
+    return _write(request, who, key, body, 200,
+                  lambda: watching.watch(engine, instance_id, who.staff_id, body.at, expected))
+
+
+@router.post("/{instance_id}/unwatch", response_model=InstancePublic, responses=WRITE_RESPONSES,
+             summary="Stop watching the case")
+def unwatch(request: Request, body: Optional[ClaimCreate] = None, instance_id: int = InstanceId,
+            who: Caller = Depends(caller), if_match: Optional[str] = IfMatch,
+            key: Optional[str] = IdempotencyKey) -> Response:
+    from engine.runtime import watching
+
+    engine, expected, body = engine_of(request), expected_revision(if_match), body or ClaimCreate()
+    return _write(request, who, key, body, 200,
+                  lambda: watching.unwatch(engine, instance_id, who.staff_id, body.at, expected))
+
+
 @router.get("/{instance_id}/history", response_model=Page[EventPublic], summary="The events, oldest first")
 def history(request: Request, instance_id: int = InstanceId, who: Caller = Depends(caller),
             limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=2**31)) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from engine.api.models import ErrorPublic, InstanceSummary, Page
 from engine.runtime.service import next_deadline
 from engine.core.model import Instance
 from engine.runtime.views import iso
-from engine.store.queries import InstanceFilter, list_instances
+from engine.store import queries
+from engine.store.queries import InstanceFilter, branch_tasks, list_instances, merged
 
 router = APIRouter(prefix="/v1", tags=["lists"],
                    responses={403: {"model": ErrorPublic, "description": "another's inbox needs a supervisor"}})
@@ -52,10 +53,20 @@ def _summary(inst: Instance, zone: ZoneInfo) -> dict[str, Any]:
             **next_deadline(inst, zone)}
 
 
-def _page(request: Request, f: InstanceFilter, paging: Paging, inbox: bool) -> dict[str, Any]:
+def _page(request: Request, f: InstanceFilter, paging: Paging, inbox: bool,
+          branches: Optional[tuple[Optional[str], tuple[str, ...], Optional[tuple[str, ...]]]] = None
+          ) -> dict[str, Any]:
+    """One page; an inbox with ``branches`` (staff, roles, buildings) also holds one task per
+    open parallel branch waiting on them, merged in order (engine/store/queries.branch_tasks)."""
     engine = request.app.state.engine
     with engine.read() as conn:
-        page = list_instances(conn, f, engine.clock.now(), paging.limit, paging.offset, oldest_first=inbox)
+        extra = branch_tasks(conn, *branches) if branches else []
+        if extra:
+            whole = list_instances(conn, f, engine.clock.now(), paging.offset + paging.limit, 0, oldest_first=True)
+            items = merged(whole.items, extra)[paging.offset:paging.offset + paging.limit]
+            page = queries.Page(items, whole.total + len(extra))
+        else:
+            page = list_instances(conn, f, engine.clock.now(), paging.limit, paging.offset, oldest_first=inbox)
     zone = ZoneInfo(engine.org.site.zone)
     end = paging.offset + len(page.items)
     return {"items": [_summary(i, zone) for i in page.items], "total": page.total, "limit": paging.limit,
@@ -76,8 +87,12 @@ def tasks(request: Request, who: Caller = Depends(caller), f: InstanceFilter = D
                                        description="Whose inbox (supervisors may read anyone's)"),
           role: Optional[str] = Query(None, max_length=64, pattern=_NAME,
                                       description="A role's queue of unassigned tasks"),
+          watching: bool = Query(False, description="The cases the person watches instead of their tasks"),
           paging: Paging = Depends()) -> dict[str, Any]:
     engine = request.app.state.engine
+    if watching and role:
+        raise ApiError(422, "validation_failed", "watching lists a person's watched cases, not a role's",
+                       [problem("watching", "give staff (or nobody: yourself), not role", "query")])
     if staff and role:
         raise ApiError(422, "validation_failed", "give staff or role, not both",
                        [problem("staff", "give staff or role, not both", "query")])
@@ -88,6 +103,7 @@ def tasks(request: Request, who: Caller = Depends(caller), f: InstanceFilter = D
         if role not in who.roles:
             who.require(who.supervising_roles, f"read the {role} queue")
         f = replace(f, role=role, unassigned=True, queue_buildings=who.scope)
+        branches = (None, (role,), who.scope)
     else:
         whose = staff or who.staff_id
         if whose != who.staff_id:
@@ -95,6 +111,16 @@ def tasks(request: Request, who: Caller = Depends(caller), f: InstanceFilter = D
         if not engine.org.has(whose):
             raise ApiError(422, "unknown_staff", f"no staff member {whose!r}",
                            [problem("staff", "not in the organisation file", "query")])
-        f = replace(f, work_of=(whose, tuple(engine.org.person(whose).roles)),
-                    queue_buildings=engine.org.building_scope(whose))
-    return _page(request, f, paging, inbox=True)
+        if watching:
+            f, branches = replace(f, watcher=whose), None
+        else:
+            roles, scope = tuple(engine.org.person(whose).roles), engine.org.building_scope(whose)
+            f = replace(f, work_of=(whose, roles), queue_buildings=scope)
+            branches = (whose, roles, scope)
+    return _page(request, f, paging, inbox=True, branches=branches if _plain(f) else None)
+
+
+def _plain(f: InstanceFilter) -> bool:
+    """Whether an inbox carries no filter a branch task could fail (they are added unfiltered)."""
+    return f.procedure is None and f.state is None and f.assignee is None and f.building is None \
+        and f.overdue is None and f.status == "active"

@@ -122,6 +122,7 @@ class ActionPublic(Public):
     title: str
     roles: list[str]
     form: Optional[str]
+    branch: Optional[str] = Field(None, description="The parallel branch the action belongs to, if any")
 
 
 class DeadlinePublic(BaseModel):
@@ -150,6 +151,9 @@ class InstancePublic(Public):
     deadlines: list[DeadlinePublic]
     parent: Optional[int]
     children: list[int]
+    watchers: list[str] = Field([], description="Who watches the case (staff ids)")
+    branches: dict[str, Any] = Field({}, description="Open parallel branches: name -> {state, status, assignee, "
+                                                     "role}")
     started_at: Optional[datetime]
     last_occurred_at: Optional[datetime]
 

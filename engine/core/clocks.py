@@ -12,7 +12,8 @@ third ring is a breach even when a call record is imported an hour later (PHN-6)
 
 Clock dict keys: ``kind`` (sla|timer), ``status`` (open, warned, met, breached,
 cancelled for SLAs; open, fired, cancelled for timers), ``running``, ``due``, ``next``,
-``next_kind`` (warn:<pct> | breach | fire), ``started_at``, ``ended_at``, ``goal``,
+``next_kind`` (a :class:`engine.codec.ClockStep` as text: warn:<pct> | breach |
+escalate:<rung> | fire | judge), ``started_at``, ``ended_at``, ``goal``,
 ``warned`` (thresholds passed), ``paused_remaining`` (seconds, while paused),
 ``breached_at``, ``assignee``, ``fired`` (count), and ``provisional`` (the provisional
 calendar years its due or next step was computed on; absent when none was).
@@ -23,9 +24,14 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterable, Optional
 
 from engine.calendar import WorkCalendar
+from engine.codec import ClockStep, StepKind, escalate_step, warn_step
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Event, Instance
+from engine.core.parallel import BRANCH_ACTION_TAKEN, BRANCHES_FORKED, BRANCHES_JOINED
+from engine.core.parallel import branch_closed as _branch_closed
+from engine.core.parallel import clock_owner as _assignee
+from engine.core.parallel import states_here as _here
 from engine.durations import Duration, parse_duration
 from engine.schedules import parse_schedule
 from engine.spec.expr import EvalError
@@ -117,11 +123,17 @@ def changes_of(before: Optional[Instance], events: Iterable[Event]) -> tuple[set
     for e in events:
         if e.type == m.INSTANCE_STARTED:
             entered.append(e.data["state"])
-        elif e.type == m.ACTION_TAKEN:
+        elif e.type in (m.ACTION_TAKEN, BRANCH_ACTION_TAKEN):
             actions.add(e.data["action"])
             if e.data["to"] != e.data["from"]:
                 left.append(e.data["from"])
                 entered.append(e.data["to"])
+        elif e.type == BRANCHES_FORKED:
+            entered.extend(e.data["branches"].values())
+        elif e.type == BRANCHES_JOINED:
+            left.append(e.data["from"])
+            left.extend(e.data["cancelled"].values())
+            entered.append(e.data["to"])
     return actions, entered, left
 
 
@@ -169,13 +181,13 @@ def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
             c.update(_next_step(proc, cal, spec, c))
             stamp(cal, c, sla_uses_calendar(c))
             return [clock_event(SLA_RESET, spec.name, c, at, due=c["due"])]
-    if set(spec.stop_on) & actions or set(spec.stop_in) & set(entered):
+    if set(spec.stop_on) & actions or set(spec.stop_in) & set(entered) or _branch_closed(proc, inst, spec.start_in):
         return [_stop_sla(clock, spec.name, inst, at)]
     if not inst.active:
         c = dict(clock, running=False, next=None, next_kind=None, ended_at=iso(at),
                  status=clock["status"] if clock["status"] == "breached" else "cancelled")
         return [clock_event(SLA_CANCELLED, spec.name, c, at)]
-    paused_now = inst.state in spec.pause_in
+    paused_now = bool(_here(inst) & set(spec.pause_in)) if spec.pause_in else False
     if paused_now and clock.get("paused_remaining") is None:
         remaining = _remaining(cal, clock, at)
         c = dict(clock, paused_remaining=remaining.total_seconds(), next=None, next_kind=None)
@@ -215,7 +227,7 @@ def _start_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
     due, step = _remember(memo, ("sla", proc.id, proc.version, spec.name, goal.text, goal.kind, at), timing)
     c: dict[str, Any] = {"kind": "sla", "status": "open", "running": True, "started_at": iso(at), "due": due,
                          "goal": goal.text, "goal_kind": goal.kind, "warned": [], "paused_remaining": None,
-                         "breached_at": None, "ended_at": None, "assignee": inst.assignee}
+                         "breached_at": None, "ended_at": None, "assignee": _assignee(proc, inst, spec.start_in)}
     c.update(step)
     stamp(cal, c, goal.kind != "wall")
     return clock_event(SLA_STARTED, spec.name, c, at, due=c["due"])
@@ -240,13 +252,13 @@ def _escalation_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, 
         return {"next": None, "next_kind": None}
     after = parse_duration(spec.escalate[rung].after, proc.spec.units)
     when = after.add_to(datetime.fromisoformat(clock["due"]), cal, spec.workday_mode or "end_of_day")
-    return {"next": iso(when), "next_kind": f"escalate:{rung}"}
+    return {"next": iso(when), "next_kind": escalate_step(rung)}
 
 
 def acknowledged(clock: dict[str, Any], name: str, actor: str, at: datetime) -> Event:
     """An acknowledgement of an SLA's escalation: the ladder stops where it is."""
     c = dict(clock, acknowledged_at=iso(at), acknowledged_by=actor)
-    if (clock.get("next_kind") or "").startswith("escalate:"):
+    if clock.get("next_kind") and ClockStep.parse(clock["next_kind"]).kind is StepKind.ESCALATE:
         c.update(next=None, next_kind=None)
     return clock_event(SLA_ACKNOWLEDGED, name, c, at, by=actor)
 
@@ -279,10 +291,10 @@ def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock:
         else:
             span = cal.working_time_between(start, due) if due > start else timedelta(0)
             t = cal.add_working_time(start, span * pct / 100)
-        return {"next": iso(t), "next_kind": f"warn:{pct}"}
+        return {"next": iso(t), "next_kind": warn_step(pct)}
     if clock["status"] == "breached":
         return {"next": None, "next_kind": None}
-    return {"next": clock["due"], "next_kind": "breach"}
+    return {"next": clock["due"], "next_kind": StepKind.BREACH.value}
 
 
 def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, inst: Instance,
@@ -294,7 +306,7 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
     if states is None:
         arms, ends = inst.active and started, live and not inst.active
     else:  # armed on coming into the states from outside them, cancelled on going out of them
-        inside = inst.state in states
+        inside = bool(_here(inst) & set(states))
         came_in = any(s in states for s in entered) and not (live and len(states) > 1)
         arms = inst.active and inside and came_in
         ends = live and (not inst.active or (not inside and any(s in states for s in left)))
@@ -310,7 +322,7 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
             first = first_fire(proc, cal, spec, inst, at)
         if first is not None:
             c = {"kind": "timer", "status": "open", "running": True, "started_at": iso(at), "due": iso(first),
-                 "next": iso(first), "next_kind": "fire", "fired": (clock or {}).get("fired", 0), "ended_at": None}
+                 "next": iso(first), "next_kind": StepKind.FIRE.value, "fired": (clock or {}).get("fired", 0), "ended_at": None}
             stamp(cal, c, timer_uses_calendar(proc, spec))
             out.append(clock_event(TIMER_ARMED, spec.name, c, at, due=c["due"]))
     return out
@@ -353,7 +365,7 @@ def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: lis
     if states is None:
         arms, ends = inst.active and started, live and not inst.active
     else:
-        inside = inst.state in states
+        inside = bool(_here(inst) & set(states))
         arms = inst.active and inside and any(s in states for s in entered) and not live
         ends = live and (not inst.active or (not inside and any(s in states for s in left)))
     if ends:
@@ -362,7 +374,7 @@ def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: lis
     if arms:
         start, end = quota_period(cal, spec.per, at, whole=True)
         c = {"kind": "quota", "status": "open", "running": True, "started_at": iso(at), "period_start": iso(start),
-             "due": iso(end), "next": iso(end), "next_kind": "judge", "count": 0, "required": spec.count,
+             "due": iso(end), "next": iso(end), "next_kind": StepKind.JUDGE.value, "count": 0, "required": spec.count,
              "met": (clock or {}).get("met", 0), "missed": (clock or {}).get("missed", 0), "ended_at": None}
         stamp(cal, c, spec.per == "workday")
         return [clock_event(QUOTA_STARTED, spec.name, c, at, due=c["due"])]
@@ -457,18 +469,18 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
     due = datetime.fromisoformat(clock["next"])
     at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due
     late = max((now - due).total_seconds(), 0.0)
-    kind = clock["next_kind"]
     if clock["kind"] == "sla":
         spec = next(s for s in proc.spec.slas if s.name == name)
-        if kind.startswith("warn:"):
-            pct = int(kind.split(":")[1])
+        step = ClockStep.parse(clock["next_kind"])
+        if step.kind is StepKind.WARN and step.number is not None:
+            pct = step.number
             c = dict(clock, status="warned" if clock["status"] == "open" else clock["status"],
                      warned=sorted(clock["warned"] + [pct]))
             c.update(_next_step(proc, cal, spec, c))
             stamp(cal, c, sla_uses_calendar(c))
             return [clock_event(SLA_WARNED, name, c, at, threshold=pct, late_by_s=late)], spec, at
-        if kind.startswith("escalate:"):
-            rung = int(kind.split(":")[1])
+        if step.kind is StepKind.ESCALATE and step.number is not None:
+            rung = step.number
             c = dict(clock, escalated=rung + 1)
             c.update(_escalation_step(proc, cal, spec, c, rung + 1))
             return [clock_event(SLA_ESCALATED, name, c, at, rung=rung, late_by_s=late)], spec, at
@@ -485,7 +497,7 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
     if tspec.schedule:
         schedule = parse_schedule(tspec.schedule, proc.spec.units)
         nxt = schedule.next_after(due, cal, anchor=datetime.fromisoformat(clock["started_at"]))
-        c.update(due=iso(nxt), next=iso(nxt), next_kind="fire")
+        c.update(due=iso(nxt), next=iso(nxt), next_kind=StepKind.FIRE.value)
         stamp(cal, c, schedule.uses_calendar)
     else:
         c.update(status="fired", running=False, next=None, next_kind=None, ended_at=iso(at))

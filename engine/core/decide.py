@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 from engine.core import evolve as ev
 from engine.core import model as m
+from engine.core import parallel as pl
+from engine.core import watchers as wt
 from engine.core.model import Actor, Decision, Event, Instance, SpawnRequest
 from engine.errors import ActionNotAllowed, FieldError, FormInvalid, NotAuthorized, OutOfScope
 from engine.spec.expr import EvalError
@@ -182,6 +184,9 @@ def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
         raise ActionNotAllowed(name, f"instance {inst.id} is {inst.status}")
     action = proc.action(name, inst.state)
     if action is None:
+        branch = pl.branch_for(proc, inst, name) if inst.branches else None
+        if branch is not None:  # an action of one of the open parallel branches
+            return pl.decide_branch_action(_Builder(proc, org, inst, actor, None, at), branch, name, data, links)
         return _no_such_action(proc, inst, name)
     role = _role_for(actor, action.roles)
     if role is None:
@@ -205,7 +210,8 @@ def decide_action(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
 
 
 def _no_such_action(proc: CompiledProcedure, inst: Instance, name: str) -> Decision:
-    here = ", ".join(a.name for a in proc.actions_from(inst.state)) or "(none)"
+    states = [inst.state, *sorted(pl.open_states(inst))]
+    here = ", ".join(dict.fromkeys(a.name for s in states for a in proc.actions_from(s))) or "(none)"
     if any(a.name == name for a in proc.spec.actions):
         raise ActionNotAllowed(name, f"not available in state {inst.state!r}; available: {here}")
     raise ActionNotAllowed(name, f"{proc.id} has no such action; available in {inst.state!r}: {here}")
@@ -257,6 +263,8 @@ def _working_roles(proc: CompiledProcedure, org: OrgSpec, inst: Instance) -> set
 def decide_claim(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: Actor, at: datetime) -> Decision:
     if not inst.active:
         raise ActionNotAllowed("claim", f"instance {inst.id} is {inst.status}")
+    if inst.branches:
+        return pl.decide_branch_claim(_Builder(proc, org, inst, actor, None, at))
     if inst.assignee == actor.id:
         raise ActionNotAllowed("claim", f"instance {inst.id} is already assigned to you")
     if inst.assignee is not None:
@@ -285,7 +293,9 @@ def decide_assign(proc: CompiledProcedure, org: OrgSpec, inst: Instance, actor: 
     if not able & set(person.roles):
         raise NotAuthorized(person.id, f"work on instance {inst.id} in state {inst.state!r}", sorted(able))
     b = _Builder(proc, org, inst, actor, role, at)
+    previous = inst.assignee if inst.assignee != person.id else None
     b.emit(m.ASSIGNED, {"assignee": person.id, "role": inst.assignee_role, "by": "manual"})
+    _watch(b, [previous], "reassigned")  # reassignment must not lose the worker
     return b.decision
 
 
@@ -303,6 +313,8 @@ def _enter_state(b: _Builder, state: str) -> None:
         if (assignee, role) != (b.inst.assignee, b.inst.assignee_role):
             b.emit(m.ASSIGNED, {"assignee": assignee, "role": role, "by": "rule"})
     _apply_effects(b, spec.on_enter)
+    if spec.kind == "parallel" and b.inst.active and b.inst.state == state:
+        pl.fork(b, state)
     if spec.kind == "final" and b.inst.active:
         b.emit(m.INSTANCE_COMPLETED, {"state": state})
 
@@ -310,9 +322,7 @@ def _enter_state(b: _Builder, state: str) -> None:
 def _can_act(proc: CompiledProcedure, org: OrgSpec, staff: Optional[str], state: str) -> bool:
     if not staff or not org.has(staff):
         return False
-    owner = proc.spec.states[state].owner
-    able = {r for a in proc.actions_from(state) for r in a.roles} | ({owner} if owner else set())
-    return bool(able & set(org.person(staff).roles))
+    return not proc.roles_acting_in(state).isdisjoint(org.person(staff).roles)
 
 
 def _holds(org: OrgSpec, staff: Optional[str], role: Optional[str]) -> bool:
@@ -359,8 +369,13 @@ def _apply_effects(b: _Builder, effects: list[EffectSpec]) -> None:
             ack = acknowledged(clock, e.acknowledge, b.actor.id, b.at)
             b.emit(ack.type, ack.data)
         elif e.assign is not None:
+            previous = b.inst.assignee
             assignee, role = resolve_assignment(e.assign, None, b.org, b.inst)
             b.emit(m.ASSIGNED, {"assignee": assignee, "role": role, "by": "rule"})
+            if e.assign.keep_watching and previous != assignee:
+                _watch(b, [previous], "reassigned")
+        elif e.watch is not None:
+            _watch(b, wt.watch_targets(e.watch, b.org, b.inst), "effect")
         elif e.notify is not None:
             _notify(b, e.notify)
         elif e.spawn is not None:
@@ -395,7 +410,14 @@ def notification_recipients(spec: NotifySpec, org: OrgSpec, inst: Instance) -> l
             people.append(s)
     if spec.assignee and inst.assignee:
         people.append(inst.assignee)
+    if spec.watchers:
+        people += list(inst.watchers)
     return list(dict.fromkeys(people))
+
+
+def _watch(b: _Builder, people: list[Optional[str]], reason: str) -> None:
+    for data in wt.watch_events(b.inst, people, reason):
+        b.emit(wt.WATCHER_ADDED, data)
 
 
 def _notify(b: _Builder, spec: NotifySpec) -> None:

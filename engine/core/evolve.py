@@ -201,20 +201,22 @@ def _instance_maker() -> Any:
     it; otherwise the constructor.
     """
     factories = {f.name: f.default_factory for f in fields(Instance) if f.default_factory is not MISSING}
-    if not _DRAFTS or factories != {"data": dict, "clocks": dict}:
+    if not _DRAFTS or factories != {"data": dict, "clocks": dict, "branches": dict}:
         return Instance
     blank = dict(vars(Instance(id=0, procedure="", version="", state="")))
     new, set_dict = object.__new__, object.__setattr__
 
     def from_blank(**values: Any) -> Instance:
         inst = new(Instance)
-        set_dict(inst, "__dict__", {**blank, "clocks": {}, **values})
+        set_dict(inst, "__dict__", {**blank, "clocks": {}, "branches": {}, **values})
         return inst
 
     sample = {"id": 3, "procedure": "p", "version": "v", "state": "s", "data": {"k": 1}, "parent_id": 2,
               "started_at": None, "last_occurred_at": None}
     a, b = from_blank(**sample), Instance(**sample)  # type: ignore[arg-type]
-    if a != b or list(vars(a).items()) != list(vars(b).items()) or a.clocks is from_blank(**sample).clocks:
+    again = from_blank(**sample)
+    if a != b or list(vars(a).items()) != list(vars(b).items()) or a.clocks is again.clocks \
+            or a.branches is again.branches:
         return Instance
     return from_blank
 

@@ -35,6 +35,10 @@ class Instance:
     parent_id: Optional[int] = None
     children: tuple[int, ...] = ()
     clocks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    watchers: tuple[str, ...] = ()
+    # The branches of the parallel state the instance is in (empty outside one): branch ->
+    # {state, status (open | done), assignee, role}.
+    branches: dict[str, dict[str, Any]] = field(default_factory=dict)
     revision: int = 0
     started_at: Optional[datetime] = None
     last_occurred_at: Optional[datetime] = None

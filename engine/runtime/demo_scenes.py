@@ -578,6 +578,29 @@ def renovation_patrols(d: Demo) -> Story:
     d.note("装修巡查：09-25、09-30 管家巡查少于两次，每日18:00检查记为不足并通知主管；国庆假期不检查，10-11 调休照常（REN-4）")
 
 
+@story
+def renovation_team_patrol(d: Demo) -> Story:
+    """REN-4: the inspection team (security, engineering, CS) patrols 2-1101 in parallel; one
+    patrol is summed up, a later one still waits on engineering past its time limit."""
+    yield d.at("09-23 09:00")
+    p = d.start("renovation_team_patrol", "wang_li", {"unit": "2-1101", "renovation": d.ids["renovation"]}).id
+    yield d.at("09-23 10:00")
+    d.act(p, "security_report", "xu_bin", {"patrol_findings": "消防器材到位，通道畅通"})
+    d.claim(p, "wu_gang")
+    yield d.at("09-23 11:00")
+    d.act(p, "engineering_report", "wu_gang", {"patrol_findings": "未改动承重墙，管线走向与方案一致"})
+    yield d.at("09-23 11:30")
+    d.act(p, "cs_report", "wang_li", {"patrol_findings": "建筑垃圾已装袋，按时清运"})
+    yield d.at("09-23 15:00")
+    d.act(p, "close", "li_qiang")
+    yield d.at("10-09 09:00")
+    late = d.start("renovation_team_patrol", "wang_li", {"unit": "2-1101", "renovation": d.ids["renovation"]}).id
+    yield d.at("10-09 09:40")
+    d.act(late, "security_report", "xu_bin", {"patrol_findings": "施工正常"})
+    d.act(late, "cs_report", "wang_li", {"patrol_findings": "施工正常"})
+    d.note(f"装修检查队联合巡查 #{p}：保安、工程、客服同时巡查，三方提交后主管汇总；#{late} 工程部超时未提交（REN-4）")
+
+
 # ======================================================================== meetings (MTG)
 
 MEETING_ROOM_CHECK = {k: {"result": "pass"} for k in

@@ -148,6 +148,8 @@ def _migrate_one(engine: Any, conn: Any, old: CompiledProcedure, new: CompiledPr
     fired = inst.revision - revision
     if not inst.active:  # a timer's action finished it on the way
         raise _Refused(f"became {inst.status} while its due clock steps fired")
+    if inst.branches:  # the branches' states and join are the old version's until the join
+        raise _Refused(f"it is in the parallel branches of {inst.state!r}; migrate it after their join")
     state_to = mapping.get(inst.state, inst.state)
     mapped = inst.state in mapping
     target = new.spec.states.get(state_to)

@@ -33,6 +33,7 @@ from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
 from engine.store import ledger
+from engine.store import queries
 from engine.store import repository as repo
 from engine.store import timers as timer_store
 from engine.store.instance_cache import InstanceCache
@@ -408,8 +409,11 @@ class Engine:
             return []
         with self.connections.read() as conn:
             proc = self.procedure_for(conn, inst.procedure, inst.version)
-        return [{"name": a.name, "title": a.title, "roles": list(a.roles), "form": a.form}
-                for a in proc.actions_from(inst.state)]
+        own = [{"name": a.name, "title": a.title, "roles": list(a.roles), "form": a.form}
+               for a in proc.actions_from(inst.state)]
+        return own + [{"name": a.name, "title": a.title, "roles": list(a.roles), "form": a.form, "branch": name}
+                      for name, br in inst.branches.items() if br["status"] == "open"
+                      for a in proc.actions_from(br["state"])]
 
     def deadlines(self, instance_id: int) -> list[dict[str, Any]]:
         """SLA clocks and timers of an instance: name, kind, due (site zone), status."""
@@ -423,12 +427,13 @@ class Engine:
         with self.connections.read() as conn:
             if staff:
                 person = self.org.person(staff)
-                return repo.task_rows(conn, person.id, list(person.roles),
-                                      buildings=self.org.building_scope(person.id))
+                scope = self.org.building_scope(person.id)
+                return queries.merged(repo.task_rows(conn, person.id, list(person.roles), buildings=scope),
+                                      queries.branch_tasks(conn, person.id, list(person.roles), scope))
             if role:
                 if role not in self.org.roles:
                     raise InputError("--role", f"unknown role {role!r}")
-                return repo.task_rows(conn, None, [role])
+                return queries.merged(repo.task_rows(conn, None, [role]), queries.branch_tasks(conn, None, [role]))
         raise InputError("tasks", "give --as STAFF or --role ROLE")
 
     def history(self, instance_id: int) -> list[audit.StoredEvent]:

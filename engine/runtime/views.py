@@ -32,6 +32,8 @@ def instance_view(engine: Any, inst: Instance) -> dict[str, Any]:
         "deadlines": engine.deadlines(inst.id),
         "parent": inst.parent_id,
         "children": list(inst.children),
+        "watchers": list(inst.watchers),
+        "branches": inst.branches,
         "started_at": iso(inst.started_at, zone),
         "last_occurred_at": iso(inst.last_occurred_at, zone),
     }

@@ -36,9 +36,12 @@ from typing import Any, Optional
 
 from engine.clock import FakeClock
 from engine.core import model as m
+from engine.core import parallel as pl
+from engine.core import watchers as wt
 from engine.core.model import Actor, Event, Instance
 from engine.errors import EngineError, InputError, ProcedureError
 from engine.spec.library import CompiledProcedure, Library, forms_dir_for, load_library
+from engine.runtime import watching
 from engine.store import repository as repo
 
 
@@ -128,9 +131,11 @@ def commands_of(events: list[Event]) -> list[Event]:
         if e.type == m.INSTANCE_STARTED:
             out.append(e)
         elif e.actor != "system":
-            if e.type == m.ACTION_TAKEN:
+            if e.type in (m.ACTION_TAKEN, pl.BRANCH_ACTION_TAKEN):
                 out.append(e)
-            elif e.type == m.ASSIGNED and e.data.get("by") in ("claim", "manual"):
+            elif e.type in (m.ASSIGNED, pl.BRANCH_ASSIGNED) and e.data.get("by") in ("claim", "manual"):
+                out.append(e)
+            elif (e.type, e.data.get("reason")) in ((wt.WATCHER_ADDED, "watch"), (wt.WATCHER_REMOVED, "unwatch")):
                 out.append(e)
             elif e.type == m.DATA_RECORDED and not (
                     prev is not None and (prev.actor, prev.occurred_at, prev.recorded_at)
@@ -215,8 +220,9 @@ def _rerun(sandbox: Any, clock: FakeClock, edited: CompiledProcedure, stored: In
             timeline.append((e.occurred_at, e.recorded_at, order, e.seq, n, rid, e))
     for when, _, _, _, step, rid, e in sorted(timeline, key=lambda t: t[:4]):
         clock.set(when)
-        name = e.data.get("action") if e.type == m.ACTION_TAKEN else {
-            m.INSTANCE_STARTED: "start", m.DATA_RECORDED: "record"}.get(e.type) or str(e.data.get("by"))
+        name = e.data.get("action") if e.type in (m.ACTION_TAKEN, pl.BRANCH_ACTION_TAKEN) else {
+            m.INSTANCE_STARTED: "start", m.DATA_RECORDED: "record"}.get(e.type) or str(e.data.get("by") or
+                                                                                     e.data.get("reason"))
         if rid != stored.id:
             name = f"{tree[rid][0].procedure} #{rid} {name}"
         try:
@@ -231,8 +237,12 @@ def _rerun(sandbox: Any, clock: FakeClock, edited: CompiledProcedure, stored: In
                 why = "the instance was never started" if rid == stored.id else \
                     "its parent did not start it under the edited version"
                 refused.append(Refused(step, e.seq, name, why))
-            elif e.type == m.ACTION_TAKEN:
+            elif e.type in (m.ACTION_TAKEN, pl.BRANCH_ACTION_TAKEN):
                 sandbox.advance(iid, e.data["action"], e.actor, dict(e.data.get("input") or {}), when)
+            elif e.type == wt.WATCHER_ADDED:
+                watching.watch(sandbox, iid, e.actor, when)
+            elif e.type == wt.WATCHER_REMOVED:
+                watching.unwatch(sandbox, iid, e.actor, when)
             elif e.type == m.DATA_RECORDED:
                 sandbox.record(iid, e.actor, dict(e.data["changes"]), when)
             elif e.data.get("by") == "claim":

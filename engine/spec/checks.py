@@ -15,6 +15,8 @@ from engine.errors import Issue
 from engine.spec.expr import ExprError, compile_expr
 from engine.spec.forms import FieldSpec, FormSpec
 from engine.spec.models import AssignSpec, EffectSpec, ProcedureSpec, SlaSpec
+from engine.spec.parallel import check_parallel
+from engine.spec.parallel import successors as _successors  # a parallel state leads to its branches and next
 from engine.spec.yamlio import Positions
 
 # Names every expression may read besides the procedure's data fields.
@@ -41,6 +43,9 @@ def check_procedure(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, For
         return issues + check_expressions(spec, pos, forms)
     issues += check_clocks(spec, pos, forms)
     issues += check_duplicate_actions(spec, pos)
+    parallel = check_parallel(spec, pos)
+    if parallel:
+        return issues + parallel + check_expressions(spec, pos, forms)
     issues += check_reachability(spec, pos)
     issues += check_ways_out(spec, pos)
     issues += check_expressions(spec, pos, forms)
@@ -128,6 +133,8 @@ def _effect_refs(effects: list[EffectSpec], path: tuple, role_ref: Callable, pro
             _assign_refs(e.assign, p + ("assign",), role_ref)
         if e.notify:
             role_ref(e.notify.role, p + ("notify", "role"))
+        if e.watch:
+            role_ref(e.watch.role, p + ("watch", "role"))
         if e.spawn and e.spawn.procedure not in procedures:
             issues.append(pos.issue(p + ("spawn", "procedure"), f"unknown procedure {e.spawn.procedure!r}",
                                     hint=hint(e.spawn.procedure, procedures)))
@@ -146,14 +153,6 @@ def check_duplicate_actions(spec: ProcedureSpec, pos: Positions) -> list[Issue]:
             else:
                 seen[key] = i
     return issues
-
-
-def _successors(spec: ProcedureSpec) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {s: set() for s in spec.states}
-    for a in spec.actions:
-        for s in a.sources(spec.states):
-            out[s].add(a.to or s)
-    return out
 
 
 def check_reachability(spec: ProcedureSpec, pos: Positions) -> list[Issue]:

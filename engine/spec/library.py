@@ -84,6 +84,12 @@ class CompiledProcedure:
                        initial=spec.start.state, auto_transitions=False)
 
     @cached_property
+    def branch_states(self) -> dict[str, tuple[str, str]]:
+        """Each state of a parallel branch -> (its parallel state, its branch)."""
+        from engine.spec.parallel import branch_map
+        return branch_map(self.spec)
+
+    @cached_property
     def _actions_by_key(self) -> dict[tuple[str, str], ActionSpec]:
         return {(a.name, s): a for a in self.spec.actions for s in a.sources(self.spec.states)}
 
@@ -104,8 +110,28 @@ class CompiledProcedure:
             return found
 
     def actions_from(self, state: str) -> list[ActionSpec]:
-        return [self._actions_by_key[(t, state)] for t in self.machine.get_triggers(state)
-                if (t, state) in self._actions_by_key]
+        """The actions available in ``state``, worked out once per state of this version (the
+        state machine's trigger lookup is dear, and every state entry asks)."""
+        memo = self.__dict__.setdefault("_actions_from", {})
+        try:
+            return list(memo[state])
+        except KeyError:
+            found = tuple(self._actions_by_key[(t, state)] for t in self.machine.get_triggers(state)
+                          if (t, state) in self._actions_by_key)
+            memo[state] = found
+            return list(found)
+
+    def roles_acting_in(self, state: str) -> frozenset[str]:
+        """The roles that may act in ``state``: its owner's and every available action's,
+        worked out once per state of this version."""
+        memo = self.__dict__.setdefault("_roles_acting_in", {})
+        try:
+            return memo[state]  # type: ignore[no-any-return]
+        except KeyError:
+            owner = self.spec.states[state].owner
+            roles = frozenset({r for a in self.actions_from(state) for r in a.roles} | ({owner} if owner else set()))
+            memo[state] = roles
+            return roles
 
     def expr(self, source: str) -> Expr:
         cache = self.__dict__.setdefault("_exprs", {})

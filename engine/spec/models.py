@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from engine.spec.forms import FieldSpec
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
-StateKind = Literal["task", "wait", "automatic", "final"]
+StateKind = Literal["task", "wait", "automatic", "final", "parallel"]
 
 
 class Strict(BaseModel):
@@ -36,6 +36,8 @@ class AssignSpec(Strict):
     staff_from: Optional[str] = Field(None, description="Data field holding a staff id (e.g. the first receiver)")
     steward_of: Optional[str] = Field(None, description="Data field holding the unit; its building's steward")
     role: Optional[str] = Field(None, description="Role queue (also the fallback)")
+    keep_watching: bool = Field(False, description="The person it moves away from keeps watching the case "
+                                                   "(an escalation must not lose the worker)")
 
     @model_validator(mode="after")
     def _one_target(self) -> "AssignSpec":
@@ -54,13 +56,31 @@ class NotifySpec(Strict):
     staff_from: Optional[str] = Field(None, description="Data field holding a staff id")
     steward_of: Optional[str] = Field(None, description="Data field holding the unit")
     assignee: bool = Field(False, description="Whoever the instance is assigned to")
+    watchers: bool = Field(False, description="Everyone watching the instance (`sop watch`, `watch:` effects)")
     message: str = Field(description="Text (Chinese); {field} inserts instance data, {id} the instance id")
     channel: Optional[str] = Field(None, description="Preferred channel: sms, email, webhook")
 
     @model_validator(mode="after")
     def _someone(self) -> "NotifySpec":
+        if not (self.role or self.staff or self.staff_from or self.steward_of or self.assignee or self.watchers):
+            raise ValueError("notify needs role, staff, staff_from, steward_of, assignee or watchers")
+        return self
+
+
+class WatchSpec(Strict):
+    """People who start watching the case: it stays in their "cases I watch" inbox and they
+    receive the notifications sent to ``watchers: true``, without being assigned."""
+
+    role: Optional[str] = Field(None, description="Everyone with this role")
+    staff: Optional[str] = Field(None, description="A staff id")
+    staff_from: Optional[str] = Field(None, description="Data field holding a staff id")
+    steward_of: Optional[str] = Field(None, description="Data field holding the unit; its building's steward")
+    assignee: bool = Field(False, description="Whoever the instance is assigned to now")
+
+    @model_validator(mode="after")
+    def _someone(self) -> "WatchSpec":
         if not (self.role or self.staff or self.staff_from or self.steward_of or self.assignee):
-            raise ValueError("notify needs role, staff, staff_from, steward_of or assignee")
+            raise ValueError("watch needs role, staff, staff_from, steward_of or assignee")
         return self
 
 
@@ -82,27 +102,53 @@ class EffectSpec(Strict):
     spawn: Optional[SpawnSpec] = None
     complete: Optional[bool] = Field(None, description="End the instance (status completed)")
     acknowledge: Optional[str] = Field(None, description="SLA name: its escalation is acknowledged and stops")
+    watch: Optional[WatchSpec] = Field(None, description="People who start watching the case")
     when: Optional[str] = Field(None, description="Apply only when this expression is true")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "EffectSpec":
-        given = [k for k in ("set", "compute", "assign", "notify", "spawn", "complete", "acknowledge")
+        given = [k for k in ("set", "compute", "assign", "notify", "spawn", "complete", "acknowledge", "watch")
                  if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("an effect has exactly one of set, compute, assign, notify, spawn, complete, acknowledge"
+            raise ValueError("an effect has exactly one of set, compute, assign, notify, spawn, complete, acknowledge, "
+                             "watch"
                              + (f" (got {', '.join(given)})" if given else ""))
         return self
+
+
+class BranchSpec(Strict):
+    """One branch of a ``kind: parallel`` state: a small sub-flow of the procedure's states,
+    worked at the same time as the other branches, each with its own assignee and actions.
+    The branch is done when it reaches one of its ``final`` states."""
+
+    title: str = Field(description="Branch name shown to staff (Chinese)")
+    start: str = Field(description="The branch's first state")
+    states: list[str] = Field(min_length=1, description="The states of this branch (the start included)")
 
 
 class StateSpec(Strict):
     title: str = Field(description="State name shown to staff (Chinese)")
     kind: StateKind = Field("task", description="task: a person works; wait: waiting for the outside; "
-                                                "automatic: the engine moves on; final: the end")
+                                                "automatic: the engine moves on; final: the end; "
+                                                "parallel: branches worked at the same time, then a join")
+    branches: dict[str, BranchSpec] = Field(default_factory=dict,
+                                            description="kind: parallel: branch name -> its sub-flow")
+    join: Union[Literal["all", "any"], list[str]] = Field(
+        "all", description="kind: parallel: move on when all branches, any one, or these named ones are done")
+    next: Optional[str] = Field(None, description="kind: parallel: the state entered when the join completes")
     owner: Optional[str] = Field(None, description="Role responsible for this state")
     assign: Optional[AssignSpec] = Field(None, description="Assignment on entering this state")
     on_enter: list[EffectSpec] = Field(default_factory=list, description="Effects on entering")
     rules: list[str] = Field(default_factory=list, description="Rule IDs encoded here")
     description: str = ""
+
+    @model_validator(mode="after")
+    def _parallel_keys(self) -> "StateSpec":
+        if self.kind == "parallel" and (not self.branches or not self.next):
+            raise ValueError("a parallel state needs branches and next")
+        if self.kind != "parallel" and (self.branches or self.next or self.join != "all"):
+            raise ValueError("branches, join and next belong to a state of kind: parallel")
+        return self
 
 
 class GuardSpec(Strict):

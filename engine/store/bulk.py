@@ -75,6 +75,7 @@ def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Op
             "status": inst.status, "assignee": inst.assignee, "assignee_role": inst.assignee_role,
             "building": building,
             "data": canonical_json(inst.data), "clocks": canonical_json(inst.clocks),
+            "watchers": canonical_json(list(inst.watchers)), "branches": canonical_json(inst.branches),
             "parent_id": inst.parent_id, "revision": revision, "started_at": inst.started_at,
             "last_occurred_at": inst.last_occurred_at, "last_hash": last_hash, "external_key": external_key}
 

@@ -81,7 +81,8 @@ class InstanceCache:
         values ``after`` shares with ``before`` by identity were plain JSON already."""
         entry = self._entries.get(before.id)
         if (not sent or entry is None or (entry[1] is not before and entry[2] is not before)
-                or not _plain_changes(after.data, before.data) or not _plain_changes(after.clocks, before.clocks)):
+                or not _plain_changes(after.data, before.data) or not _plain_changes(after.clocks, before.clocks)
+                or not _plain_changes(after.branches, before.branches)):
             with self._lock:
                 self._entries.pop(before.id, None)
             return

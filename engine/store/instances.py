@@ -23,7 +23,8 @@ from engine.store.prepared import Prepared
 from engine.store.tables import instances as I
 
 _INSTANCE_COLS = [I.c.id, I.c.procedure, I.c.version, I.c.state, I.c.status, I.c.assignee, I.c.assignee_role,
-                  I.c.data, I.c.clocks, I.c.parent_id, I.c.revision, I.c.started_at, I.c.last_occurred_at, I.c.last_hash]
+                  I.c.data, I.c.clocks, I.c.watchers, I.c.branches, I.c.parent_id, I.c.revision, I.c.started_at,
+                  I.c.last_occurred_at, I.c.last_hash]
 
 
 _LOAD = Prepared(sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")))
@@ -37,12 +38,14 @@ _NEW_INSTANCE = Prepared(sa.insert(I).returning(I.c.id))
 def _instance(row: Any) -> Instance:
     try:
         data, clocks = json.loads(row.data), json.loads(row.clocks)
+        watchers = tuple(json.loads(row.watchers or "[]"))
+        branches = json.loads(row.branches or "{}")
     except ValueError as e:
-        raise StoredDataCorrupt(f"instance {row.id}", f"data or clocks: {e}") from None
+        raise StoredDataCorrupt(f"instance {row.id}", f"data, clocks, watchers or branches: {e}") from None
     return Instance(id=row.id, procedure=row.procedure, version=row.version, state=row.state, status=row.status,
                     assignee=row.assignee, assignee_role=row.assignee_role, data=data, clocks=clocks,
-                    parent_id=row.parent_id, revision=row.revision, started_at=row.started_at,
-                    last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
+                    watchers=watchers, branches=branches, parent_id=row.parent_id, revision=row.revision,
+                    started_at=row.started_at, last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
 
 
 # PostgreSQL write transactions lock the instance row as they read it: a writer that waits
@@ -126,7 +129,8 @@ def new_instance_id(conn: Connection, procedure: str, version: str, state: str, 
     the values the row was inserted with (see Prepared.execute).
     """
     row = {"procedure": procedure, "version": version, "state": state, "status": "starting", "data": "{}",
-           "parent_id": parent_id, "revision": 0, "started_at": at, "last_occurred_at": at,
+           "watchers": "[]", "branches": "{}", "parent_id": parent_id, "revision": 0, "started_at": at,
+           "last_occurred_at": at,
            "last_hash": GENESIS_HASH, "external_key": external_key}
     if external_key is None:
         return int(_NEW_INSTANCE.first(conn, row, sent)[0])  # type: ignore[index]  (RETURNING gives one row)

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.audit import StoredEvent, canonical_json, decode_event, event_hash, loads
+from engine.audit import StoredEvent, canonical_json, decode_event, loads
+from engine.codec import encode_event
 from engine.core.model import Event, Instance
 from engine.errors import ConcurrencyConflict, StoredDataCorrupt
 from engine.store import ledger
@@ -68,8 +69,8 @@ def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, pre
     prev, seq = prev_hash, revision
     for e in events:
         seq += 1
-        data_json = canonical_json(e.data)
-        h = event_hash(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, data_json, prev)
+        data_json, h = encode_event(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, e.data,
+                                    prev)
         rows.append({"instance_id": instance_id, "seq": seq, "type": e.type, "actor": e.actor, "role": e.role,
                      "occurred_at": e.occurred_at, "recorded_at": recorded_at, "data": data_json,
                      "prev_hash": prev, "hash": h})
@@ -99,6 +100,10 @@ def _projection_changes(before: Instance, after: Instance, revision: int, last_h
             params["building"] = building
     if after.clocks != before.clocks:
         params["clocks"] = canonical_json(after.clocks)
+    if after.watchers != before.watchers:
+        params["watchers"] = canonical_json(list(after.watchers))
+    if after.branches != before.branches:
+        params["branches"] = canonical_json(after.branches)
     if after.last_occurred_at != before.last_occurred_at:
         params["last_occurred_at"] = after.last_occurred_at
     params["revision"] = revision

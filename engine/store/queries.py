@@ -11,6 +11,7 @@ needs (procedure, state, status, assignee, role queue, building, overdue) and a 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.model import Instance
+from engine.spec.forms import instance_building
 from engine.store.instances import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
 from engine.store.instances import in_buildings
 from engine.store.tables import instances as I
@@ -43,6 +45,7 @@ class InstanceFilter:
     # A building-scoped person's queues (OrgSpec.building_scope): unassigned instances only
     # of these buildings or of none; what is assigned to them shows wherever it is.
     queue_buildings: Optional[tuple[str, ...]] = None
+    watcher: Optional[str] = None       # only the instances this person watches
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]
         cond.append(I.c.assignee_role.in_(f.roles))
     if f.queue_buildings is not None and f.work_of is None:
         cond.append(sa.or_(I.c.assignee.is_not(None), in_buildings(f.queue_buildings)))
+    if f.watcher is not None:
+        cond.append(watched_by(f.watcher))
     if f.overdue is not None:
         cond.append(_overdue(now) if f.overdue else sa.not_(_overdue(now)))
     if f.work_of is not None:
@@ -84,6 +89,13 @@ def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]
             mine.append(sa.and_(*queue))
         cond.append(sa.or_(*mine))
     return cond
+
+
+def watched_by(staff: str) -> sa.ColumnElement[bool]:
+    """The instances whose watchers (a JSON list of ids, canonical: ``["a","b"]``) name ``staff``."""
+    quoted = json.dumps(staff, ensure_ascii=False).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.and_(I.c.watchers != sa.literal_column("'[]'"),  # literal: the partial index's term
+                   I.c.watchers.like(f"%{quoted}%", escape="\\"))
 
 
 def list_instances(conn: Connection, f: InstanceFilter, now: datetime, limit: int, offset: int,
@@ -111,3 +123,39 @@ def started_between(conn: Connection, procedures: tuple[str, ...], start: Option
         cond.append(I.c.started_at < sa.literal(end, UTCDateTime()))
     rows = conn.execute(sa.select(*_INSTANCE_COLS).where(*cond).order_by(I.c.started_at, I.c.id))
     return [_instance(r) for r in rows]
+
+
+def branch_tasks(conn: Connection, staff: Optional[str], roles: tuple[str, ...] | list[str],
+                 buildings: Optional[tuple[str, ...]] = None, limit: int = 500) -> list[Instance]:
+    """One task per open parallel branch (engine/core/parallel.py) waiting on ``staff`` or
+    unassigned in a queue of ``roles`` (a building-scoped person's queues: their buildings'
+    or none's), each as the instance seen from that branch: its state, assignee and role.
+
+    The instance rows themselves are assigned to nobody while they are in branches, so
+    these never duplicate the instance-level tasks. The LIKE narrows the rows to those whose
+    branches JSON names the person or a role; the match itself is exact, here."""
+    names = [f'%"assignee":{json.dumps(staff)}%'] if staff else []
+    names += [f'%"role":{json.dumps(r)}%' for r in roles]
+    if not names:
+        return []
+    rows = conn.execute(sa.select(*_INSTANCE_COLS).where(
+        I.c.status == "active", I.c.branches != sa.literal_column("'{}'"),  # literal: the partial index's term
+        sa.or_(*(I.c.branches.like(n) for n in names)))
+        .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
+    out = []
+    for inst in (_instance(r) for r in rows):
+        building = instance_building(inst.data)
+        for br in inst.branches.values():
+            if br["status"] != "open":
+                continue
+            mine = staff is not None and br["assignee"] == staff
+            queued = (br["assignee"] is None and br["role"] in roles
+                      and (buildings is None or building is None or building in buildings))
+            if mine or queued:
+                out.append(inst.with_(state=br["state"], assignee=br["assignee"], assignee_role=br["role"]))
+    return out
+
+
+def merged(tasks: list[Instance], more: list[Instance]) -> list[Instance]:
+    """Two inbox lists in one, oldest activity first (as ``list_instances`` orders an inbox)."""
+    return sorted(tasks + more, key=lambda i: (i.last_occurred_at, i.id, i.state))

@@ -68,6 +68,13 @@ class InstanceRow(SQLModel, table=True):
         sa.Index("ix_instances_role_open", "assignee_role", "status"),
         sa.Index("ix_instances_procedure_state", "procedure", "state"),
         sa.Index("ix_instances_parent", "parent_id"),
+        # The few instances inside parallel branches, for the inboxes' branch tasks
+        # (queries.branch_tasks): their scan follows how many are in branches, not the table.
+        sa.Index("ix_instances_in_branches", "status", sqlite_where=sa.text("branches != '{}'"),
+                 postgresql_where=sa.text("branches <> '{}'")),
+        # The watched instances, for "cases I watch" (queries.watched_by).
+        sa.Index("ix_instances_watched", "status", sqlite_where=sa.text("watchers != '[]'"),
+                 postgresql_where=sa.text("watchers <> '[]'")),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     procedure: str
@@ -79,6 +86,10 @@ class InstanceRow(SQLModel, table=True):
     building: Optional[str] = None
     data: str = "{}"
     clocks: str = "{}"
+    # Who watches the case (WatcherAdded / WatcherRemoved): a JSON list of staff ids.
+    watchers: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})
+    # The open parallel branches (engine/spec/parallel.py): a JSON object, {} outside one.
+    branches: str = Field(default="{}", sa_column_kwargs={"server_default": "{}"})
     parent_id: Optional[int] = None
     revision: int = 0
     started_at: datetime = _dt()

@@ -49,8 +49,29 @@ def dot_source(spec: ProcedureSpec, current: Optional[str]) -> str:
     for (s, target), titles in edges.items():
         style = " style=dashed" if s == target else ""
         lines.append(f"  {_q(s)} -> {_q(target)} [label={_q(chr(10).join(titles))}{style}];")
+    lines += _fork_and_join(spec)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _fork_and_join(spec: ProcedureSpec) -> list[str]:
+    """A parallel state as BPMN draws it: a bar forking into its branches, whose final
+    states meet at a join bar leading to ``next``."""
+    lines = []
+    for name, st in spec.states.items():
+        if st.kind != "parallel" or not st.next:
+            continue
+        fork, join = _q(f"__fork_{name}"), _q(f"__join_{name}")
+        bar = "shape=box style=filled fillcolor=\"#455a64\" height=0.06 width=1.6 label=\"\""
+        lines += [f"  {fork} [{bar} id={_q('fork_' + name)}];", f"  {join} [{bar} id={_q('join_' + name)}];",
+                  f"  {_q(name)} -> {fork};"]
+        for branch, b in st.branches.items():
+            lines.append(f"  {fork} -> {_q(b.start)} [label={_q(b.title)}];")
+            lines += [f"  {_q(s)} -> {join};" for s in b.states if s in spec.states and spec.states[s].kind == "final"]
+        rule = "、".join(st.branches[b].title for b in st.join if b in st.branches) + " 完成" \
+            if isinstance(st.join, list) else {"all": "全部完成", "any": "任一完成"}[st.join]
+        lines.append(f"  {join} -> {_q(st.next)} [label={_q(rule)}];")
+    return lines
 
 
 def available() -> bool:

@@ -104,6 +104,17 @@ def scope_refusal(engine: Any, who: Caller, inst: Any) -> Optional[str]:
     return None
 
 
+def _may_watch(engine: Any, who: Caller, inst: Any) -> bool:
+    """Whether the watch button would be accepted (the engine's check, engine/core/watchers.py)."""
+    from engine.core.watchers import check_may_watch
+
+    try:
+        check_may_watch(engine.org, inst, engine.actor(who.staff_id))
+    except OutOfScope:
+        return False
+    return True
+
+
 def message(request: Request, who: Optional[Caller], text: str, status: int, title: str = "提示") -> HTMLResponse:
     return render(request, "message.html", {"title": title, "text": text}, who, status)
 
@@ -142,7 +153,7 @@ def _inbox_context(request: Request, who: Caller, building: Optional[str]) -> di
     engine = engine_of(request)
     building = building if building in engine.org.buildings else None
     mine, queue = views.inbox(engine, who.staff_id, tuple(who.roles), building)
-    return {"mine": mine, "queue": queue, "building": building, "buildings": engine.org.buildings,
+    return {"mine": mine, "queue": queue, "watched": views.watched(engine, who.staff_id), "building": building, "buildings": engine.org.buildings,
             "my_buildings": who.buildings, "now": engine.clock.now().isoformat()}
 
 
@@ -283,7 +294,12 @@ def instance_page(request: Request, instance_id: int) -> HTMLResponse:
     data, evidence = views.data_rows(engine, proc, inst)
     parent = engine.show(inst.parent_id) if inst.parent_id else None
     children = [engine.show(c) for c in inst.children]
-    claimable = (inst.active and inst.assignee is None and inst.assignee_role in who.roles and scoped_in)
+    claimable = (inst.active and inst.assignee is None and inst.assignee_role in who.roles and scoped_in) or any(
+        b["status"] == "open" and b["assignee"] is None and b["role"] in who.roles for b in inst.branches.values())
+    branch_titles = {n: b.title for n, b in proc.spec.states[inst.state].branches.items()} if inst.branches else {}
+    branches = [{"name": n, "title": branch_titles.get(n, n), "state": views.state_title(proc, b["state"]),
+                 "status": b["status"], "assignee": views.staff_name(engine, b["assignee"]), "role": b["role"]}
+                for n, b in inst.branches.items()]
     return render(request, "instance.html", {
         "inst": inst, "proc": proc, "state_title": views.state_title(proc, inst.state),
         "assignee": views.staff_name(engine, inst.assignee), "data": data, "evidence": evidence,
@@ -291,6 +307,9 @@ def instance_page(request: Request, instance_id: int) -> HTMLResponse:
         "timeline": views.timeline(engine, proc, events), "diagram": diagram.svg(proc.spec, inst.state),
         "states": [(n, s.title) for n, s in proc.spec.states.items()],
         "parent": parent, "children": children, "claimable": claimable, "out_of_scope": out_of_scope,
+        "branches": branches, "branch_titles": branch_titles,
+        "watchers": [views.staff_name(engine, w) for w in inst.watchers], "watching": who.staff_id in inst.watchers,
+        "may_watch": _may_watch(engine, who, inst),
         "staff": [p for p in engine.org.staff if p.active] if who.supervises and inst.active else [],
         "title_of": lambda i: engine.library.get(i.procedure).spec.title if i.procedure in engine.library.procedures
         else i.procedure,
@@ -377,6 +396,29 @@ async def assign(request: Request, instance_id: int) -> Response:
         flash(request, f"指派未成功：{refusal(engine, e)[1]}", "error")
     else:
         flash(request, f"已指派给 {views.staff_name(engine, assignee)}。")
+    return RedirectResponse(f"/instances/{instance_id}", status_code=303)
+
+
+@router.post("/instances/{instance_id}/watch")
+async def watch(request: Request, instance_id: int) -> Response:
+    """Watch or stop watching the case (``sop watch`` / ``sop unwatch``): form field ``watch`` 1 or 0."""
+    from engine.runtime import watching
+
+    who = viewer(request)
+    form = await request.form()
+    check_csrf(request, form)
+    engine = engine_of(request)
+    on = str(form.get("watch")) == "1"
+    try:
+        revision = int(str(form.get("revision")))
+        await run_in_threadpool(watching.watch if on else watching.unwatch, engine, instance_id, who.staff_id,
+                                None, revision)
+    except ValueError:
+        return message(request, who, "页面缺少版本号，请刷新后重试。", 422)
+    except EngineError as e:
+        flash(request, f"{'关注' if on else '取消关注'}未成功：{refusal(engine, e)[1]}", "error")
+    else:
+        flash(request, f"已{'关注' if on else '取消关注'} #{instance_id}。")
     return RedirectResponse(f"/instances/{instance_id}", status_code=303)
 
 

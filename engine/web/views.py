@@ -17,7 +17,8 @@ from engine.core import model as m
 from engine.core.model import Instance
 from engine.runtime.service import deadline_views
 from engine.spec.library import CompiledProcedure
-from engine.store.queries import InstanceFilter, list_instances
+from engine.spec.forms import instance_building
+from engine.store.queries import InstanceFilter, branch_tasks, list_instances
 from engine.web.evidence import is_evidence
 
 EVENT_TITLES = {
@@ -147,7 +148,18 @@ def inbox(engine: Any, staff_id: str, roles: tuple[str, ...], building: Optional
     with engine.read() as conn:
         mine = list_instances(conn, mine_f, now, limit, 0, oldest_first=True).items
         queue = list_instances(conn, queue_f, now, limit, 0, oldest_first=True).items if roles else []
+        branches = [t for t in branch_tasks(conn, staff_id, roles, engine.org.building_scope(staff_id), limit)
+                    if not building or instance_building(t.data) == building]  # one per open parallel branch
+    mine += [t for t in branches if t.assignee == staff_id]
+    queue += [t for t in branches if t.assignee is None]
     return _rows(engine, mine), _rows(engine, queue)
+
+
+def watched(engine: Any, staff_id: str, limit: int = 200) -> list[Row]:
+    """The running cases this person watches (``sop tasks --watching``), by due time."""
+    with engine.read() as conn:
+        f = InstanceFilter(status="active", watcher=staff_id)
+        return _rows(engine, list_instances(conn, f, engine.clock.now(), limit, 0, oldest_first=True).items)
 
 
 def _rows(engine: Any, items: list[Instance]) -> list[Row]:

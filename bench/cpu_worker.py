@@ -1,0 +1,201 @@
+"""One measurement of CPU per command, run against the source tree named on the command line.
+
+    python bench/cpu_worker.py TREE WORKDIR [--starts N] [--fires N]
+
+Run by ``bench.bench_cpu`` as a subprocess, once for the tree under test and once for a
+baseline checkout, so both run the very same workload with the same interpreter and
+packages. ``TREE`` goes first on ``sys.path``: its ``engine`` and ``bench.common`` are the
+ones imported (the editable install's finder comes after the path). Prints one JSON object:
+CPU ms per start, per action and per fired timer (each timer step the sweep fires), and each phase's exclusive CPU per
+component (wrappers around the named functions; a component a tree lacks is left out).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+# What each label wraps: (module, attribute path). Both trees are searched for every entry,
+# so a component moved to another module in one of them is still counted there.
+COMPONENTS: list[tuple[str, str, str]] = [
+    ("engine.runtime.service", "Engine.advance", "service glue"),
+    ("engine.runtime.service", "Engine.start", "service glue"),
+    ("engine.runtime.service", "Engine.tick", "service glue"),
+    ("engine.runtime.sweep", "_fire_row", "service glue"),
+    ("contextlib", "_GeneratorContextManager.__enter__", "store: transaction BEGIN/COMMIT"),
+    ("contextlib", "_GeneratorContextManager.__exit__", "store: transaction BEGIN/COMMIT"),
+    ("engine.store.prepared", "Prepared.execute", "store: SQL statements"),
+    ("engine.store.prepared", "Prepared.executemany", "store: SQL statements"),
+    ("engine.store.prepared", "Prepared.first", "store: SQL statements"),
+    ("engine.store.prepared", "Prepared.first_unprocessed", "store: SQL statements"),
+    ("engine.store.repository", "load_for_write", "store: load/cache/append/timers"),
+    ("engine.store.repository", "append", "store: load/cache/append/timers"),
+    ("engine.store.repository", "new_instance_id", "store: load/cache/append/timers"),
+    ("engine.store.instance_cache", "InstanceCache.updated", "store: load/cache/append/timers"),
+    ("engine.store.timers", "sync", "store: load/cache/append/timers"),
+    ("engine.store.timers", "due", "store: load/cache/append/timers"),
+    ("engine.store.timers", "lock_due", "store: load/cache/append/timers"),
+    ("engine.store.timers", "claim", "store: load/cache/append/timers"),
+    ("engine.store.repository", "canonical_json", "encode: canonical JSON + hash"),
+    ("engine.store.repository", "event_hash", "encode: canonical JSON + hash"),
+    ("engine.store.repository", "encode_event", "encode: canonical JSON + hash"),
+    ("engine.store.ledger", "canonical_json", "encode: canonical JSON + hash"),
+    ("engine.core.decide", "decide_action", "core: decide"),
+    ("engine.core.decide", "decide_start", "core: decide"),
+    ("engine.runtime.service", "decide_fire", "core: decide"),
+    ("engine.core.clocks", "fire_events", "core: clocks"),
+    ("engine.store.ledger", "note", "store: load/cache/append/timers"),
+    ("engine.store.repository", "enqueue", "store: load/cache/append/timers"),
+    ("engine.core.decide", "_validate", "core: form validation"),
+    ("engine.core.evolve", "evolve", "core: evolve + Instance.with_"),
+    ("engine.core.evolve", "start", "core: evolve + Instance.with_"),
+    ("engine.core.model", "Instance.with_", "core: evolve + Instance.with_"),
+    ("engine.core.clocks", "react", "core: clocks"),
+    ("engine.core.clocks", "fire", "core: clocks"),
+    ("engine.runtime.service", "Engine._catch_up", "core: clocks"),
+]
+
+
+class Profiler:
+    """Exclusive process CPU per label (wrappers, not cProfile: its per-call cost inflates
+    the many small functions of one command)."""
+
+    def __init__(self) -> None:
+        self.acc: dict[str, float] = {}
+        self._stack: list[float] = []
+        self._wrapped: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        for module, attr, label in COMPONENTS:
+            try:
+                owner: Any = importlib.import_module(module)
+            except ImportError:
+                continue
+            *path, name = attr.split(".")
+            for part in path:
+                owner = getattr(owner, part, None)
+            if owner is not None and name in getattr(owner, "__dict__", {}):
+                self._wrap(owner, name, label)
+
+    def _wrap(self, owner: Any, name: str, label: str) -> None:
+        fn = owner.__dict__[name]
+        self._wrapped.append((owner, name, fn))
+        acc, stack = self.acc, self._stack
+
+        @functools.wraps(fn)
+        def timed(*a: Any, **kw: Any) -> Any:
+            t = time.process_time()
+            stack.append(0.0)
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent, inner = time.process_time() - t, stack.pop()
+                acc[label] = acc.get(label, 0.0) + spent - inner
+                if stack:
+                    stack[-1] += spent
+        setattr(owner, name, timed)
+
+    def measure(self, body: Callable[[], int]) -> dict[str, Any]:
+        """CPU ms per command of ``body`` (which returns how many commands it ran), with its components."""
+        self.acc.clear()
+        begin = time.process_time()
+        count = max(body(), 1)
+        total = time.process_time() - begin
+        parts = {k: v * 1e3 / count for k, v in self.acc.items()}
+        if parts:
+            parts["other (outside the wrapped functions)"] = total * 1e3 / count - sum(parts.values())
+        return {"cpu_ms": total * 1e3 / count, "count": count, "parts": parts}
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    tree, workdir = Path(argv[0]).resolve(), Path(argv[1])
+    starts = int(argv[argv.index("--starts") + 1]) if "--starts" in argv else 200
+    fires = int(argv[argv.index("--fires") + 1]) if "--fires" in argv else 200
+    profiled = "--no-components" not in argv
+    sys.path.insert(0, str(tree))
+    import engine  # noqa: F401  (checked below: must come from the tree)
+    if not Path(engine.__file__).resolve().is_relative_to(tree):
+        raise SystemExit(f"engine imported from {engine.__file__}, not from {tree}")
+    from bench.common import FINDINGS, build_prefill, complaint, copy_db, interim, open_engine, worker_for
+    from engine.clock import FakeClock
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    base = workdir / "base.db"
+    _, after = build_prefill(base, fires)
+    prof = Profiler()
+    out: dict[str, Any] = {"tree": str(tree)}
+
+    # starts and actions, on a copy of the prefilled store
+    copy_db(base, workdir / "commands.db")
+    clock = FakeClock(after + timedelta(minutes=1))
+    eng = open_engine(workdir / "commands.db", clock)
+    step = timedelta(seconds=1)
+
+    def start(i: int) -> tuple[int, str]:
+        data = complaint(fires + i)
+        iid = eng.start("complaint", "liu_fang", data).id
+        clock.advance(step)
+        return iid, worker_for(data)
+
+    for i in range(20):
+        start(i)
+    if profiled:
+        prof.install()
+    made: list[tuple[int, str]] = []
+    out["start"] = prof.measure(lambda: len([made.append(start(20 + i)) for i in range(starts)]))
+
+    def actions() -> int:
+        for iid, who in made:
+            for action, data in (("investigate", None), ("record_findings", FINDINGS), ("interim_reply", None)):
+                eng.advance(iid, action, who, data if action != "interim_reply" else interim(clock))
+                clock.advance(step)
+        return 3 * len(made)
+    out["action"] = prof.measure(actions)
+    eng.close()
+
+    # timers: every prefilled complaint has a reply-clock step due within the day
+    copy_db(base, workdir / "timers.db")
+    until = after + timedelta(days=1)
+    eng = open_engine(workdir / "timers.db", FakeClock(until))
+
+    def sweep() -> int:
+        fired = 0
+        while batch := eng.tick(until, limit=200):
+            fired += len(batch)
+        return fired
+    out["fire"] = prof.measure(sweep)
+    eng.close()
+    out["raw_commit"] = {"cpu_ms": raw_commit_cpu_ms(workdir / "raw.db", 500), "parts": {}}
+    return out
+
+
+def raw_commit_cpu_ms(path: Path, n: int) -> float:
+    """CPU ms of one bare SQLite write transaction with the engine's pragmas (one small
+    INSERT per BEGIN IMMEDIATE … COMMIT): the floor under any command that commits alone."""
+    import sqlite3
+    from engine.store.db import SQLITE_PRAGMAS
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            conn.execute(pragma)
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, at TEXT NOT NULL, payload TEXT NOT NULL)")
+        payload = json.dumps({"unit": "3-1201", "content": "楼上漏水"}, ensure_ascii=False)
+        begin = -1.0
+        for i in range(n + 10):  # ten to warm up: create the WAL, settle the first pages
+            if i == 10:
+                begin = time.process_time()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t (at, payload) VALUES (?, ?)", (str(i), payload))
+            conn.execute("COMMIT")
+        return (time.process_time() - begin) * 1e3 / n
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:])))

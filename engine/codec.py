@@ -1,0 +1,160 @@
+"""The one codec of what is hashed and stored: canonical JSON, and an event's bytes and hash.
+
+Canonical JSON is what ``json.dumps(value, sort_keys=True, ensure_ascii=False,
+separators=(",", ":"))`` gives, byte for byte: every chain ever hashed depends on it, so
+it can never change. An event is encoded once (:func:`encode_event`): its data's
+canonical text, which is stored as is, and the hash over that same text.
+
+The hash body (instance id, seq, type, actor, role, two instants, the data's text, the
+previous hash) has fixed types — integers and strings, no float — so ``orjson`` (when
+installed) writes its canonical bytes directly, about twice as fast as the standard
+encoder with the data's text escaped inside; anything else goes to the standard encoder.
+orjson is not used for arbitrary values: it writes floats differently (``1e16`` against
+``1e+16``, NaN as null), and ruling them out costs as much as it saves on an event's
+small data (measured: BENCHMARKS.md, issue 16). ``tests/test_codec.py`` proves the bytes
+and hashes equal to the standard encoder's for every event of the golden histories.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any, Callable, Optional
+
+from engine.instants import per_instant
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False)
+# The C encoder behind json.dumps, built once: json.dumps builds an encoder object and then
+# the C encoder on every call. Same arguments, hence the same text, byte for byte.
+_C_ENCODE = (json.encoder.c_make_encoder(None, _CANONICAL.default, json.encoder.encode_basestring, None,
+                                         ":", ",", True, False, True)
+             if json.encoder.c_make_encoder is not None else None)
+
+
+def canonical_json(data: Any) -> str:
+    """The one serialisation that is hashed and stored: sorted keys, no spaces, UTF-8 as is."""
+    if _C_ENCODE is None:
+        return _CANONICAL.encode(data)
+    return "".join(_C_ENCODE(data, 0))
+
+
+def canonical_bytes(data: Any) -> bytes:
+    """The canonical JSON of ``data`` as UTF-8: what is hashed."""
+    return canonical_json(data).encode("utf-8")
+
+
+def _iso_utc(t: datetime) -> str:
+    """The instant as hashed."""
+    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+# Remembered for the last few instants: every event of a command hashes the same two.
+iso_utc = per_instant(_iso_utc, 16)
+
+
+def event_hash(instance_id: int, seq: int, type_: str, actor: str, role: Optional[str],
+               occurred_at: datetime, recorded_at: datetime, data_json: str, prev_hash: str) -> str:
+    """The hash of one event: SHA-256 of the canonical JSON of its fields in a fixed order,
+    its data as the stored text (a string inside the list) and its predecessor's hash."""
+    fields = [instance_id, seq, type_, actor, role, iso_utc(occurred_at), iso_utc(recorded_at), data_json,
+              prev_hash]
+    if _dumps_list is not None and _typed_as_stored(instance_id, seq, type_, actor, role, data_json, prev_hash):
+        try:
+            return hashlib.sha256(_dumps_list(fields)).hexdigest()
+        except TypeError:  # an integer beyond 64 bits
+            pass
+    return hashlib.sha256(canonical_bytes(fields)).hexdigest()
+
+
+def _typed_as_stored(instance_id: Any, seq: Any, type_: Any, actor: Any, role: Any, data_json: Any,
+                     prev_hash: Any) -> bool:
+    """Whether the hashed fields have the stored types (ints and strings, no float): then
+    orjson's text of them is the canonical one without further checks."""
+    return (type(instance_id) is int and type(seq) is int and type(type_) is str and type(actor) is str
+            and (role is None or type(role) is str) and type(data_json) is str and type(prev_hash) is str)
+
+
+def _list_dumper() -> Optional[Callable[[list[Any]], bytes]]:
+    """orjson's ``dumps``, or None without orjson (the standard encoder then writes every hash body)."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover
+        return None
+    return orjson.dumps
+
+
+_dumps_list = _list_dumper()
+
+
+def encode_event(instance_id: int, seq: int, type_: str, actor: str, role: Optional[str],
+                 occurred_at: datetime, recorded_at: datetime, data: Any, prev_hash: str) -> tuple[str, str]:
+    """An event encoded once: (its data's canonical JSON as stored, its hash over that text)."""
+    data_json = canonical_json(data)
+    return data_json, event_hash(instance_id, seq, type_, actor, role, occurred_at, recorded_at, data_json,
+                                 prev_hash)
+
+
+class StepKind(StrEnum):
+    """What a clock's next step does when it comes due (stored in ``next_kind``)."""
+
+    WARN = "warn"          # an SLA's warning at a percentage of its time: warn:<pct>
+    BREACH = "breach"      # an SLA's due time
+    ESCALATE = "escalate"  # a rung of an SLA's escalation ladder after the breach: escalate:<rung>
+    FIRE = "fire"          # a timer's (next) firing
+    JUDGE = "judge"        # a quota's window closes and is judged
+
+
+_NUMBERED = (StepKind.WARN, StepKind.ESCALATE)  # the kinds whose step carries a number
+
+
+@dataclass(frozen=True)
+class ClockStep:
+    """A clock's next step, typed: its kind and, for warn and escalate, its number.
+
+    Stored as text in the clock's ``next_kind`` (``"warn:80"``, ``"breach"``), exactly as
+    before, so clocks hashed into existing events keep their bytes; read back with
+    :meth:`parse` instead of splitting the text wherever it is needed.
+    """
+
+    kind: StepKind
+    number: Optional[int] = None
+
+    @classmethod
+    def parse(cls, text: str) -> "ClockStep":
+        """The step a stored ``next_kind`` names (ValueError for text that names none).
+        Read once per distinct text: a procedure's clocks have a handful of them."""
+        try:
+            return _PARSED[text]
+        except (KeyError, TypeError):
+            step = cls._parse(text)
+        if len(_PARSED) < 1024:
+            _PARSED[text] = step
+        return step
+
+    @classmethod
+    def _parse(cls, text: str) -> "ClockStep":
+        kind, sep, number = text.partition(":")
+        step = cls(StepKind(kind), int(number) if sep else None)
+        if step.text != text or (step.number is not None) != (step.kind in _NUMBERED):
+            raise ValueError(f"not a clock step: {text!r}")
+        return step
+
+    @property
+    def text(self) -> str:
+        """The stored form."""
+        return str(self.kind) if self.number is None else f"{self.kind}:{self.number}"
+
+
+_PARSED: dict[str, ClockStep] = {}
+
+
+def warn_step(pct: int) -> str:
+    """The stored ``next_kind`` of an SLA warning at ``pct`` percent."""
+    return ClockStep(StepKind.WARN, pct).text
+
+
+def escalate_step(rung: int) -> str:
+    """The stored ``next_kind`` of the escalation ladder's rung ``rung`` (0 first)."""
+    return ClockStep(StepKind.ESCALATE, rung).text

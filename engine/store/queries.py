@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.model import Instance
-from engine.spec.forms import instance_building
 from engine.store.instances import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
 from engine.store.instances import in_buildings
 from engine.store.tables import instances as I
@@ -138,13 +137,13 @@ def branch_tasks(conn: Connection, staff: Optional[str], roles: tuple[str, ...] 
     names += [f'%"role":{json.dumps(r)}%' for r in roles]
     if not names:
         return []
-    rows = conn.execute(sa.select(*_INSTANCE_COLS).where(
+    rows = conn.execute(sa.select(*_INSTANCE_COLS, I.c.building).where(
         I.c.status == "active", I.c.branches != sa.literal_column("'{}'"),  # literal: the partial index's term
         sa.or_(*(I.c.branches.like(n) for n in names)))
         .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
     out = []
-    for inst in (_instance(r) for r in rows):
-        building = instance_building(inst.data)
+    for row in rows:
+        inst, building = _instance(row), row.building  # the stored column: the runtime's rule, kept on write
         for br in inst.branches.values():
             if br["status"] != "open":
                 continue

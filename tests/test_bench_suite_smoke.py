@@ -75,3 +75,21 @@ def test_the_section_names_every_goal_and_is_rewritten_in_place(tmp_path: Path) 
     assert "**met**" in text and "not measured" in text
     assert "| h1. a month's fee cycle for 20 units | `Engine.start_many` 400 starts/s (20 in 0.1 s) vs one at a " \
            "time 100 starts/s (first 10) = 4.0× | ≥ 10× one at a time | **not met** |" in text
+
+
+@pytest.mark.slow
+def test_compare_runs_the_goals_on_a_baseline_export_and_on_this_checkout(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import compare
+
+    compare.main(["--baseline", "HEAD", "--only", "h", "--rounds", "1", "--quick"])
+    out = capsys.readouterr().out
+    assert "== baseline, round 1" in out and "== this checkout, round 1" in out
+    assert out.count("| h1.") == 2 and "| h2: sweep batches / one per commit |" in out
+
+
+@pytest.mark.slow
+def test_two_sweeper_processes_drain_one_sqlite_backlog_firing_each_step_once(tmp_path: Path) -> None:
+    from bench.bench_sweepers import drain
+
+    r = drain(f"sqlite:///{tmp_path / 'sweep.db'}", 20, 2)
+    assert r["fired"] == r["events"] == 3 * 20 and r["per_s"] > 0

@@ -29,7 +29,7 @@ from engine.core import evolve as ev
 from engine.core.model import Event, Instance
 from engine.runtime.config import Settings, build_engine
 from engine.store import prepared, tables
-from engine.store import repository as repo
+from engine.store import log as event_log
 from tests.conftest import ROOT, SHANGHAI
 
 STAMP = "%Y-%m-%d %H:%M:%S.%f"
@@ -202,7 +202,7 @@ def test_replay_history_and_verify_read_the_same_on_both_paths(scripted: Path, t
 
 def sqlite_vouches_for(text: Any) -> bool:
     with sqlite3.connect(":memory:") as conn:
-        return conn.execute(f"WITH t(v) AS (VALUES (?)) SELECT {repo._vouched('v')} IS NULL FROM t",
+        return conn.execute(f"WITH t(v) AS (VALUES (?)) SELECT {event_log._vouched('v')} IS NULL FROM t",
                             (text,)).fetchone()[0] == 1
 
 
@@ -216,7 +216,7 @@ def python_reads(text: Any) -> bool:
 
 def test_sqlite_checks_instance_rows_here() -> None:
     with sa.create_engine("sqlite://").connect() as conn:
-        assert repo._sqlite_vouches(conn)
+        assert event_log._sqlite_vouches(conn)
 
 
 @given(st.one_of(stored_json(), st.text(max_size=12), st.text("[]{}\"\\,:0 \x00\x01ue-.", max_size=30),
@@ -242,13 +242,13 @@ def test_verify_judges_odd_instance_rows_as_json_loads_does(scripted: Path, tmp_
                                                            monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     path = tampered(scripted, tmp_path, f"UPDATE instances SET clocks = {ODD_INSTANCE_ROWS[name]} WHERE id = 3")
     with_sqlite = everything_read(path, slow=False)["verify"]
-    monkeypatch.setattr(repo, "_sqlite_vouches", lambda conn: False)
+    monkeypatch.setattr(event_log, "_sqlite_vouches", lambda conn: False)
     assert everything_read(path, slow=False)["verify"] == with_sqlite
 
 
 def test_verification_pages_through_the_instances(scripted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = everything_read(scripted, slow=False)["verify"]
-    monkeypatch.setattr(repo, "_CHAIN_PAGE", 2)
+    monkeypatch.setattr(event_log, "_CHAIN_PAGE", 2)
     assert everything_read(scripted, slow=False)["verify"] == whole
     assert whole[1][0] == 4 and whole[1][2] is None
 

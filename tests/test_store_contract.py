@@ -141,7 +141,7 @@ def test_a_stale_writer_loses_and_writes_nothing(engine, clock) -> None:  # type
     other = other_engine(engine)
     with pytest.raises(ConcurrencyConflict):
         with other.transaction() as conn:
-            repo.append(conn, before, stale, before.with_(data={**before.data, "level": "director"}), clock.now())
+            other.store.append(conn, before, stale, before.with_(data={**before.data, "level": "director"}), clock.now())
     shown = engine.show(c.id)
     assert shown.revision == first.revision and shown.data["level"] == "steward"
     assert event_count(engine, c.id) == first.revision and engine.verify()[2] is None
@@ -261,7 +261,7 @@ def test_one_broken_instance_is_skipped_and_the_sweep_fires_the_rest(engine, clo
 def test_broken_instances_filling_a_whole_read_do_not_starve_the_steps_behind_them(engine, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from engine.runtime import sweep
 
-    monkeypatch.setattr(sweep, "BATCH", 2)  # the two broken instances' steps fill a read
+    monkeypatch.setattr(sweep, "PER_COMMIT", 2)  # the two broken instances' steps fill a batch
     ids = [engine.start("complaint", "liu_fang", COMPLAINT, at=t("2025-10-09T09:00") + timedelta(seconds=i)).id
            for i in range(3)]
     with engine.transaction() as conn:  # the two earliest cannot be fired

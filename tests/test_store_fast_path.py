@@ -87,7 +87,7 @@ def _engine(url: str):  # type: ignore[no-untyped-def]
 def _statements(conn: sa.Connection, through_sqlalchemy: bool) -> None:
     """A prepared statement straight on the driver, and (if asked) first one through
     SQLAlchemy, which then joins the transaction begun on the driver."""
-    from engine.store.repository import _ENQUEUE
+    from engine.store.queue import _ENQUEUE
 
     if through_sqlalchemy:
         conn.execute(sa.text("UPDATE procedure_versions SET snapshot = 'changed'"))

@@ -320,10 +320,12 @@ def test_sweep_commits_fresh_steps_promptly_and_fills_batches_for_a_backlog(engi
     monkeypatch.setattr(sweep, "PER_COMMIT", 10)
     for k in range(12):
         engine.start("complaint", "liu_fang", {**ORAL, "unit": f"{k % 8 + 1}-1201"}, at=t("2025-09-30T17:55"))
-    # At the breach instant the two warnings of each reply clock are hours overdue (a
-    # backlog: 12 rows a pass, in batches of 10 + 2, twice) and the breaches are due now.
+    # At the breach instant the two warnings of each reply clock are hours overdue and the
+    # breaches are due now. Earliest first: a batch whose first step is overdue fills to 10
+    # (12 + 12 warnings, then 6 breaches with them: 3 batches), the 6 breaches left are fresh
+    # (one per commit), and the last transaction finds nothing due.
     fired, commits = _commits_of_tick(engine, t("2025-10-09T17:55"))
-    assert fired == 36 and commits == 2 + 2 + 12
+    assert fired == 36 and commits == 3 + 6 + 1
     assert all(engine.replay(i).ok for i in range(1, 13))
 
 

@@ -38,10 +38,11 @@ from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, GENESIS_HASH, Instance
 from engine.errors import EngineError, InputError, NotAuthorized, RowsInvalid
-from engine.spec.forms import FormSpec
+from engine.spec.forms import FormSpec, instance_building
 from engine.spec.library import CompiledProcedure
 from engine.store import bulk as bulk_store
-from engine.store import repository as repo
+from engine.store import instances as instance_store
+from engine.store import log as event_log
 
 
 WRITE_CHUNK = 1_000  # instances written per round of executemany calls
@@ -90,7 +91,7 @@ def start_many(engine: Any, procedure: str, staff: str, rows: Sequence[dict[str,
             out[d.row] = d.inst
         existing = [i for i, k in enumerate(keys) if k and k in found]
         for i in existing:
-            out[i] = repo.load_instance(conn, found[keys[i]])  # type: ignore[index]
+            out[i] = instance_store.load_instance(conn, found[keys[i]])  # type: ignore[index]
     return BulkStarted([inst for inst in out if inst is not None], existing)
 
 
@@ -187,10 +188,11 @@ def _write(engine: Any, conn: Connection, proc: CompiledProcedure, decided: list
         instances, events, timers, outbox = [], [], [], []
         stored_by_row = []
         for d in chunk:
-            rows, stored = repo.event_rows(d.inst.id, d.events, recorded, GENESIS_HASH)
+            rows, stored = event_log.event_rows(d.inst.id, d.events, recorded, GENESIS_HASH)
             events += rows
             last = stored[-1]
-            instances.append(bulk_store.instance_row(d.inst, last.seq, last.hash, keys[d.row]))
+            instances.append(bulk_store.instance_row(d.inst, last.seq, last.hash, keys[d.row],
+                                                     instance_building(d.inst.data)))
             timers += bulk_store.timer_rows(d.inst.id, proc.id, d.inst.clocks)
             for s, e in zip(stored, d.events):
                 if e.type == m.NOTIFICATION_QUEUED:

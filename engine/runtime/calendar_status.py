@@ -15,7 +15,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Optional
 
-import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.calendar import SHIPPED_FILE, WorkCalendar
 from engine.store import timers as timer_store
@@ -87,11 +88,12 @@ def notify_director(engine: Any, year: int, now: datetime) -> int:
                f"然后运行 sop calendar repair 重新计算未到期的期限。")
     queued = 0
     with engine.transaction() as conn:
+        # ON CONFLICT, not a look first: two workers warning at once on PostgreSQL would both
+        # find no row and the second insert would fail on the key (tests/test_multiworker.py).
+        insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
         for staff_id in directors:
-            key = f"calendar:{year}:{staff_id}"
-            if conn.execute(sa.select(O.c.id).where(O.c.idempotency_key == key)).first() is None:
-                conn.execute(sa.insert(O).values(instance_id=0, seq=year, recipient=staff_id, channel=None,
-                                                 message=message, idempotency_key=key, status="pending",
-                                                 attempts=0, created_at=now, next_attempt_at=now))
-                queued += 1
+            stmt = insert(O).values(instance_id=0, seq=year, recipient=staff_id, channel=None, message=message,
+                                    idempotency_key=f"calendar:{year}:{staff_id}", status="pending", attempts=0,
+                                    created_at=now, next_attempt_at=now)
+            queued += conn.execute(stmt.on_conflict_do_nothing(index_elements=[O.c.idempotency_key])).rowcount
     return queued

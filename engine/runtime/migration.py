@@ -141,7 +141,7 @@ class _Refused(Exception):
 
 def _migrate_one(engine: Any, conn: Any, old: CompiledProcedure, new: CompiledProcedure, iid: int,
                  mapping: dict[str, str], when: datetime) -> Migrated:
-    inst = repo.load_for_write(conn, iid, engine.instances)
+    inst = engine.store.load_for_write(conn, iid)
     engine._check_time(inst, when, engine.calendar.zone)
     revision = inst.revision
     inst = engine._catch_up(conn, old, inst, when)

@@ -27,6 +27,7 @@ from engine.core.model import Actor, Decision, Event, Instance
 from engine.errors import (ConcurrencyConflict, FieldError, FormInvalid, InputError, ReplayMismatch, StoreBusy,
                            StoredDataCorrupt, TimeOrderError)
 from engine.instants import out_of_range
+from engine.spec.forms import instance_building
 from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
@@ -34,6 +35,7 @@ from engine.store import ledger
 from engine.store import repository as repo
 from engine.store import timers as timer_store
 from engine.store.instance_cache import InstanceCache
+from engine.store.port import store_for
 from engine.runtime.queries import (EngineQueries, ReplayResult, _readable, deadline_views,  # noqa: F401  (re-exported)
                                     next_deadline)
 
@@ -63,6 +65,9 @@ class Engine(EngineQueries):
         self._saved_versions: set[tuple[str, str]] = set()
         self._actors: dict[str, Actor] = {}
         self.instances = InstanceCache(repo.INSTANCE_COLUMNS)
+        # The storage port (engine/store/port.py); which building an instance sits in is
+        # office policy, handed to the store here.
+        self.store = store_for(self.db, instance_building, self.instances)
 
     # ------------------------------------------------------------ helpers
 
@@ -215,7 +220,7 @@ class Engine(EngineQueries):
                 decide: Callable[[CompiledProcedure, Instance, datetime, Connection], Decision]) -> Instance:
         when = self._time(at)
         with self.transaction() as conn:
-            inst = repo.load_for_write(conn, instance_id, self.instances)
+            inst = self.store.load_for_write(conn, instance_id)
             if expected_revision is not None and expected_revision != inst.revision:
                 raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
             self._check_time(inst, when, self.calendar.zone)
@@ -286,16 +291,21 @@ class Engine(EngineQueries):
         after = decision.result(proc, inst, ev.evolve)
         return self._commit(conn, proc, inst, decision, after, inst)
 
-    def fire_in(self, conn: Connection, instance_id: int, name: str) -> Optional[Instance]:
-        """Fire one claimed clock step inside the caller's transaction (the sweep's unit of work).
+    def fire_in(self, conn: Connection, instance_id: int, name: str,
+                due: Optional[datetime] = None) -> Optional[Instance]:
+        """Fire one clock step inside the caller's transaction (the sweep's unit of work);
+        None if the clock has no next step, or (given ``due``) if its next step is no longer
+        the one due then (an earlier firing in the same batch moved it).
 
-        Steps of the same instance that fall due up to the claimed one fire with it, in
+        Steps of the same instance that fall due up to this one fire with it, in
         order, so one instance's history never runs out of order whatever the batch holds;
         a recurring timer's next occurrence is a new row for the sweep to find.
         """
-        inst = repo.load_for_write(conn, instance_id, self.instances)
+        inst = self.store.load_for_write(conn, instance_id)
         clock = inst.clocks.get(name)
         if clock is None or not clock.get("next"):
+            return None
+        if due is not None and datetime.fromisoformat(clock["next"]) != due:
             return None
         self.library.require_enabled(inst.procedure, f"instance {instance_id}")
         proc = self.procedure_for(conn, inst.procedure, inst.version)
@@ -308,7 +318,7 @@ class Engine(EngineQueries):
         from engine.runtime.calendar_repair import Repaired, repair_decision
 
         with self.transaction() as conn:
-            inst = repo.load_for_write(conn, instance_id, self.instances)
+            inst = self.store.load_for_write(conn, instance_id)
             self.library.require_enabled(inst.procedure, f"instance {instance_id}")
             proc = self.procedure_for(conn, inst.procedure, inst.version)
             history = [_readable(r) for r in repo.events_of(conn, instance_id)]
@@ -355,7 +365,7 @@ class Engine(EngineQueries):
                 after = ev.evolve(proc, after, e)
             decision.events.extend(extra)
         sent: dict[str, Any] = {}
-        stored = repo.append(conn, before, decision.events, after, recorded, sent)
+        stored = self.store.append(conn, before, decision.events, after, recorded, sent)
         for s in stored:
             if s.type == m.NOTIFICATION_QUEUED:
                 d = json.loads(s.data_json)

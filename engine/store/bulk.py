@@ -6,8 +6,8 @@ One start at a time inserts a placeholder row to learn its id, appends the event
 then rewrites the row; here the ids are reserved up front, and each table gets one
 ``executemany`` of complete rows: instances, events, timers, outbox.
 
-The event rows and their hash chain come from ``repository.event_rows``, as an append's
-do; the other rows are built as ``repository.enqueue`` and ``timers.sync`` build them for
+The event rows and their hash chain come from ``log.event_rows``, as an append's
+do; the other rows are built as ``queue.enqueue`` and ``timers.sync`` build them for
 one start (same canonical JSON, same columns), so a bulk-started instance cannot be told apart from one started alone;
 ``tests/test_bulk_start.py`` compares the two table by table.
 """
@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 from engine.audit import canonical_json
 from engine.core.model import Instance
 from engine.errors import KeysTaken
-from engine.spec.forms import instance_building
 from engine.store import ledger
 from engine.store import timers as timer_store
 from engine.store.prepared import Prepared
@@ -67,12 +66,14 @@ def existing_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Optional[str]) -> dict[str, Any]:
+def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Optional[str],
+                 building: Optional[str]) -> dict[str, Any]:
     """The complete ``instances`` row of a new instance: what one start leaves after its
-    placeholder insert and its projection update (``repository._projection_changes``)."""
+    placeholder insert and its projection update (``log._projection_changes``);
+    ``building`` is the runtime's (the store knows no form fields)."""
     return {"id": inst.id, "procedure": inst.procedure, "version": inst.version, "state": inst.state,
             "status": inst.status, "assignee": inst.assignee, "assignee_role": inst.assignee_role,
-            "building": instance_building(inst.data),
+            "building": building,
             "data": canonical_json(inst.data), "clocks": canonical_json(inst.clocks),
             "watchers": canonical_json(list(inst.watchers)), "branches": canonical_json(inst.branches),
             "parent_id": inst.parent_id, "revision": revision, "started_at": inst.started_at,
@@ -86,7 +87,7 @@ def timer_rows(instance_id: int, procedure: str, clocks: dict[str, Any]) -> list
 
 
 def outbox_rows(instance_id: int, seq: int, data: dict[str, Any], at: datetime) -> list[dict[str, Any]]:
-    """The ``outbox`` rows of one ``NotificationQueued`` event (``repository.enqueue``)."""
+    """The ``outbox`` rows of one ``NotificationQueued`` event (``queue.enqueue``)."""
     return [{"instance_id": instance_id, "seq": seq, "recipient": r, "channel": data.get("channel"),
              "message": data["message"], "idempotency_key": f"{instance_id}:{seq}:{r}", "created_at": at,
              "next_attempt_at": at} for r in data["recipients"]]

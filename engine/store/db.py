@@ -40,7 +40,6 @@ def open_engine(url: str) -> Engine:
         engine = sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
     except (ImportError, sa.exc.NoSuchModuleError) as e:
         raise InputError("--db", f"no driver for {parsed.drivername}: {e}") from e
-    engine._connection_cls = _DirectConnection  # see Connections: psycopg transactions run on the driver
     return engine
 
 
@@ -65,7 +64,6 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
         check_sqlite_file(Path(url.database).expanduser())
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-    engine._connection_cls = _DirectConnection  # Engine.connect() makes these (SQLAlchemy 1.4+)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -108,19 +106,24 @@ def apply_pragmas(dbapi_conn: Any) -> None:
                 pause = min(pause * 2, 0.05)
 
 
-class _DirectConnection(Connection):
-    """A Connection whose ``commit()``/``rollback()`` also end a transaction that
-    :class:`Connections` began straight on the driver, as they would end one of
-    SQLAlchemy's own: a caller rolling back inside ``Engine.transaction()`` is obeyed."""
+class DirectConnection(Connection):
+    """The connections :class:`Connections` keeps: ``commit()``/``rollback()`` also end a
+    transaction begun straight on the driver, as they would end one of SQLAlchemy's own (a
+    caller rolling back inside ``Engine.transaction()`` is obeyed), and ``sop_driver`` names
+    the driver connection while such a transaction is open (``prepared.Prepared`` runs
+    there). Made with the public constructor, ``DirectConnection(engine)``: no private
+    attribute of the engine or the connection is set or read."""
+
+    sop_driver: Any = None
 
     def commit(self) -> None:
-        if self._transaction is None and self._driver_in_transaction():
+        if not self.in_transaction() and self._driver_in_transaction():
             self.connection.driver_connection.commit()
         else:
             super().commit()
 
     def rollback(self) -> None:
-        if self._transaction is None and self._driver_in_transaction():
+        if not self.in_transaction() and self._driver_in_transaction():
             self.connection.driver_connection.rollback()
         else:
             super().rollback()
@@ -190,8 +193,8 @@ def savepoint(conn: Connection) -> Iterator[None]:
     """A SAVEPOINT around part of a transaction: rolled back alone if the block raises.
 
     On SQLite it goes straight to the driver: SQLAlchemy's ``begin_nested`` compiles a new
-    SAVEPOINT statement for every name it makes up, which cost more than the timer firing
-    it wraps (the sweep wraps every firing in one).
+    SAVEPOINT statement for every name it makes up, which costs more than a command's own
+    statements. (The sweep no longer takes one per firing: a failing firing redoes its batch.)
     """
     # Events noted for the ledger inside the savepoint are forgotten with it (store/ledger.py).
     pending = conn.info.get("sop_ledger_pending")
@@ -231,7 +234,7 @@ class Connections:
 
     def __init__(self, engine: Engine, keep: int = 4, max_idle: float = 30.0) -> None:
         self.engine, self.keep, self.max_idle = engine, keep, max_idle
-        self._idle: dict[bool, list[tuple[float, Connection]]] = {False: [], True: []}
+        self._idle: dict[bool, list[tuple[float, DirectConnection]]] = {False: [], True: []}
 
     def write(self) -> ContextManager[Connection]:
         """One write transaction: commit on success, roll back on any exception."""
@@ -263,7 +266,7 @@ class Connections:
             if conn.dialect.name == "sqlite":
                 begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
                 _on_driver(conn, begin, lambda: driver.execute(begin))
-            conn._sop_driver = driver  # type: ignore[attr-defined]  (prepared.Prepared runs on it)
+            conn.sop_driver = driver  # prepared.Prepared runs on it
             yield conn
             if conn.in_transaction():
                 conn.commit()
@@ -273,10 +276,10 @@ class Connections:
             _abandon(conn, driver)
             raise
         finally:
-            conn._sop_driver = None  # type: ignore[attr-defined]
+            conn.sop_driver = None
         self._give(read_only, conn)
 
-    def _take(self, read_only: bool) -> Connection:
+    def _take(self, read_only: bool) -> "DirectConnection":
         idle = self._idle[read_only]
         now = time.monotonic()
         while True:
@@ -287,10 +290,12 @@ class Connections:
             if now - since <= self.max_idle and not conn.invalidated:
                 return conn
             conn.close()
-        conn = self.engine.connect()
-        return conn.execution_options(sop_read_only=True) if read_only else conn
+        conn = DirectConnection(self.engine)
+        if read_only:
+            conn.execution_options(sop_read_only=True)  # (a Connection's options change in place)
+        return conn
 
-    def _give(self, read_only: bool, conn: Connection) -> None:
+    def _give(self, read_only: bool, conn: "DirectConnection") -> None:
         idle = self._idle[read_only]
         if conn.invalidated or conn.in_transaction() or len(idle) >= self.keep:
             conn.close()
@@ -305,12 +310,15 @@ class Connections:
         self.engine.dispose()
 
 
+CORE_ONLY = "sop_core_only"  # execution option: every statement through SQLAlchemy Core (port.backend_for)
+
+
 def uses_driver(conn: Connection) -> bool:
     """Whether transactions and prepared statements may go straight to the driver: SQLite
     or psycopg (PostgreSQL), with nobody watching SQLAlchemy's statements (echo or cursor
-    event listeners)."""
+    event listeners) and no ``CORE_ONLY`` option asking for the general backend."""
     engine = conn.engine
-    if engine.dialect.driver not in _DIRECT_DRIVERS or engine.echo:
+    if engine.dialect.driver not in _DIRECT_DRIVERS or engine.echo or conn.get_execution_options().get(CORE_ONLY):
         return False
     dispatch = engine.dispatch  # cursor listeners on the Engine (or its class): Core only
     return not (dispatch.before_cursor_execute or dispatch.after_cursor_execute)

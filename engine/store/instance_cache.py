@@ -32,7 +32,7 @@ CHECK_ENV = "SOP_CHECK_INSTANCE_CACHE"
 class InstanceCache:
     """A bounded, least-recently-used map of instance id to its stored row and instance.
 
-    ``columns`` names the row's columns in order (those the repository loads); rows are
+    ``columns`` names the row's columns in order (those ``instances`` loads); rows are
     the driver's values (SQLite's stored text; psycopg's values, whose times compare as
     instants with the UTC times bound). An entry holds a row and an instance of a
     few kB, so the default 1,024 keeps a long-running worker's share to a few MB. One

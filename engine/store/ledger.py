@@ -1,6 +1,6 @@
 """The ``ledger`` table: one row per committed write transaction that appended events.
 
-Whatever appends events (``repository.append``, the bulk start) notes their
+Whatever appends events (``log.append``, the bulk start) notes their
 ``(instance_id, seq, hash)`` on the connection with :func:`note`; the engine's write
 transaction calls :func:`seal` just before it commits, which appends one ledger row
 holding them all, chained to the previous row's head (engine/audit_ledger.py). A savepoint
@@ -83,7 +83,7 @@ def seal(conn: Connection, at: datetime) -> Optional[int]:
 
 
 def _pg_append(conn: Connection, text: str, leaf: str, at: datetime) -> int:
-    if getattr(conn, "_sop_driver", None) is not None:  # the psycopg fast path (prepared.Prepared)
+    if getattr(conn, "sop_driver", None) is not None:  # the psycopg fast path (prepared.Prepared)
         from engine.store.db import as_sqlalchemy_error
         from engine.store.prepared import _kept_cursor
 

@@ -45,7 +45,7 @@ class Prepared:
         # In a transaction on the driver: begun by Connections (which checked uses_driver as
         # it began, and names the driver), or by SQLAlchemy (which begins on the driver too,
         # see db._on_begin); outside one, Core autobegins.
-        driver = getattr(conn, "_sop_driver", None)
+        driver = getattr(conn, "sop_driver", None)
         if driver is None:
             if not uses_driver(conn) or not _began(conn):
                 return None

@@ -1,6 +1,6 @@
 """Listing instances for the API: filters, a stable order and pages, in one indexed query.
 
-``task_rows`` in the repository answers "what is waiting on me" for the CLI; this module
+``instances.task_rows`` answers "what is waiting on me" for the CLI; this module
 answers the same question and the wider "which instances" one with the filters a client
 needs (procedure, state, status, assignee, role queue, building, overdue) and a page
 (``limit``/``offset``) plus the total, so a phone can page through a long inbox.
@@ -20,9 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.model import Instance
-from engine.store.repository import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
-from engine.spec.forms import instance_building
-from engine.store.repository import in_buildings
+from engine.store.instances import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
+from engine.store.instances import in_buildings
 from engine.store.tables import instances as I
 
 # Only the columns read here, so this module does not depend on the timers module's internals.
@@ -138,13 +137,13 @@ def branch_tasks(conn: Connection, staff: Optional[str], roles: tuple[str, ...] 
     names += [f'%"role":{json.dumps(r)}%' for r in roles]
     if not names:
         return []
-    rows = conn.execute(sa.select(*_INSTANCE_COLS).where(
+    rows = conn.execute(sa.select(*_INSTANCE_COLS, I.c.building).where(
         I.c.status == "active", I.c.branches != sa.literal_column("'{}'"),  # literal: the partial index's term
         sa.or_(*(I.c.branches.like(n) for n in names)))
         .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
     out = []
-    for inst in (_instance(r) for r in rows):
-        building = instance_building(inst.data)
+    for row in rows:
+        inst, building = _instance(row), row.building  # the stored column: the runtime's rule, kept on write
         for br in inst.branches.values():
             if br["status"] != "open":
                 continue

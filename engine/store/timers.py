@@ -9,7 +9,7 @@ On PostgreSQL, where several workers sweep at once, :func:`lock_due` selects a b
 ``FOR UPDATE SKIP LOCKED`` inside the transaction that fires it, locking each due row
 together with its instance row: concurrent sweepers take disjoint batches without waiting
 for each other, and a writer changing an instance waits for the batch that holds it
-(writers lock the instance row first, see ``repository.load_instance``), so no lock cycle
+(writers lock the instance row first, see ``instances.load_instance``), so no lock cycle
 can form. SQLite has one writer at a time (``BEGIN IMMEDIATE``) and needs none of this.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, A
         _INSERT.executemany(conn, inserts)
 
 
-# (OFFSET is a named 0: SQLite's compiler adds one to every LIMIT, see repository._heads.)
+# (OFFSET is a named 0: SQLite's compiler adds one to every LIMIT, see log._heads.)
 _DUE = Prepared(sa.select(T.c.instance_id, T.c.name, T.c.next_fire_at)
                 .where(T.c.next_fire_at.is_not(None),
                        T.c.next_fire_at <= sa.bindparam("until", type_=T.c.next_fire_at.type))
@@ -88,7 +88,8 @@ def next_due(conn: Connection) -> Optional[datetime]:
 
 
 def locks_rows(conn_or_engine: Any) -> bool:
-    """Whether the sweep should claim with :func:`lock_due` (PostgreSQL) rather than read-then-claim."""
+    """Whether due rows are chosen with :func:`lock_due` (PostgreSQL: row locks, SKIP LOCKED)
+    rather than read under the write lock a write transaction holds (SQLite); see port.due_steps."""
     return conn_or_engine.dialect.name == "postgresql"
 
 

@@ -41,8 +41,9 @@ def complaint(engine: Any, unit: str) -> Any:
 
 
 def org_file(tmp_path: Path, name: str, extra: str = "", away: tuple[str, ...] = ()) -> Path:
-    """The demo org file with ``extra`` top-level keys and the people in ``away`` inactive."""
-    text = ORG.read_text(encoding="utf-8")
+    """The demo org file without its own ``supervisors:``/``auditors:``, with ``extra``
+    top-level keys and the people in ``away`` inactive."""
+    text = re.sub(r"(?m)^(supervisors|auditors):.*\n", "", ORG.read_text(encoding="utf-8"))
     for staff in away:
         text = re.sub(rf"(\{{id: {staff}, [^\n]*)\}}", r"\1, active: false}", text)
     path = tmp_path / name
@@ -162,8 +163,16 @@ def test_staff_without_buildings_are_not_building_scoped(engine) -> None:  # typ
 
 # ------------------------------------------------------------------ the org file says who supervises and audits
 
-def test_without_supervisors_or_auditors_the_org_file_keeps_todays_roles() -> None:
+def test_the_shipped_org_file_says_who_supervises_and_audits() -> None:
     org = load_org(ORG)
+    assert "supervisors:" in ORG.read_text(encoding="utf-8")
+    assert org.supervising_roles == ("cs_supervisor", "office_director", "cs_department", "deputy_manager",
+                                     "general_manager")
+    assert org.auditing_roles == (*org.supervising_roles, "archive_keeper")
+
+
+def test_without_supervisors_or_auditors_the_org_file_keeps_todays_roles(tmp_path: Path) -> None:
+    org = load_org(org_file(tmp_path, "org.yaml"))
     assert org.supervising_roles == DEFAULT_SUPERVISORS
     assert org.auditing_roles == (*DEFAULT_SUPERVISORS, "archive_keeper")
     own = OrgSpec.model_validate({"site": {"name": "x"}, "roles": {"front_desk": "前台", "cs_supervisor": "主管"},

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 import sqlalchemy as sa
 
-from engine.errors import ConcurrencyConflict, EngineError
+from engine.errors import ConcurrencyConflict, NotAuthorized
 from engine.store import outbox as outbox_store
 from engine.store import repository as repo
 from engine.store import timers as timer_store
@@ -122,7 +122,7 @@ def test_claim_from_the_role_queue_then_reassign_by_a_supervisor(engine) -> None
 
 def test_a_refused_command_writes_nothing(engine) -> None:  # type: ignore[no-untyped-def]
     c = engine.start("complaint", "liu_fang", COMPLAINT, at=t("2025-10-09T09:00"))
-    with pytest.raises(EngineError):
+    with pytest.raises(NotAuthorized):
         engine.advance(c.id, "reply", "liu_fang", REPLY, at=t("2025-10-09T10:00"))  # not her task
     assert event_count(engine, c.id) == c.revision and engine.show(c.id).revision == c.revision
 

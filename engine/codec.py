@@ -57,7 +57,10 @@ iso_utc = per_instant(_iso_utc, 16)
 def event_hash(instance_id: int, seq: int, type_: str, actor: str, role: Optional[str],
                occurred_at: datetime, recorded_at: datetime, data_json: str, prev_hash: str) -> str:
     """The hash of one event: SHA-256 of the canonical JSON of its fields in a fixed order,
-    its data as the stored text (a string inside the list) and its predecessor's hash."""
+    its data as the stored text (a string inside the list) and its predecessor's hash.
+    A typed kind (``EventKind``, a str subclass) is hashed as its plain text."""
+    if type(type_) is not str:
+        type_ = str.__str__(type_)
     fields = [instance_id, seq, type_, actor, role, iso_utc(occurred_at), iso_utc(recorded_at), data_json,
               prev_hash]
     if _dumps_list is not None and _typed_as_stored(instance_id, seq, type_, actor, role, data_json, prev_hash):

@@ -253,9 +253,10 @@ class Clock:
     A key's absence differs from its null in the stored form (a non-provisional clock has
     no ``provisional`` key; an SLA's ``breached_at`` is null until it breaches), so
     ``keys`` records which keys the dict has; fields of absent keys read as None (or
-    ``()``). A value the typed field would not give back exactly (a key this engine does
-    not know, a time not in UTC form, a status of an older engine) is kept as stored in
-    ``raw`` and written back as is: reading a clock never fails and never changes it.
+    ``()``). A value the typed field would not give back exactly is kept as stored in
+    ``raw`` and written back as is: a key this engine does not know, a value that does not
+    decode (its field reads None: a status of an older engine), a time not in UTC form
+    (its field holds the instant). Reading a clock never fails and never changes it.
     """
 
     kind: Optional[ClockKind] = None
@@ -297,12 +298,12 @@ class Clock:
                 continue
             try:
                 decoded = codec[0](value)
-                exact = canonical_json(codec[1](decoded)) == canonical_json(value)
             except (TypeError, ValueError, AttributeError):
-                exact = False
-            if exact:
-                typed[key] = decoded
-            else:
+                raw.append((key, value))
+                continue
+            typed[key] = decoded
+            encoded = codec[1](decoded)  # the decoders check types, so == is exact here
+            if type(encoded) is not type(value) or encoded != value:
                 raw.append((key, value))
         return cls(**typed, keys=frozenset(stored), raw=tuple(raw))
 
@@ -311,6 +312,14 @@ class Clock:
         raw = dict(self.raw)
         return {key: raw[key] if key in raw else _CLOCK_KEYS[key][1](getattr(self, key))
                 for key in sorted(self.keys)}
+
+    def stored(self, key: str) -> Any:
+        """One key's value as stored (None when absent): for a view that shows text an older
+        engine wrote, which the typed field could not read."""
+        for k, value in self.raw:
+            if k == key:
+                return value
+        return _CLOCK_KEYS[key][1](getattr(self, key)) if key in self.keys and key in _CLOCK_KEYS else None
 
 def clocks_of(stored: dict[str, dict[str, Any]]) -> dict[str, Clock]:
     """An instance's clocks, typed: the one function the reading side (views, API, web,

@@ -57,7 +57,10 @@ iso_utc = per_instant(_iso_utc, 16)
 def event_hash(instance_id: int, seq: int, type_: str, actor: str, role: Optional[str],
                occurred_at: datetime, recorded_at: datetime, data_json: str, prev_hash: str) -> str:
     """The hash of one event: SHA-256 of the canonical JSON of its fields in a fixed order,
-    its data as the stored text (a string inside the list) and its predecessor's hash."""
+    its data as the stored text (a string inside the list) and its predecessor's hash.
+    A typed kind (``EventKind``, a str subclass) is hashed as its plain text."""
+    if type(type_) is not str:
+        type_ = str.__str__(type_)
     fields = [instance_id, seq, type_, actor, role, iso_utc(occurred_at), iso_utc(recorded_at), data_json,
               prev_hash]
     if _dumps_list is not None and _typed_as_stored(instance_id, seq, type_, actor, role, data_json, prev_hash):
@@ -158,3 +161,167 @@ def warn_step(pct: int) -> str:
 def escalate_step(rung: int) -> str:
     """The stored ``next_kind`` of the escalation ladder's rung ``rung`` (0 first)."""
     return ClockStep(StepKind.ESCALATE, rung).text
+
+
+# ------------------------------------------------------------------ clocks, typed
+
+class ClockKind(StrEnum):
+    """What a clock is (stored in ``kind``)."""
+
+    SLA = "sla"
+    TIMER = "timer"
+    QUOTA = "quota"
+
+
+class ClockStatus(StrEnum):
+    """Where a clock is (stored in ``status``): open, warned, met, breached, cancelled for
+    SLAs; open, fired, cancelled for timers; open, ended for quotas."""
+
+    OPEN = "open"
+    WARNED = "warned"
+    MET = "met"
+    BREACHED = "breached"
+    CANCELLED = "cancelled"
+    FIRED = "fired"
+    ENDED = "ended"
+
+
+def _decode_time(v: Any) -> Optional[datetime]:
+    return None if v is None else datetime.fromisoformat(v)
+
+
+def _encode_time(t: Optional[datetime]) -> Optional[str]:
+    return None if t is None else t.astimezone(timezone.utc).isoformat()
+
+
+def _maybe(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None else f(v)
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+def _ints(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list) or not all(type(i) is int for i in v):
+        raise TypeError("not a list of integers")
+    return tuple(v)
+
+
+def _bool(v: Any) -> bool:
+    if type(v) is not bool:
+        raise TypeError("not a boolean")
+    return v
+
+
+def _int(v: Any) -> int:
+    if type(v) is not int:
+        raise TypeError("not an integer")
+    return v
+
+
+def _text(v: Any) -> str:
+    if type(v) is not str:
+        raise TypeError("not text")
+    return v
+
+
+_TIME = (_decode_time, _encode_time)
+# Every stored key of a clock dict: (decode stored JSON value -> typed, encode typed -> stored).
+_CLOCK_KEYS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "kind": (_maybe(ClockKind), _maybe(str.__str__)),
+    "status": (_maybe(ClockStatus), _maybe(str.__str__)),
+    "running": (_maybe(_bool), _same),
+    "started_at": _TIME, "due": _TIME, "next": _TIME, "ended_at": _TIME, "breached_at": _TIME,
+    "acknowledged_at": _TIME, "period_start": _TIME,
+    "next_kind": (_maybe(ClockStep.parse), _maybe(lambda s: s.text)),
+    "goal": (_maybe(_text), _same), "goal_kind": (_maybe(_text), _same),
+    "assignee": (_maybe(_text), _same), "acknowledged_by": (_maybe(_text), _same),
+    "warned": (_ints, list), "provisional": (_ints, list),  # a null list stays raw
+    "paused_remaining": (_same, _same),  # seconds as stored (a float from total_seconds)
+    "fired": (_maybe(_int), _same), "count": (_maybe(_int), _same), "required": (_maybe(_int), _same),
+    "met": (_maybe(_int), _same), "missed": (_maybe(_int), _same), "escalated": (_maybe(_int), _same),
+}
+
+
+@dataclass(frozen=True)
+class Clock:
+    """One clock of an instance, typed: what ``Instance.clocks[name]`` holds as a JSON dict.
+
+    The stored dict is hashed into clock events and compared by replay, so it is the
+    authority: :meth:`from_stored` reads it, :meth:`to_stored` gives it back byte for byte.
+    A key's absence differs from its null in the stored form (a non-provisional clock has
+    no ``provisional`` key; an SLA's ``breached_at`` is null until it breaches), so
+    ``keys`` records which keys the dict has; fields of absent keys read as None (or
+    ``()``). A value the typed field would not give back exactly is kept as stored in
+    ``raw`` and written back as is: a key this engine does not know, a value that does not
+    decode (its field reads None: a status of an older engine), a time not in UTC form
+    (its field holds the instant). Reading a clock never fails and never changes it.
+    """
+
+    kind: Optional[ClockKind] = None
+    status: Optional[ClockStatus] = None
+    running: Optional[bool] = None
+    started_at: Optional[datetime] = None
+    due: Optional[datetime] = None
+    next: Optional[datetime] = None
+    next_kind: Optional[ClockStep] = None
+    ended_at: Optional[datetime] = None
+    breached_at: Optional[datetime] = None
+    acknowledged_at: Optional[datetime] = None
+    acknowledged_by: Optional[str] = None
+    period_start: Optional[datetime] = None
+    goal: Optional[str] = None
+    goal_kind: Optional[str] = None
+    assignee: Optional[str] = None
+    warned: tuple[int, ...] = ()
+    provisional: tuple[int, ...] = ()
+    paused_remaining: Optional[float] = None
+    fired: Optional[int] = None
+    count: Optional[int] = None
+    required: Optional[int] = None
+    met: Optional[int] = None
+    missed: Optional[int] = None
+    escalated: Optional[int] = None
+    keys: frozenset[str] = frozenset()
+    raw: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> "Clock":
+        """The typed clock of a stored dict (never fails: see ``raw``)."""
+        typed: dict[str, Any] = {}
+        raw: list[tuple[str, Any]] = []
+        for key, value in stored.items():
+            codec = _CLOCK_KEYS.get(key)
+            if codec is None:
+                raw.append((key, value))
+                continue
+            try:
+                decoded = codec[0](value)
+            except (TypeError, ValueError, AttributeError):
+                raw.append((key, value))
+                continue
+            typed[key] = decoded
+            encoded = codec[1](decoded)  # the decoders check types, so == is exact here
+            if type(encoded) is not type(value) or encoded != value:
+                raw.append((key, value))
+        return cls(**typed, keys=frozenset(stored), raw=tuple(raw))
+
+    def to_stored(self) -> dict[str, Any]:
+        """The stored dict: the keys the clock has, each as stored, raw values as they were."""
+        raw = dict(self.raw)
+        return {key: raw[key] if key in raw else _CLOCK_KEYS[key][1](getattr(self, key))
+                for key in sorted(self.keys)}
+
+    def stored(self, key: str) -> Any:
+        """One key's value as stored (None when absent): for a view that shows text an older
+        engine wrote, which the typed field could not read."""
+        for k, value in self.raw:
+            if k == key:
+                return value
+        return _CLOCK_KEYS[key][1](getattr(self, key)) if key in self.keys and key in _CLOCK_KEYS else None
+
+def clocks_of(stored: dict[str, dict[str, Any]]) -> dict[str, Clock]:
+    """An instance's clocks, typed: the one function the reading side (views, API, web,
+    reports) gets them through."""
+    return {name: Clock.from_stored(clock) for name, clock in stored.items()}

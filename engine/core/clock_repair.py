@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from engine.calendar import WorkCalendar
+from engine.codec import Clock, ClockKind, ClockStatus
 from engine.core.clocks import (SLA_PAUSED, SLA_RESUMED, SLA_RESET, SLA_STARTED, TIMER_ARMED, TIMER_FIRED,
                                 _next_step, first_fire, iso, sla_uses_calendar, stamp, timer_uses_calendar)
 from engine.core.model import Event, Instance
@@ -33,16 +34,19 @@ def repaired(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: s
     so only its warning steps can move. Thresholds already passed stay passed.
     """
     clock = inst.clocks.get(name)
-    if clock is None or not clock.get("running") or not clock.get("next") or clock["status"] == "breached":
+    if clock is None:
         return None
-    if clock["kind"] == "quota":  # each period's end is computed when the last one is judged
+    typed = Clock.from_stored(clock)
+    if not typed.running or typed.next is None or typed.status is ClockStatus.BREACHED:
+        return None
+    if typed.kind is ClockKind.QUOTA:  # each period's end is computed when the last one is judged
         return None
     basis = next((e for e in reversed(history) if e.type in BASES and e.data.get("name") == name), None)
     if basis is None:
         return None
-    new_due = _due_from(proc, cal, inst, name, clock, basis, history)
-    c = dict(clock, due=iso(new_due))
-    if clock["kind"] == "sla":
+    new_due = _due_from(proc, cal, inst, name, typed, basis, history)
+    c = dict(clock, due=iso(new_due))  # the stored dict moves; its other keys stay as they were
+    if typed.kind is ClockKind.SLA:
         spec = next(s for s in proc.spec.slas if s.name == name)
         c.update(_next_step(proc, cal, spec, c))
         stamp(cal, c, sla_uses_calendar(c))
@@ -53,24 +57,24 @@ def repaired(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: s
     return None if c == clock else c
 
 
-def _due_from(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str, clock: dict[str, Any],
+def _due_from(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str, clock: Clock,
               basis: Event, history: list[Event]) -> datetime:
     at = basis.occurred_at
-    if clock["kind"] == "sla":
+    if clock.kind is ClockKind.SLA:
         spec = next(s for s in proc.spec.slas if s.name == name)
         if basis.type == SLA_STARTED:
-            goal = parse_duration(clock["goal"], proc.spec.units)
+            goal = parse_duration(clock.goal, proc.spec.units)  # type: ignore[arg-type]
             return goal.add_to(at, cal, spec.workday_mode or "end_of_day")
         if basis.type == SLA_RESUMED:
             paused = next(e for e in reversed(history[:history.index(basis)])
                           if e.type == SLA_PAUSED and e.data.get("name") == name)
             rest = timedelta(seconds=paused.data["clock"]["paused_remaining"])
-            return at + rest if clock.get("goal_kind") == "wall" else cal.add_working_time(at, rest)
-        return datetime.fromisoformat(clock["due"])  # SlaReset: the due date is data
+            return at + rest if clock.goal_kind == "wall" else cal.add_working_time(at, rest)
+        return clock.due  # type: ignore[return-value]  # SlaReset: the due date is data
     spec_t = next(t for t in proc.spec.timers if t.name == name)
     if basis.type == TIMER_FIRED:  # a recurring timer: the occurrence after the last one fired
         schedule = parse_schedule(spec_t.schedule, proc.spec.units)  # type: ignore[arg-type]
         return schedule.next_after(datetime.fromisoformat(basis.data["due"]), cal,
-                                   anchor=datetime.fromisoformat(clock["started_at"]))
+                                   anchor=clock.started_at)
     first = first_fire(proc, cal, spec_t, inst, at)
-    return first if first is not None else datetime.fromisoformat(clock["due"])
+    return first if first is not None else clock.due  # type: ignore[return-value]

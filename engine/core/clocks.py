@@ -27,7 +27,7 @@ from engine.calendar import WorkCalendar
 from engine.codec import ClockStep, StepKind, escalate_step, warn_step
 from engine.core import evolve as ev
 from engine.core import model as m
-from engine.core.model import Event, Instance
+from engine.core.model import Event, EventKind, Instance
 from engine.core.parallel import BRANCH_ACTION_TAKEN, BRANCHES_FORKED, BRANCHES_JOINED
 from engine.core.parallel import branch_closed as _branch_closed
 from engine.core.parallel import clock_owner as _assignee
@@ -38,13 +38,13 @@ from engine.spec.expr import EvalError
 from engine.spec.library import CompiledProcedure
 from engine.spec.models import QuotaSpec, SlaSpec, TimerSpec
 
-SLA_STARTED, SLA_WARNED, SLA_BREACHED = "SlaStarted", "SlaWarned", "SlaBreached"
-SLA_STOPPED, SLA_PAUSED, SLA_RESUMED = "SlaStopped", "SlaPaused", "SlaResumed"
-SLA_RESET, SLA_CANCELLED = "SlaReset", "SlaCancelled"
-TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED = "TimerArmed", "TimerFired", "TimerCancelled"
-CLOCK_REPAIRED = "ClockRepaired"
-SLA_ESCALATED, SLA_ACKNOWLEDGED = "SlaEscalated", "SlaAcknowledged"
-QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED = "QuotaStarted", "QuotaCounted", "QuotaJudged", "QuotaEnded"
+_K = EventKind
+SLA_STARTED, SLA_WARNED, SLA_BREACHED = _K.SLA_STARTED, _K.SLA_WARNED, _K.SLA_BREACHED
+SLA_STOPPED, SLA_PAUSED, SLA_RESUMED = _K.SLA_STOPPED, _K.SLA_PAUSED, _K.SLA_RESUMED
+SLA_RESET, SLA_CANCELLED, CLOCK_REPAIRED = _K.SLA_RESET, _K.SLA_CANCELLED, _K.CLOCK_REPAIRED
+TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED = _K.TIMER_ARMED, _K.TIMER_FIRED, _K.TIMER_CANCELLED
+SLA_ESCALATED, SLA_ACKNOWLEDGED = _K.SLA_ESCALATED, _K.SLA_ACKNOWLEDGED
+QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED = _K.QUOTA_STARTED, _K.QUOTA_COUNTED, _K.QUOTA_JUDGED, _K.QUOTA_ENDED
 CLOCK_EVENTS = (SLA_STARTED, SLA_WARNED, SLA_BREACHED, SLA_STOPPED, SLA_PAUSED, SLA_RESUMED, SLA_RESET,
                 SLA_CANCELLED, TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED, CLOCK_REPAIRED,
                 QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED, SLA_ESCALATED, SLA_ACKNOWLEDGED)

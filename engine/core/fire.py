@@ -12,13 +12,13 @@ from datetime import datetime
 from engine.calendar import WorkCalendar
 from engine.core import clocks, decide as dc
 from engine.core import evolve as ev
-from engine.core.model import Actor, Decision, Instance
+from engine.core.model import Actor, Decision, EventKind, Instance
 from engine.errors import EngineError
 from engine.spec.library import CompiledProcedure
 from engine.spec.models import QuotaSpec, SlaSpec
 from engine.spec.org import OrgSpec
 
-AUTOMATIC_ACTION_REFUSED = "AutomaticActionRefused"
+AUTOMATIC_ACTION_REFUSED = EventKind.AUTOMATIC_ACTION_REFUSED
 ev.register(AUTOMATIC_ACTION_REFUSED, lambda proc, inst, event: inst)
 
 

@@ -3,21 +3,79 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Optional
 
 GENESIS_HASH = "0" * 64
 
-# Event types, past tense.
-INSTANCE_STARTED = "InstanceStarted"
-ACTION_TAKEN = "ActionTaken"
-DATA_RECORDED = "DataRecorded"
-ASSIGNED = "Assigned"
-NOTIFICATION_QUEUED = "NotificationQueued"
-CHILD_SPAWNED = "ChildSpawned"
-INSTANCE_COMPLETED = "InstanceCompleted"
-# An instance moved onto another version of its procedure (``sop migrate``): from, to,
-# state_from, state_to, mapped. Events after it fold under version ``to``.
-VERSION_MIGRATED = "VersionMigrated"
+class EventKind(StrEnum):
+    """Every kind of event the engine writes, past tense: the ``type`` of an event.
+
+    A member *is* its text (``EventKind.ACTION_TAKEN == "ActionTaken"``), and the codec
+    writes that plain text into the hash body and the ``type`` column, so no stored byte or
+    hash changes (tests/test_codec.py). Events read back from the store keep the stored
+    text as is: an old or foreign kind still loads (and compares, prints, exports) as its
+    text; only folding it raises ReplayMismatch, as it always did. :meth:`of` gives the
+    member for a text when one exists.
+    """
+
+    INSTANCE_STARTED = "InstanceStarted"
+    ACTION_TAKEN = "ActionTaken"
+    DATA_RECORDED = "DataRecorded"
+    ASSIGNED = "Assigned"
+    NOTIFICATION_QUEUED = "NotificationQueued"
+    CHILD_SPAWNED = "ChildSpawned"
+    INSTANCE_COMPLETED = "InstanceCompleted"
+    # An instance moved onto another version of its procedure (``sop migrate``): from, to,
+    # state_from, state_to, mapped. Events after it fold under version ``to``.
+    VERSION_MIGRATED = "VersionMigrated"
+    # Watchers (engine.core.watchers).
+    WATCHER_ADDED = "WatcherAdded"
+    WATCHER_REMOVED = "WatcherRemoved"
+    # A firing whose automatic action was refused (engine.core.fire).
+    AUTOMATIC_ACTION_REFUSED = "AutomaticActionRefused"
+    # Parallel states (engine.core.parallel).
+    BRANCHES_FORKED = "BranchesForked"
+    BRANCH_ASSIGNED = "BranchAssigned"
+    BRANCH_ACTION_TAKEN = "BranchActionTaken"
+    BRANCH_FINISHED = "BranchFinished"
+    BRANCHES_JOINED = "BranchesJoined"
+    # Clocks (engine.core.clocks): each carries the clock's whole new state.
+    SLA_STARTED = "SlaStarted"
+    SLA_WARNED = "SlaWarned"
+    SLA_BREACHED = "SlaBreached"
+    SLA_STOPPED = "SlaStopped"
+    SLA_PAUSED = "SlaPaused"
+    SLA_RESUMED = "SlaResumed"
+    SLA_RESET = "SlaReset"
+    SLA_CANCELLED = "SlaCancelled"
+    SLA_ESCALATED = "SlaEscalated"
+    SLA_ACKNOWLEDGED = "SlaAcknowledged"
+    TIMER_ARMED = "TimerArmed"
+    TIMER_FIRED = "TimerFired"
+    TIMER_CANCELLED = "TimerCancelled"
+    CLOCK_REPAIRED = "ClockRepaired"
+    QUOTA_STARTED = "QuotaStarted"
+    QUOTA_COUNTED = "QuotaCounted"
+    QUOTA_JUDGED = "QuotaJudged"
+    QUOTA_ENDED = "QuotaEnded"
+
+    @classmethod
+    def of(cls, text: str) -> "EventKind | str":
+        """The member named by a stored ``type``, or the text itself for a kind this
+        engine does not know (an old log's, replayed): loading never fails on a kind."""
+        return cls._value2member_map_.get(text, text)  # type: ignore[return-value]
+
+
+# The old names, kept so call sites keep working.
+INSTANCE_STARTED = EventKind.INSTANCE_STARTED
+ACTION_TAKEN = EventKind.ACTION_TAKEN
+DATA_RECORDED = EventKind.DATA_RECORDED
+ASSIGNED = EventKind.ASSIGNED
+NOTIFICATION_QUEUED = EventKind.NOTIFICATION_QUEUED
+CHILD_SPAWNED = EventKind.CHILD_SPAWNED
+INSTANCE_COMPLETED = EventKind.INSTANCE_COMPLETED
+VERSION_MIGRATED = EventKind.VERSION_MIGRATED
 
 
 @dataclass(frozen=True)
@@ -65,7 +123,10 @@ _INSTANCE_FIELDS = frozenset(f.name for f in fields(Instance))
 
 @dataclass(frozen=True)
 class Event:
-    """One fact in an instance's log, before (``seq`` 0) or after it is stored."""
+    """One fact in an instance's log, before (``seq`` 0) or after it is stored.
+
+    ``type`` is an :class:`EventKind` when the engine made the event, the stored text when
+    it was read back (equal to the member; see :class:`EventKind` for unknown kinds)."""
 
     type: str
     actor: str

@@ -21,16 +21,16 @@ from typing import Any, Optional
 
 from engine.core import evolve as ev
 from engine.core import model as m
-from engine.core.model import Decision, Event, Instance
+from engine.core.model import Decision, Event, EventKind, Instance
 from engine.errors import ActionNotAllowed, NotAuthorized, ReplayMismatch
 from engine.spec.library import CompiledProcedure
 from engine.spec.parallel import join_complete
 
-BRANCHES_FORKED = "BranchesForked"
-BRANCH_ASSIGNED = "BranchAssigned"
-BRANCH_ACTION_TAKEN = "BranchActionTaken"
-BRANCH_FINISHED = "BranchFinished"
-BRANCHES_JOINED = "BranchesJoined"
+BRANCHES_FORKED = EventKind.BRANCHES_FORKED
+BRANCH_ASSIGNED = EventKind.BRANCH_ASSIGNED
+BRANCH_ACTION_TAKEN = EventKind.BRANCH_ACTION_TAKEN
+BRANCH_FINISHED = EventKind.BRANCH_FINISHED
+BRANCHES_JOINED = EventKind.BRANCHES_JOINED
 
 
 # ---------------------------------------------------------------- folds

@@ -18,15 +18,15 @@ from datetime import datetime
 from typing import Any, Iterable, Optional
 
 from engine.core import evolve as ev
-from engine.core.model import Actor, Decision, Event, Instance
+from engine.core.model import Actor, Decision, Event, EventKind, Instance
 from engine.errors import ActionNotAllowed, OutOfScope
 from engine.spec.forms import building_of, instance_building
 from engine.spec.library import CompiledProcedure
 from engine.spec.models import WatchSpec
 from engine.spec.org import OrgSpec
 
-WATCHER_ADDED = "WatcherAdded"
-WATCHER_REMOVED = "WatcherRemoved"
+WATCHER_ADDED = EventKind.WATCHER_ADDED
+WATCHER_REMOVED = EventKind.WATCHER_REMOVED
 
 
 def _added(proc: CompiledProcedure, inst: Instance, event: Event) -> Instance:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from engine.calendar import WorkCalendar
+from engine.codec import Clock
 from engine.core import clocks as clk
 from engine.core.clock_repair import repaired
 from engine.core.model import Decision, Event
@@ -68,20 +69,21 @@ def repair_decision(proc: Any, cal: WorkCalendar, inst: Any, history: list[Event
     decision = Decision()
     if not changes:
         return decision
-    first_wrong = min(datetime.fromisoformat(clock["next"]) for _, clock, _ in changes)
+    first_wrong = min(Clock.from_stored(clock).next for _, clock, _ in changes)  # type: ignore[type-var]
     at = min(now, first_wrong)
     if inst.last_occurred_at is not None:
         at = max(at, inst.last_occurred_at)
     for name, clock, new in changes:
         decision.events.append(Event(clk.CLOCK_REPAIRED, "system", None, at, {
             "name": name, "clock": new, "old_due": clock["due"], "new_due": new["due"],
-            "reason": _reason(cal, clock, new)}))
+            "reason": _reason(cal, Clock.from_stored(clock), Clock.from_stored(new))}))
     return decision
 
 
-def _reason(cal: WorkCalendar, old: dict[str, Any], new: dict[str, Any]) -> str:
-    start = datetime.fromisoformat(old["started_at"]).astimezone(cal.zone)
-    end = max(datetime.fromisoformat(t) for t in (old["due"], new["due"])).astimezone(cal.zone)
+def _reason(cal: WorkCalendar, old: Clock, new: Clock) -> str:
+    """Why a clock moved: the years its window spans, as the calendar now describes them."""
+    start = old.started_at.astimezone(cal.zone)  # type: ignore[union-attr]
+    end = max(old.due, new.due).astimezone(cal.zone)  # type: ignore[type-var, union-attr]
     years = "; ".join(f"{y}: {cal.describe_year(y)}" for y in range(start.year, end.year + 1))
-    was = f"was computed on provisional {', '.join(map(str, old['provisional']))}; " if old.get("provisional") else ""
+    was = f"was computed on provisional {', '.join(map(str, old.provisional))}; " if old.provisional else ""
     return f"working calendar changed ({was}now {years})"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from engine import audit
 from engine.calendar import WorkCalendar
+from engine.codec import ClockKind, clocks_of
 from engine.core.model import Event, Instance
 from engine.errors import InputError, ReplayMismatch, StoredDataCorrupt
 from engine.store import queries
@@ -163,17 +164,19 @@ def _readable(row: audit.StoredEvent) -> Event:
 
 
 def deadline_views(inst: Instance, calendar: WorkCalendar) -> list[dict[str, Any]]:
+    """Each clock as ``sop show``, the API and the web give it (plain text and local times),
+    read through the typed clock (engine.codec.Clock) rather than its stored text."""
     out = []
-    for name, c in inst.clocks.items():
-        due = datetime.fromisoformat(c["due"]).astimezone(calendar.zone).isoformat() if c.get("due") else None
-        view = {"name": name, "kind": c["kind"], "due": due, "status": c["status"]}
-        if c.get("paused_remaining") is not None:
+    for name, c in clocks_of(inst.clocks).items():
+        due = c.due.astimezone(calendar.zone).isoformat() if c.due else None
+        view = {"name": name, "kind": c.stored("kind"), "due": due, "status": c.stored("status")}
+        if c.paused_remaining is not None:
             view["paused"] = True
-        if c["kind"] == "quota":  # this period's count against the quota, and the periods judged
-            view.update(count=c["count"], required=c["required"], met=c["met"], missed=c["missed"])
-        if c.get("provisional"):
+        if c.kind is ClockKind.QUOTA:  # this period's count against the quota, and the periods judged
+            view.update(count=c.count, required=c.required, met=c.met, missed=c.missed)
+        if c.provisional:
             view["provisional"] = True
-            view["provisional_years"] = list(c["provisional"])
+            view["provisional_years"] = list(c.provisional)
         out.append(view)
     return out
 
@@ -181,10 +184,10 @@ def deadline_views(inst: Instance, calendar: WorkCalendar) -> list[dict[str, Any
 def next_deadline(inst: Instance, zone: Any) -> dict[str, Any]:
     """The task's most urgent running SLA: due (in ``zone``), its status, and whether it is
     provisional; all None/False when no SLA runs (what an inbox sorts and colours by)."""
-    running = [c for c in inst.clocks.values()
-               if c["kind"] == "sla" and c.get("running") and c.get("due") and c.get("paused_remaining") is None]
+    running = [c for c in clocks_of(inst.clocks).values()
+               if c.kind is ClockKind.SLA and c.running and c.due and c.paused_remaining is None]
     if not running:
         return {"due": None, "sla_status": None, "provisional": False}
-    first = min(running, key=lambda c: datetime.fromisoformat(c["due"]))
-    return {"due": datetime.fromisoformat(first["due"]).astimezone(zone).isoformat(),
-            "sla_status": first["status"], "provisional": bool(first.get("provisional"))}
+    first = min(running, key=lambda c: c.due)  # type: ignore[arg-type, return-value]
+    return {"due": first.due.astimezone(zone).isoformat(),  # type: ignore[union-attr]
+            "sla_status": first.stored("status"), "provisional": bool(first.provisional)}

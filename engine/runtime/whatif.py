@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.clock import FakeClock
+from engine.codec import Clock, ClockStatus
 from engine.core import model as m
 from engine.core import parallel as pl
 from engine.core import watchers as wt
@@ -116,12 +117,12 @@ def load_edited(library: Library, path: Path, roles: Any) -> CompiledProcedure:
 def sla_outcome(clock: Optional[dict[str, Any]], asof: datetime) -> str:
     if clock is None:
         return "not started"
-    status = clock["status"]
-    if status in ("open", "warned"):
-        if clock.get("paused_remaining") is None and clock.get("due") and datetime.fromisoformat(clock["due"]) <= asof:
+    c = Clock.from_stored(clock)
+    if c.status in (ClockStatus.OPEN, ClockStatus.WARNED):
+        if c.paused_remaining is None and c.due and c.due <= asof:
             return "breached"
         return "open"
-    return status
+    return c.stored("status")
 
 
 def commands_of(events: list[Event]) -> list[Event]:

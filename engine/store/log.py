@@ -69,12 +69,13 @@ def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, pre
     prev, seq = prev_hash, revision
     for e in events:
         seq += 1
-        data_json, h = encode_event(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at, e.data,
+        kind = e.type if type(e.type) is str else str.__str__(e.type)  # the plain text, as stored
+        data_json, h = encode_event(instance_id, seq, kind, e.actor, e.role, e.occurred_at, recorded_at, e.data,
                                     prev)
-        rows.append({"instance_id": instance_id, "seq": seq, "type": e.type, "actor": e.actor, "role": e.role,
+        rows.append({"instance_id": instance_id, "seq": seq, "type": kind, "actor": e.actor, "role": e.role,
                      "occurred_at": e.occurred_at, "recorded_at": recorded_at, "data": data_json,
                      "prev_hash": prev, "hash": h})
-        stored.append(StoredEvent(instance_id, seq, e.type, e.actor, e.role, e.occurred_at, recorded_at,
+        stored.append(StoredEvent(instance_id, seq, kind, e.actor, e.role, e.occurred_at, recorded_at,
                                   data_json, prev, h))
         prev = h
     return rows, stored

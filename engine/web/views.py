@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
+from engine.codec import Clock, clocks_of
 from engine.core import model as m
 from engine.core.model import Instance
 from engine.runtime.service import deadline_views
@@ -117,12 +118,15 @@ class Row:
         return self.deadline.get("due") if self.deadline else None
 
 
+_NO_CLOCK = Clock()  # a name without a clock: every field None
+
 def deadlines(inst: Instance, calendar: Any) -> list[dict[str, Any]]:
     """``deadline_views`` (as ``sop show`` and the API give them), each marked ``provisional``
     when either the view or the clock itself says so."""
     out = []
+    typed = clocks_of(inst.clocks)
     for d in deadline_views(inst, calendar):
-        if not d.get("provisional") and (inst.clocks.get(d["name"]) or {}).get("provisional"):
+        if not d.get("provisional") and typed.get(d["name"], _NO_CLOCK).provisional:
             d = {**d, "provisional": True}
         out.append(d)
     return out
@@ -295,14 +299,15 @@ def clocks(engine: Any, proc: CompiledProcedure, inst: Instance, events: list[An
             if name:
                 history.setdefault(name, []).append((local(e.occurred_at, zone), EVENT_TITLES.get(e.type, e.type)))
     out = []
+    typed = clocks_of(inst.clocks)
     for d in deadlines(inst, engine.calendar):
-        raw = inst.clocks.get(d["name"], {})
+        raw = typed.get(d["name"], _NO_CLOCK)
         css = "provisional" if d.get("provisional") else d["status"]
         status = CLOCK_STATUS.get(d["status"], d["status"]) + ("（暂停）" if d.get("paused") else "") + (
             "（暂定）" if d.get("provisional") else "")
         out.append(ClockView(d["name"], titles.get(d["name"], d["name"]), "时限" if d["kind"] == "sla" else "定时器",
-                             status, css, local(d.get("due"), zone), d.get("due"), local(raw.get("started_at"), zone),
-                             str(raw.get("goal") or ""), history.get(d["name"], [])))
+                             status, css, local(d.get("due"), zone), d.get("due"), local(raw.started_at, zone),
+                             str(raw.goal or ""), history.get(d["name"], [])))
     return out
 
 

@@ -272,7 +272,7 @@ COMPONENTS = [
 def profile(cfg: Config, workdir: Path, log: Any = print) -> None:
     """Exclusive process CPU time per component (wrappers, not a profiler: cProfile's
     per-call cost inflates small functions), for starts and for actions at the small size."""
-    import functools
+    from bench.cpu_worker import exclusive_cpu
     import importlib
 
     acc: dict[str, float] = {}
@@ -282,19 +282,7 @@ def profile(cfg: Config, workdir: Path, log: Any = print) -> None:
     def wrap(owner: Any, name: str, label: str) -> None:
         fn = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
         wrapped.append((owner, name, fn))
-
-        @functools.wraps(fn)
-        def timed(*a: Any, **kw: Any) -> Any:
-            t = time.process_time()
-            stack.append(0.0)
-            try:
-                return fn(*a, **kw)
-            finally:
-                spent, inner = time.process_time() - t, stack.pop()
-                acc[label] = acc.get(label, 0.0) + spent - inner
-                if stack:
-                    stack[-1] += spent
-        setattr(owner, name, timed)
+        setattr(owner, name, exclusive_cpu(fn, label, acc, stack))
 
     workdir.mkdir(parents=True, exist_ok=True)
     n = cfg.stored[0]

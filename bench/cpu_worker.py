@@ -61,6 +61,26 @@ COMPONENTS: list[tuple[str, str, str]] = [
 ]
 
 
+def exclusive_cpu(fn: Callable[..., Any], label: str, acc: dict[str, float],
+                  stack: list[float]) -> Callable[..., Any]:
+    """``fn`` wrapped to add its process CPU, less that of wrapped calls inside it, to
+    ``acc[label]``: exclusive time, so nested components are not counted twice. Lives here,
+    not in bench/common.py, because this worker also runs with a baseline tree first on the
+    import path, whose bench/ may not have it."""
+    @functools.wraps(fn)
+    def timed(*a: Any, **kw: Any) -> Any:
+        t = time.process_time()
+        stack.append(0.0)
+        try:
+            return fn(*a, **kw)
+        finally:
+            spent, inner = time.process_time() - t, stack.pop()
+            acc[label] = acc.get(label, 0.0) + spent - inner
+            if stack:
+                stack[-1] += spent
+    return timed
+
+
 class Profiler:
     """Exclusive process CPU per label (wrappers, not cProfile: its per-call cost inflates
     the many small functions of one command)."""
@@ -87,18 +107,7 @@ class Profiler:
         self._wrapped.append((owner, name, fn))
         acc, stack = self.acc, self._stack
 
-        @functools.wraps(fn)
-        def timed(*a: Any, **kw: Any) -> Any:
-            t = time.process_time()
-            stack.append(0.0)
-            try:
-                return fn(*a, **kw)
-            finally:
-                spent, inner = time.process_time() - t, stack.pop()
-                acc[label] = acc.get(label, 0.0) + spent - inner
-                if stack:
-                    stack[-1] += spent
-        setattr(owner, name, timed)
+        setattr(owner, name, exclusive_cpu(fn, label, acc, stack))
 
     def measure(self, body: Callable[[], int]) -> dict[str, Any]:
         """CPU ms per command of ``body`` (which returns how many commands it ran), with its components."""

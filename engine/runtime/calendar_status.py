@@ -15,12 +15,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from engine.calendar import SHIPPED_FILE, WorkCalendar
 from engine.store import timers as timer_store
-from engine.store.tables import outbox as O
+from engine.store.queue import queue_once
 
 log = logging.getLogger("sop.calendar")
 
@@ -86,14 +83,8 @@ def notify_director(engine: Any, year: int, now: datetime) -> int:
     message = (f"工作日历提醒：尚未录入{year}年国务院节假日安排通知，{year}年的各项期限目前按法定节假日临时计算（provisional）。"
                f"请在日历文件（{engine.calendar.source or 'calendar.yaml'}）的 years: 中录入{year}年放假和调休安排，"
                f"然后运行 sop calendar repair 重新计算未到期的期限。")
-    queued = 0
+    rows = [{"instance_id": 0, "seq": year, "recipient": staff_id, "channel": None, "message": message,
+             "idempotency_key": f"calendar:{year}:{staff_id}", "status": "pending", "attempts": 0,
+             "created_at": now, "next_attempt_at": now} for staff_id in directors]
     with engine.transaction() as conn:
-        # ON CONFLICT, not a look first: two workers warning at once on PostgreSQL would both
-        # find no row and the second insert would fail on the key (tests/test_multiworker.py).
-        insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        for staff_id in directors:
-            stmt = insert(O).values(instance_id=0, seq=year, recipient=staff_id, channel=None, message=message,
-                                    idempotency_key=f"calendar:{year}:{staff_id}", status="pending", attempts=0,
-                                    created_at=now, next_attempt_at=now)
-            queued += conn.execute(stmt.on_conflict_do_nothing(index_elements=[O.c.idempotency_key])).rowcount
-    return queued
+        return len(queue_once(conn, rows))

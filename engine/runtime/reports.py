@@ -27,6 +27,7 @@ from engine.spec.library import CompiledProcedure
 from engine.spec.models import ReportSpec
 from engine.store import repository as repo
 from engine.store.tables import instances as I
+from engine.store.queue import queue_once
 from engine.store.tables import outbox as O
 
 log = logging.getLogger("sop.reports")
@@ -87,17 +88,17 @@ def _send(engine: Any, proc: CompiledProcedure, spec: ReportSpec, occurrence: da
     if not lines and spec.empty is None:
         return None
     with engine.transaction() as conn:
-        todo = _unsent(conn, keys)  # again, under the write lock: another worker may have sent it
-        if not todo:
-            return None
         local = occurrence.astimezone(engine.calendar.zone)
         heading = render(spec.heading if lines else spec.empty or "", {"date": local.date().isoformat(),
                                                                        "count": len(lines)})
         message = "\n".join([heading, *lines])
-        conn.execute(sa.insert(O), [{"instance_id": 0, "seq": 0, "recipient": r, "channel": spec.channel,
-                                     "message": message, "idempotency_key": keys[r], "status": "pending",
-                                     "attempts": 0, "created_at": occurrence, "next_attempt_at": occurrence}
-                                    for r in todo])
+        # Keyed inserts, not a second look: another worker may have sent it meanwhile.
+        todo = queue_once(conn, [{"instance_id": 0, "seq": 0, "recipient": r, "channel": spec.channel,
+                                  "message": message, "idempotency_key": key, "status": "pending",
+                                  "attempts": 0, "created_at": occurrence, "next_attempt_at": occurrence}
+                                 for r, key in keys.items()])
+        if not todo:
+            return None
     log.info("report %s/%s of %s: %d lines to %s", proc.id, spec.name, occurrence, len(lines), ", ".join(todo))
     return Sent(proc.id, spec.name, occurrence, len(lines), tuple(todo))
 

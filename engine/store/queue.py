@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Optional
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from engine.store.prepared import Prepared
@@ -21,3 +23,20 @@ def enqueue(conn: Connection, instance_id: int, seq: int, recipients: list[str],
             {"instance_id": instance_id, "seq": seq, "recipient": r, "channel": channel, "message": message,
              "idempotency_key": f"{instance_id}:{seq}:{r}", "created_at": at, "next_attempt_at": at}
             for r in recipients])
+
+
+def queue_once(conn: Connection, rows: list[dict[str, object]]) -> list[str]:
+    """Insert outbox ``rows`` (full row values, each with its ``idempotency_key``), skipping
+    any whose key is queued already; returns the recipients actually queued.
+
+    ON CONFLICT rather than a look first: two workers doing the same once-only send at once
+    on PostgreSQL would both find no row and the second insert would fail on the key
+    (tests/test_multiworker.py). Used for the notices that belong to no instance step
+    (calendar warnings, periodic reports)."""
+    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    queued: list[str] = []
+    for row in rows:
+        stmt = insert(O).values(**row).on_conflict_do_nothing(index_elements=[O.c.idempotency_key])
+        if conn.execute(stmt).rowcount:
+            queued.append(str(row["recipient"]))
+    return queued

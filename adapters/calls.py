@@ -172,10 +172,10 @@ def answerer(engine: Any, seat: Optional[str], importer: str) -> str:
 
 
 def _known(engine: Any, key: str) -> bool:
-    from engine.store import repository as repo
+    from engine.store import instances as instance_store
 
     with engine.read() as conn:
-        return repo.find_by_key(conn, key) is not None
+        return instance_store.find_by_key(conn, key) is not None
 
 
 def check_importer(engine: Any, staff: str) -> None:

@@ -1,27 +1,36 @@
 """The storage port's contract (engine/store/port.py): one test class, subclassed per backend.
 
 As eventsourcing's ``AggregateRecorderTestCase`` is subclassed per recorder, ``StorePortContract``
-states each rule once and every backend inherits it: the driver backends (``sqlite3`` on
-SQLite, ``psycopg`` on the suite's own PostgreSQL, tests/pg.py) and the general SQLAlchemy
-one on both databases. The runtime's own transaction wraps every call (``Engine.transaction``:
-the ledger row is sealed there), so what a backend stores passes ``sop audit verify``.
+states each rule once and every backend inherits it: the driver backends (``SqliteStore`` on
+SQLite, ``PostgresStore`` on the suite's own PostgreSQL, tests/pg.py) and the general
+``CoreStore`` on both databases. The runtime's own transaction wraps every call
+(``Engine.transaction``: the ledger row is sealed there), so what a backend stores passes
+``sop audit verify``; and the same commands leave, byte for byte, the rows Core leaves.
 """
 from __future__ import annotations
 
-from datetime import datetime
+import sqlite3
+from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
+from engine.clock import FakeClock
 from engine.core.model import Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound
 from engine.runtime import auditing
+from engine.runtime.config import Settings, build_engine
 from engine.spec.forms import instance_building
-from engine.store import db, prepared
-from engine.store.port import DueStep, EventStore, SqlStore, backend_for, store_for
-from tests.conftest import SHANGHAI
+from engine.store import db
+from engine.store.backends.core import CoreStore
+from engine.store.backends.postgres import PostgresStore
+from engine.store.backends.sqlite import SqliteStore
+from engine.store.port import DueStep, EventStore, backend_for, store_for
+from tests.conftest import ROOT, SHANGHAI
 
 COMPLAINT = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
              "content": "楼上漏水", "anonymous": False}
@@ -37,12 +46,68 @@ def _note(before: Instance, at: datetime, **changes: Any) -> tuple[list[Event], 
     return [event], before.with_(data={**before.data, **changes}, last_occurred_at=at)
 
 
+FINDINGS = {"findings": "现场查看属实", "cause": "设施老化", "responsibility": "property_company"}
+REPLY = {"reply_method": "phone", "reply_summary": "已安排工程部上门维修"}
+TABLES = ("instances", "events", "timers", "outbox", "ledger", "ledger_head", "procedure_versions")
+
+
+def core_only(engine: Any) -> None:
+    """Put an engine on the general backend (Core) for every statement."""
+    engine.connections.close()
+    engine.db = engine.db.execution_options(**{db.CORE_ONLY: True})
+    engine.connections = db.Connections(engine.db)
+    engine.store = store_for(engine.db, instance_building, engine.instances)
+
+
+def scripted_day(url: str, on_core: bool) -> dict[str, list[tuple[Any, ...]]]:
+    """Every command kind a store serves, on a FakeClock: starts (one keyed, one bulk of
+    three), actions that change the data, clocks and assignee, the sweep firing warnings and
+    breaches, and a repair-free day's end; then every table as the database keeps it."""
+    clock = FakeClock(datetime(2025, 9, 30, 9, 0, tzinfo=SHANGHAI))
+    engine = build_engine(Settings(url, ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
+    if on_core:
+        core_only(engine)
+    ids = []
+    for i in range(3):
+        clock.advance(timedelta(minutes=7))
+        key = "call-1" if i == 1 else None
+        ids.append(engine.start("complaint", "liu_fang", {**COMPLAINT, "unit": f"{i + 1}-1201"},
+                                external_key=key).id)
+    assert engine.start("complaint", "liu_fang", COMPLAINT, external_key="call-1").id == ids[1]
+    engine.start_many("complaint", "liu_fang", [{**COMPLAINT, "unit": f"{i}-0801"} for i in range(4, 7)])
+    first = ids[0]
+    steward = engine.show(first).assignee
+    for action, data in (("investigate", {}), ("record_findings", FINDINGS)):
+        clock.advance(timedelta(hours=1))
+        engine.advance(first, action, steward, data)
+    clock.advance(timedelta(days=2))  # the other complaints' reply clocks warn and breach
+    assert engine.tick(clock.now())
+    clock.advance(timedelta(minutes=5))
+    engine.advance(first, "reply", steward, REPLY)
+    assert engine.replay(first).ok and auditing.run(engine).broken is None
+    engine.close()
+    return stored_rows(url)
+
+
+def stored_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row as the database keeps it: SQLite's own values (the stored text, 0/1), or
+    psycopg's for PostgreSQL (times as the server's timestamptz)."""
+    if url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+
+
 class StorePortContract:
     """Every backend keeps these rules; a subclass names its database and backend."""
 
     database = "sqlite"
     core_only = False
     backend = "sqlite3"
+    kind: type = SqliteStore
 
     @pytest.fixture
     def db_url(self, request: pytest.FixtureRequest, tmp_path: Path) -> str:  # overrides conftest's
@@ -54,28 +119,48 @@ class StorePortContract:
     def store(self, engine: Any) -> EventStore:
         """The backend under test, serving the engine's own commands too."""
         if self.core_only:
-            engine.connections.close()
-            engine.db = engine.db.execution_options(**{db.CORE_ONLY: True})
-            engine.connections = db.Connections(engine.db)
-            engine.store = store_for(engine.db, instance_building, engine.instances)
+            core_only(engine)
         return engine.store
+
+    @pytest.fixture
+    def new_url(self, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+        """A fresh database of this class's kind, one per name asked for."""
+        if self.database == "sqlite":
+            return lambda name: f"sqlite:///{tmp_path / (name + '.db')}"
+        request.getfixturevalue("pg_url")  # skips (or fails under SOP_REQUIRE_PG) without a server
+        dbs = request.getfixturevalue("pg_databases")
+        made: list[str] = []
+        request.addfinalizer(lambda: [dbs.drop(n) for n in made])
+
+        def new(_name: str) -> str:
+            made.append(dbs.new())
+            return str(dbs.server.url(made[-1]))
+
+        return new
 
     def _started(self, engine: Any, unit: str = "3-1201") -> Instance:
         return engine.start("complaint", "liu_fang", {**COMPLAINT, "unit": unit}, at=t("2025-09-30T17:55"))
 
     def test_the_backend_is_chosen_by_the_database_url(self, engine: Any, store: EventStore) -> None:
-        assert (store.backend, backend_for(engine.db)) == (self.backend, self.backend)
+        assert (store.backend, backend_for(engine.db), type(store)) == (self.backend, self.backend, self.kind)
 
-    def test_statements_run_on_the_driver_only_in_the_driver_backends(self, engine: Any, store: EventStore,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_command_runs_no_statement_through_core_only_in_the_driver_backends(
+            self, engine: Any, store: EventStore) -> None:
         c = self._started(engine)
-        on_driver: list[str] = []
-        for name in ("run", "run_after_insert", "run_many"):
-            real = getattr(prepared._Plan, name)
-            monkeypatch.setattr(prepared._Plan, name,
-                                lambda self, *a, _real=real, _name=name, **k: on_driver.append(_name) or _real(self, *a, **k))
+        through_core: list[str] = []
+        event.listen(engine.db, "before_cursor_execute", lambda _c, _cur, sql, *a: through_core.append(sql))
         engine.advance(c.id, "investigate", "chen_jing", at=t("2025-09-30T18:00"))
-        assert bool(on_driver) is (self.backend != "sqlalchemy")
+        engine.record(c.id, "chen_jing", {"priority": "high"}, at=t("2025-09-30T18:05"))
+        assert bool(through_core) is (self.kind is CoreStore)
+
+    def test_the_same_commands_leave_byte_for_byte_the_rows_core_leaves(self, new_url: Callable[[str], str]) -> None:
+        """Driver backend against Core on the same kind of database: instances, events (hashes
+        included), timers, outbox, ledger and its head, procedure snapshots."""
+        here = scripted_day(new_url("here"), on_core=self.core_only)
+        core = scripted_day(new_url("core"), on_core=True)
+        assert len(here["events"]) > 20 and len(here["ledger"]) > 5 and here["timers"] and here["outbox"]
+        for table in TABLES:
+            assert here[table] == core[table], table
 
     def test_loading_a_missing_instance_for_write_is_instance_not_found(self, engine: Any, store: EventStore) -> None:
         with pytest.raises(InstanceNotFound):
@@ -116,7 +201,7 @@ class StorePortContract:
 
     def test_the_stored_building_follows_the_rule_the_runtime_hands_in(self, engine: Any, store: EventStore) -> None:
         c = self._started(engine, unit="3-1201")
-        odd = SqlStore(store.backend, lambda data: f"B{data.get('unit', '')[:1]}", engine.instances)
+        odd = type(store)(lambda data: f"B{data.get('unit', '')[:1]}", engine.instances)
         with engine.transaction() as conn:
             before = odd.load_for_write(conn, c.id)
             events, after = _note(before, t("2025-10-01T09:00"), unit="7-0101")
@@ -154,20 +239,27 @@ class StorePortContract:
         assert (report.broken, report.findings) == (None, []) and report.ledger_rows >= 3
 
 
-class TestSqlite3Backend(StorePortContract):
-    database, core_only, backend = "sqlite", False, "sqlite3"
+class TestSqliteStore(StorePortContract):
+    database, core_only, backend, kind = "sqlite", False, "sqlite3", SqliteStore
 
 
-class TestSqlalchemyBackendOnSqlite(StorePortContract):
-    database, core_only, backend = "sqlite", True, "sqlalchemy"
+class TestCoreStoreOnSqlite(StorePortContract):
+    database, core_only, backend, kind = "sqlite", True, "sqlalchemy", CoreStore
 
 
-class TestPsycopgBackend(StorePortContract):
-    database, core_only, backend = "postgresql", False, "psycopg"
+class TestPostgresStore(StorePortContract):
+    database, core_only, backend, kind = "postgresql", False, "psycopg", PostgresStore
 
 
-class TestSqlalchemyBackendOnPostgresql(StorePortContract):
-    database, core_only, backend = "postgresql", True, "sqlalchemy"
+class TestCoreStoreOnPostgresql(StorePortContract):
+    database, core_only, backend, kind = "postgresql", True, "sqlalchemy", CoreStore
+
+
+def test_an_engine_whose_statements_are_watched_gets_the_core_backend() -> None:
+    """Echo or a cursor listener sees every statement only if they go through Core."""
+    watched = db.open_engine("sqlite://")
+    event.listen(watched, "before_cursor_execute", lambda *a: None)
+    assert backend_for(watched) == "sqlalchemy" and backend_for(db.open_engine("sqlite://")) == "sqlite3"
 
 
 def test_no_private_sqlalchemy_attribute_is_set_on_an_engine() -> None:

@@ -17,7 +17,7 @@ from engine.api.models import ErrorPublic, FormPublic, MePublic, ProcedurePublic
 from engine.errors import ReplayMismatch
 from engine.runtime.views import iso
 from engine.spec.library import CompiledProcedure
-from engine.store import repository as repo
+from engine.store import versions as version_store
 
 router = APIRouter(prefix="/v1", tags=["catalogue"],
                    responses={404: {"model": ErrorPublic, "description": "no such procedure, version or form"}})
@@ -38,7 +38,7 @@ def me(who: Caller = Depends(caller)) -> dict[str, Any]:
 
 def _summaries(engine: Any) -> list[dict[str, Any]]:
     with engine.read() as conn:
-        stored = repo.list_versions(conn)
+        stored = version_store.list_versions(conn)
     out = []
     for pid, proc in sorted(engine.library.procedures.items()):
         used = {r.version: r.first_used_at for r in stored if r.procedure == pid}

@@ -24,7 +24,6 @@ from engine import audit_ledger as al
 from engine import checkpoint as cp
 from engine.errors import InputError, StoredDataCorrupt
 from engine.store import ledger as ledger_store
-from engine.store import repository as repo
 
 LIMIT = 100  # findings reported at most (the first ones, in ledger then instance order)
 
@@ -77,7 +76,7 @@ def run(engine: Any, against: Optional[dict[str, Any]] = None) -> AuditReport:
         signed = {int(k): (int(v[0]), str(v[1])) for k, v in against["instances"].items()} if against else {}
         newest_signed = max(signed, default=0)
         tips: dict[int, tuple[int, str]] = {}
-        for iid, last_hash, revision, rows in repo.iter_chains(conn):
+        for iid, last_hash, revision, rows in engine.store.iter_chains(conn):
             rep.instances += 1
             if isinstance(rows, StoredDataCorrupt):
                 link = audit.BrokenLink(iid, 1, f"unreadable stored value: {rows.reason}")

@@ -200,7 +200,7 @@ def _write(engine: Any, conn: Connection, proc: CompiledProcedure, decided: list
             d.inst = d.inst.with_(revision=last.seq, last_hash=last.hash)
             d.events = []
             stored_by_row.append(stored)
-        bulk_store.insert(conn, instances, events, timers, outbox)
+        engine.store.insert_many(conn, instances, events, timers, outbox)
         for d, stored in zip(chunk, stored_by_row):
             for hook in engine.hooks:
                 hook(engine, conn, proc, None, d.inst, stored)

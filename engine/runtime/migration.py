@@ -38,7 +38,8 @@ from engine.core import model as m
 from engine.core.model import Decision, Event, Instance
 from engine.errors import EngineError, InputError
 from engine.spec.library import CompiledProcedure
-from engine.store import repository as repo
+from engine.store import instances as instance_store
+from engine.store import versions as version_store
 
 
 class MigrationRefused(EngineError):
@@ -93,7 +94,7 @@ def resolve_version(engine: Any, conn: Any, procedure: str, version: str, what: 
     current = engine.library.get(procedure)
     if version == "current" or version == current.version:
         return current
-    if repo.load_snapshot(conn, procedure, version) is None:
+    if version_store.load_snapshot(conn, procedure, version) is None:
         raise InputError(what, f"no version {version!r} of {procedure} is stored (current: {current.version})")
     return engine.procedure_for(conn, procedure, version)
 
@@ -108,12 +109,12 @@ def migrate(engine: Any, procedure: str, version_from: str, version_to: str, map
         with engine.transaction() as conn:
             new = resolve_version(engine, conn, procedure, version_to, "--to")
             if version_from == "any":  # every version but the target
-                ids = repo.active_on_version(conn, procedure, new.version, other=True)
+                ids = instance_store.active_on_version(conn, procedure, new.version, other=True)
             else:
                 old = resolve_version(engine, conn, procedure, version_from, "--from")
                 if old.version == new.version:
                     raise InputError("--to", f"instances of {procedure} are already on version {new.version}")
-                ids = repo.active_on_version(conn, procedure, old.version)
+                ids = instance_store.active_on_version(conn, procedure, old.version)
             refusals: list[tuple[int, str]] = []
             if ids:
                 engine._ensure_version(conn, new, when)

@@ -16,7 +16,7 @@ from engine.codec import ClockKind, clocks_of
 from engine.core.model import Event, Instance
 from engine.errors import InputError, ReplayMismatch, StoredDataCorrupt
 from engine.store import queries
-from engine.store import repository as repo
+from engine.store import instances as instance_store
 from engine.store import timers as timer_store
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from engine.spec.library import CompiledProcedure, Library
     from engine.spec.org import OrgSpec
     from engine.store import db
+    from engine.store.backends.core import CoreStore
 
 
 @dataclass
@@ -41,6 +42,7 @@ class EngineQueries:
 
     if TYPE_CHECKING:
         connections: db.Connections
+        store: CoreStore
         library: Library
         org: OrgSpec
         calendar: WorkCalendar
@@ -49,8 +51,8 @@ class EngineQueries:
 
     def show(self, instance_id: int) -> Instance:
         with self.connections.read() as conn:
-            inst = repo.load_instance(conn, instance_id)
-            return inst.with_(children=tuple(repo.children_of(conn, instance_id)))
+            inst = self.store.load(conn, instance_id)
+            return inst.with_(children=tuple(self.store.children_of(conn, instance_id)))
 
     def available_actions(self, inst: Instance) -> list[dict[str, Any]]:
         if not inst.active or inst.procedure in self.library.disabled:
@@ -66,7 +68,7 @@ class EngineQueries:
     def deadlines(self, instance_id: int) -> list[dict[str, Any]]:
         """SLA clocks and timers of an instance: name, kind, due (site zone), status."""
         with self.connections.read() as conn:
-            inst = repo.load_instance(conn, instance_id)
+            inst = self.store.load(conn, instance_id)
         return deadline_views(inst, self.calendar)
 
     def tasks(self, staff: Optional[str] = None, role: Optional[str] = None) -> list[Instance]:
@@ -76,19 +78,19 @@ class EngineQueries:
             if staff:
                 person = self.org.person(staff)
                 scope = self.org.building_scope(person.id)
-                return queries.merged(repo.task_rows(conn, person.id, list(person.roles), buildings=scope),
+                return queries.merged(instance_store.task_rows(conn, person.id, list(person.roles), buildings=scope),
                                       queries.branch_tasks(conn, person.id, list(person.roles), scope))
             if role:
                 if role not in self.org.roles:
                     raise InputError("--role", f"unknown role {role!r}")
-                return queries.merged(repo.task_rows(conn, None, [role]), queries.branch_tasks(conn, None, [role]))
+                return queries.merged(instance_store.task_rows(conn, None, [role]), queries.branch_tasks(conn, None, [role]))
         raise InputError("tasks", "give --as STAFF or --role ROLE")
 
     def history(self, instance_id: int) -> list[audit.StoredEvent]:
         with self.connections.read() as conn:
-            repo.load_instance(conn, instance_id)
+            self.store.load(conn, instance_id)
             try:
-                return repo.events_of(conn, instance_id)
+                return self.store.events_of(conn, instance_id)
             except ValueError as e:  # a stored time that is no time any more: say so, no traceback
                 raise StoredDataCorrupt(f"instance {instance_id}", f"an event's time is unreadable: {e}") from None
 
@@ -101,10 +103,10 @@ class EngineQueries:
         """
         with self.connections.read() as conn:
             try:
-                stored = repo.load_instance(conn, instance_id)
-                stored = stored.with_(children=tuple(repo.children_of(conn, instance_id)))
-                events = repo.decoded_events(conn, instance_id)
-                rows = repo.events_of(conn, instance_id) if events is None else None
+                stored = self.store.load(conn, instance_id)
+                stored = stored.with_(children=tuple(self.store.children_of(conn, instance_id)))
+                events = self.store.decoded_events(conn, instance_id)
+                rows = self.store.events_of(conn, instance_id) if events is None else None
             except (StoredDataCorrupt, ValueError) as e:
                 return ReplayResult(instance_id, False, f"stored value unreadable: {e}", None, 0)
             n = len(rows) if rows is not None else len(events)  # type: ignore[arg-type]
@@ -125,15 +127,15 @@ class EngineQueries:
     def verify_instance(self, instance_id: int) -> tuple[list[audit.StoredEvent], Optional[audit.BrokenLink]]:
         """One instance's log and the first broken link of its hash chain (None: intact)."""
         with self.connections.read() as conn:
-            inst = repo.load_instance(conn, instance_id)
-            rows = repo.events_of(conn, instance_id)
+            inst = self.store.load(conn, instance_id)
+            rows = self.store.events_of(conn, instance_id)
         return rows, audit.verify_chain(instance_id, rows, inst.last_hash, inst.revision)
 
     def verify(self) -> tuple[int, int, Optional[audit.BrokenLink]]:
         """(instances checked, events checked, first broken link or None)."""
         n_inst = n_events = 0
         with self.connections.read() as conn:
-            for iid, last_hash, revision, rows in repo.iter_chains(conn):
+            for iid, last_hash, revision, rows in self.store.iter_chains(conn):
                 n_inst += 1
                 if isinstance(rows, StoredDataCorrupt):
                     return n_inst, n_events, audit.BrokenLink(iid, 1, f"unreadable stored value: {rows.reason}")

@@ -25,7 +25,7 @@ from engine.core.decide import expression_context, render
 from engine.schedules import parse_schedule
 from engine.spec.library import CompiledProcedure
 from engine.spec.models import ReportSpec
-from engine.store import repository as repo
+from engine.store import instances as instance_store
 from engine.store.tables import instances as I
 from engine.store.queue import queue_once
 from engine.store.tables import outbox as O
@@ -116,7 +116,7 @@ def _lines(engine: Any, conn: Any, proc: CompiledProcedure, spec: ReportSpec, at
                        .order_by(I.c.id)).scalars().all()
     lines = []
     for iid in ids:
-        inst = repo.load_instance(conn, iid)
+        inst = instance_store.load_instance(conn, iid)
         pinned = engine.procedure_for(conn, inst.procedure, inst.version)
         if spec.when is not None:
             ctx = expression_context(pinned, inst, at, "system", org=engine.org)

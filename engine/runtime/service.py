@@ -32,8 +32,8 @@ from engine.spec.library import CompiledProcedure, Library
 from engine.spec.org import OrgSpec
 from engine.store import db
 from engine.store import ledger
-from engine.store import repository as repo
-from engine.store import timers as timer_store
+from engine.store import instances as instance_store
+from engine.store import versions as version_store
 from engine.store.instance_cache import InstanceCache
 from engine.store.port import store_for
 from engine.runtime.queries import (EngineQueries, ReplayResult, _readable, deadline_views,  # noqa: F401  (re-exported)
@@ -64,7 +64,7 @@ class Engine(EngineQueries):
         self._versions: dict[tuple[str, str], CompiledProcedure] = {}
         self._saved_versions: set[tuple[str, str]] = set()
         self._actors: dict[str, Actor] = {}
-        self.instances = InstanceCache(repo.INSTANCE_COLUMNS)
+        self.instances = InstanceCache(instance_store.INSTANCE_COLUMNS)
         # The storage port (engine/store/port.py); which building an instance sits in is
         # office policy, handed to the store here.
         self.store = store_for(self.db, instance_building, self.instances)
@@ -97,7 +97,7 @@ class Engine(EngineQueries):
             if current is not None and current.version == version:
                 self._versions[key] = current
             else:
-                snap = repo.load_snapshot(conn, procedure, version)
+                snap = version_store.load_snapshot(conn, procedure, version)
                 if snap is None:
                     # A disabled procedure's instances are read from their stored snapshot;
                     # without one there is nothing to read them with.
@@ -109,7 +109,7 @@ class Engine(EngineQueries):
     def _ensure_version(self, conn: Connection, proc: CompiledProcedure, at: datetime) -> None:
         key = (proc.id, proc.version)
         if key not in self._saved_versions:
-            repo.ensure_version(conn, proc.id, proc.version, proc.snapshot_json, at)
+            version_store.ensure_version(conn, proc.id, proc.version, proc.snapshot_json, at)
             self._saved_versions.add(key)
             self._versions[key] = proc
 
@@ -121,9 +121,9 @@ class Engine(EngineQueries):
         proc = self.library.get(procedure)
         with self.transaction() as conn:
             if external_key:
-                existing = repo.find_by_key(conn, external_key)
+                existing = instance_store.find_by_key(conn, external_key)
                 if existing is not None:
-                    return repo.load_instance(conn, existing)
+                    return instance_store.load_instance(conn, existing)
             return self._start_in(conn, proc, actor, data or {}, when, None, external_key)
 
     def start_many(self, procedure: str, staff: str, rows: list[dict[str, Any]], at: Optional[datetime] = None,
@@ -161,7 +161,7 @@ class Engine(EngineQueries):
             with self.connections.write() as conn:
                 ledger.begin(conn)
                 yield conn
-                ledger.seal(conn, self.clock.now())
+                self.store.seal(conn, self.clock.now())
         except BaseException as e:
             self._saved_versions.clear()
             reason = db.busy_reason(e)
@@ -174,10 +174,10 @@ class Engine(EngineQueries):
         self._check_instance_refs(conn, proc.form(proc.spec.start.form), data)
         self._ensure_version(conn, proc, at)
         sent: dict[str, Any] = {}
-        iid = repo.new_instance_id(conn, proc.id, proc.version, proc.spec.start.state, at, parent_id, external_key,
-                                   sent)
+        row = instance_store.new_row(proc.id, proc.version, proc.spec.start.state, at, parent_id, external_key)
+        iid = self.store.new_instance_id(conn, row, sent)
         if iid is None:  # a concurrent import of the same record got there first
-            return repo.load_instance(conn, repo.find_by_key(conn, external_key))  # type: ignore[arg-type]
+            return instance_store.load_instance(conn, instance_store.find_by_key(conn, external_key))  # type: ignore[arg-type]
         decision = dc.decide_start(proc, self.org, actor, data, at, parent_id, iid)
         events = decision.events
         if decision.folded is not None and decision.folded[0] == len(events):
@@ -255,7 +255,7 @@ class Engine(EngineQueries):
                 continue  # not a number: the form's own validation says so
             if iid < 1:
                 continue  # ditto
-            found = repo.procedure_of(conn, iid)
+            found = instance_store.procedure_of(conn, iid)
             if found != f.procedure:
                 bad.append(FieldError(name, f"no {f.procedure} #{iid}" + (f" (#{iid} is a {found})" if found else "")))
         if bad:
@@ -266,7 +266,7 @@ class Engine(EngineQueries):
         procedure whose definition names them, so other commands pay no query."""
         if not proc.reads_links:
             return None
-        kids = repo.child_procedures(conn, inst.id)
+        kids = self.store.child_procedures(conn, inst.id)
         return {"children": [p for p, _ in kids], "open_children": [p for p, status in kids if status == "active"]}
 
     def _catch_up(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime) -> Instance:
@@ -321,7 +321,7 @@ class Engine(EngineQueries):
             inst = self.store.load_for_write(conn, instance_id)
             self.library.require_enabled(inst.procedure, f"instance {instance_id}")
             proc = self.procedure_for(conn, inst.procedure, inst.version)
-            history = [_readable(r) for r in repo.events_of(conn, instance_id)]
+            history = [_readable(r) for r in self.store.events_of(conn, instance_id)]
             decision = repair_decision(proc, self.calendar, inst, history, now)
             if not decision.events:
                 return []
@@ -369,11 +369,11 @@ class Engine(EngineQueries):
         for s in stored:
             if s.type == m.NOTIFICATION_QUEUED:
                 d = json.loads(s.data_json)
-                repo.enqueue(conn, before.id, s.seq, d["recipients"], d["message"], d.get("channel"), recorded)
-        timer_store.sync(conn, before.id, proc.id, before.clocks, after.clocks)
+                self.store.enqueue(conn, before.id, s.seq, d["recipients"], d["message"], d.get("channel"),
+                                   recorded)
         after = after.with_(revision=stored[-1].seq if stored else before.revision,
                             last_hash=stored[-1].hash if stored else before.last_hash,
-                            children=tuple(repo.children_of(conn, before.id)) if spawned or before.children
+                            children=tuple(self.store.children_of(conn, before.id)) if spawned or before.children
                             else after.children)
         if stored:
             self.instances.updated(before, after, sent)

@@ -43,7 +43,8 @@ from engine.core.model import Actor, Event, Instance
 from engine.errors import EngineError, InputError, ProcedureError
 from engine.spec.library import CompiledProcedure, Library, forms_dir_for, load_library
 from engine.runtime import watching
-from engine.store import repository as repo
+from engine.store import instances as instance_store
+from engine.store import log as event_log
 
 
 @dataclass
@@ -152,9 +153,9 @@ def _tree(conn: Any, root: Instance) -> dict[int, tuple[Instance, list[Event]]]:
     todo = [root]
     while todo:
         inst = todo.pop(0)
-        events = [r.to_event() for r in repo.events_of(conn, inst.id)]
+        events = [r.to_event() for r in event_log.events_of(conn, inst.id)]
         out[inst.id] = (inst, events)
-        todo += [repo.load_instance(conn, int(e.data["child_id"])) for e in events
+        todo += [instance_store.load_instance(conn, int(e.data["child_id"])) for e in events
                  if e.type == m.CHILD_SPAWNED and int(e.data["child_id"]) not in out]
     return out
 
@@ -184,11 +185,11 @@ def what_if(engine: Any, edited_path: Path, procedure: Optional[str] = None, sin
     with engine.read() as conn:
         # As of the store's horizon: the sweep of the real store has judged clocks up to its
         # latest event (on a live store, about now), so the re-run is judged up to the same.
-        asof = asof or repo.latest_occurred_at(conn) or engine.clock.now()
-        ids = instance_ids if instance_ids is not None else repo.instances_started_since(conn, edited.id, since)
+        asof = asof or event_log.latest_occurred_at(conn) or engine.clock.now()
+        ids = instance_ids if instance_ids is not None else instance_store.instances_started_since(conn, edited.id, since)
         recorded = []
         for iid in ids:
-            inst = repo.load_instance(conn, iid)
+            inst = instance_store.load_instance(conn, iid)
             if inst.procedure != edited.id:
                 raise InputError("INSTANCE", f"#{iid} is a {inst.procedure}, not a {edited.id}")
             recorded.append((inst, _tree(conn, inst)))

@@ -25,16 +25,13 @@ from engine.core.model import Instance
 from engine.errors import KeysTaken
 from engine.store import ledger
 from engine.store import timers as timer_store
-from engine.store.prepared import Prepared
+from engine.store.queue import outbox_rows as queued_rows
 from engine.store.tables import events as E
 from engine.store.tables import instances as I
 from engine.store.tables import outbox as O
 from engine.store.tables import timers as T
 
-_INSERT_INSTANCES = Prepared(sa.insert(I))
-_INSERT_EVENTS = Prepared(sa.insert(E))
-_INSERT_TIMERS = Prepared(sa.insert(T))
-_INSERT_OUTBOX = Prepared(sa.insert(O))
+_INSERTS = (sa.insert(E), sa.insert(T), sa.insert(O))
 _KEY_CHUNK = 500  # bound parameters per lookup, well under every backend's limit
 
 
@@ -88,24 +85,28 @@ def timer_rows(instance_id: int, procedure: str, clocks: dict[str, Any]) -> list
 
 def outbox_rows(instance_id: int, seq: int, data: dict[str, Any], at: datetime) -> list[dict[str, Any]]:
     """The ``outbox`` rows of one ``NotificationQueued`` event (``queue.enqueue``)."""
-    return [{"instance_id": instance_id, "seq": seq, "recipient": r, "channel": data.get("channel"),
-             "message": data["message"], "idempotency_key": f"{instance_id}:{seq}:{r}", "created_at": at,
-             "next_attempt_at": at} for r in data["recipients"]]
+    return queued_rows(instance_id, seq, data["recipients"], data["message"], data.get("channel"), at)
 
 
 def insert(conn: Connection, instances: list[dict[str, Any]], events: list[dict[str, Any]],
            timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
-    """One ``executemany`` per table (straight on the driver, see ``prepared.Prepared``).
+    """One ``executemany`` per table, through Core (the general backend's ``insert_many``;
+    the driver backends run their own SQL).
 
     Instances first: on PostgreSQL a concurrent start that took one of the external keys
     meanwhile fails here, on the unique key, and the whole batch rolls back.
     """
     if instances:
         try:
-            _INSERT_INSTANCES.executemany(conn, instances)
+            conn.execute(sa.insert(I), instances)
         except IntegrityError as err:
-            raise KeysTaken(f"starting {len(instances)} {instances[0]['procedure']} instances") from err
-    for stmt, rows in ((_INSERT_EVENTS, events), (_INSERT_TIMERS, timers), (_INSERT_OUTBOX, outbox)):
+            raise keys_taken(instances) from err
+    for stmt, rows in zip(_INSERTS, (events, timers, outbox)):
         if rows:
-            stmt.executemany(conn, rows)
+            conn.execute(stmt, rows)
     ledger.note(conn, [(r["instance_id"], r["seq"], r["hash"]) for r in events])
+
+
+def keys_taken(instances: list[dict[str, Any]]) -> KeysTaken:
+    """The refusal of a batch whose instances hit a unique key another start took meanwhile."""
+    return KeysTaken(f"starting {len(instances)} {instances[0]['procedure']} instances")

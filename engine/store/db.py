@@ -5,7 +5,7 @@ power cut, which is what an audit trail promises. Write transactions start with
 ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of failing half-way with
 "database is locked" when a reader upgrades; read-only work uses a deferred ``BEGIN``.
 On both SQLite and PostgreSQL (psycopg) an engine's transactions begin and commit on the
-driver (``Connections``); the statements it runs there are ``engine.store.prepared``'s.
+driver (``Connections``); the driver backends (engine/store/backends/) run their SQL there.
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ class DirectConnection(Connection):
     """The connections :class:`Connections` keeps: ``commit()``/``rollback()`` also end a
     transaction begun straight on the driver, as they would end one of SQLAlchemy's own (a
     caller rolling back inside ``Engine.transaction()`` is obeyed), and ``sop_driver`` names
-    the driver connection while such a transaction is open (``prepared.Prepared`` runs
+    the driver connection while such a transaction is open (the driver backends run
     there). Made with the public constructor, ``DirectConnection(engine)``: no private
     attribute of the engine or the connection is set or read."""
 
@@ -266,7 +266,7 @@ class Connections:
             if conn.dialect.name == "sqlite":
                 begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
                 _on_driver(conn, begin, lambda: driver.execute(begin))
-            conn.sop_driver = driver  # prepared.Prepared runs on it
+            conn.sop_driver = driver  # the driver backends run on it
             yield conn
             if conn.in_transaction():
                 conn.commit()
@@ -314,7 +314,7 @@ CORE_ONLY = "sop_core_only"  # execution option: every statement through SQLAlch
 
 
 def uses_driver(conn: Connection) -> bool:
-    """Whether transactions and prepared statements may go straight to the driver: SQLite
+    """Whether transactions may begin and commit straight on the driver: SQLite
     or psycopg (PostgreSQL), with nobody watching SQLAlchemy's statements (echo or cursor
     event listeners) and no ``CORE_ONLY`` option asking for the general backend."""
     engine = conn.engine

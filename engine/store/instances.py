@@ -1,9 +1,10 @@
 """The ``instances`` table: loading an instance (for a command, locked on PostgreSQL), its
 children and external key, new ids, and the lists the runtime asks for (queues, versions).
 
-Hot-path statements are built once, at import, with named bind parameters and run through
-``prepared.Prepared``: building a statement per call (and hashing it for SQLAlchemy's
-compiled cache) cost more CPU than SQLite's commit itself (see BENCHMARKS.md).
+Everything here runs through SQLAlchemy Core (the general backend, and the reads where speed
+does not matter). The driver backends (engine/store/backends/) write the hot statements
+themselves and share with this module what must not differ: the row a new instance is
+inserted with (:func:`new_row`) and how a stored row decodes (:func:`decode_instance`).
 """
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from sqlalchemy.engine import Connection
 
 from engine.core.model import GENESIS_HASH, Instance
 from engine.errors import InstanceNotFound, StoredDataCorrupt
-from engine.store.instance_cache import InstanceCache, check_entry
-from engine.store.prepared import Prepared
 from engine.store.tables import instances as I
 
 _INSTANCE_COLS = [I.c.id, I.c.procedure, I.c.version, I.c.state, I.c.status, I.c.assignee, I.c.assignee_role,
@@ -27,25 +26,34 @@ _INSTANCE_COLS = [I.c.id, I.c.procedure, I.c.version, I.c.state, I.c.status, I.c
                   I.c.last_occurred_at, I.c.last_hash]
 
 
-_LOAD = Prepared(sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")))
-_CHILDREN = Prepared(sa.select(I.c.id).where(I.c.parent_id == sa.bindparam("pid")).order_by(I.c.id))
-_CHILD_STATUS = Prepared(sa.select(I.c.procedure, I.c.status).where(I.c.parent_id == sa.bindparam("pid"))
-                         .order_by(I.c.id))
-_BY_KEY = Prepared(sa.select(I.c.id).where(I.c.external_key == sa.bindparam("key")))
-_NEW_INSTANCE = Prepared(sa.insert(I).returning(I.c.id))
+INSTANCE_COLUMNS = tuple(c.key for c in _INSTANCE_COLS)
+# Where the two times sit in a row of INSTANCE_COLUMNS (a driver backend reads them itself).
+STARTED_AT, LAST_OCCURRED_AT = INSTANCE_COLUMNS.index("started_at"), INSTANCE_COLUMNS.index("last_occurred_at")
+
+_LOAD = sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid"))
+_CHILDREN = sa.select(I.c.id).where(I.c.parent_id == sa.bindparam("pid")).order_by(I.c.id)
+_CHILD_STATUS = sa.select(I.c.procedure, I.c.status).where(I.c.parent_id == sa.bindparam("pid")).order_by(I.c.id)
+_BY_KEY = sa.select(I.c.id).where(I.c.external_key == sa.bindparam("key"))
+_NEW_INSTANCE = sa.insert(I).returning(I.c.id)
 
 
-def _instance(row: Any) -> Instance:
+def decode_instance(row: Any) -> Instance:
+    """The instance of a row of INSTANCE_COLUMNS (by position), its times read already."""
+    (iid, procedure, version, state, status, assignee, assignee_role, data, clocks, watchers, branches,
+     parent_id, revision, started_at, last_occurred_at, last_hash) = row
     try:
-        data, clocks = json.loads(row.data), json.loads(row.clocks)
-        watchers = tuple(json.loads(row.watchers or "[]"))
-        branches = json.loads(row.branches or "{}")
+        data, clocks = json.loads(data), json.loads(clocks)
+        watchers = tuple(json.loads(watchers or "[]"))
+        branches = json.loads(branches or "{}")
     except ValueError as e:
-        raise StoredDataCorrupt(f"instance {row.id}", f"data, clocks, watchers or branches: {e}") from None
-    return Instance(id=row.id, procedure=row.procedure, version=row.version, state=row.state, status=row.status,
-                    assignee=row.assignee, assignee_role=row.assignee_role, data=data, clocks=clocks,
-                    watchers=watchers, branches=branches, parent_id=row.parent_id, revision=row.revision,
-                    started_at=row.started_at, last_occurred_at=row.last_occurred_at, last_hash=row.last_hash)
+        raise StoredDataCorrupt(f"instance {iid}", f"data, clocks, watchers or branches: {e}") from None
+    return Instance(id=iid, procedure=procedure, version=version, state=state, status=status,
+                    assignee=assignee, assignee_role=assignee_role, data=data, clocks=clocks,
+                    watchers=watchers, branches=branches, parent_id=parent_id, revision=revision,
+                    started_at=started_at, last_occurred_at=last_occurred_at, last_hash=last_hash)
+
+
+_instance = decode_instance
 
 
 # PostgreSQL write transactions lock the instance row as they read it: a writer that waits
@@ -53,54 +61,28 @@ def _instance(row: Any) -> Instance:
 # at commit, and the sweep (which locks timer and instance rows together, skipping locked
 # ones, see timers.lock_due) can never hold a row a writer needs while waiting for that
 # writer. SQLite writers are serialised by BEGIN IMMEDIATE already.
-_LOAD_LOCKED = Prepared(sa.select(*_INSTANCE_COLS).where(I.c.id == sa.bindparam("iid")).with_for_update())
+_LOAD_LOCKED = _LOAD.with_for_update()
 
 
-def _locks_rows(conn: Connection) -> bool:
+def locks_rows(conn: Connection) -> bool:
+    """Whether loading for a write locks the row: PostgreSQL, outside read transactions."""
     return conn.dialect.name == "postgresql" and not conn.get_execution_options().get("sop_read_only")
 
 
-def _load_locked(conn: Connection, instance_id: int) -> Instance:
-    row = _LOAD_LOCKED.first(conn, {"iid": instance_id})
-    if row is None:
-        raise InstanceNotFound(instance_id)
-    return _instance(row)
-
-
 def load_instance(conn: Connection, instance_id: int) -> Instance:
-    if _locks_rows(conn):
-        return _load_locked(conn, instance_id)
-    row = _LOAD.first(conn, {"iid": instance_id})
+    """The stored instance (its row locked on PostgreSQL in a write transaction);
+    InstanceNotFound if there is none."""
+    row = conn.execute(_LOAD_LOCKED if locks_rows(conn) else _LOAD, {"iid": instance_id}).first()
     if row is None:
         raise InstanceNotFound(instance_id)
-    return _instance(row)
+    return decode_instance(row)
 
 
-INSTANCE_COLUMNS = tuple(c.key for c in _INSTANCE_COLS)
-
-
-def load_for_write(conn: Connection, instance_id: int, cache: InstanceCache) -> Instance:
-    """The instance a command will change: read its row (locked on PostgreSQL, see
-    ``load_instance``) and decode it, unless it is a row the cache knows
-    (engine.store.instance_cache: on the driver fast path only, where rows are the driver's)."""
-    load = _LOAD_LOCKED if _locks_rows(conn) else _LOAD
-    row, process = load.first_unprocessed(conn, {"iid": instance_id})
-    if row is None:
-        raise InstanceNotFound(instance_id)
-    if process is None:
-        return _instance(row)
-    cached = cache.get(instance_id, row)
-    if cached is not None:
-        if cache.check:
-            check_entry(cached, _instance(process(row)))
-        return cached
-    inst = _instance(process(row))
-    cache.remember(row, inst)
-    return inst
+load_for_write = load_instance
 
 
 def children_of(conn: Connection, instance_id: int) -> list[int]:
-    return [r[0] for r in _CHILDREN.all(conn, {"pid": instance_id})]
+    return [r[0] for r in conn.execute(_CHILDREN, {"pid": instance_id})]
 
 
 def procedure_of(conn: Connection, instance_id: int) -> Optional[str]:
@@ -110,30 +92,34 @@ def procedure_of(conn: Connection, instance_id: int) -> Optional[str]:
 
 def child_procedures(conn: Connection, instance_id: int) -> list[tuple[str, str]]:
     """(procedure, status) of each instance this one started, oldest first."""
-    return [(r[0], r[1]) for r in _CHILD_STATUS.all(conn, {"pid": instance_id})]
+    return [(r[0], r[1]) for r in conn.execute(_CHILD_STATUS, {"pid": instance_id})]
 
 
 def find_by_key(conn: Connection, key: str) -> Optional[int]:
-    row = _BY_KEY.first(conn, {"key": key})
+    row = conn.execute(_BY_KEY, {"key": key}).first()
     return None if row is None else row[0]
 
 
-def new_instance_id(conn: Connection, procedure: str, version: str, state: str, at: datetime,
-                    parent_id: Optional[int], external_key: Optional[str] = None,
-                    sent: Optional[dict[str, Any]] = None) -> Optional[int]:
-    """Insert the row first so the id is known to the decision (it may appear in messages).
+def new_row(procedure: str, version: str, state: str, at: datetime, parent_id: Optional[int],
+            external_key: Optional[str]) -> dict[str, Any]:
+    """Every column but ``id`` of a new instance's placeholder row (status "starting"), by
+    name in table order: what every backend inserts, so none leaves a column to a default."""
+    return {"procedure": procedure, "version": version, "state": state, "status": "starting", "assignee": None,
+            "assignee_role": None, "building": None, "data": "{}", "clocks": "{}", "watchers": "[]",
+            "branches": "{}", "parent_id": parent_id, "revision": 0, "started_at": at, "last_occurred_at": at,
+            "last_hash": GENESIS_HASH, "external_key": external_key}
+
+
+def new_instance_id(conn: Connection, row: dict[str, Any]) -> Optional[int]:
+    """Insert a :func:`new_row` first so the id is known to the decision (it may appear in
+    messages).
 
     With an ``external_key`` (an imported call record, a payment) a concurrent importer may
     have inserted the same key: then nothing is inserted and None comes back, so the caller
-    returns the existing instance instead of failing on the unique key. ``sent`` receives
-    the values the row was inserted with (see Prepared.execute).
+    returns the existing instance instead of failing on the unique key.
     """
-    row = {"procedure": procedure, "version": version, "state": state, "status": "starting", "data": "{}",
-           "watchers": "[]", "branches": "{}", "parent_id": parent_id, "revision": 0, "started_at": at,
-           "last_occurred_at": at,
-           "last_hash": GENESIS_HASH, "external_key": external_key}
-    if external_key is None:
-        return int(_NEW_INSTANCE.first(conn, row, sent)[0])  # type: ignore[index]  (RETURNING gives one row)
+    if row["external_key"] is None:
+        return int(conn.execute(_NEW_INSTANCE, row).scalar_one())
     dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = dialect_insert(I).values(**row).on_conflict_do_nothing(index_elements=[I.c.external_key])
     got = conn.execute(stmt.returning(I.c.id)).first()

@@ -14,6 +14,10 @@ appends the ledger row, in one round trip. That is the last lock a transaction t
 before it commits, so it cannot be part of a deadlock, and it is held only for that
 statement and the commit. The ledger's ``seq`` primary key backs both up: a second row
 with the same seq fails, and the whole transaction with it.
+
+Sealing is a store backend's (``store.seal``, engine/store/backends/): the statements here
+are the general backend's (SQLAlchemy Core); what to seal (:func:`take_pending`) and
+PostgreSQL's one statement (:data:`PG_APPEND`) are shared.
 """
 from __future__ import annotations
 
@@ -24,28 +28,26 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.audit_ledger import LEDGER_GENESIS, entries_json, head_hash, leaf_hash
-from engine.store.prepared import Prepared
 from engine.store.tables import ledger as L
 from engine.store.tables import ledger_head as H
 
 PENDING = "sop_ledger_pending"  # key of Connection.info: the (instance_id, seq, hash) noted so far
 
-_HEAD = Prepared(sa.select(H.c.seq, H.c.head).where(H.c.key == sa.bindparam("one")))
-_MOVE_HEAD = Prepared(sa.update(H).where(H.c.key == sa.bindparam("one")))
-_INSERT = Prepared(sa.insert(L))
+_HEAD = sa.select(H.c.seq, H.c.head).where(H.c.key == 1)
+_MOVE_HEAD = sa.update(H).where(H.c.key == 1)
+_INSERT = sa.insert(L)
 # PostgreSQL: move the head and append the row in one statement, hashing in SQL exactly as
 # audit_ledger.head_hash does (canonical JSON of [seq, prev, leaf]: hex strings need no
 # escaping). The UPDATE waits for the head row's lock and then works on the newest committed
 # head (READ COMMITTED re-reads a row it waited for), so concurrent appends chain in commit
 # order; the lock is the last one the transaction takes and is held until its commit.
-_PG_APPEND = (
+PG_APPEND = (
     "WITH h AS (UPDATE ledger_head SET seq = seq + 1, prev = head, "
     "head = encode(sha256(convert_to('[' || (seq + 1) || ',\"' || head || '\",\"' || {leaf} || '\"]', 'UTF8')), "
     "'hex') WHERE key = 1 RETURNING seq, prev, head) "
     "INSERT INTO ledger (seq, entries, leaf, prev, head, recorded_at) "
     "SELECT seq, {entries}, {leaf}, prev, head, {at} FROM h RETURNING seq")
-_PG_DRIVER_SQL = _PG_APPEND.format(leaf="$1::text", entries="$2::text", at="$3::timestamptz")
-_PG_CORE_SQL = sa.text(_PG_APPEND.format(leaf="CAST(:leaf AS text)", entries="CAST(:entries AS text)",
+_PG_CORE_SQL = sa.text(PG_APPEND.format(leaf="CAST(:leaf AS text)", entries="CAST(:entries AS text)",
                                          at="CAST(:at AS timestamptz)"))
 
 
@@ -62,41 +64,43 @@ def note(conn: Connection, entries: list[tuple[int, int, str]]) -> None:
     pending.extend(entries)
 
 
-def seal(conn: Connection, at: datetime) -> Optional[int]:
-    """Append the ledger row of what this transaction noted (its seq), or None if nothing."""
+def take_pending(conn: Connection) -> Optional[tuple[str, str]]:
+    """What this transaction noted, taken for sealing: the ledger row's ``entries`` text and
+    its leaf hash; None if nothing was noted."""
     pending = conn.info.pop(PENDING, None)
     if not pending:
         return None
     text = entries_json(pending)
-    leaf = leaf_hash(text)
+    return text, leaf_hash(text)
+
+
+def next_row(head: Optional[tuple[int, str]], leaf: str) -> tuple[int, str, str]:
+    """The (seq, prev, head) of the ledger row after ``head`` (the newest (seq, head), None
+    for an empty ledger) holding ``leaf``."""
+    seq, prev = (1, LEDGER_GENESIS) if head is None else (int(head[0]) + 1, head[1])
+    return seq, prev, head_hash(seq, prev, leaf)
+
+
+def seal(conn: Connection, at: datetime) -> Optional[int]:
+    """Append the ledger row of what this transaction noted (its seq), or None if nothing (Core)."""
+    taken = take_pending(conn)
+    if taken is None:
+        return None
+    text, leaf = taken
     if conn.dialect.name == "postgresql":
-        return _pg_append(conn, text, leaf, at)
-    row = _HEAD.first(conn, {"one": 1})
-    seq, prev = (1, LEDGER_GENESIS) if row is None else (int(row[0]) + 1, row[1])
-    head = head_hash(seq, prev, leaf)
-    _INSERT.execute(conn, {"seq": seq, "entries": text, "leaf": leaf, "prev": prev, "head": head, "recorded_at": at})
-    if row is None:
-        conn.execute(sa.insert(H).values(key=1, seq=seq, prev=prev, head=head))
-    else:
-        _MOVE_HEAD.execute(conn, {"one": 1, "seq": seq, "prev": prev, "head": head})
-    return seq
-
-
-def _pg_append(conn: Connection, text: str, leaf: str, at: datetime) -> int:
-    if getattr(conn, "sop_driver", None) is not None:  # the psycopg fast path (prepared.Prepared)
-        from engine.store.db import as_sqlalchemy_error
-        from engine.store.prepared import _kept_cursor
-
-        args = [leaf, text, at]
-        try:
-            row = _kept_cursor(conn).execute(_PG_DRIVER_SQL, args).fetchone()
-        except conn.dialect.loaded_dbapi.Error as err:
-            raise as_sqlalchemy_error(conn.dialect, _PG_DRIVER_SQL, args, err) from err
-    else:
         row = conn.execute(_PG_CORE_SQL, {"leaf": leaf, "entries": text, "at": at}).first()
-    if row is None:
-        raise RuntimeError("the ledger_head row is missing (see migration 0002)")  # a broken schema: a bug
-    return int(row[0])
+        if row is None:
+            raise RuntimeError("the ledger_head row is missing (see migration 0002)")  # a broken schema: a bug
+        return int(row[0])
+    head = conn.execute(_HEAD).first()
+    seq, prev, new_head = next_row(None if head is None else (head[0], head[1]), leaf)
+    conn.execute(_INSERT, {"seq": seq, "entries": text, "leaf": leaf, "prev": prev, "head": new_head,
+                           "recorded_at": at})
+    if head is None:
+        conn.execute(sa.insert(H).values(key=1, seq=seq, prev=prev, head=new_head))
+    else:
+        conn.execute(_MOVE_HEAD, {"seq": seq, "prev": prev, "head": new_head})
+    return seq
 
 
 def iter_rows(conn: Connection, page: int = 1000) -> Iterator[tuple[int, str, str, str, str]]:

@@ -2,9 +2,13 @@
 produce, and reading logs back (history, replay, verification).
 
 An append is one multi-row INSERT of events and one UPDATE of the projection guarded by
-the expected revision (on psycopg one statement, see ``prepared.Prepared``), then the
-events are noted for the transaction's ledger row (engine/store/ledger.py). The hash chain
-is built in one place, :func:`event_rows`, for appends and bulk starts alike.
+the expected revision, then the timers rows of the clocks that changed, and the events are
+noted for the transaction's ledger row (engine/store/ledger.py). What every backend shares
+lives here: the hash chain, built in one place (:func:`event_rows`, for appends and bulk
+starts alike), the projection's changed columns (:func:`projection_changes`), the records a
+row of ``EVENT_COLUMNS`` becomes, and verification's paging (:func:`chains`). The statements
+here are the general backend's (SQLAlchemy Core); the driver backends run their own SQL
+(engine/store/backends/).
 """
 from __future__ import annotations
 
@@ -22,42 +26,53 @@ from engine.codec import encode_event
 from engine.core.model import Event, Instance
 from engine.errors import ConcurrencyConflict, StoredDataCorrupt
 from engine.store import ledger
-from engine.store.prepared import Prepared
+from engine.store import timers as timer_store
 from engine.store.tables import events as E
 from engine.store.tables import instances as I
 
-_INSERT_EVENTS = Prepared(sa.insert(E))
-# The SET clause comes from the column-named keys of the parameters, each bound with its
-# column's type (UTCDateTime for times); the WHERE names must not clash with columns.
-_UPDATE_PROJECTION = Prepared(sa.update(I).where(I.c.id == sa.bindparam("b_id"),
-                                                 I.c.revision == sa.bindparam("b_revision")))
+BuildingOf = Callable[[dict[str, Any]], Optional[str]]
+# StoredEvent's fields, in order: a row of these columns becomes the record as it is.
+EVENT_COLUMNS = ("instance_id", "seq", "type", "actor", "role", "occurred_at", "recorded_at", "data",
+                 "prev_hash", "hash")
+OCCURRED_AT, RECORDED_AT = 5, 6  # where the times sit in an EVENT_COLUMNS row
 
+_INSERT_EVENTS = sa.insert(E)
+_UPDATES: dict[tuple[str, ...], Any] = {}  # the projection UPDATE per set of changed columns
 
 
 def append(conn: Connection, before: Instance, new_events: list[Event], after: Instance,
-           recorded_at: datetime, building_of: Callable[[dict[str, Any]], Optional[str]],
-           sent: Optional[dict[str, Any]] = None) -> list[StoredEvent]:
-    """Append events and write the projection in the caller's transaction.
+           recorded_at: datetime, building_of: BuildingOf) -> list[StoredEvent]:
+    """Append events and write the projection in the caller's transaction (through Core).
 
     The UPDATE matches only the revision the command was decided on; if another writer got
     there first nothing matches and ConcurrencyConflict rolls the whole transaction back.
     ``building_of`` is the runtime's rule for the stored ``building`` column (the store
-    knows no form fields); ``sent`` receives the values the projection's columns were set
-    to (see Prepared.execute).
+    knows no form fields).
     """
     rows, stored = event_rows(before.id, new_events, recorded_at, before.last_hash, before.revision)
     if not rows:
         return []
-    seq, prev = stored[-1].seq, stored[-1].hash
-    changes = _projection_changes(before, after, seq, prev, building_of)
+    changes = projection_changes(before, after, stored[-1].seq, stored[-1].hash, building_of)
     try:
-        matched = _UPDATE_PROJECTION.execute_after_insert(conn, _INSERT_EVENTS, rows, changes, sent)
+        conn.execute(_INSERT_EVENTS, rows)
     except IntegrityError as err:  # the events' key: another writer appended this seq first
         raise ConcurrencyConflict(before.id, before.revision) from err
-    if matched != 1:
+    if conn.execute(_update(tuple(changes)), {"b_id": before.id, "b_revision": before.revision, **changes}
+                    ).rowcount != 1:
         raise ConcurrencyConflict(before.id, before.revision)
+    timer_store.sync(conn, before.id, after.procedure, before.clocks, after.clocks)
     ledger.note(conn, [(s.instance_id, s.seq, s.hash) for s in stored])
     return stored
+
+
+def _update(columns: tuple[str, ...]) -> Any:
+    """The projection UPDATE setting ``columns``, guarded by id and revision (made once per set)."""
+    stmt = _UPDATES.get(columns)
+    if stmt is None:
+        stmt = _UPDATES[columns] = sa.update(I).where(I.c.id == sa.bindparam("b_id"),
+                                                      I.c.revision == sa.bindparam("b_revision")) \
+            .values({c: sa.bindparam(c, type_=I.c[c].type) for c in columns})
+    return stmt
 
 
 def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, prev_hash: str,
@@ -81,15 +96,16 @@ def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, pre
     return rows, stored
 
 
-def _projection_changes(before: Instance, after: Instance, revision: int, last_hash: str,
-                        building_of: Callable[[dict[str, Any]], Optional[str]]) -> dict[str, Any]:
-    """The UPDATE's parameters: the guard, and only the columns whose value changed.
+def projection_changes(before: Instance, after: Instance, revision: int, last_hash: str,
+                       building_of: BuildingOf) -> dict[str, Any]:
+    """The projection UPDATE's SET values by column: only the columns whose value changed
+    (and always ``revision`` and ``last_hash``); every backend sets exactly these.
 
     SQLite rewrites an index entry for every indexed column in the SET clause, changed or
     not; setting only what changed keeps an action's commit to about half the pages
     (BENCHMARKS.md), and skips serialising data or clocks that did not change.
     """
-    params: dict[str, Any] = {"b_id": before.id, "b_revision": before.revision}
+    params: dict[str, Any] = {}
     for name in ("version", "state", "status", "assignee", "assignee_role"):
         value = getattr(after, name)
         if value != getattr(before, name):
@@ -121,83 +137,60 @@ def latest_occurred_at(conn: Connection) -> Optional[datetime]:
 
 # ---------------------------------------------------------------- reading logs (history, replay, verify)
 
-# StoredEvent's fields, in order: a driver row of these columns becomes the record as it is.
-_EVENT_COLS = [E.c.instance_id, E.c.seq, E.c.type, E.c.actor, E.c.role, E.c.occurred_at, E.c.recorded_at, E.c.data,
-               E.c.prev_hash, E.c.hash]
-_EVENTS_OF = Prepared(sa.select(*_EVENT_COLS).where(E.c.instance_id == sa.bindparam("iid")).order_by(E.c.seq))
-_EVENTS_BETWEEN = Prepared(sa.select(*_EVENT_COLS)
-                           .where(E.c.instance_id.between(sa.bindparam("lo"), sa.bindparam("hi")))
-                           .order_by(E.c.instance_id, E.c.seq))
-_CHAIN_PAGE = 500  # instances per page of iter_chains: their events are one range query
+_EVENT_COLS = [E.c[name] for name in EVENT_COLUMNS]
+_EVENTS_OF = sa.select(*_EVENT_COLS).where(E.c.instance_id == sa.bindparam("iid")).order_by(E.c.seq)
+_EVENTS_BETWEEN = sa.select(*_EVENT_COLS).where(E.c.instance_id.between(sa.bindparam("lo"), sa.bindparam("hi"))) \
+    .order_by(E.c.instance_id, E.c.seq)
+CHAIN_PAGE = 500  # instances per page of iter_chains: their events are one range query
 _INSTANCE_ID = itemgetter(0)  # of a StoredEvent
 
 
 def events_of(conn: Connection, instance_id: int) -> list[StoredEvent]:
     """An instance's events in seq order (ValueError if a stored time no longer parses)."""
-    return _read_events(conn, _EVENTS_OF, {"iid": instance_id}, _stored_rows)
+    return stored_events(list(conn.execute(_EVENTS_OF, {"iid": instance_id})), _same)
 
 
 def decoded_events(conn: Connection, instance_id: int) -> Optional[list[Event]]:
-    """An instance's events in seq order, decoded for replay straight from the driver's
-    rows, with no StoredEvent records in between; None if any stored time or data no
-    longer reads (``events_of`` and ``StoredEvent.to_event`` then say which, and how)."""
+    """An instance's events in seq order, decoded for replay; None if any stored time or data
+    no longer reads (``events_of`` and ``StoredEvent.to_event`` then say which, and how)."""
     try:
-        return _read_events(conn, _EVENTS_OF, {"iid": instance_id}, _decoded_rows)
+        return decoded_rows(list(conn.execute(_EVENTS_OF, {"iid": instance_id})), _same)
     except Exception:  # noqa: BLE001  (the caller reads again the way that reports it)
         return None
-
-
-def _read_events(conn: Connection, stmt: Prepared, params: dict[str, Any], convert: Any) -> list[Any]:
-    """``convert(rows, read_occurred_at, read_recorded_at)`` of an ``_EVENT_COLS`` query:
-    the driver's rows and the time columns' processors, or, off the fast path, Core's rows,
-    whose times are read already."""
-    rows, processors = stmt.all_unprocessed(conn, params)
-    if processors is None:
-        return convert(rows, _same, _same)
-    return convert(rows, processors[5] or _same, processors[6] or _same)
 
 
 def _same(value: Any) -> Any:
     return value
 
 
-def _timed(rows: list[Any], occurred: Any, recorded: Any) -> Iterator[tuple[Any, Any, Any]]:
-    """Each row of ``_EVENT_COLS`` with its two times read. The events of one command carry
-    the same times, and occurred_at is recorded_at for most, so a time stored as the same
-    text as the row before's, or (when both columns are read alike) as the row's
-    occurred_at, is not parsed again."""
-    o_text: Any = None
-    c_text: Any = None
+def _timed(rows: list[Any], read_time: Callable[[Any], Any]) -> Iterator[tuple[Any, Any, Any]]:
+    """Each row of ``EVENT_COLUMNS`` with its two times read by ``read_time`` (a backend's
+    reader of its stored times; Core's rows are read already). The events of one command
+    carry the same times, and occurred_at is recorded_at for most, so a time stored as the
+    same value as the row before's, or as the row's occurred_at, is not read again."""
+    o_raw: Any = None
+    c_raw: Any = None
     o_time = c_time = None
     for r in rows:
         o, c = r[5], r[6]
-        if type(o) is not str or o != o_text:
-            o_time, o_text = occurred(o), o
-        if type(c) is not str or c != c_text:
-            c_time, c_text = (o_time if c == o_text and occurred is recorded else recorded(c)), c
+        if o is None or o != o_raw:
+            o_time, o_raw = read_time(o), o
+        if c is None or c != c_raw:
+            c_time, c_raw = (o_time if c is not None and c == o_raw else read_time(c)), c
         yield r, o_time, c_time
 
 
-def _stored_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[StoredEvent]:
-    """Rows of ``_EVENT_COLS`` as StoredEvents (the columns are its fields, in order)."""
+def stored_events(rows: list[Any], read_time: Callable[[Any], Any]) -> list[StoredEvent]:
+    """Rows of ``EVENT_COLUMNS`` as StoredEvents (the columns are its fields, in order)."""
     new = tuple.__new__
     return [new(StoredEvent, (r[0], r[1], r[2], r[3], r[4], o, c, r[7], r[8], r[9]))
-            for r, o, c in _timed(rows, occurred, recorded)]
+            for r, o, c in _timed(rows, read_time)]
 
 
-def _decoded_rows(rows: list[Any], occurred: Any, recorded: Any) -> list[Event]:
-    """Rows of ``_EVENT_COLS`` as Events, their data decoded."""
+def decoded_rows(rows: list[Any], read_time: Callable[[Any], Any]) -> list[Event]:
+    """Rows of ``EVENT_COLUMNS`` as Events, their data decoded."""
     decode = decode_event
-    return [decode(r[2], r[3], r[4], o, r[7], r[1], c, r[8], r[9]) for r, o, c in _timed(rows, occurred, recorded)]
-
-
-def _tuples(conn: Connection, stmt: Prepared, params: dict[str, Any]) -> list[Any]:
-    """All rows, unpackable like Core rows: the driver's own tuples when no column needs
-    processing (the instance heads iter_chains pages through)."""
-    rows, processors = stmt.all_unprocessed(conn, params)
-    if processors is not None and any(processors):
-        rows = [tuple(v if p is None else p(v) for p, v in zip(processors, r)) for r in rows]
-    return rows
+    return [decode(r[2], r[3], r[4], o, r[7], r[1], c, r[8], r[9]) for r, o, c in _timed(rows, read_time)]
 
 
 def _vouched(column: str) -> str:
@@ -218,18 +211,14 @@ def _vouched(column: str) -> str:
             f"AND json_valid({c}) THEN NULL ELSE {c} END")
 
 
-def _heads(data: Any, clocks: Any) -> tuple[Prepared, Prepared]:
-    """Instance rows a page at a time, in id order: the first page, and the page after an id.
-    (OFFSET is a named 0: SQLite's compiler adds an OFFSET to every LIMIT, and an unnamed
-    one would keep the statement off the driver fast path.)"""
-    page = sa.select(I.c.id, I.c.last_hash, I.c.revision, data, clocks).order_by(I.c.id) \
-        .limit(sa.bindparam("n")).offset(sa.bindparam("skip"))
-    return Prepared(page), Prepared(page.where(I.c.id > sa.bindparam("after")))
+def heads_sql(vouched: bool) -> str:
+    """The head columns verification pages through (id, last_hash, revision, data, clocks),
+    as SQL text, with SQLite's vouching (``_vouched``) when asked."""
+    if vouched:
+        return f"id, last_hash, revision, {_vouched('data')}, {_vouched('clocks')}"
+    return "id, last_hash, revision, data, clocks"
 
 
-_HEADS = _heads(I.c.data, I.c.clocks)
-_VOUCHED_HEADS = _heads(sa.literal_column(_vouched("data")).label("data"),
-                        sa.literal_column(_vouched("clocks")).label("clocks"))
 # Text json.loads reads, and text it refuses (or, nested deep, cannot read): SQLite must
 # vouch for the first and for none of the rest.
 _PYTHON_JSON = '{"a":[1,2.5e3,-0,null,true,"漏\\u00e9\\n"],"b":{}}'
@@ -257,34 +246,53 @@ def _sqlite_vouches(conn: Connection) -> bool:
     return _VOUCHING[key]
 
 
-def iter_chains(conn: Connection) -> Iterator[tuple[int, str, int, list[StoredEvent] | StoredDataCorrupt]]:
+Chain = tuple[int, str, int, "list[StoredEvent] | StoredDataCorrupt"]
+
+
+def iter_chains(conn: Connection) -> Iterator[Chain]:
+    """Every instance with its events, through Core (see :func:`chains`)."""
+    cols = heads_sql(_sqlite_vouches(conn))
+
+    def heads(after: Optional[int]) -> list[Any]:
+        where = "" if after is None else "WHERE id > :after "
+        q = sa.text(f"SELECT {cols} FROM instances {where}ORDER BY id LIMIT :n")
+        return [tuple(r) for r in conn.execute(q, {"after": after, "n": CHAIN_PAGE} if after is not None
+                                               else {"n": CHAIN_PAGE})]
+
+    def between(lo: int, hi: int) -> list[StoredEvent]:
+        return stored_events(list(conn.execute(_EVENTS_BETWEEN, {"lo": lo, "hi": hi})), _same)
+
+    return chains(heads, between, lambda iid: events_of(conn, iid))
+
+
+def chains(heads: Callable[[Optional[int]], list[Any]], between: Callable[[int, int], list[StoredEvent]],
+           events_of_one: Callable[[int], list[StoredEvent]]) -> Iterator[Chain]:
     """Every instance with its events, streamed in id order for verification (and bulk replay).
 
-    The instance rows are read a page at a time, each page's events with one range query,
-    so memory stays one page and a reader that stops early reads no further. An instance
-    whose events no longer parse (a timestamp that is not a time any more), or whose row's
-    data or clocks no longer parse, comes with the error instead of its events, so
-    verification reports it as broken.
+    The instance rows are read a page at a time (``heads(None)``, then ``heads(last id)``),
+    each page's events with one range query (``between``), so memory stays one page and a
+    reader that stops early reads no further. An instance whose events no longer parse (a
+    timestamp that is not a time any more), or whose row's data or clocks no longer parse,
+    comes with the error instead of its events, so verification reports it as broken.
     """
-    first, after = _VOUCHED_HEADS if _sqlite_vouches(conn) else _HEADS
-    heads = _tuples(conn, first, {"n": _CHAIN_PAGE, "skip": 0})
-    while heads:
-        yield from _chains_of_page(conn, heads)
-        heads = _tuples(conn, after, {"after": heads[-1][0], "n": _CHAIN_PAGE, "skip": 0})
+    page = heads(None)
+    while page:
+        yield from _chains_of_page(page, between, events_of_one)
+        page = heads(page[-1][0])
 
 
-def _chains_of_page(conn: Connection, heads: list[Any]
-                    ) -> Iterator[tuple[int, str, int, list[StoredEvent] | StoredDataCorrupt]]:
+def _chains_of_page(heads: list[Any], between: Callable[[int, int], list[StoredEvent]],
+                    events_of_one: Callable[[int], list[StoredEvent]]) -> Iterator[Chain]:
     by_id: dict[int, Any] = {h[0]: [] for h in heads}
     try:
-        events = _read_events(conn, _EVENTS_BETWEEN, {"lo": heads[0][0], "hi": heads[-1][0]}, _stored_rows)
+        events = between(heads[0][0], heads[-1][0])
         for iid, chain in groupby(events, _INSTANCE_ID):  # in instance_id order: one run each
             if iid in by_id:
                 by_id[iid].extend(chain)
     except ValueError:
         for iid in by_id:  # find which instance holds the unreadable row
             try:
-                by_id[iid] = events_of(conn, iid)
+                by_id[iid] = events_of_one(iid)
             except ValueError as e:
                 by_id[iid] = StoredDataCorrupt(f"instance {iid}", str(e))
     for iid, last_hash, revision, data, clocks in heads:
@@ -293,4 +301,3 @@ def _chains_of_page(conn: Connection, heads: list[Any]
         except ValueError as e:
             by_id[iid] = StoredDataCorrupt(f"instance {iid}", f"the instance row no longer parses: {e}")
         yield iid, last_hash, revision, by_id[iid]
-

@@ -1,40 +1,44 @@
 """The storage port: what the runtime needs of a store to run one command, and its backends.
 
 A command loads the instance it changes (``load_for_write``), appends the events it decided
-with the projection they produce (``append``); replay and verification read an instance's
-log (``events_of``); the sweep reads the due clock steps (``due_steps``) and claims each one
-it fires (``claim_step``). Every call runs inside the caller's transaction (a
-``sqlalchemy.engine.Connection`` from ``db.Connections``), so a command stays one
-transaction with the state it produces, whatever the backend.
+with the projection they produce (``append``: events hash-chained, the projection guarded by
+its revision, the timers rows of the clocks that moved, the events noted for the ledger);
+replay and verification read an instance's log (``events_of``); the sweep reads the due
+clock steps (``due_steps``) and claims each one it fires (``claim_step``). Every call runs
+inside the caller's transaction (a ``sqlalchemy.engine.Connection`` from ``db.Connections``),
+so a command stays one transaction with the state it produces, whatever the backend.
 
-Backends, chosen by the database URL (:func:`backend_for`):
+Backends (engine/store/backends/), chosen by the database URL (:func:`store_for`):
 
-- ``sqlite3`` and ``psycopg``: the hot-path statements run straight on the driver
-  (``engine.store.prepared``: compiled once, bound through the same type processors);
-- ``sqlalchemy``: the general one, every statement through SQLAlchemy Core, for any other
-  driver — and on SQLite or psycopg when asked for (the contract tests run it there too,
-  so the driver paths are proven to store exactly what Core stores).
+- ``SqliteStore`` (sqlite3) and ``PostgresStore`` (psycopg): plain SQL on the driver;
+- ``CoreStore``: every statement through SQLAlchemy Core, for any other driver — and on
+  SQLite or psycopg when asked for (``db.CORE_ONLY``), or when someone watches SQLAlchemy's
+  statements (echo, cursor listeners). The contract tests run it on both databases, and
+  compare the rows the driver backends leave with the rows it leaves.
 
-What the store must not know is office policy: which building an instance sits in is the
-runtime's rule (``engine.spec.forms.instance_building``), handed to the store as
+Besides the port, a backend runs the rest of a command's writes (``new_instance_id``,
+``enqueue``, ``seal``), the bulk reads of replay and verification (``decoded_events``,
+``iter_chains``) and a bulk start's inserts (``insert_many``): the statements on a measured
+hot path. What the store must not know is office policy: which building an instance sits
+in is the runtime's rule (``engine.spec.forms.instance_building``), handed to the store as
 ``building_of`` when it is made. ``tests/test_store_port.py`` is the contract: one test
 class, subclassed per backend, on SQLite and on the suite's own PostgreSQL.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Collection, NamedTuple, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Collection, NamedTuple, Optional, Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
 from engine.audit import StoredEvent
 from engine.core.model import Event, Instance
-from engine.store import instances, log
-from engine.store import timers as timer_store
 from engine.store.db import CORE_ONLY
-from engine.store.instance_cache import InstanceCache
 
-BuildingOf = Callable[[dict[str, Any]], Optional[str]]
+if TYPE_CHECKING:
+    from engine.store.backends.core import CoreStore
+    from engine.store.instance_cache import InstanceCache
+    from engine.store.log import BuildingOf
 
 
 class DueStep(NamedTuple):
@@ -56,8 +60,10 @@ class EventStore(Protocol):
 
     def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
                recorded_at: datetime, sent: Optional[dict[str, Any]] = None) -> list[StoredEvent]:
-        """Append ``events`` (decided on ``before``) hash-chained after its last one, and write
-        ``after`` as the projection; ConcurrencyConflict if ``before`` is no longer current."""
+        """Append ``events`` (decided on ``before``) hash-chained after its last one, write
+        ``after`` as the projection and the timers rows of the clocks that changed, and note
+        the events for the ledger; ConcurrencyConflict if ``before`` is no longer current.
+        ``sent`` receives the projection's changed columns as stored (the instance cache's)."""
 
     def events_of(self, conn: Connection, instance_id: int) -> list[StoredEvent]:
         """The instance's events in seq order, as stored."""
@@ -72,48 +78,27 @@ class EventStore(Protocol):
         """Take a due step for firing: True for exactly one claimant."""
 
 
-class SqlStore:
-    """The relational backends: the same tables and statements on every database, run on
-    the driver (``sqlite3``, ``psycopg``) or through SQLAlchemy Core (``sqlalchemy``)."""
-
-    def __init__(self, backend: str, building_of: BuildingOf, cache: Optional[InstanceCache] = None) -> None:
-        self.backend = backend
-        self.building_of = building_of
-        self.cache = cache if cache is not None else InstanceCache(instances.INSTANCE_COLUMNS)
-
-    def load_for_write(self, conn: Connection, instance_id: int) -> Instance:
-        return instances.load_for_write(conn, instance_id, self.cache)
-
-    def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
-               recorded_at: datetime, sent: Optional[dict[str, Any]] = None) -> list[StoredEvent]:
-        return log.append(conn, before, events, after, recorded_at, self.building_of, sent)
-
-    def events_of(self, conn: Connection, instance_id: int) -> list[StoredEvent]:
-        return log.events_of(conn, instance_id)
-
-    def due_steps(self, conn: Connection, until: datetime, limit: int,
-                  skip: Collection[tuple[int, str]] = ()) -> list[DueStep]:
-        if timer_store.locks_rows(conn):  # PostgreSQL: locked, skipping rows other sweepers hold
-            rows = timer_store.lock_due(conn, until, limit, skip)
-        else:  # SQLite: a write transaction holds the one write lock already
-            rows = [r for r in timer_store.due(conn, until, limit + len(skip)) if (r[0], r[1]) not in skip]
-        return [DueStep(r[0], r[1], r[2]) for r in rows[:limit]]
-
-    def claim_step(self, conn: Connection, step: DueStep) -> bool:
-        return timer_store.claim(conn, step.instance_id, step.name, step.next_fire_at)
-
-
-_DRIVER_BACKENDS = {"pysqlite": "sqlite3", "psycopg": "psycopg"}
-
-
 def backend_for(engine: Engine) -> str:
-    """The backend a database engine gets: its driver's own, or the general ``sqlalchemy``
-    (another driver, or an engine made with the ``CORE_ONLY`` execution option)."""
-    if engine.get_execution_options().get(CORE_ONLY):
+    """The backend a database engine gets: its driver's own (``sqlite3``, ``psycopg``), or
+    the general ``sqlalchemy`` (another driver, the ``CORE_ONLY`` execution option, or
+    SQLAlchemy's statements watched: echo or cursor event listeners)."""
+    dispatch = engine.dispatch
+    if (engine.get_execution_options().get(CORE_ONLY) or engine.echo
+            or dispatch.before_cursor_execute or dispatch.after_cursor_execute):
         return "sqlalchemy"
-    return _DRIVER_BACKENDS.get(engine.dialect.driver, "sqlalchemy")
+    return {"pysqlite": "sqlite3", "psycopg": "psycopg"}.get(engine.dialect.driver, "sqlalchemy")
 
 
-def store_for(engine: Engine, building_of: BuildingOf, cache: Optional[InstanceCache] = None) -> SqlStore:
+def store_for(engine: Engine, building_of: "BuildingOf", cache: "Optional[InstanceCache]" = None) -> "CoreStore":
     """The store of a database engine (see :func:`backend_for`)."""
-    return SqlStore(backend_for(engine), building_of, cache)
+    # (Imported here: the backends import this module for DueStep, and psycopg is needed
+    # only by a PostgreSQL store.)
+    backend = backend_for(engine)
+    if backend == "sqlite3":
+        from engine.store.backends.sqlite import SqliteStore
+        return SqliteStore(building_of, cache)
+    if backend == "psycopg":
+        from engine.store.backends.postgres import PostgresStore
+        return PostgresStore(building_of, cache)
+    from engine.store.backends.core import CoreStore
+    return CoreStore(building_of, cache)

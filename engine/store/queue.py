@@ -10,19 +10,27 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from engine.store.prepared import Prepared
 from engine.store.tables import outbox as O
 
-_ENQUEUE = Prepared(sa.insert(O))
+_ENQUEUE = sa.insert(O)
+COLUMNS = ("instance_id", "seq", "recipient", "channel", "message", "idempotency_key", "status", "attempts",
+           "created_at", "next_attempt_at", "last_error")  # an outbox row's, but its generated id
+
+
+def outbox_rows(instance_id: int, seq: int, recipients: list[str], message: str, channel: Optional[str],
+                at: datetime) -> list[dict[str, object]]:
+    """The outbox rows of one ``NotificationQueued`` event, every column of COLUMNS given
+    (every backend inserts exactly these; the idempotency key is the step's and recipient's)."""
+    return [{"instance_id": instance_id, "seq": seq, "recipient": r, "channel": channel, "message": message,
+             "idempotency_key": f"{instance_id}:{seq}:{r}", "status": "pending", "attempts": 0, "created_at": at,
+             "next_attempt_at": at, "last_error": None} for r in recipients]
 
 
 def enqueue(conn: Connection, instance_id: int, seq: int, recipients: list[str], message: str,
             channel: Optional[str], at: datetime) -> None:
+    """Queue one notification's rows (through Core; the driver backends have their own)."""
     if recipients:
-        _ENQUEUE.executemany(conn, [
-            {"instance_id": instance_id, "seq": seq, "recipient": r, "channel": channel, "message": message,
-             "idempotency_key": f"{instance_id}:{seq}:{r}", "created_at": at, "next_attempt_at": at}
-            for r in recipients])
+        conn.execute(_ENQUEUE, outbox_rows(instance_id, seq, recipients, message, channel, at))
 
 
 def queue_once(conn: Connection, rows: list[dict[str, object]]) -> list[str]:

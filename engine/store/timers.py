@@ -11,6 +11,10 @@ together with its instance row: concurrent sweepers take disjoint batches withou
 for each other, and a writer changing an instance waits for the batch that holds it
 (writers lock the instance row first, see ``instances.load_instance``), so no lock cycle
 can form. SQLite has one writer at a time (``BEGIN IMMEDIATE``) and needs none of this.
+
+The statements here are the general backend's (SQLAlchemy Core); every backend computes
+what to write with :func:`changes`, and the driver backends (engine/store/backends/) run
+their own SQL for the sweep's hot statements.
 """
 from __future__ import annotations
 
@@ -20,7 +24,6 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.store.prepared import Prepared
 from engine.store.tables import instances as I
 from engine.store.tables import timers as T
 
@@ -29,14 +32,11 @@ def _dt(s: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(s) if s else None
 
 
-# Statements built once and run through prepared.Prepared (straight on the driver):
-# building or executing one through SQLAlchemy per call cost more CPU than SQLite's work.
-_INSERT = Prepared(sa.insert(T))
-_UPDATE = Prepared(sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"),
-                                      T.c.name == sa.bindparam("b_name")))
-_CLAIM = Prepared(sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"),
-                                     T.c.name == sa.bindparam("b_name"),
-                                     T.c.next_fire_at == sa.bindparam("b_next_fire_at")))
+COLUMNS = tuple(c.key for c in T.columns)  # a full row's, in table order
+_INSERT = sa.insert(T)
+_UPDATES: dict[tuple[str, ...], Any] = {}  # the UPDATE per set of changed columns
+_CLAIM = sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"), T.c.name == sa.bindparam("b_name"),
+                            T.c.next_fire_at == sa.bindparam("b_next_fire_at")).values(next_fire_at=None)
 
 
 def _values(procedure: str, c: dict[str, Any]) -> dict[str, Any]:
@@ -47,13 +47,16 @@ def _values(procedure: str, c: dict[str, Any]) -> dict[str, Any]:
             "provisional": bool(c.get("provisional"))}
 
 
-def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """Upsert the rows of clocks that changed between two projections of one instance.
+Changes = tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]
 
-    An update sets only the columns that changed: SQLite rewrites the index entries of
-    every column in the SET clause, changed or not (a page each, in every commit).
-    """
-    inserts = []
+
+def changes(instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> Changes:
+    """What moves the timers rows from clocks ``before`` to clocks ``after`` of one instance:
+    the full rows to insert (in table column order), and per clock that changed its name
+    with only the columns whose value changed (SQLite rewrites the index entries of every
+    column in the SET clause, changed or not: a page each, in every commit)."""
+    inserts: list[dict[str, Any]] = []
+    updates: list[tuple[str, dict[str, Any]]] = []
     for name, c in after.items():
         old = before.get(name)
         if old == c:
@@ -65,21 +68,36 @@ def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, A
         was = _values(procedure, old)
         changed = {k: v for k, v in values.items() if v != was[k]}
         if changed:
-            _UPDATE.execute(conn, {"b_instance_id": instance_id, "b_name": name, **changed})
+            updates.append((name, changed))
+    return inserts, updates
+
+
+def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Upsert the rows of clocks that changed between two projections of one instance (Core)."""
+    inserts, updates = changes(instance_id, procedure, before, after)
+    for name, changed in updates:
+        conn.execute(_update(tuple(changed)), {"b_instance_id": instance_id, "b_name": name, **changed})
     if inserts:
-        _INSERT.executemany(conn, inserts)
+        conn.execute(_INSERT, inserts)
 
 
-# (OFFSET is a named 0: SQLite's compiler adds one to every LIMIT, see log._heads.)
-_DUE = Prepared(sa.select(T.c.instance_id, T.c.name, T.c.next_fire_at)
-                .where(T.c.next_fire_at.is_not(None),
-                       T.c.next_fire_at <= sa.bindparam("until", type_=T.c.next_fire_at.type))
-                .order_by(T.c.next_fire_at).limit(sa.bindparam("n")).offset(sa.bindparam("skip")))
+def _update(columns: tuple[str, ...]) -> Any:
+    stmt = _UPDATES.get(columns)
+    if stmt is None:
+        stmt = _UPDATES[columns] = sa.update(T).where(
+            T.c.instance_id == sa.bindparam("b_instance_id"), T.c.name == sa.bindparam("b_name")) \
+            .values({c: sa.bindparam(c, type_=T.c[c].type) for c in columns})
+    return stmt
+
+
+_DUE = sa.select(T.c.instance_id, T.c.name, T.c.next_fire_at) \
+    .where(T.c.next_fire_at.is_not(None), T.c.next_fire_at <= sa.bindparam("until", type_=T.c.next_fire_at.type)) \
+    .order_by(T.c.next_fire_at).limit(sa.bindparam("n"))
 
 
 def due(conn: Connection, until: datetime, limit: int) -> list[Any]:
     """The earliest due rows (instance_id, name, next_fire_at), via the partial index."""
-    return _DUE.all(conn, {"until": until, "n": limit, "skip": 0})
+    return list(conn.execute(_DUE, {"until": until, "n": limit}))
 
 
 def next_due(conn: Connection) -> Optional[datetime]:
@@ -109,8 +127,8 @@ def lock_due(conn: Connection, until: datetime, limit: int, skip: Any = ()) -> l
 
 def claim(conn: Connection, instance_id: int, name: str, next_fire_at: datetime) -> bool:
     """Compare-and-set: True for exactly one claimant of this due step."""
-    params = {"b_instance_id": instance_id, "b_name": name, "b_next_fire_at": next_fire_at, "next_fire_at": None}
-    return _CLAIM.execute(conn, params) == 1
+    params = {"b_instance_id": instance_id, "b_name": name, "b_next_fire_at": next_fire_at}
+    return conn.execute(_CLAIM, params).rowcount == 1
 
 
 def report_rows(conn: Connection, start: Optional[datetime], end: Optional[datetime],

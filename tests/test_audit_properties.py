@@ -367,11 +367,11 @@ def test_remembered_time_texts_equal_the_formatted_ones(times: list[tuple[dateti
     from zoneinfo import ZoneInfo
 
     from engine.audit import iso_utc
-    from engine.store.prepared import _sqlite_utc_text
+    from engine.store.backends.sqlite import to_db
 
     folds = [(datetime(2025, 11, 2, 1, 30), "America/New_York", 0), (datetime(2025, 11, 2, 1, 30), "America/New_York", 1)]
     for wall, zone, fold in folds + times + folds[::-1] + times[::-1]:
         t = wall.replace(tzinfo=ZoneInfo(zone), fold=fold)
         utc = t.astimezone(timezone.utc)
         assert iso_utc(t) == utc.isoformat(timespec="microseconds")
-        assert _sqlite_utc_text(t) == utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+        assert to_db(t) == utc.replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -20,7 +20,7 @@ from cli import main
 from engine.clock import FakeClock
 from engine.errors import InputError, NotAuthorized, RowsInvalid, StaffNotFound
 from engine.runtime import bulk as bulk_module
-from engine.store import prepared as prepared_module
+from engine.store.backends import postgres as postgres_backend
 from engine.runtime.config import Settings, build_engine
 from engine.timeskip import skip_days
 from tests.case_helpers import t, timer_fires
@@ -105,7 +105,7 @@ def engine(tmp_path: Path, clock: FakeClock):  # type: ignore[no-untyped-def]
 def test_fee1_a_months_charges_started_in_bulk_are_exactly_those_started_one_at_a_time(two_urls, clock, monkeypatch, rows_per_insert) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(bulk_module, "WRITE_CHUNK", 4)          # the month's 9 rows are written in 3 rounds
     if rows_per_insert:  # PostgreSQL: each round's many-row INSERTs split as if the bind limit were near
-        monkeypatch.setattr(prepared_module, "_PG_MAX_PARAMS", rows_per_insert * 14)
+        monkeypatch.setattr(postgres_backend, "MAX_PARAMS", rows_per_insert * 14)
     one, bulk = (build(u, clock) for u in two_urls)
     batches = [("fee_cycle", "lin_cai", month(), FEE_AT),
                ("complaint", "liu_fang", [COMPLAINT, {**COMPLAINT, "unit": "7-0802", "channel": "visit"},

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from engine.errors import ActionNotAllowed
 from engine.store.instance_cache import InstanceCache
 from tests.test_store_contract import db_url, other_engine  # noqa: F401  (db_url: every backend)
-from tests.test_store_fast_path import COMPLAINT, FINDINGS
+from tests.test_store_port import COMPLAINT, FINDINGS
 
 
 def _started(engine):  # type: ignore[no-untyped-def]
@@ -80,9 +80,9 @@ def test_threads_sharing_one_engine_and_a_small_cache_lose_nothing(engine) -> No
     """The API runs one engine on a pool of threads: entries come and go under them."""
     import threading
 
-    from engine.store import repository as repo
+    from engine.store.instances import INSTANCE_COLUMNS
 
-    engine.instances = InstanceCache(repo.INSTANCE_COLUMNS, size=3)
+    engine.instances = engine.store.cache = InstanceCache(INSTANCE_COLUMNS, size=3)
     started = [_started(engine) for _ in range(8)]
     errors: list[BaseException] = []
 

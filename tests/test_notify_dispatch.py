@@ -142,9 +142,8 @@ def test_a_worker_that_dies_mid_delivery_does_not_send_twice(engine: Any, after_
 def test_channel_choice_falls_back_and_unknown_people_fail(engine: Any, tmp_path: Any) -> None:
     iid = repeat_complaint(engine)
     with engine.transaction() as conn:  # as the engine would: one named channel, one unknown person
-        from engine.store import repository as repo
-        repo.enqueue(conn, iid, 99, ["chen_jing"], "请回电业主", "email", engine.clock.now())
-        repo.enqueue(conn, iid, 100, ["someone_gone"], "请回电业主", None, engine.clock.now())
+        engine.store.enqueue(conn, iid, 99, ["chen_jing"], "请回电业主", "email", engine.clock.now())
+        engine.store.enqueue(conn, iid, 100, ["someone_gone"], "请回电业主", None, engine.clock.now())
     out = tmp_path / "sent.jsonl"
     with HttpReceiver() as rx:
         data = {"channels": {"email": {"adapter": "smtp", "host": "127.0.0.1", "sender": "a@example.com"},

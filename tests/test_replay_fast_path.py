@@ -1,12 +1,11 @@
 """The read side's fast path (replay, history, verify) gives exactly what the plain path gives.
 
 Replay and verification read every event: their rows go straight from the SQLite driver
-into records (``prepared.Prepared.all_unprocessed``), times through an exact equivalent of SQLAlchemy's
-processor, JSON through the decoder's scanner, events folded on a draft. Each shortcut is
+into records (engine/store/backends/sqlite.py), times through an exact equivalent of SQLAlchemy's
+processor (``read_time``), JSON through the decoder's scanner, events folded on a draft. Each shortcut is
 checked here against what it replaces: value for value and error for error, and, on a
-scripted store (intact and tampered), the engine's results against the same engine forced
-onto SQLAlchemy's own execution (a ``before_cursor_execute`` listener turns every
-``Prepared`` statement back into ``Connection.execute``).
+scripted store (intact and tampered), the engine's results against the same engine on the
+general backend (``CoreStore``: every statement through SQLAlchemy Core).
 """
 from __future__ import annotations
 
@@ -21,16 +20,17 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import event
 
 from engine import audit
 from engine.clock import FakeClock
 from engine.core import evolve as ev
 from engine.core.model import Event, Instance
 from engine.runtime.config import Settings, build_engine
-from engine.store import prepared, tables
+from engine.store import tables
+from engine.store.backends import sqlite as sqlite_backend
 from engine.store import log as event_log
 from tests.conftest import ROOT, SHANGHAI
+from tests.test_store_port import core_only
 
 STAMP = "%Y-%m-%d %H:%M:%S.%f"
 COMPLAINT = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
@@ -54,7 +54,7 @@ def outcome(read: Callable[[Any], Any], value: Any) -> tuple[Any, ...]:
 SQLITE = sa.create_engine("sqlite://").dialect
 TIME_TYPE = tables.events.c.occurred_at.type
 SQLALCHEMY_READS = TIME_TYPE.dialect_impl(SQLITE).result_processor(SQLITE, None)
-FAST_READS = prepared._result_processor(TIME_TYPE, SQLITE)
+FAST_READS = sqlite_backend.read_time
 
 stored_times = st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31)).map(lambda t: t.strftime(STAMP))
 aware_times = st.tuples(st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=8)),
@@ -142,7 +142,7 @@ def open_engine(path: Path, slow: bool) -> Any:
     clock = FakeClock(datetime(2025, 10, 30, 9, 0, tzinfo=timezone.utc))
     engine = build_engine(Settings(f"sqlite:///{path}", ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
     if slow:
-        event.listen(engine.db, "before_cursor_execute", lambda *args: None)
+        core_only(engine)
     return engine
 
 
@@ -248,7 +248,7 @@ def test_verify_judges_odd_instance_rows_as_json_loads_does(scripted: Path, tmp_
 
 def test_verification_pages_through_the_instances(scripted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = everything_read(scripted, slow=False)["verify"]
-    monkeypatch.setattr(event_log, "_CHAIN_PAGE", 2)
+    monkeypatch.setattr(event_log, "CHAIN_PAGE", 2)
     assert everything_read(scripted, slow=False)["verify"] == whole
     assert whole[1][0] == 4 and whole[1][2] is None
 

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from engine.errors import ConcurrencyConflict, NotAuthorized
 from engine.store import outbox as outbox_store
-from engine.store import repository as repo
+from engine.store import instances as instance_store
+from engine.store import versions as version_store
 from engine.store import timers as timer_store
 from tests.conftest import ROOT, SHANGHAI
 
@@ -133,7 +134,7 @@ def test_a_stale_writer_loses_and_writes_nothing(engine, clock) -> None:  # type
     """Two writers decided on the same revision: the first append wins, the second conflicts."""
     c = engine.start("complaint", "liu_fang", COMPLAINT, at=t("2025-10-09T09:00"))
     with engine.read() as conn:
-        before = repo.load_instance(conn, c.id)
+        before = instance_store.load_instance(conn, c.id)
     first = engine.record(c.id, "chen_jing", {"priority": "high"}, at=t("2025-10-09T09:10"))
     from engine.core.model import Event
 
@@ -188,7 +189,7 @@ def test_first_use_of_a_version_by_several_engines_at_once_is_stored_once(engine
     assert not [r for r in results if isinstance(r, Exception)], results
     assert sorted(r.id for r in results) == [1, 2, 3]
     with engines[0].read() as conn:
-        assert [v.procedure for v in repo.list_versions(conn)] == ["complaint"]
+        assert [v.procedure for v in version_store.list_versions(conn)] == ["complaint"]
 
 
 # ------------------------------------------------------------------ audit

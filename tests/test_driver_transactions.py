@@ -1,12 +1,9 @@
-"""The driver fast path (prepared.Prepared, kept connections, transactions begun and committed on
-the driver, partial UPDATEs) stores exactly what SQLAlchemy's own execution stores, on
-SQLite (sqlite3) and on PostgreSQL (psycopg).
-
-The same scripted day runs twice on the same clock: once normally, once with a
-``before_cursor_execute`` listener on the engine, which makes every Prepared statement fall
-back to ``Connection.execute``. Every table must come out identical (on SQLite byte for
-byte), so a database written by one path reads, verifies and replays the same under the
-other.
+"""Transactions begun and committed on the driver (``db.Connections``), with the driver
+backends' statements (engine/store/backends/) and SQLAlchemy's mixed in them, on SQLite
+(sqlite3) and on PostgreSQL (psycopg): a rollback undoes both kinds, a commit keeps both,
+an action never reaches ``Connection.execute``, and a locked database is reported as
+SQLAlchemy reports it. (That the driver backends store what Core stores is
+tests/test_store_port.py's.)
 """
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ import sqlite3
 from contextlib import closing, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import sqlalchemy as sa
@@ -49,51 +46,17 @@ def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], s
     return new
 
 
-def _scripted_day(url: str, slow: bool) -> dict[str, list[tuple]]:
-    clock = FakeClock(datetime(2025, 9, 30, 9, 0, tzinfo=SHANGHAI))
-    engine = build_engine(Settings(url, ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
-    if slow:
-        event.listen(engine.db, "before_cursor_execute", lambda *args: None)
-    ids = []
-    for i in range(3):
-        clock.advance(timedelta(minutes=7))
-        ids.append(engine.start("complaint", "liu_fang", {**COMPLAINT, "unit": f"{i + 1}-1201"}).id)
-    first = ids[0]
-    steward = engine.show(first).assignee
-    for action, data in (("investigate", {}), ("record_findings", FINDINGS)):
-        clock.advance(timedelta(hours=1))
-        engine.advance(first, action, steward, data)
-    clock.advance(timedelta(days=2))  # the other two complaints' reply clocks warn and breach
-    engine.tick(clock.now())
-    clock.advance(timedelta(minutes=5))
-    engine.advance(first, "reply", steward, REPLY)
-    engine.close()
-    return _tables(url)
-
-
-def test_the_fast_path_stores_exactly_what_sqlalchemy_stores(new_url: Callable[[str], str]) -> None:
-    fast = _scripted_day(new_url("fast"), slow=False)
-    slow = _scripted_day(new_url("slow"), slow=True)
-    assert sum(len(rows) for rows in fast.values()) > 20
-    for table in TABLES:
-        assert fast[table] == slow[table], table
-
-
 def _engine(url: str):  # type: ignore[no-untyped-def]
     clock = FakeClock(datetime(2025, 9, 30, 9, 0, tzinfo=SHANGHAI))
     return build_engine(Settings(url, ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
 
 
-def _statements(conn: sa.Connection, through_sqlalchemy: bool) -> None:
-    """A prepared statement straight on the driver, and (if asked) first one through
-    SQLAlchemy, which then joins the transaction begun on the driver."""
-    from engine.store.queue import _ENQUEUE
-
+def _statements(store: Any, conn: sa.Connection, through_sqlalchemy: bool) -> None:
+    """A driver backend's statement, and (if asked) first one through SQLAlchemy, which then
+    joins the transaction begun on the driver."""
     if through_sqlalchemy:
         conn.execute(sa.text("UPDATE procedure_versions SET snapshot = 'changed'"))
-    _ENQUEUE.executemany(conn, [{"instance_id": 1, "seq": 1, "recipient": "x", "channel": None, "message": "m",
-                                 "idempotency_key": "k", "created_at": datetime.now(SHANGHAI),
-                                 "next_attempt_at": datetime.now(SHANGHAI)}])
+    store.enqueue(conn, 1, 1, ["x"], "m", None, datetime.now(SHANGHAI))
 
 
 @pytest.mark.parametrize("through_sqlalchemy", [True, False], ids=["mixed", "driver_only"])
@@ -106,7 +69,7 @@ def test_a_transaction_on_the_driver_rolls_back_everything_in_it(new_url: Callab
     before = _tables(url)
     with pytest.raises(RuntimeError) if how == "raise" else nullcontext():
         with engine.transaction() as conn:
-            _statements(conn, through_sqlalchemy)
+            _statements(engine.store, conn, through_sqlalchemy)
             if how == "raise":
                 raise RuntimeError("the command fails half-way")
             conn.rollback()  # the caller's own rollback is obeyed, not committed over
@@ -119,7 +82,7 @@ def test_a_transaction_on_the_driver_commits_both_kinds_of_statement(new_url: Ca
     engine = _engine(url)
     engine.start("complaint", "liu_fang", COMPLAINT)
     with engine.transaction() as conn:
-        _statements(conn, through_sqlalchemy=True)
+        _statements(engine.store, conn, through_sqlalchemy=True)
     engine.close()
     after = _tables(url)
     assert [r[2] for r in after["procedure_versions"]] == ["changed"] and len(after["outbox"]) == 1

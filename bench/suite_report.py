@@ -77,7 +77,7 @@ def render(results: dict[str, Any], m: dict[str, str], command: str, sz: Sizes, 
                      f"with {z['settings'] if z else 'fsync off'}: commits then wait for no disk, \"raw\" is "
                      "the bare round-trip rate, and the engine's Python per action (against a raw client that "
                      "mostly waits on the server, 2 CPUs shared by server and clients) is all that counts. "
-                     "The engine's statements run straight on psycopg (`engine/store/prepared.py`: SQLAlchemy's compiled "
+                     "The engine's statements run straight on psycopg (`engine/store/backends/postgres.py`: plain "
                      "SQL in `$n` form on a kept `RawCursor`, server-side prepared after five uses); an action "
                      "is 4–5 round trips (psycopg's BEGIN, SELECT … FOR UPDATE, one `WITH … INSERT events "
                      "… UPDATE instances` statement, sometimes UPDATE timers, COMMIT) and ~1.1–1.3 ms of "
@@ -130,7 +130,7 @@ def render(results: dict[str, Any], m: dict[str, str], command: str, sz: Sizes, 
         L.append(f"| g2. bulk replay of {g['bulk_events']:,} events vs raw read of the rows | {g['replay']:,.0f} vs "
                  f"{g['raw']:,.0f} events/s = {g['ratio']:.0%} | ≥ 25% | {verdict(g['met_bulk'])} |")
         notes.append("**g.** One instance: `Engine.replay` = read the instance row and its events, fold, "
-                     "compare. Bulk replay streams `repository.iter_chains` (what `sop audit verify` reads: "
+                     "compare. Bulk replay streams the store's `iter_chains` (what `sop audit verify` reads: "
                      "instance rows 500 at a time, then their events in one range query), turns rows into "
                      "events and folds them with `audit.replay`; raw = `sqlite3` iterating `SELECT * FROM "
                      "events` over the same rows. The read side runs straight on the SQLite driver (prebuilt "

@@ -85,7 +85,6 @@ def goal_f(tmp: Path, sz: Sizes, big_path: Path, big_after: datetime, big_build_
 
 def goal_g(tmp: Path, sz: Sizes, big_path: Path) -> dict[str, Any]:
     from engine import audit
-    from engine.store import repository as repo
 
     # One instance with ~50 events: a complaint answered with interim replies until it has 50.
     db = tmp / "g-one.db"
@@ -105,7 +104,7 @@ def goal_g(tmp: Path, sz: Sizes, big_path: Path) -> dict[str, Any]:
     full, fold = [], []
     with engine.read() as conn:
         proc = engine.procedure_for(conn, inst.procedure, inst.version)
-        rows = repo.events_of(conn, inst.id)
+        rows = engine.store.events_of(conn, inst.id)
     events = [r.to_event() for r in rows]
     for _ in range(50):
         engine.replay(inst.id)
@@ -138,13 +137,13 @@ def goal_g(tmp: Path, sz: Sizes, big_path: Path) -> dict[str, Any]:
         n_rep = 0
         with engine.read() as rconn:
             procs: dict[tuple[str, str], Any] = {}
-            for iid, _last, _rev, chain in repo.iter_chains(rconn):
+            for iid, _last, _rev, chain in engine.store.iter_chains(rconn):
                 if iid > hi_id:
                     break
                 assert not isinstance(chain, Exception)
                 if not chain:
                     continue
-                head = repo.load_instance(rconn, iid) if not procs else None
+                head = engine.store.load(rconn, iid) if not procs else None
                 if head is not None:
                     procs["p"] = engine.procedure_for(rconn, head.procedure, head.version)
                 audit.replay(procs["p"], iid, [r.to_event() for r in chain])

@@ -1,7 +1,7 @@
 """Bulk start: many instances of one procedure in one transaction (a month's fee cycle).
 
-Started one at a time, each instance costs decide + evolve + ``clocks.react`` + append +
-``timers.sync`` + a commit, and waiting for the commit's fsync is about half of it. Here
+Started one at a time, each instance costs decide + evolve + ``clocks.react`` + append (with its
+timers rows) + a commit, and waiting for the commit's fsync is about half of it. Here
 the whole batch is one transaction, and it runs in two passes:
 
 1. **Decide every row**, writing nothing: validate it against the start form, decide the

@@ -110,7 +110,7 @@ def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:
 
     The batch is this transaction's alone (locked rows on PostgreSQL, the write lock on
     SQLite), so no claim is needed before firing: the firing moves the clock on and
-    ``timers.sync`` rewrites the row, one UPDATE instead of two (on PostgreSQL a round trip
+    its append rewrites the row, one UPDATE instead of two (on PostgreSQL a round trip
     of an action's five). Only a step that does not fire is claimed, the compare-and-set
     clearing a row the instance's clocks no longer back (else it would stay due forever)
     and leaving alone one an earlier firing of this batch already moved.

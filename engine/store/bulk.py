@@ -7,7 +7,7 @@ then rewrites the row; here the ids are reserved up front, and each table gets o
 ``executemany`` of complete rows: instances, events, timers, outbox.
 
 The event rows and their hash chain come from ``log.event_rows``, as an append's
-do; the other rows are built as ``queue.enqueue`` and ``timers.sync`` build them for
+do; the other rows are built as ``queue.outbox_rows`` and ``timers.changes`` build them for
 one start (same canonical JSON, same columns), so a bulk-started instance cannot be told apart from one started alone;
 ``tests/test_bulk_start.py`` compares the two table by table.
 """
@@ -66,7 +66,7 @@ def existing_keys(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
 def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Optional[str],
                  building: Optional[str]) -> dict[str, Any]:
     """The complete ``instances`` row of a new instance: what one start leaves after its
-    placeholder insert and its projection update (``log._projection_changes``);
+    placeholder insert and its projection update (``log.projection_changes``);
     ``building`` is the runtime's (the store knows no form fields)."""
     return {"id": inst.id, "procedure": inst.procedure, "version": inst.version, "state": inst.state,
             "status": inst.status, "assignee": inst.assignee, "assignee_role": inst.assignee_role,
@@ -78,7 +78,7 @@ def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Op
 
 
 def timer_rows(instance_id: int, procedure: str, clocks: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``timers`` rows of a new instance's clocks (``timers.sync`` from no clocks)."""
+    """The ``timers`` rows of a new instance's clocks (``timers.changes`` from no clocks)."""
     return [{"instance_id": instance_id, "name": name, **timer_store._values(procedure, c)}
             for name, c in clocks.items()]
 

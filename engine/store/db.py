@@ -337,7 +337,7 @@ def _on_driver(conn: Connection, sql: str, call: Callable[[], Any]) -> None:
 
 def as_sqlalchemy_error(dialect: Any, sql: str, args: Any, err: Exception, many: bool = False) -> sa.exc.DBAPIError:
     """A driver's error as SQLAlchemy raises it for the same statement (``OperationalError``
-    for "database is locked", ``IntegrityError`` …), so callers of the driver fast path catch
+    for "database is locked", ``IntegrityError`` …), so callers of the driver backends catch
     what they would catch off it."""
     return sa.exc.DBAPIError.instance(sql, args, err, dialect.loaded_dbapi.Error, dialect=dialect, ismulti=many)
 

@@ -23,6 +23,7 @@ from typing import Any, Collection, Iterator, Optional, Sequence
 
 import psycopg
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from engine.audit import StoredEvent
 from engine.core.model import Event, Instance
@@ -182,14 +183,12 @@ class PostgresStore(CoreStore):
             if len(rows) <= ROWS_PER_INSERT:
                 args = [to_db(r[c]) for r in rows for c in EVENT_COLUMNS]
                 args += [*values.values(), before.id, before.revision]
-                matched = _cursor(conn).execute(_append_sql(tuple(values), len(rows)), args).rowcount
+                matched = _run(conn, _append_sql(tuple(values), len(rows)), args).rowcount
             else:  # (no command appends this many; a separate INSERT keeps the statement small)
                 _insert_rows(conn, "events", EVENT_COLUMNS, rows)
                 matched = self._update_projection(conn, before, values)
-        except psycopg.IntegrityError as err:  # the events' key: another writer appended this seq first
+        except IntegrityError as err:  # the events' key: another writer appended this seq first
             raise ConcurrencyConflict(before.id, before.revision) from err
-        except psycopg.Error as err:
-            raise as_sqlalchemy_error(conn.dialect, "append", (), err) from err
         if matched != 1:
             raise ConcurrencyConflict(before.id, before.revision)
         if sent is not None:
@@ -283,10 +282,8 @@ class PostgresStore(CoreStore):
         if instances_:
             try:
                 _insert_rows(conn, "instances", ("id",) + _NEW_COLUMNS, instances_)
-            except Exception as err:
-                if isinstance(err.__cause__, psycopg.IntegrityError):
-                    raise bulk.keys_taken(instances_) from err
-                raise
+            except IntegrityError as err:
+                raise bulk.keys_taken(instances_) from err
         for table, columns, rows in (("events", EVENT_COLUMNS, events), ("timers", timer_store.COLUMNS, timers),
                                      ("outbox", queue.COLUMNS, outbox)):
             if rows:
@@ -297,7 +294,7 @@ class PostgresStore(CoreStore):
         sets = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(values))
         n = len(values) + 1
         sql = f"UPDATE instances SET {sets} WHERE id = ${n} AND revision = ${n + 1}"
-        return int(_cursor(conn).execute(sql, [*values.values(), before.id, before.revision]).rowcount)
+        return int(_run(conn, sql, [*values.values(), before.id, before.revision]).rowcount)
 
     def _sync_timers(self, conn: Connection, instance_id: int, procedure: str, before: dict[str, Any],
                      after: dict[str, Any]) -> None:

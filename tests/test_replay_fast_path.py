@@ -216,7 +216,7 @@ def python_reads(text: Any) -> bool:
 
 def test_sqlite_checks_instance_rows_here() -> None:
     with sa.create_engine("sqlite://").connect() as conn:
-        assert event_log._sqlite_vouches(conn)
+        assert event_log.sqlite_vouches(conn)
 
 
 @given(st.one_of(stored_json(), st.text(max_size=12), st.text("[]{}\"\\,:0 \x00\x01ue-.", max_size=30),
@@ -242,7 +242,7 @@ def test_verify_judges_odd_instance_rows_as_json_loads_does(scripted: Path, tmp_
                                                            monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     path = tampered(scripted, tmp_path, f"UPDATE instances SET clocks = {ODD_INSTANCE_ROWS[name]} WHERE id = 3")
     with_sqlite = everything_read(path, slow=False)["verify"]
-    monkeypatch.setattr(event_log, "_sqlite_vouches", lambda conn: False)
+    monkeypatch.setattr(event_log, "sqlite_vouches", lambda conn: False)
     assert everything_read(path, slow=False)["verify"] == with_sqlite
 
 

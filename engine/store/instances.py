@@ -53,8 +53,6 @@ def decode_instance(row: Any) -> Instance:
                     started_at=started_at, last_occurred_at=last_occurred_at, last_hash=last_hash)
 
 
-_instance = decode_instance
-
 
 # PostgreSQL write transactions lock the instance row as they read it: a writer that waits
 # here then decides on the state committed before it, instead of failing on the events key
@@ -77,8 +75,6 @@ def load_instance(conn: Connection, instance_id: int) -> Instance:
         raise InstanceNotFound(instance_id)
     return decode_instance(row)
 
-
-load_for_write = load_instance
 
 
 def children_of(conn: Connection, instance_id: int) -> list[int]:
@@ -168,7 +164,7 @@ def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit
         return []
     rows = conn.execute(sa.select(*_INSTANCE_COLS).where(I.c.status == "active", sa.or_(*cond))
                         .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
-    return [_instance(r) for r in rows]
+    return [decode_instance(r) for r in rows]
 
 
 def count_instances(conn: Connection) -> int:

@@ -228,7 +228,7 @@ _NOT_PYTHON_JSON = ["{a:1}", "[1,]", "{\"a\":1,}", "'a'", "0x10", ".5", "+1", "1
 _VOUCHING: dict[Any, bool] = {}
 
 
-def _sqlite_vouches(conn: Connection) -> bool:
+def sqlite_vouches(conn: Connection) -> bool:
     """Whether this SQLite checks instance rows' JSON itself (``_vouched``): it has
     ``json_valid``, which vouches for readable JSON and for none of ``_NOT_PYTHON_JSON``
     (a later SQLite that took JSON5 for valid would be left to Python). Asked once per
@@ -251,7 +251,7 @@ Chain = tuple[int, str, int, "list[StoredEvent] | StoredDataCorrupt"]
 
 def iter_chains(conn: Connection) -> Iterator[Chain]:
     """Every instance with its events, through Core (see :func:`chains`)."""
-    cols = heads_sql(_sqlite_vouches(conn))
+    cols = heads_sql(sqlite_vouches(conn))
 
     def heads(after: Optional[int]) -> list[Any]:
         where = "" if after is None else "WHERE id > :after "

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.model import Instance
-from engine.store.instances import _INSTANCE_COLS, _instance  # the one row -> Instance mapping
+from engine.store.instances import _INSTANCE_COLS, decode_instance  # the one row -> Instance mapping
 from engine.store.instances import in_buildings
 from engine.store.tables import instances as I
 
@@ -107,7 +107,7 @@ def list_instances(conn: Connection, f: InstanceFilter, now: datetime, limit: in
     total = int(conn.execute(sa.select(sa.func.count()).select_from(I).where(*cond)).scalar_one())
     order = (I.c.last_occurred_at, I.c.id) if oldest_first else (I.c.id.desc(),)
     rows = conn.execute(sa.select(*_INSTANCE_COLS).where(*cond).order_by(*order).limit(limit).offset(offset))
-    return Page([_instance(r) for r in rows], total)
+    return Page([decode_instance(r) for r in rows], total)
 
 
 def started_between(conn: Connection, procedures: tuple[str, ...], start: Optional[datetime],
@@ -121,7 +121,7 @@ def started_between(conn: Connection, procedures: tuple[str, ...], start: Option
     if end is not None:
         cond.append(I.c.started_at < sa.literal(end, UTCDateTime()))
     rows = conn.execute(sa.select(*_INSTANCE_COLS).where(*cond).order_by(I.c.started_at, I.c.id))
-    return [_instance(r) for r in rows]
+    return [decode_instance(r) for r in rows]
 
 
 def branch_tasks(conn: Connection, staff: Optional[str], roles: tuple[str, ...] | list[str],
@@ -143,7 +143,7 @@ def branch_tasks(conn: Connection, staff: Optional[str], roles: tuple[str, ...] 
         .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
     out = []
     for row in rows:
-        inst, building = _instance(row), row.building  # the stored column: the runtime's rule, kept on write
+        inst, building = decode_instance(row[:-1]), row.building  # the stored column: the runtime's rule, kept on write
         for br in inst.branches.values():
             if br["status"] != "open":
                 continue

@@ -33,7 +33,7 @@ class CoreStore:
     # ------------------------------------------------------------ the port (EventStore)
 
     def load_for_write(self, conn: Connection, instance_id: int) -> Instance:
-        return instances.load_for_write(conn, instance_id)
+        return instances.load_instance(conn, instance_id)
 
     def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
                recorded_at: datetime, sent: Optional[dict[str, Any]] = None) -> list[StoredEvent]:

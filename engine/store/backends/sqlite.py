@@ -246,7 +246,7 @@ class SqliteStore(CoreStore):
             return None
 
     def iter_chains(self, conn: Connection) -> Iterator[Chain]:
-        cols = log.heads_sql(log._sqlite_vouches(conn))
+        cols = log.heads_sql(log.sqlite_vouches(conn))
         first = f"SELECT {cols} FROM instances ORDER BY id LIMIT ?"
         after = f"SELECT {cols} FROM instances WHERE id > ? ORDER BY id LIMIT ?"
 

@@ -144,6 +144,14 @@ class StorePortContract:
     def test_the_backend_is_chosen_by_the_database_url(self, engine: Any, store: EventStore) -> None:
         assert (store.backend, backend_for(engine.db), type(store)) == (self.backend, self.backend, self.kind)
 
+    def test_the_backend_runs_every_hot_statement_itself(self) -> None:
+        """A driver backend writes its own SQL for the port and every hot-path method; only
+        what is off the measured paths is inherited from Core."""
+        hot = ("load_for_write", "append", "events_of", "due_steps", "claim_step", "load", "children_of",
+               "child_procedures", "new_instance_id", "enqueue", "seal", "decoded_events", "iter_chains",
+               "insert_many")
+        assert [name for name in hot if name not in vars(self.kind)] == []
+
     def test_a_command_runs_no_statement_through_core_only_in_the_driver_backends(
             self, engine: Any, store: EventStore) -> None:
         c = self._started(engine)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from engine.spec.library import CompiledProcedure, Library
     from engine.spec.org import OrgSpec
     from engine.store import db
-    from engine.store.backends.core import CoreStore
+    from engine.store.port import Store
 
 
 @dataclass
@@ -42,7 +42,7 @@ class EngineQueries:
 
     if TYPE_CHECKING:
         connections: db.Connections
-        store: CoreStore
+        store: Store
         library: Library
         org: OrgSpec
         calendar: WorkCalendar

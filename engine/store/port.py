@@ -27,7 +27,7 @@ class, subclassed per backend, on SQLite and on the suite's own PostgreSQL.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Collection, NamedTuple, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Collection, Iterator, NamedTuple, Optional, Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -36,9 +36,8 @@ from engine.core.model import Event, Instance
 from engine.store.db import CORE_ONLY
 
 if TYPE_CHECKING:
-    from engine.store.backends.core import CoreStore
     from engine.store.instance_cache import InstanceCache
-    from engine.store.log import BuildingOf
+    from engine.store.log import BuildingOf, Chain
 
 
 class DueStep(NamedTuple):
@@ -78,6 +77,36 @@ class EventStore(Protocol):
         """Take a due step for firing: True for exactly one claimant."""
 
 
+class Store(EventStore, Protocol):
+    """The port and what else the runtime runs on a backend: the rest of a command's writes,
+    the reads of replay and verification, a bulk start's inserts (the statements on a
+    measured hot path; engine/store/backends/core.py says what each does)."""
+
+    building_of: "BuildingOf"
+    cache: "InstanceCache"
+
+    def load(self, conn: Connection, instance_id: int) -> Instance: ...
+
+    def children_of(self, conn: Connection, instance_id: int) -> list[int]: ...
+
+    def child_procedures(self, conn: Connection, instance_id: int) -> list[tuple[str, str]]: ...
+
+    def new_instance_id(self, conn: Connection, row: dict[str, Any],
+                        sent: Optional[dict[str, Any]] = None) -> Optional[int]: ...
+
+    def enqueue(self, conn: Connection, instance_id: int, seq: int, recipients: list[str], message: str,
+                channel: Optional[str], at: datetime) -> None: ...
+
+    def seal(self, conn: Connection, at: datetime) -> Optional[int]: ...
+
+    def decoded_events(self, conn: Connection, instance_id: int) -> Optional[list[Event]]: ...
+
+    def iter_chains(self, conn: Connection) -> "Iterator[Chain]": ...
+
+    def insert_many(self, conn: Connection, instances_: list[dict[str, Any]], events: list[dict[str, Any]],
+                    timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None: ...
+
+
 def backend_for(engine: Engine) -> str:
     """The backend a database engine gets: its driver's own (``sqlite3``, ``psycopg``), or
     the general ``sqlalchemy`` (another driver, the ``CORE_ONLY`` execution option, or
@@ -89,7 +118,7 @@ def backend_for(engine: Engine) -> str:
     return {"pysqlite": "sqlite3", "psycopg": "psycopg"}.get(engine.dialect.driver, "sqlalchemy")
 
 
-def store_for(engine: Engine, building_of: "BuildingOf", cache: "Optional[InstanceCache]" = None) -> "CoreStore":
+def store_for(engine: Engine, building_of: "BuildingOf", cache: "Optional[InstanceCache]" = None) -> Store:
     """The store of a database engine (see :func:`backend_for`)."""
     # (Imported here: the backends import this module for DueStep, and psycopg is needed
     # only by a PostgreSQL store.)

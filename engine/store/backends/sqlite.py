@@ -74,9 +74,8 @@ def _insert(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
-_NEW_COLUMNS = tuple(instances.new_row("", "", "", _UTC_EPOCH, None, None))
-_INSTANCE_COLUMNS = tuple(c for c in instances.INSTANCE_COLUMNS)
-_LOAD = f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances WHERE id = ?"
+_NEW_COLUMNS = tuple(instances.new_row("", "", "", _UTC_EPOCH, None, None))  # a new row's columns, in order
+_LOAD = f"SELECT {', '.join(instances.INSTANCE_COLUMNS)} FROM instances WHERE id = ?"
 _NEW_INSTANCE = _insert("instances", _NEW_COLUMNS) + " RETURNING id"
 _NEW_KEYED_INSTANCE = _insert("instances", _NEW_COLUMNS) + " ON CONFLICT (external_key) DO NOTHING RETURNING id"
 _INSERT_EVENTS = _insert("events", EVENT_COLUMNS)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from engine.codec import clocks_from_json
 from engine.core.model import GENESIS_HASH, Instance
 from engine.errors import InstanceNotFound, StoredDataCorrupt
 from engine.store.instance_cache import InstanceCache, check_entry
@@ -37,7 +38,7 @@ _NEW_INSTANCE = Prepared(sa.insert(I).returning(I.c.id))
 
 def _instance(row: Any) -> Instance:
     try:
-        data, clocks = json.loads(row.data), json.loads(row.clocks)
+        data, clocks = json.loads(row.data), clocks_from_json(row.clocks)
         watchers = tuple(json.loads(row.watchers or "[]"))
         branches = json.loads(row.branches or "{}")
     except ValueError as e:

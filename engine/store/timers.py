@@ -15,18 +15,15 @@ can form. SQLite has one writer at a time (``BEGIN IMMEDIATE``) and needs none o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.codec import Clock
 from engine.store.prepared import Prepared
 from engine.store.tables import instances as I
 from engine.store.tables import timers as T
-
-
-def _dt(s: Optional[str]) -> Optional[datetime]:
-    return datetime.fromisoformat(s) if s else None
 
 
 # Statements built once and run through prepared.Prepared (straight on the driver):
@@ -39,15 +36,17 @@ _CLAIM = Prepared(sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance
                                      T.c.next_fire_at == sa.bindparam("b_next_fire_at")))
 
 
-def _values(procedure: str, c: dict[str, Any]) -> dict[str, Any]:
-    return {"procedure": procedure, "kind": c["kind"], "status": c["status"], "due_at": _dt(c.get("due")),
-            "next_fire_at": _dt(c.get("next")), "next_kind": c.get("next_kind"),
-            "started_at": _dt(c["started_at"]), "ended_at": _dt(c.get("ended_at")),
-            "breached_at": _dt(c.get("breached_at")), "assignee": c.get("assignee"),
-            "provisional": bool(c.get("provisional"))}
+def timer_row_values(procedure: str, c: Clock) -> dict[str, Any]:
+    """A clock's ``timers`` row (but its key): times as datetimes, kind, status and next
+    step as the text the clock stores."""
+    return {"procedure": procedure, "kind": c.stored("kind"), "status": c.stored("status"), "due_at": c.due,
+            "next_fire_at": c.next, "next_kind": c.stored("next_kind"), "started_at": c.started_at,
+            "ended_at": c.ended_at, "breached_at": c.breached_at, "assignee": c.assignee,
+            "provisional": bool(c.stored("provisional"))}
 
 
-def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+def sync(conn: Connection, instance_id: int, procedure: str, before: Mapping[str, Clock],
+         after: Mapping[str, Clock]) -> None:
     """Upsert the rows of clocks that changed between two projections of one instance.
 
     An update sets only the columns that changed: SQLite rewrites the index entries of
@@ -58,11 +57,11 @@ def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, A
         old = before.get(name)
         if old == c:
             continue
-        values = _values(procedure, c)
+        values = timer_row_values(procedure, c)
         if old is None:
             inserts.append({"instance_id": instance_id, "name": name, **values})
             continue
-        was = _values(procedure, old)
+        was = timer_row_values(procedure, old)
         changed = {k: v for k, v in values.items() if v != was[k]}
         if changed:
             _UPDATE.execute(conn, {"b_instance_id": instance_id, "b_name": name, **changed})

@@ -153,16 +153,6 @@ class ClockStep:
 _PARSED: dict[str, ClockStep] = {}
 
 
-def warn_step(pct: int) -> str:
-    """The stored ``next_kind`` of an SLA warning at ``pct`` percent."""
-    return ClockStep(StepKind.WARN, pct).text
-
-
-def escalate_step(rung: int) -> str:
-    """The stored ``next_kind`` of the escalation ladder's rung ``rung`` (0 first)."""
-    return ClockStep(StepKind.ESCALATE, rung).text
-
-
 # ------------------------------------------------------------------ clocks, typed
 
 class ClockKind(StrEnum):

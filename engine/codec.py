@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any, Callable, Generic, Mapping, Optional, TypeVar, overload
+from typing import Any, Callable, Mapping, Optional
 
 from engine.instants import per_instant
 
@@ -144,7 +145,12 @@ class ClockStep:
             raise ValueError(f"not a clock step: {text!r}")
         return step
 
-    @property
+    @classmethod
+    def of(cls, kind: StepKind, number: Optional[int] = None) -> "ClockStep":
+        """The step of this kind and number (one object per distinct step, its text kept)."""
+        return cls.parse(str(kind) if number is None else f"{kind}:{number}")
+
+    @cached_property
     def text(self) -> str:
         """The stored form."""
         return str(self.kind) if self.number is None else f"{self.kind}:{self.number}"
@@ -245,57 +251,48 @@ def _decode_step(v: Any) -> ClockStep:
     return ClockStep.parse(v)
 
 
-# A field's typed value from its stored value (None stored is None typed; absent reads the default).
+_TIMES = ("started_at", "due", "next", "ended_at", "breached_at", "acknowledged_at", "period_start")
+# A field's typed value from its stored value (a null or absent key reads as the default).
 _DECODE: dict[str, Callable[[Any], Any]] = {
     "kind": _decode_enum(ClockKind), "status": _decode_enum(ClockStatus), "running": _bool,
-    **{k: datetime.fromisoformat for k in ("started_at", "due", "next", "ended_at", "breached_at",
-                                          "acknowledged_at", "period_start")},
+    **{k: datetime.fromisoformat for k in _TIMES},
     "next_kind": _decode_step, "goal": _text, "goal_kind": _text, "assignee": _text, "acknowledged_by": _text,
     "warned": _ints, "provisional": _ints, "paused_remaining": _same,
     **{k: _int for k in ("fired", "count", "required", "met", "missed", "escalated")},
 }
-# A typed value's stored form (None is stored as null).
-_ENCODE: dict[str, Callable[[Any], Any]] = {
-    **{k: _same for k in _DECODE},
-    "kind": str.__str__, "status": str.__str__, "next_kind": lambda s: s.text, "warned": list, "provisional": list,
-    **{k: _encode_time for k in ("started_at", "due", "next", "ended_at", "breached_at", "acknowledged_at",
-                                "period_start")},
+_DEFAULT: dict[str, Any] = {k: None for k in _DECODE} | {"warned": (), "provisional": ()}
+_UTC = timezone.utc
+
+
+_TEXT_OF: dict[datetime, str] = {}  # UTC instants' stored text: a command writes the same few again and again
+
+
+def _encode_instant(t: datetime) -> tuple[str, datetime]:
+    u = t if t.tzinfo is _UTC else t.astimezone(_UTC)
+    text = _TEXT_OF.get(u)
+    if text is None:
+        if len(_TEXT_OF) >= 4096:
+            _TEXT_OF.clear()
+        text = _TEXT_OF[u] = u.isoformat()
+    return text, u
+
+
+def _encode_member(enum: Any) -> Callable[[Any], tuple[str, Any]]:
+    return lambda v: (str.__str__(v), v if type(v) is enum else enum(v))
+
+
+def _as_is(v: Any) -> tuple[Any, Any]:
+    return v, v
+
+
+# A typed value as (stored, typed as a read of the stored value gives it back).
+_ENCODE: dict[str, Callable[[Any], tuple[Any, Any]]] = {
+    **{k: _as_is for k in _DECODE},
+    "kind": _encode_member(ClockKind), "status": _encode_member(ClockStatus),
+    "next_kind": lambda s: (s.text, s), "warned": lambda v: (list(v), tuple(v)),
+    "provisional": lambda v: (list(v), tuple(v)), **{k: _encode_instant for k in _TIMES},
 }
 _UNREADABLE = (TypeError, ValueError, KeyError, AttributeError)
-_T = TypeVar("_T")
-
-
-class _Field(Generic[_T]):
-    """One typed field of a :class:`Clock`, read from its stored dict when asked for.
-
-    Decoding on access costs a dict look-up and, for a time, ``datetime.fromisoformat``
-    (about 0.1 µs); the core reads a handful of fields per clock and command, so a clock
-    decoded eagerly at every load (26 fields, ~15 µs) cost more than all of its reads."""
-
-    __slots__ = ("key", "decode", "default")
-
-    def __init__(self, default: Any = None) -> None:
-        self.default = default
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.key = name
-        self.decode = _DECODE[name]
-
-    @overload
-    def __get__(self, obj: None, owner: Any = None) -> "_Field[_T]": ...
-    @overload
-    def __get__(self, obj: "Clock", owner: Any = None) -> _T: ...
-
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return self
-        value = obj._s.get(self.key)
-        if value is None:
-            return self.default
-        try:
-            return self.decode(value)
-        except _UNREADABLE:
-            return self.default
 
 
 class Clock:
@@ -303,12 +300,13 @@ class Clock:
 
     The stored dict (hashed into every clock event, compared by replay, written to the
     ``instances.clocks`` column) is the authority, and a Clock is an immutable view of it:
-    each field decodes its key when read (a time as an aware datetime, ``status`` as a
-    :class:`ClockStatus`, ``next_kind`` as a :class:`ClockStep`), and :meth:`with_` encodes
-    the typed values it is given into a new stored dict. So :meth:`from_stored` and
-    :meth:`to_stored` give back the dict byte for byte, equality is the stored dicts'
-    equality (replay compares the same values it always compared), and loading an instance
-    costs one dict copy per clock instead of a decode of every field.
+    a field decodes its key the first time it is read (a time as an aware datetime,
+    ``status`` as a :class:`ClockStatus`, ``next_kind`` as a :class:`ClockStep`) and keeps
+    the value; :meth:`with_` encodes the typed values it is given into a new stored dict
+    (and keeps them as read, so the new clock decodes nothing it was given). So
+    :meth:`from_stored` and :meth:`to_stored` give the dict back byte for byte, equality is
+    the stored dicts' equality (replay compares the same values it always compared), and
+    loading an instance costs one dict per clock, not a decode of all 24 fields (~15 µs).
 
     A key's absence differs from its null in the stored form (a non-provisional clock has
     no ``provisional`` key; an SLA's ``breached_at`` is null until it breaches): ``keys``
@@ -318,37 +316,49 @@ class Clock:
     reads None (a time not in UTC form reads as its instant). Reading never fails.
     """
 
-    __slots__ = ("_s",)
+    # The fields: attributes of the instance once read (see __getattr__), never of the class.
+    kind: Optional[ClockKind]
+    status: Optional[ClockStatus]
+    running: Optional[bool]
+    started_at: Optional[datetime]
+    due: Optional[datetime]
+    next: Optional[datetime]
+    next_kind: Optional[ClockStep]
+    ended_at: Optional[datetime]
+    breached_at: Optional[datetime]
+    acknowledged_at: Optional[datetime]
+    acknowledged_by: Optional[str]
+    period_start: Optional[datetime]
+    goal: Optional[str]
+    goal_kind: Optional[str]
+    assignee: Optional[str]
+    warned: tuple[int, ...]
+    provisional: tuple[int, ...]
+    paused_remaining: Optional[float]
+    fired: Optional[int]
+    count: Optional[int]
+    required: Optional[int]
+    met: Optional[int]
+    missed: Optional[int]
+    escalated: Optional[int]
     _s: dict[str, Any]
-
-    kind: _Field[Optional[ClockKind]] = _Field()
-    status: _Field[Optional[ClockStatus]] = _Field()
-    running: _Field[Optional[bool]] = _Field()
-    started_at: _Field[Optional[datetime]] = _Field()
-    due: _Field[Optional[datetime]] = _Field()
-    next: _Field[Optional[datetime]] = _Field()
-    next_kind: _Field[Optional[ClockStep]] = _Field()
-    ended_at: _Field[Optional[datetime]] = _Field()
-    breached_at: _Field[Optional[datetime]] = _Field()
-    acknowledged_at: _Field[Optional[datetime]] = _Field()
-    acknowledged_by: _Field[Optional[str]] = _Field()
-    period_start: _Field[Optional[datetime]] = _Field()
-    goal: _Field[Optional[str]] = _Field()
-    goal_kind: _Field[Optional[str]] = _Field()
-    assignee: _Field[Optional[str]] = _Field()
-    warned: _Field[tuple[int, ...]] = _Field(())
-    provisional: _Field[tuple[int, ...]] = _Field(())
-    paused_remaining: _Field[Optional[float]] = _Field()
-    fired: _Field[Optional[int]] = _Field()
-    count: _Field[Optional[int]] = _Field()
-    required: _Field[Optional[int]] = _Field()
-    met: _Field[Optional[int]] = _Field()
-    missed: _Field[Optional[int]] = _Field()
-    escalated: _Field[Optional[int]] = _Field()
 
     def __init__(self, stored: Optional[dict[str, Any]] = None) -> None:
         """The clock of a stored dict (copied); ``Clock()`` has no keys: every field None."""
-        _set(self, "_s", dict(stored) if stored else {})
+        _set(self, "__dict__", {"_s": dict(stored) if stored else {}})
+
+    def __getattr__(self, name: str) -> Any:
+        """A field read for the first time: decoded from the stored dict, and kept."""
+        decode = _DECODE.get(name)
+        if decode is None:
+            raise AttributeError(f"Clock has no field {name!r}")
+        value = self.__dict__["_s"].get(name)
+        try:
+            typed = _DEFAULT[name] if value is None else decode(value)
+        except _UNREADABLE:
+            typed = _DEFAULT[name]
+        self.__dict__[name] = typed
+        return typed
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "Clock":
@@ -358,7 +368,7 @@ class Clock:
     @classmethod
     def of(cls, **fields: Any) -> "Clock":
         """A new clock with these typed fields (the keys it has are exactly those given)."""
-        return _wrap(_encoded({}, fields))
+        return _changed({"_s": {}}, fields)
 
     def to_stored(self) -> dict[str, Any]:
         """The stored dict: the keys the clock has, each as stored, raw values as they were."""
@@ -366,15 +376,16 @@ class Clock:
 
     def with_(self, **changes: Any) -> "Clock":
         """A copy with some typed fields set (a field given None is stored as null)."""
-        return _wrap(_encoded(dict(self._s), changes))
+        return _changed(self.__dict__, changes)  # several per command: kept to two dict copies
 
     def without(self, key: str) -> "Clock":
         """A copy without ``key`` (absent, not null)."""
         if key not in self._s:
             return self
-        stored = dict(self._s)
-        del stored[key]
-        return _wrap(stored)
+        values = dict(self.__dict__)
+        values.pop(key, None)
+        values["_s"] = {k: v for k, v in self._s.items() if k != key}
+        return _made(values)
 
     def stored(self, key: str) -> Any:
         """One key's value as stored (None when absent): for a view that shows text an older
@@ -417,28 +428,46 @@ class Clock:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Clock is immutable: use with_({name}=…)")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Clock is immutable")
+
     def __reduce__(self) -> tuple[Any, ...]:
         return _wrap, (dict(self._s),)
-
-
-def _encoded(stored: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``stored`` with the typed ``changes`` encoded into it."""
-    for key, value in changes.items():
-        try:
-            encode = _ENCODE[key]
-        except KeyError:
-            raise TypeError(f"Clock has no field {key!r}") from None
-        stored[key] = None if value is None else encode(value)
-    return stored
 
 
 _new, _set = object.__new__, object.__setattr__
 
 
+def _made(values: dict[str, Any]) -> Clock:
+    clock = _new(Clock)
+    _set(clock, "__dict__", values)
+    return clock
+
+
 def _wrap(stored: dict[str, Any]) -> Clock:
     """A Clock over ``stored``, which only the clock holds from now on (no copy)."""
+    return _made({"_s": stored})
+
+
+def _changed(values: dict[str, Any], changes: dict[str, Any]) -> Clock:
+    """The clock of ``values`` (a clock's attributes) with the typed ``changes`` encoded in."""
+    stored = values["_s"].copy()
+    typed = values.copy()
+    try:
+        for key, value in changes.items():
+            if value is None:
+                stored[key] = None
+                typed[key] = _DEFAULT[key]
+            else:
+                stored[key], typed[key] = _ENCODE[key](value)
+    except KeyError:
+        unknown = sorted(changes.keys() - _ENCODE.keys())
+        if not unknown:
+            raise
+        raise TypeError(f"Clock has no field {unknown[0]!r}") from None
+    typed["_s"] = stored
     clock = _new(Clock)
-    _set(clock, "_s", stored)
+    _set(clock, "__dict__", typed)
     return clock
 
 

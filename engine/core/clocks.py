@@ -53,7 +53,7 @@ CLOCK_EVENTS = (SLA_STARTED, SLA_WARNED, SLA_BREACHED, SLA_STOPPED, SLA_PAUSED, 
                 QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED, SLA_ESCALATED, SLA_ACKNOWLEDGED)
 RUNNING_SLA = (ClockStatus.OPEN, ClockStatus.WARNED, ClockStatus.BREACHED)
 _OPEN, _BREACHED, _CANCELLED = ClockStatus.OPEN, ClockStatus.BREACHED, ClockStatus.CANCELLED
-_FIRE, _JUDGE, _BREACH = ClockStep(StepKind.FIRE), ClockStep(StepKind.JUDGE), ClockStep(StepKind.BREACH)
+_FIRE, _JUDGE, _BREACH = ClockStep.of(StepKind.FIRE), ClockStep.of(StepKind.JUDGE), ClockStep.of(StepKind.BREACH)
 _NO_STEP: dict[str, Any] = {"next": None, "next_kind": None}
 
 
@@ -248,7 +248,7 @@ def _escalation_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, 
         return _NO_STEP
     after = parse_duration(spec.escalate[rung].after, proc.spec.units)
     when = after.add_to(clock.due, cal, spec.workday_mode or "end_of_day")  # type: ignore[arg-type]
-    return {"next": when, "next_kind": ClockStep(StepKind.ESCALATE, rung)}
+    return {"next": when, "next_kind": ClockStep.of(StepKind.ESCALATE, rung)}
 
 
 def acknowledged(clock: Clock, name: str, actor: str, at: datetime) -> Event:
@@ -290,7 +290,7 @@ def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock:
         else:
             span = cal.working_time_between(start, due) if due > start else timedelta(0)
             t = cal.add_working_time(start, span * pct / 100)
-        return {"next": t, "next_kind": ClockStep(StepKind.WARN, pct)}
+        return {"next": t, "next_kind": ClockStep.of(StepKind.WARN, pct)}
     if clock.status is _BREACHED:
         return _NO_STEP
     return {"next": due, "next_kind": _BREACH}

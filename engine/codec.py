@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Generic, Mapping, Optional, TypeVar, overload
 
 from engine.instants import per_instant
 
@@ -199,8 +199,11 @@ def _same(v: Any) -> Any:
 
 
 def _ints(v: Any) -> tuple[int, ...]:
-    if not isinstance(v, list) or not all(type(i) is int for i in v):
+    if type(v) is not list:
         raise TypeError("not a list of integers")
+    for i in v:
+        if type(i) is not int:
+            raise TypeError("not a list of integers")
     return tuple(v)
 
 
@@ -293,6 +296,38 @@ _ENCODE: dict[str, Callable[[Any], tuple[Any, Any]]] = {
     "provisional": lambda v: (list(v), tuple(v)), **{k: _encode_instant for k in _TIMES},
 }
 _UNREADABLE = (TypeError, ValueError, KeyError, AttributeError)
+_T = TypeVar("_T")
+
+
+class _Field(Generic[_T]):
+    """A typed field of :class:`Clock`, decoded from the stored dict the first time it is
+    read and then kept in the clock's own attributes: a non-data descriptor, so every later
+    read is a plain attribute read that never reaches it."""
+
+    __slots__ = ("key", "decode", "default")
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key, self.decode, self.default = name, _DECODE[name], _DEFAULT[name]
+
+    @overload
+    def __get__(self, obj: None, owner: Any = None) -> "_Field[_T]": ...
+    @overload
+    def __get__(self, obj: "Clock", owner: Any = None) -> _T: ...
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        values = obj.__dict__
+        value = values["_s"].get(self.key)
+        if value is None:
+            typed = self.default
+        else:
+            try:
+                typed = self.decode(value)
+            except _UNREADABLE:
+                typed = self.default
+        values[self.key] = typed
+        return typed
 
 
 class Clock:
@@ -316,49 +351,36 @@ class Clock:
     reads None (a time not in UTC form reads as its instant). Reading never fails.
     """
 
-    # The fields: attributes of the instance once read (see __getattr__), never of the class.
-    kind: Optional[ClockKind]
-    status: Optional[ClockStatus]
-    running: Optional[bool]
-    started_at: Optional[datetime]
-    due: Optional[datetime]
-    next: Optional[datetime]
-    next_kind: Optional[ClockStep]
-    ended_at: Optional[datetime]
-    breached_at: Optional[datetime]
-    acknowledged_at: Optional[datetime]
-    acknowledged_by: Optional[str]
-    period_start: Optional[datetime]
-    goal: Optional[str]
-    goal_kind: Optional[str]
-    assignee: Optional[str]
-    warned: tuple[int, ...]
-    provisional: tuple[int, ...]
-    paused_remaining: Optional[float]
-    fired: Optional[int]
-    count: Optional[int]
-    required: Optional[int]
-    met: Optional[int]
-    missed: Optional[int]
-    escalated: Optional[int]
+    # The fields (each kept in the instance's attributes once read or given to with_).
+    kind: _Field[Optional[ClockKind]] = _Field()
+    status: _Field[Optional[ClockStatus]] = _Field()
+    running: _Field[Optional[bool]] = _Field()
+    started_at: _Field[Optional[datetime]] = _Field()
+    due: _Field[Optional[datetime]] = _Field()
+    next: _Field[Optional[datetime]] = _Field()
+    next_kind: _Field[Optional[ClockStep]] = _Field()
+    ended_at: _Field[Optional[datetime]] = _Field()
+    breached_at: _Field[Optional[datetime]] = _Field()
+    acknowledged_at: _Field[Optional[datetime]] = _Field()
+    acknowledged_by: _Field[Optional[str]] = _Field()
+    period_start: _Field[Optional[datetime]] = _Field()
+    goal: _Field[Optional[str]] = _Field()
+    goal_kind: _Field[Optional[str]] = _Field()
+    assignee: _Field[Optional[str]] = _Field()
+    warned: _Field[tuple[int, ...]] = _Field()
+    provisional: _Field[tuple[int, ...]] = _Field()
+    paused_remaining: _Field[Optional[float]] = _Field()
+    fired: _Field[Optional[int]] = _Field()
+    count: _Field[Optional[int]] = _Field()
+    required: _Field[Optional[int]] = _Field()
+    met: _Field[Optional[int]] = _Field()
+    missed: _Field[Optional[int]] = _Field()
+    escalated: _Field[Optional[int]] = _Field()
     _s: dict[str, Any]
 
     def __init__(self, stored: Optional[dict[str, Any]] = None) -> None:
         """The clock of a stored dict (copied); ``Clock()`` has no keys: every field None."""
         _set(self, "__dict__", {"_s": dict(stored) if stored else {}})
-
-    def __getattr__(self, name: str) -> Any:
-        """A field read for the first time: decoded from the stored dict, and kept."""
-        decode = _DECODE.get(name)
-        if decode is None:
-            raise AttributeError(f"Clock has no field {name!r}")
-        value = self.__dict__["_s"].get(name)
-        try:
-            typed = _DEFAULT[name] if value is None else decode(value)
-        except _UNREADABLE:
-            typed = _DEFAULT[name]
-        self.__dict__[name] = typed
-        return typed
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "Clock":
@@ -368,15 +390,32 @@ class Clock:
     @classmethod
     def of(cls, **fields: Any) -> "Clock":
         """A new clock with these typed fields (the keys it has are exactly those given)."""
-        return _changed({"_s": {}}, fields)
+        return _EMPTY.with_(**fields)
 
     def to_stored(self) -> dict[str, Any]:
         """The stored dict: the keys the clock has, each as stored, raw values as they were."""
         return dict(self._s)
 
     def with_(self, **changes: Any) -> "Clock":
-        """A copy with some typed fields set (a field given None is stored as null)."""
-        return _changed(self.__dict__, changes)  # several per command: kept to two dict copies
+        """A copy with some typed fields set (a field given None is stored as null). Several
+        per command: two dict copies, the given values kept as typed."""
+        values = self.__dict__
+        stored = values["_s"].copy()
+        typed = values.copy()
+        try:
+            for key, value in changes.items():
+                if value is None:
+                    stored[key] = None
+                    typed[key] = _DEFAULT[key]
+                else:
+                    stored[key], typed[key] = _ENCODE[key](value)
+        except KeyError:
+            _refuse_unknown(changes)
+            raise
+        typed["_s"] = stored
+        clock = _new(Clock)
+        _set(clock, "__dict__", typed)
+        return clock
 
     def without(self, key: str) -> "Clock":
         """A copy without ``key`` (absent, not null)."""
@@ -446,29 +485,57 @@ def _made(values: dict[str, Any]) -> Clock:
 
 def _wrap(stored: dict[str, Any]) -> Clock:
     """A Clock over ``stored``, which only the clock holds from now on (no copy)."""
-    return _made({"_s": stored})
-
-
-def _changed(values: dict[str, Any], changes: dict[str, Any]) -> Clock:
-    """The clock of ``values`` (a clock's attributes) with the typed ``changes`` encoded in."""
-    stored = values["_s"].copy()
-    typed = values.copy()
-    try:
-        for key, value in changes.items():
-            if value is None:
-                stored[key] = None
-                typed[key] = _DEFAULT[key]
-            else:
-                stored[key], typed[key] = _ENCODE[key](value)
-    except KeyError:
-        unknown = sorted(changes.keys() - _ENCODE.keys())
-        if not unknown:
-            raise
-        raise TypeError(f"Clock has no field {unknown[0]!r}") from None
-    typed["_s"] = stored
     clock = _new(Clock)
-    _set(clock, "__dict__", typed)
+    _set(clock, "__dict__", {"_s": stored})
     return clock
+
+
+def _refuse_unknown(changes: dict[str, Any]) -> None:
+    unknown = sorted(changes.keys() - _ENCODE.keys())
+    if unknown:
+        raise TypeError(f"Clock has no field {unknown[0]!r}") from None
+
+
+_EMPTY = _wrap({})
+
+
+def timer_row_values(procedure: str, clock: Clock) -> dict[str, Any]:
+    """A clock's ``timers`` row but its key: kind, status and next step as the text the
+    clock stores, its times as datetimes. Read from the stored dict (two per changed clock
+    and command, most of whose fields no other code reads)."""
+    c = clock._s
+    return {"procedure": procedure, "kind": c.get("kind"), "status": c.get("status"), "due_at": _instant(c.get("due")),
+            "next_fire_at": _instant(c.get("next")), "next_kind": c.get("next_kind"),
+            "started_at": _instant(c.get("started_at")), "ended_at": _instant(c.get("ended_at")),
+            "breached_at": _instant(c.get("breached_at")), "assignee": c.get("assignee"),
+            "provisional": bool(c.get("provisional"))}
+
+
+def _instant(text: Optional[str]) -> Optional[datetime]:
+    return datetime.fromisoformat(text) if text else None
+
+
+# The clocks whose own stored dicts went into events lately, by the dict's id: folding such
+# an event gets the very clock back, with the fields it has read, instead of a copy that
+# reads them again. A clock holds its dict, so an id here names no other dict meanwhile.
+_PAYLOADS: dict[int, Clock] = {}
+
+
+def clock_payload(clock: Clock) -> dict[str, Any]:
+    """The stored dict a clock event carries (hashed and stored as is, never changed)."""
+    stored = clock._s
+    if len(_PAYLOADS) >= 1024:
+        _PAYLOADS.clear()
+    _PAYLOADS[id(stored)] = clock
+    return stored
+
+
+def clock_of_payload(stored: dict[str, Any]) -> Clock:
+    """The clock a clock event's stored dict stands for (as :meth:`Clock.from_stored`)."""
+    clock = _PAYLOADS.get(id(stored))
+    if clock is not None and clock._s is stored:
+        return clock
+    return Clock.from_stored(stored)
 
 
 def clocks_of(stored: dict[str, dict[str, Any]]) -> dict[str, Clock]:

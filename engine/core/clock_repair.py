@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from engine.calendar import WorkCalendar
-from engine.codec import Clock, ClockKind, ClockStatus
+from engine.codec import Clock, ClockKind, ClockStatus, clock_of_payload
 from engine.core.clocks import (SLA_PAUSED, SLA_RESUMED, SLA_RESET, SLA_STARTED, TIMER_ARMED, TIMER_FIRED,
                                 _next_step, first_fire, sla_uses_calendar, stamp, timer_uses_calendar)
 from engine.core.model import Event, Instance
@@ -65,7 +65,7 @@ def _due_from(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: 
         if basis.type == SLA_RESUMED:
             paused = next(e for e in reversed(history[:history.index(basis)])
                           if e.type == SLA_PAUSED and e.data.get("name") == name)
-            rest = timedelta(seconds=paused.data["clock"]["paused_remaining"])
+            rest = timedelta(seconds=clock_of_payload(paused.data["clock"]).paused_remaining)  # type: ignore[arg-type]
             return at + rest if clock.goal_kind == "wall" else cal.add_working_time(at, rest)
         return clock.due  # type: ignore[return-value]  # SlaReset: the due date is data
     spec_t = next(t for t in proc.spec.timers if t.name == name)

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterable, Optional
 
 from engine.calendar import WorkCalendar
-from engine.codec import Clock, ClockKind, ClockStatus, ClockStep, StepKind
+from engine.codec import Clock, ClockKind, ClockStatus, ClockStep, StepKind, clock_of_payload, clock_payload
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Event, EventKind, Instance
@@ -59,7 +59,7 @@ _NO_STEP: dict[str, Any] = {"next": None, "next_kind": None}
 
 def _fold_clock(proc: CompiledProcedure, inst: Instance, event: Event) -> Instance:
     """A clock event's stored clock, typed once as it is folded (the payload stays as hashed)."""
-    return inst.with_(clocks={**inst.clocks, event.data["name"]: Clock.from_stored(event.data["clock"])})
+    return inst.with_(clocks={**inst.clocks, event.data["name"]: clock_of_payload(event.data["clock"])})
 
 
 for _t in CLOCK_EVENTS:
@@ -73,7 +73,7 @@ def iso(t: datetime) -> str:
 
 def clock_event(type_: str, name: str, clock: Clock, at: datetime, **extra: Any) -> Event:
     """The event carrying a clock's new state, in its stored form (what is hashed)."""
-    return Event(type_, "system", None, at, {"name": name, "clock": clock.to_stored(), **extra})
+    return Event(type_, "system", None, at, {"name": name, "clock": clock_payload(clock), **extra})
 
 
 def stamp(cal: WorkCalendar, clock: Clock, uses_calendar: bool) -> Clock:
@@ -483,13 +483,13 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
         event, _ = _judge_quota(cal, qspec, clock, at)
         return [event], qspec, at
     tspec = next(t for t in proc.spec.timers if t.name == name)
-    c = clock.with_(fired=(clock.fired or 0) + 1)
+    fired = (clock.fired or 0) + 1
     if tspec.schedule:
         schedule = parse_schedule(tspec.schedule, proc.spec.units)
         nxt = schedule.next_after(due, cal, anchor=clock.started_at)
-        c = stamp(cal, c.with_(due=nxt, next=nxt, next_kind=_FIRE), schedule.uses_calendar)
+        c = stamp(cal, clock.with_(fired=fired, due=nxt, next=nxt, next_kind=_FIRE), schedule.uses_calendar)
     else:
-        c = c.with_(status=ClockStatus.FIRED, running=False, next=None, next_kind=None, ended_at=at)
+        c = clock.with_(fired=fired, status=ClockStatus.FIRED, running=False, next=None, next_kind=None, ended_at=at)
     return [clock_event(TIMER_FIRED, name, c, at, due=iso(due), late_by_s=late, missed=0)], tspec, at
 
 
@@ -500,16 +500,14 @@ def _fire_sla(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: 
     step: ClockStep = clock.next_kind  # type: ignore[assignment]
     if step.kind is StepKind.WARN and step.number is not None:
         pct = step.number
-        c = clock.with_(warned=tuple(sorted(clock.warned + (pct,))))
-        if clock.status is _OPEN:
-            c = c.with_(status=ClockStatus.WARNED)
+        warned = tuple(sorted(clock.warned + (pct,)))
+        c = clock.with_(warned=warned, status=ClockStatus.WARNED) if clock.status is _OPEN else clock.with_(warned=warned)
         c = stamp(cal, c.with_(**_next_step(proc, cal, spec, c)), sla_uses_calendar(c))
         return [clock_event(SLA_WARNED, name, c, at, threshold=pct, late_by_s=late)], spec, at
     if step.kind is StepKind.ESCALATE and step.number is not None:
-        rung = step.number
-        c = clock.with_(escalated=rung + 1)
-        c = c.with_(**_escalation_step(proc, cal, spec, c, rung + 1))
+        rung = step.number  # the next rung counts from the same due time, acknowledgement and all
+        c = clock.with_(escalated=rung + 1, **_escalation_step(proc, cal, spec, clock, rung + 1))
         return [clock_event(SLA_ESCALATED, name, c, at, rung=rung, late_by_s=late)], spec, at
-    c = clock.with_(status=_BREACHED, breached_at=clock.due, next=None, next_kind=None, assignee=inst.assignee)
-    c = c.with_(**_escalation_step(proc, cal, spec, c, 0))
+    c = clock.with_(status=_BREACHED, breached_at=clock.due, assignee=inst.assignee,
+                    **_escalation_step(proc, cal, spec, clock, 0))  # the ladder's first rung, or no next step
     return [clock_event(SLA_BREACHED, name, c, at, due=iso(clock.due), late_by_s=late)], spec, at  # type: ignore[arg-type]

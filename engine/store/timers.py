@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.codec import Clock
+from engine.codec import Clock, timer_row_values
 from engine.store.prepared import Prepared
 from engine.store.tables import instances as I
 from engine.store.tables import timers as T
@@ -34,15 +34,6 @@ _UPDATE = Prepared(sa.update(T).where(T.c.instance_id == sa.bindparam("b_instanc
 _CLAIM = Prepared(sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"),
                                      T.c.name == sa.bindparam("b_name"),
                                      T.c.next_fire_at == sa.bindparam("b_next_fire_at")))
-
-
-def timer_row_values(procedure: str, c: Clock) -> dict[str, Any]:
-    """A clock's ``timers`` row (but its key): times as datetimes, kind, status and next
-    step as the text the clock stores."""
-    return {"procedure": procedure, "kind": c.stored("kind"), "status": c.stored("status"), "due_at": c.due,
-            "next_fire_at": c.next, "next_kind": c.stored("next_kind"), "started_at": c.started_at,
-            "ended_at": c.ended_at, "breached_at": c.breached_at, "assignee": c.assignee,
-            "provisional": bool(c.stored("provisional"))}
 
 
 def sync(conn: Connection, instance_id: int, procedure: str, before: Mapping[str, Clock],

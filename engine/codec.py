@@ -270,14 +270,23 @@ _UTC = timezone.utc
 _TEXT_OF: dict[datetime, str] = {}  # UTC instants' stored text: a command writes the same few again and again
 
 
+def _text_of(u: datetime) -> str:
+    """A UTC instant's stored text (remembered)."""
+    if len(_TEXT_OF) >= 4096:
+        _TEXT_OF.clear()
+    text = _TEXT_OF[u] = u.isoformat()
+    return text
+
+
 def _encode_instant(t: datetime) -> tuple[str, datetime]:
     u = t if t.tzinfo is _UTC else t.astimezone(_UTC)
     text = _TEXT_OF.get(u)
-    if text is None:
-        if len(_TEXT_OF) >= 4096:
-            _TEXT_OF.clear()
-        text = _TEXT_OF[u] = u.isoformat()
-    return text, u
+    return (text if text is not None else _text_of(u)), u
+
+
+_TIME_KEYS = frozenset(_TIMES)
+_AS_IS = frozenset({"running", "goal", "goal_kind", "assignee", "acknowledged_by", "paused_remaining", "fired", "count",
+                    "required", "met", "missed", "escalated"})  # stored as given, read back as stored
 
 
 def _encode_member(enum: Any) -> Callable[[Any], tuple[str, Any]]:
@@ -390,7 +399,7 @@ class Clock:
     @classmethod
     def of(cls, **fields: Any) -> "Clock":
         """A new clock with these typed fields (the keys it has are exactly those given)."""
-        return _EMPTY.with_(**fields)
+        return _encoded({}, {}, fields)
 
     def to_stored(self) -> dict[str, Any]:
         """The stored dict: the keys the clock has, each as stored, raw values as they were."""
@@ -400,22 +409,7 @@ class Clock:
         """A copy with some typed fields set (a field given None is stored as null). Several
         per command: two dict copies, the given values kept as typed."""
         values = self.__dict__
-        stored = values["_s"].copy()
-        typed = values.copy()
-        try:
-            for key, value in changes.items():
-                if value is None:
-                    stored[key] = None
-                    typed[key] = _DEFAULT[key]
-                else:
-                    stored[key], typed[key] = _ENCODE[key](value)
-        except KeyError:
-            _refuse_unknown(changes)
-            raise
-        typed["_s"] = stored
-        clock = _new(Clock)
-        _set(clock, "__dict__", typed)
-        return clock
+        return _encoded(values["_s"].copy(), values.copy(), changes)
 
     def without(self, key: str) -> "Clock":
         """A copy without ``key`` (absent, not null)."""
@@ -496,7 +490,30 @@ def _refuse_unknown(changes: dict[str, Any]) -> None:
         raise TypeError(f"Clock has no field {unknown[0]!r}") from None
 
 
-_EMPTY = _wrap({})
+def _encoded(stored: dict[str, Any], typed: dict[str, Any], changes: dict[str, Any]) -> Clock:
+    """The clock of ``stored`` and its read fields ``typed`` (both the new clock's own) with
+    the typed ``changes`` encoded in and kept as read."""
+    try:
+        for key, value in changes.items():
+            if value is None:
+                stored[key] = None
+                typed[key] = _DEFAULT[key]
+            elif key in _AS_IS:
+                stored[key] = typed[key] = value
+            elif key in _TIME_KEYS:  # the common case, inline: several per clock event
+                u = value if value.tzinfo is _UTC else value.astimezone(_UTC)
+                text = _TEXT_OF.get(u)
+                stored[key] = text if text is not None else _text_of(u)
+                typed[key] = u
+            else:
+                stored[key], typed[key] = _ENCODE[key](value)
+    except KeyError:
+        _refuse_unknown(changes)
+        raise
+    typed["_s"] = stored
+    clock = _new(Clock)
+    _set(clock, "__dict__", typed)
+    return clock
 
 
 def timer_row_values(procedure: str, clock: Clock) -> dict[str, Any]:

@@ -218,8 +218,7 @@ def _start_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
 
     def timing() -> tuple[datetime, dict[str, Any]]:  # the due time and first step: goal, calendar and instant only
         due = goal.add_to(at, cal, spec.workday_mode or "end_of_day")
-        fresh = Clock.of(started_at=at, due=due, goal_kind=goal.kind, warned=(), status=_OPEN)
-        return due, _next_step(proc, cal, spec, fresh)
+        return due, _step_after(cal, spec, at, due, goal.kind == "wall", (), False)
 
     due, step = _remember(memo, ("sla", proc.id, proc.version, spec.name, goal.text, goal.kind, at), timing)
     c = Clock.of(kind=ClockKind.SLA, status=_OPEN, running=True, started_at=at, due=due, goal=goal.text,
@@ -279,19 +278,22 @@ def _remaining(cal: WorkCalendar, clock: Clock, at: datetime) -> timedelta:
 def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock: Clock) -> dict[str, Any]:
     """The next warning threshold not yet passed, else the breach: the clock's new
     ``next`` and ``next_kind``."""
-    start: datetime = clock.started_at  # type: ignore[assignment]
-    due: datetime = clock.due  # type: ignore[assignment]
-    warned = clock.warned
+    return _step_after(cal, spec, clock.started_at, clock.due, clock.goal_kind == "wall",  # type: ignore[arg-type]
+                       clock.warned, clock.status is _BREACHED)
+
+
+def _step_after(cal: WorkCalendar, spec: SlaSpec, start: datetime, due: datetime, wall: bool,
+                warned: tuple[int, ...], breached: bool) -> dict[str, Any]:
     for pct in sorted(spec.warn_at):
         if pct in warned:
             continue
-        if clock.goal_kind == "wall":
+        if wall:
             t = start + (due - start) * pct / 100
         else:
             span = cal.working_time_between(start, due) if due > start else timedelta(0)
             t = cal.add_working_time(start, span * pct / 100)
         return {"next": t, "next_kind": ClockStep.of(StepKind.WARN, pct)}
-    if clock.status is _BREACHED:
+    if breached:
         return _NO_STEP
     return {"next": due, "next_kind": _BREACH}
 

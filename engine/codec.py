@@ -278,6 +278,13 @@ def _text_of(u: datetime) -> str:
     return text
 
 
+def instant_text(t: datetime) -> str:
+    """An instant's stored text: UTC, ``isoformat`` (remembered for the last few thousand)."""
+    u = t if t.tzinfo is _UTC else t.astimezone(_UTC)
+    text = _TEXT_OF.get(u)
+    return text if text is not None else _text_of(u)
+
+
 def _encode_instant(t: datetime) -> tuple[str, datetime]:
     u = t if t.tzinfo is _UTC else t.astimezone(_UTC)
     text = _TEXT_OF.get(u)

@@ -23,11 +23,12 @@ computed on; absent when none was).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Iterable, Optional
 
 from engine.calendar import WorkCalendar
-from engine.codec import Clock, ClockKind, ClockStatus, ClockStep, StepKind, clock_of_payload, clock_payload
+from engine.codec import (Clock, ClockKind, ClockStatus, ClockStep, StepKind, clock_of_payload, clock_payload,
+                          instant_text)
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Event, EventKind, Instance
@@ -67,8 +68,8 @@ for _t in CLOCK_EVENTS:
 
 
 def iso(t: datetime) -> str:
-    """An instant as event payloads carry it (the codec stores clock times the same way)."""
-    return t.astimezone(timezone.utc).isoformat()
+    """An instant as event payloads carry it: the text the codec stores clock times as."""
+    return instant_text(t)
 
 
 def clock_event(type_: str, name: str, clock: Clock, at: datetime, **extra: Any) -> Event:

@@ -279,7 +279,7 @@ class Engine(EngineQueries):
         fired: set[tuple[str, Any, Any]] = set()
         while names := clk.due_clocks(inst, until, strictly_before):
             clock = inst.clocks[names[0]]
-            step = (names[0], clock.next, clock.next_kind)
+            step = (names[0], clock.next, clock.stored("next_kind"))  # (text: hashed for the guard only)
             if step in fired:  # every step moves its clock on; one that does not is a bug
                 raise RuntimeError(f"instance {inst.id}: clock {step[0]} stays due at {step[1]} ({step[2]})")
             fired.add(step)

@@ -46,7 +46,7 @@ def sync(conn: Connection, instance_id: int, procedure: str, before: Mapping[str
     inserts = []
     for name, c in after.items():
         old = before.get(name)
-        if old == c:
+        if old is c or old == c:  # most clocks are carried over as they were
             continue
         values = timer_row_values(procedure, c)
         if old is None:

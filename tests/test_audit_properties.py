@@ -2,7 +2,8 @@
 
 1. Any random sequence of commands (start, advance with generated form data, record, claim,
    assign, with time moving on so SLA clocks fire) leaves every instance such that replaying
-   its log gives exactly the stored instance, and every hash chain verifies. A refused command
+   its log gives exactly the stored instance, its typed clocks give back the stored
+   ``instances.clocks`` column byte for byte, and every hash chain verifies. A refused command
    changes nothing. Form data is generated from the form definitions themselves.
 2. Altering any stored value of any event (raw sqlite3 UPDATE on ``events``), or any replayed
    column of the ``instances`` row, is detected by ``audit verify`` or by replay.
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from cli import main
+from engine.codec import Clock as TypedClock, clocks_to_json
 from engine.errors import EngineError
 from engine.runtime.config import Settings, build_engine
 from engine.spec.forms import FieldSpec, FormSpec
@@ -154,14 +156,24 @@ def test_replaying_any_random_command_sequence_gives_the_stored_state(data: st.D
                 assert {i: engine.show(i) for i in ids} == before, f"refused {kind} changed an instance"
                 continue
             ids = sorted(set(ids) | {inst.id, *inst.children})
+            assert clocks_to_json(inst.clocks) == _stored_clocks(folder, inst.id), f"{kind}: typed clocks"
             for i in [inst.id, *inst.children]:
                 r = engine.replay(i)
                 assert r.ok, f"after {kind}: #{i} replay differs at seq {r.seq}: {r.difference}"
+                shown = engine.show(i).clocks
+                assert all(type(c) is TypedClock for c in shown.values())
+                assert clocks_to_json(shown) == _stored_clocks(folder, i), f"after {kind}: #{i} typed clocks"
         for i in ids:
             r = engine.replay(i)
             assert r.ok, f"#{i} replay differs at seq {r.seq}: {r.difference}"
         assert engine.verify()[2] is None
         engine.close()
+
+
+def _stored_clocks(folder: str, iid: int) -> str:
+    """The ``instances.clocks`` column as stored: the typed clocks must give it back byte for byte."""
+    with sqlite3.connect(f"{folder}/sop.db") as con:
+        return str(con.execute("SELECT clocks FROM instances WHERE id = ?", (iid,)).fetchone()[0])
 
 
 # ------------------------------------------------------------------ 2. tampering is detected

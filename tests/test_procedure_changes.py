@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cli import main
+from engine.codec import ClockStatus
 from test_versions import NAMED, REPLY, Time, copy_of_shipped, edit, engine_on
 
 
@@ -75,9 +76,9 @@ def test_migration_maps_a_renamed_state_and_replay_and_audit_still_pass(v1: Path
     assert len(migrated) == 1 and json.loads(migrated[0].data_json) == {
         "from": old, "to": new, "state_from": "investigating", "state_to": "checking", "mapped": True}
     # the reply SLA kept its state; the instance goes on under the new version
-    assert shown.clocks["reply"]["status"] == "open"
+    assert shown.clocks["reply"].status is ClockStatus.OPEN
     done = new_engine.advance(a, "reply", "chen_jing", REPLY, time.next(90))
-    assert done.state == "replied" and done.clocks["reply"]["status"] == "met"
+    assert done.state == "replied" and done.clocks["reply"].status is ClockStatus.MET
     for iid in (a, b):
         assert sop(runner, renamed, "replay", str(iid)).exit_code == 0
     # an engine that only has the old files replays it too (the new snapshot is stored)
@@ -133,7 +134,7 @@ def test_migration_cancels_a_clock_whose_spec_is_gone_and_keeps_the_others(v1: P
     assert "reply" in moved[a]["cancelled_clocks"]
     new_engine = engine_on(db_url, procs, time)
     shown = new_engine.show(a)
-    assert shown.clocks["reply"]["status"] == "cancelled"
+    assert shown.clocks["reply"].status is ClockStatus.CANCELLED
     assert "answer" not in shown.clocks          # a renamed SLA starts when its own start next occurs
     kept = [n for n in shown.clocks if n != "reply"]
     assert all(shown.clocks[n] == before[n] for n in kept)
@@ -151,7 +152,7 @@ def answered(db_url: str, procedures: Path, time: Time) -> tuple[Any, int]:
     c = eng.start("complaint", "liu_fang", NAMED, time.next())
     eng.advance(c.id, "investigate", "chen_jing", at=time.next())
     done = eng.advance(c.id, "reply", "chen_jing", REPLY, time.next(120))
-    assert done.clocks["reply"]["status"] == "met"
+    assert done.clocks["reply"].status is ClockStatus.MET
     return eng, c.id
 
 
@@ -220,7 +221,7 @@ def test_migration_from_any_moves_every_other_version_and_says_when_there_is_non
 def test_migration_fires_due_clock_steps_first_and_a_breach_stays_breached(v1: Path, renamed: Path, db_url: str,
                                                                             runner: Any, time: Time) -> None:
     eng, a, _ = investigating(db_url, v1, time)
-    due = eng.show(a).clocks["reply"]["due"]
+    due = eng.show(a).clocks["reply"].due
     r = sop(runner, renamed, "--json", "migrate", "complaint", "--from", eng.show(a).version,
             "--map", "investigating=checking", "--at", "2025-10-10T09:00:00+08:00")   # due 10-09 09:10
     assert r.exit_code == 0, r.output
@@ -230,7 +231,7 @@ def test_migration_fires_due_clock_steps_first_and_a_breach_stays_breached(v1: P
     types = [e.type for e in new_engine.history(a)]
     assert types.index("SlaBreached") < types.index("VersionMigrated")
     clock = new_engine.show(a).clocks["reply"]
-    assert (clock["status"], clock["due"]) == ("breached", due)
+    assert (clock.status, clock.due) == (ClockStatus.BREACHED, due)
     assert new_engine.replay(a).ok
 
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from engine import audit
 from engine.clock import FakeClock
+from engine.codec import Clock
 from engine.core import evolve as ev
 from engine.core.model import Event, Instance
 from engine.runtime.config import Settings, build_engine
@@ -291,7 +292,7 @@ def test_a_fold_that_builds_its_own_instance_is_followed(scripted: Path, monkeyp
     from engine.core import clocks
 
     def rebuilt(proc: Any, inst: Instance, e: Event) -> Instance:
-        return Instance(**{**vars(inst), "clocks": {**inst.clocks, e.data["name"]: e.data["clock"]}})
+        return Instance(**{**vars(inst), "clocks": {**inst.clocks, e.data["name"]: Clock.from_stored(e.data["clock"])}})
 
     engine = open_engine(scripted, slow=False)
     try:

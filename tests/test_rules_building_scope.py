@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from engine.codec import ClockStatus
 from engine.errors import NotAuthorized, OutOfScope, ProcedureError
 from engine.runtime.config import Settings, build_engine
 from engine.spec.org import DEFAULT_SUPERVISORS, OrgSpec, load_org
@@ -146,7 +147,7 @@ def test_the_engines_own_steps_are_not_building_scoped(engine, clock) -> None:  
     inst = complaint(engine, "5-0502")
     clock.advance(timedelta(days=2))
     assert engine.tick(clock.now())                        # the reply SLA warns and breaches
-    assert engine.show(inst.id).clocks["reply"]["status"] == "breached"
+    assert engine.show(inst.id).clocks["reply"].status is ClockStatus.BREACHED
     engine.assign(inst.id, "chen_jing", "li_qiang")        # she covers building 5 this week
     engine.advance(inst.id, "reply", "chen_jing", {"reply_method": "phone", "reply_summary": "已安排维修"})
     done = engine.advance(inst.id, "resolve", "chen_jing", {"handling_result": "已修复"})

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from cli import main
+from engine.codec import ClockStatus
 from engine.errors import ActionNotAllowed, NotAuthorized, OutOfScope
 from engine.runtime.config import Settings, build_engine
 from engine.timeskip import skip
@@ -75,13 +76,13 @@ def test_ren4_the_inspection_team_patrols_in_parallel_and_the_case_moves_on_when
 
 def test_ren4_each_branch_has_its_own_clock_which_stops_when_that_branch_reports(engine, clock) -> None:  # type: ignore[no-untyped-def]
     p = start(engine)
-    assert {n: c["status"] for n, c in p.clocks.items()} == {
+    assert {n: c.status for n, c in p.clocks.items()} == {
         "security_report": "open", "engineering_report": "open", "cs_report": "open"}
     p = engine.advance(p.id, "security_report", "xu_bin", REPORT, at=clock.now() + timedelta(hours=1))
-    assert (p.clocks["security_report"]["status"], p.clocks["engineering_report"]["running"]) == ("met", True)
+    assert (p.clocks["security_report"].status, p.clocks["engineering_report"].running) == ("met", True)
     skip(engine, days=1)
     p = engine.show(p.id)
-    assert {n: c["status"] for n, c in p.clocks.items()} == {
+    assert {n: c.status for n, c in p.clocks.items()} == {
         "security_report": "met", "engineering_report": "breached", "cs_report": "breached"}
     assert engine.replay(p.id).ok
 
@@ -278,7 +279,7 @@ def test_what_if_replay_re_runs_branch_steps_and_claims_under_an_edited_join(eng
 
 def test_ren4_a_branch_clock_belongs_to_the_branch_assignee(engine) -> None:  # type: ignore[no-untyped-def]
     p = start(engine)
-    assert (p.clocks["cs_report"]["assignee"], p.clocks["security_report"]["assignee"]) == ("chen_jing", None)
+    assert (p.clocks["cs_report"].assignee, p.clocks["security_report"].assignee) == ("chen_jing", None)
 
 
 def test_a_timer_of_a_branch_state_is_cancelled_when_the_join_cancels_its_branch(tmp_path: Path, clock: Any) -> None:
@@ -293,15 +294,15 @@ def test_a_timer_of_a_branch_state_is_cancelled_when_the_join_cancels_its_branch
 """
     engine = site_engine(tmp_path, clock, "any", text)
     s = engine.start("site_check", "chen_jing", {})
-    assert s.clocks["nudge"]["status"] == "open"
+    assert s.clocks["nudge"].status is ClockStatus.OPEN
     s = engine.advance(s.id, "b_ok", "wu_gang")
-    assert s.clocks["nudge"]["status"] == "cancelled" and engine.replay(s.id).ok
+    assert s.clocks["nudge"].status is ClockStatus.CANCELLED and engine.replay(s.id).ok
     # the same timer, left to fire: its watch effect adds the supervisor, who is told
     other = site_engine(tmp_path / "again", clock, "all", text)
     s = other.start("site_check", "chen_jing", {})
     skip(other, hours=2)
     s = other.show(s.id)
-    assert s.watchers == ("li_qiang",) and s.clocks["nudge"]["status"] == "fired" and other.replay(s.id).ok
+    assert s.watchers == ("li_qiang",) and s.clocks["nudge"].status is ClockStatus.FIRED and other.replay(s.id).ok
 
 
 def test_a_bulk_start_into_a_parallel_state_stores_the_branches_and_replays(engine) -> None:  # type: ignore[no-untyped-def]

@@ -268,7 +268,7 @@ def test_worker_sets_its_alarm_for_the_next_due_step_within_the_interval(engine,
     arm_next(alarm, engine, 60.0, lambda: None)
     assert alarm.jobs == []  # nothing pending: the interval alone
     c = engine.start("complaint", "liu_fang", ORAL, at=clock.now())
-    first = min(datetime.fromisoformat(x["next"]) for x in engine.show(c.id).clocks.values() if x.get("next"))
+    first = min(x.next for x in engine.show(c.id).clocks.values() if x.next is not None)
     arm_next(alarm, engine, 60.0, lambda: None)
     assert alarm.jobs == []  # due hours away: the interval comes first
     clock.set(first - timedelta(seconds=20))

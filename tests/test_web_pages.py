@@ -468,7 +468,7 @@ def test_with_graphviz_the_diagram_highlights_the_current_state() -> None:
 
 def test_a_clock_marked_provisional_in_the_instance_itself_is_shown_as_provisional(web: Web) -> None:
     inst = web.start_complaint()
-    clocks = {name: {**c, "provisional": [2027]} for name, c in inst.clocks.items()}
+    clocks = {name: c.with_(provisional=(2027,)) for name, c in inst.clocks.items()}
     marked = inst.with_(clocks=clocks)
     row = views._rows(web.engine, [marked])[0]
     assert row.sla_class == "provisional"

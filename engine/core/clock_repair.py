@@ -7,12 +7,12 @@ result as one ClockRepaired event per clock that moved.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import Optional
 
 from engine.calendar import WorkCalendar
-from engine.codec import Clock, ClockKind, ClockStatus
+from engine.codec import Clock, ClockKind, ClockStatus, clock_of_payload
 from engine.core.clocks import (SLA_PAUSED, SLA_RESUMED, SLA_RESET, SLA_STARTED, TIMER_ARMED, TIMER_FIRED,
-                                _next_step, first_fire, iso, sla_uses_calendar, stamp, timer_uses_calendar)
+                                _next_step, first_fire, sla_uses_calendar, stamp, timer_uses_calendar)
 from engine.core.model import Event, Instance
 from engine.durations import parse_duration
 from engine.schedules import parse_schedule
@@ -23,7 +23,7 @@ BASES = (SLA_STARTED, SLA_RESUMED, SLA_RESET, TIMER_ARMED, TIMER_FIRED)
 
 
 def repaired(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str,
-             history: list[Event]) -> Optional[dict[str, Any]]:
+             history: list[Event]) -> Optional[Clock]:
     """The clock ``name`` recomputed on ``cal`` from the event its due time was counted from,
     or None when nothing about it changes (or it has no open step to move).
 
@@ -33,10 +33,9 @@ def repaired(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: s
     arming or its last occurrence. A reset's due time comes from a field, not the calendar,
     so only its warning steps can move. Thresholds already passed stay passed.
     """
-    clock = inst.clocks.get(name)
-    if clock is None:
+    typed = inst.clocks.get(name)
+    if typed is None:
         return None
-    typed = Clock.from_stored(clock)
     if not typed.running or typed.next is None or typed.status is ClockStatus.BREACHED:
         return None
     if typed.kind is ClockKind.QUOTA:  # each period's end is computed when the last one is judged
@@ -45,16 +44,14 @@ def repaired(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: s
     if basis is None:
         return None
     new_due = _due_from(proc, cal, inst, name, typed, basis, history)
-    c = dict(clock, due=iso(new_due))  # the stored dict moves; its other keys stay as they were
+    c = typed.with_(due=new_due)  # the due time moves; the clock's other keys stay as they were
     if typed.kind is ClockKind.SLA:
         spec = next(s for s in proc.spec.slas if s.name == name)
-        c.update(_next_step(proc, cal, spec, c))
-        stamp(cal, c, sla_uses_calendar(c))
+        c = stamp(cal, c.with_(**_next_step(proc, cal, spec, c)), sla_uses_calendar(c))
     else:
-        c.update(next=iso(new_due))
         spec_t = next(t for t in proc.spec.timers if t.name == name)
-        stamp(cal, c, timer_uses_calendar(proc, spec_t))
-    return None if c == clock else c
+        c = stamp(cal, c.with_(next=new_due), timer_uses_calendar(proc, spec_t))
+    return None if c == typed else c
 
 
 def _due_from(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str, clock: Clock,
@@ -68,7 +65,7 @@ def _due_from(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: 
         if basis.type == SLA_RESUMED:
             paused = next(e for e in reversed(history[:history.index(basis)])
                           if e.type == SLA_PAUSED and e.data.get("name") == name)
-            rest = timedelta(seconds=paused.data["clock"]["paused_remaining"])
+            rest = timedelta(seconds=clock_of_payload(paused.data["clock"]).paused_remaining)  # type: ignore[arg-type]
             return at + rest if clock.goal_kind == "wall" else cal.add_working_time(at, rest)
         return clock.due  # type: ignore[return-value]  # SlaReset: the due date is data
     spec_t = next(t for t in proc.spec.timers if t.name == name)

@@ -1,30 +1,34 @@
 """SLA clocks and timers: when they start, pause, stop, warn, breach and fire.
 
 Pure, like the rest of ``core``: the caller passes the calendar and the time. A clock's
-whole state lives in ``Instance.clocks[name]`` (a small JSON dict) and every change to it
-is an event carrying the new state, so replay folds clocks exactly like data. The durable
-``timers`` table is a projection of these dicts indexed by ``next`` — the next moment the
-sweep must look at the clock (a warning threshold, the breach, or a timer's firing).
+whole state lives in ``Instance.clocks[name]``, a typed :class:`engine.codec.Clock`, and
+every change to it is an event carrying the new state in its stored form (the codec's
+``to_stored``; folded back with ``from_stored``), so replay folds clocks exactly like data
+and every hash stays what it was. The durable ``timers`` table is a projection of the
+clocks indexed by ``next`` — the next moment the sweep must look at the clock (a warning
+threshold, the breach, or a timer's firing).
 
 Judged on ``occurred_at``: a command handled at time T first fires every clock of the
 instance that came due before T (:func:`due_clocks`), so an answer recorded after the
 third ring is a breach even when a call record is imported an hour later (PHN-6).
 
-Clock dict keys: ``kind`` (sla|timer), ``status`` (open, warned, met, breached,
-cancelled for SLAs; open, fired, cancelled for timers), ``running``, ``due``, ``next``,
-``next_kind`` (a :class:`engine.codec.ClockStep` as text: warn:<pct> | breach |
-escalate:<rung> | fire | judge), ``started_at``, ``ended_at``, ``goal``,
-``warned`` (thresholds passed), ``paused_remaining`` (seconds, while paused),
-``breached_at``, ``assignee``, ``fired`` (count), and ``provisional`` (the provisional
-calendar years its due or next step was computed on; absent when none was).
+Clock fields: ``kind`` (sla|timer|quota), ``status`` (open, warned, met, breached,
+cancelled for SLAs; open, fired, cancelled for timers; open, ended for quotas),
+``running``, ``due``, ``next`` (aware datetimes), ``next_kind`` (a
+:class:`engine.codec.ClockStep`: warn <pct> | breach | escalate <rung> | fire | judge),
+``started_at``, ``ended_at``, ``goal``, ``warned`` (thresholds passed),
+``paused_remaining`` (seconds, while paused), ``breached_at``, ``assignee``, ``fired``
+(count), and ``provisional`` (the provisional calendar years its due or next step was
+computed on; absent when none was).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Iterable, Optional
 
 from engine.calendar import WorkCalendar
-from engine.codec import ClockStep, StepKind, escalate_step, warn_step
+from engine.codec import (Clock, ClockKind, ClockStatus, ClockStep, StepKind, clock_of_payload, clock_payload,
+                          instant_text)
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Event, EventKind, Instance
@@ -48,11 +52,15 @@ QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED = _K.QUOTA_STARTED, _K.Q
 CLOCK_EVENTS = (SLA_STARTED, SLA_WARNED, SLA_BREACHED, SLA_STOPPED, SLA_PAUSED, SLA_RESUMED, SLA_RESET,
                 SLA_CANCELLED, TIMER_ARMED, TIMER_FIRED, TIMER_CANCELLED, CLOCK_REPAIRED,
                 QUOTA_STARTED, QUOTA_COUNTED, QUOTA_JUDGED, QUOTA_ENDED, SLA_ESCALATED, SLA_ACKNOWLEDGED)
-RUNNING_SLA = ("open", "warned", "breached")
+RUNNING_SLA = (ClockStatus.OPEN, ClockStatus.WARNED, ClockStatus.BREACHED)
+_OPEN, _BREACHED, _CANCELLED = ClockStatus.OPEN, ClockStatus.BREACHED, ClockStatus.CANCELLED
+_FIRE, _JUDGE, _BREACH = ClockStep.of(StepKind.FIRE), ClockStep.of(StepKind.JUDGE), ClockStep.of(StepKind.BREACH)
+_NO_STEP: dict[str, Any] = {"next": None, "next_kind": None}
 
 
 def _fold_clock(proc: CompiledProcedure, inst: Instance, event: Event) -> Instance:
-    return inst.with_(clocks={**inst.clocks, event.data["name"]: event.data["clock"]})
+    """A clock event's stored clock, typed once as it is folded (the payload stays as hashed)."""
+    return inst.with_(clocks={**inst.clocks, event.data["name"]: clock_of_payload(event.data["clock"])})
 
 
 for _t in CLOCK_EVENTS:
@@ -60,18 +68,16 @@ for _t in CLOCK_EVENTS:
 
 
 def iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat()
+    """An instant as event payloads carry it: the text the codec stores clock times as."""
+    return instant_text(t)
 
 
-def parse_iso(s: Optional[str]) -> Optional[datetime]:
-    return datetime.fromisoformat(s) if s else None
+def clock_event(type_: str, name: str, clock: Clock, at: datetime, **extra: Any) -> Event:
+    """The event carrying a clock's new state, in its stored form (what is hashed)."""
+    return Event(type_, "system", None, at, {"name": name, "clock": clock_payload(clock), **extra})
 
 
-def clock_event(type_: str, name: str, clock: dict[str, Any], at: datetime, **extra: Any) -> Event:
-    return Event(type_, "system", None, at, {"name": name, "clock": clock, **extra})
-
-
-def stamp(cal: WorkCalendar, clock: dict[str, Any], uses_calendar: bool) -> dict[str, Any]:
+def stamp(cal: WorkCalendar, clock: Clock, uses_calendar: bool) -> Clock:
     """Flag ``clock`` with the provisional years its times were computed on (engine.statutory).
 
     The window is the clock's start to its due time or next step, whichever is later: a
@@ -79,15 +85,9 @@ def stamp(cal: WorkCalendar, clock: dict[str, Any], uses_calendar: bool) -> dict
     depends on the calendar. Non-provisional clocks carry no key at all, so their events
     (and hashes) are what they were before provisional years existed.
     """
-    ends = [t for t in (clock.get("due"), clock.get("next")) if t]
-    years = (cal.provisional_years(datetime.fromisoformat(clock["started_at"]),
-                                   max(datetime.fromisoformat(t) for t in ends))
-             if uses_calendar and ends else [])
-    if years:
-        clock["provisional"] = years
-    else:
-        clock.pop("provisional", None)
-    return clock
+    ends = [t for t in (clock.due, clock.next) if t]
+    years = cal.provisional_years(clock.started_at, max(ends)) if uses_calendar and ends else []  # type: ignore[arg-type]
+    return clock.with_(provisional=tuple(years)) if years else clock.without("provisional")
 
 
 _TIMER_USES_CALENDAR: dict[tuple[str, str, str], bool] = {}
@@ -109,8 +109,8 @@ def timer_uses_calendar(proc: CompiledProcedure, spec: TimerSpec) -> bool:
     return known
 
 
-def sla_uses_calendar(clock: dict[str, Any]) -> bool:
-    return clock.get("goal_kind") != "wall"
+def sla_uses_calendar(clock: Clock) -> bool:
+    return clock.goal_kind != "wall"
 
 
 # ------------------------------------------------------------------ what a change means
@@ -172,32 +172,30 @@ def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
         begins = (spec.start_on in actions) if spec.start_on else (
             spec.start_in in entered if spec.start_in else started)
         return [_start_sla(proc, cal, spec, inst, at, memo)] if begins and inst.active else []
-    if not clock["running"]:
+    if not clock.running:
         return []
     if spec.reset_on in actions and spec.reset_due_field:
         new_due = inst.data.get(spec.reset_due_field)
-        if new_due and clock["status"] != "breached":
-            c = dict(clock, due=iso(datetime.fromisoformat(new_due)), warned=[], status="open")
-            c.update(_next_step(proc, cal, spec, c))
-            stamp(cal, c, sla_uses_calendar(c))
-            return [clock_event(SLA_RESET, spec.name, c, at, due=c["due"])]
+        if new_due and clock.status is not _BREACHED:
+            c = clock.with_(due=datetime.fromisoformat(new_due), warned=(), status=_OPEN)
+            c = stamp(cal, c.with_(**_next_step(proc, cal, spec, c)), sla_uses_calendar(c))
+            return [clock_event(SLA_RESET, spec.name, c, at, due=iso(c.due))]  # type: ignore[arg-type]
     if set(spec.stop_on) & actions or set(spec.stop_in) & set(entered) or _branch_closed(proc, inst, spec.start_in):
         return [_stop_sla(clock, spec.name, inst, at)]
     if not inst.active:
-        c = dict(clock, running=False, next=None, next_kind=None, ended_at=iso(at),
-                 status=clock["status"] if clock["status"] == "breached" else "cancelled")
+        c = clock.with_(running=False, next=None, next_kind=None, ended_at=at,
+                        status=_BREACHED if clock.status is _BREACHED else _CANCELLED)
         return [clock_event(SLA_CANCELLED, spec.name, c, at)]
     paused_now = bool(_here(inst) & set(spec.pause_in)) if spec.pause_in else False
-    if paused_now and clock.get("paused_remaining") is None:
+    if paused_now and clock.paused_remaining is None:
         remaining = _remaining(cal, clock, at)
-        c = dict(clock, paused_remaining=remaining.total_seconds(), next=None, next_kind=None)
+        c = clock.with_(paused_remaining=remaining.total_seconds(), next=None, next_kind=None)
         return [clock_event(SLA_PAUSED, spec.name, c, at)]
-    if not paused_now and clock.get("paused_remaining") is not None:
-        rest = timedelta(seconds=clock["paused_remaining"])
-        due = at + rest if clock.get("goal_kind") == "wall" else cal.add_working_time(at, rest)
-        c = dict(clock, paused_remaining=None, due=iso(due))
-        c.update(_next_step(proc, cal, spec, c))
-        stamp(cal, c, sla_uses_calendar(c))
+    if not paused_now and clock.paused_remaining is not None:
+        rest = timedelta(seconds=clock.paused_remaining)
+        due = at + rest if clock.goal_kind == "wall" else cal.add_working_time(at, rest)
+        c = clock.with_(paused_remaining=None, due=due)
+        c = stamp(cal, c.with_(**_next_step(proc, cal, spec, c)), sla_uses_calendar(c))
         return [clock_event(SLA_RESUMED, spec.name, c, at)]
     return []
 
@@ -219,18 +217,16 @@ def _start_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
                memo: Optional[dict[Any, Any]] = None) -> Event:
     goal = goal_of(proc, spec, inst, at, cal.zone)
 
-    def timing() -> tuple[str, dict[str, Any]]:  # the due time and first step: goal, calendar and instant only
-        due = iso(goal.add_to(at, cal, spec.workday_mode or "end_of_day"))
-        fresh = {"started_at": iso(at), "due": due, "goal_kind": goal.kind, "warned": [], "status": "open"}
-        return due, _next_step(proc, cal, spec, fresh)
+    def timing() -> tuple[datetime, dict[str, Any]]:  # the due time and first step: goal, calendar and instant only
+        due = goal.add_to(at, cal, spec.workday_mode or "end_of_day")
+        return due, _step_after(cal, spec, at, due, goal.kind == "wall", (), False)
 
     due, step = _remember(memo, ("sla", proc.id, proc.version, spec.name, goal.text, goal.kind, at), timing)
-    c: dict[str, Any] = {"kind": "sla", "status": "open", "running": True, "started_at": iso(at), "due": due,
-                         "goal": goal.text, "goal_kind": goal.kind, "warned": [], "paused_remaining": None,
-                         "breached_at": None, "ended_at": None, "assignee": _assignee(proc, inst, spec.start_in)}
-    c.update(step)
-    stamp(cal, c, goal.kind != "wall")
-    return clock_event(SLA_STARTED, spec.name, c, at, due=c["due"])
+    c = Clock.of(kind=ClockKind.SLA, status=_OPEN, running=True, started_at=at, due=due, goal=goal.text,
+                 goal_kind=goal.kind, warned=(), paused_remaining=None, breached_at=None, ended_at=None,
+                 assignee=_assignee(proc, inst, spec.start_in), **step)
+    c = stamp(cal, c, goal.kind != "wall")
+    return clock_event(SLA_STARTED, spec.name, c, at, due=iso(due))
 
 
 def _remember(memo: Optional[dict[Any, Any]], key: tuple[Any, ...], compute: Any) -> Any:
@@ -244,64 +240,70 @@ def _remember(memo: Optional[dict[Any, Any]], key: tuple[Any, ...], compute: Any
         return value
 
 
-def _escalation_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock: dict[str, Any],
+def _escalation_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock: Clock,
                      rung: int) -> dict[str, Any]:
     """The next rung of the ladder, counted from the breach, or no next step when the
     ladder is done or was acknowledged."""
-    if rung >= len(spec.escalate) or clock.get("acknowledged_at"):
-        return {"next": None, "next_kind": None}
+    if rung >= len(spec.escalate) or clock.acknowledged_at:
+        return _NO_STEP
     after = parse_duration(spec.escalate[rung].after, proc.spec.units)
-    when = after.add_to(datetime.fromisoformat(clock["due"]), cal, spec.workday_mode or "end_of_day")
-    return {"next": iso(when), "next_kind": escalate_step(rung)}
+    when = after.add_to(clock.due, cal, spec.workday_mode or "end_of_day")  # type: ignore[arg-type]
+    return {"next": when, "next_kind": ClockStep.of(StepKind.ESCALATE, rung)}
 
 
-def acknowledged(clock: dict[str, Any], name: str, actor: str, at: datetime) -> Event:
+def acknowledged(clock: Clock, name: str, actor: str, at: datetime) -> Event:
     """An acknowledgement of an SLA's escalation: the ladder stops where it is."""
-    c = dict(clock, acknowledged_at=iso(at), acknowledged_by=actor)
-    if clock.get("next_kind") and ClockStep.parse(clock["next_kind"]).kind is StepKind.ESCALATE:
-        c.update(next=None, next_kind=None)
+    c = clock.with_(acknowledged_at=at, acknowledged_by=actor)
+    if clock.next_kind is not None and clock.next_kind.kind is StepKind.ESCALATE:
+        c = c.with_(**_NO_STEP)
     return clock_event(SLA_ACKNOWLEDGED, name, c, at, by=actor)
 
 
-def _stop_sla(clock: dict[str, Any], name: str, inst: Instance, at: datetime) -> Event:
-    due = parse_iso(clock["due"])
-    late = clock["status"] == "breached" or (due is not None and clock.get("paused_remaining") is None and at > due)
-    c = dict(clock, running=False, next=None, next_kind=None, ended_at=iso(at), assignee=inst.assignee,
-             status="breached" if late else "met")
-    if late and not c.get("breached_at"):
-        c["breached_at"] = clock["due"]
-    return clock_event(SLA_STOPPED, name, c, at, result=c["status"])
+def _stop_sla(clock: Clock, name: str, inst: Instance, at: datetime) -> Event:
+    due = clock.due
+    late = clock.status is _BREACHED or (due is not None and clock.paused_remaining is None and at > due)
+    c = clock.with_(running=False, next=None, next_kind=None, ended_at=at, assignee=inst.assignee,
+                    status=_BREACHED if late else ClockStatus.MET)
+    if late and clock.breached_at is None:
+        c = c.with_(breached_at=due)
+    return clock_event(SLA_STOPPED, name, c, at, result=str(c.status))
 
 
-def _remaining(cal: WorkCalendar, clock: dict[str, Any], at: datetime) -> timedelta:
-    due = datetime.fromisoformat(clock["due"])
+def _remaining(cal: WorkCalendar, clock: Clock, at: datetime) -> timedelta:
+    due: datetime = clock.due  # type: ignore[assignment]
     if due <= at:
         return timedelta(0)
-    return due - at if clock.get("goal_kind") == "wall" else cal.working_time_between(at, due)
+    return due - at if clock.goal_kind == "wall" else cal.working_time_between(at, due)
 
 
-def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock: dict[str, Any]) -> dict[str, Any]:
-    """The next warning threshold not yet passed, else the breach."""
-    start, due = datetime.fromisoformat(clock["started_at"]), datetime.fromisoformat(clock["due"])
+def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock: Clock) -> dict[str, Any]:
+    """The next warning threshold not yet passed, else the breach: the clock's new
+    ``next`` and ``next_kind``."""
+    return _step_after(cal, spec, clock.started_at, clock.due, clock.goal_kind == "wall",  # type: ignore[arg-type]
+                       clock.warned, clock.status is _BREACHED)
+
+
+def _step_after(cal: WorkCalendar, spec: SlaSpec, start: datetime, due: datetime, wall: bool,
+                warned: tuple[int, ...], breached: bool) -> dict[str, Any]:
     for pct in sorted(spec.warn_at):
-        if pct in clock["warned"]:
+        if pct in warned:
             continue
-        if clock.get("goal_kind") == "wall":
+        if wall:
             t = start + (due - start) * pct / 100
         else:
             span = cal.working_time_between(start, due) if due > start else timedelta(0)
             t = cal.add_working_time(start, span * pct / 100)
-        return {"next": iso(t), "next_kind": warn_step(pct)}
-    if clock["status"] == "breached":
-        return {"next": None, "next_kind": None}
-    return {"next": clock["due"], "next_kind": StepKind.BREACH.value}
+        return {"next": t, "next_kind": ClockStep.of(StepKind.WARN, pct)}
+    if breached:
+        return _NO_STEP
+    return {"next": due, "next_kind": _BREACH}
 
 
 def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, inst: Instance,
                  entered: list[str], left: list[str], started: bool, at: datetime,
                  memo: Optional[dict[Any, Any]] = None) -> list[Event]:
     clock = inst.clocks.get(spec.name)
-    live = clock is not None and clock["status"] == "open"
+    live = clock is not None and clock.status is _OPEN
     states = spec.states
     if states is None:
         arms, ends = inst.active and started, live and not inst.active
@@ -312,7 +314,7 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
         ends = live and (not inst.active or (not inside and any(s in states for s in left)))
     out: list[Event] = []
     if ends and not arms:
-        c = dict(clock, status="cancelled", next=None, next_kind=None, ended_at=iso(at))  # type: ignore[arg-type]
+        c = clock.with_(status=_CANCELLED, next=None, next_kind=None, ended_at=at)  # type: ignore[union-attr]
         out.append(clock_event(TIMER_CANCELLED, spec.name, c, at))
     elif arms:
         if spec.at is None:  # after a duration or on a schedule: the same for every instance
@@ -321,11 +323,16 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
         else:
             first = first_fire(proc, cal, spec, inst, at)
         if first is not None:
-            c = {"kind": "timer", "status": "open", "running": True, "started_at": iso(at), "due": iso(first),
-                 "next": iso(first), "next_kind": StepKind.FIRE.value, "fired": (clock or {}).get("fired", 0), "ended_at": None}
-            stamp(cal, c, timer_uses_calendar(proc, spec))
-            out.append(clock_event(TIMER_ARMED, spec.name, c, at, due=c["due"]))
+            c = Clock.of(kind=ClockKind.TIMER, status=_OPEN, running=True, started_at=at, due=first, next=first,
+                         next_kind=_FIRE, fired=_kept(clock, "fired"), ended_at=None)
+            c = stamp(cal, c, timer_uses_calendar(proc, spec))
+            out.append(clock_event(TIMER_ARMED, spec.name, c, at, due=iso(first)))
     return out
+
+
+def _kept(clock: Optional[Clock], key: str) -> Any:
+    """A count a clock started again keeps from its previous run (0 for a first run)."""
+    return 0 if clock is None or key not in clock.keys else getattr(clock, key)
 
 
 # ------------------------------------------------------------------ per-period quotas (REN-4)
@@ -360,7 +367,7 @@ def quota_period(cal: WorkCalendar, per: str, t: datetime, whole: bool) -> tuple
 def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: list[Event], entered: list[str],
                  left: list[str], started: bool, at: datetime) -> list[Event]:
     clock = inst.clocks.get(spec.name)
-    live = clock is not None and clock["status"] == "open"
+    live = clock is not None and clock.status is _OPEN
     states = spec.states
     if states is None:
         arms, ends = inst.active and started, live and not inst.active
@@ -369,33 +376,37 @@ def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: lis
         arms = inst.active and inside and any(s in states for s in entered) and not live
         ends = live and (not inst.active or (not inside and any(s in states for s in left)))
     if ends:
-        c = dict(clock, status="ended", running=False, next=None, next_kind=None, ended_at=iso(at))  # type: ignore[arg-type]
+        c = clock.with_(status=ClockStatus.ENDED, running=False, next=None, next_kind=None,  # type: ignore[union-attr]
+                        ended_at=at)
         return [clock_event(QUOTA_ENDED, spec.name, c, at)]
     if arms:
         start, end = quota_period(cal, spec.per, at, whole=True)
-        c = {"kind": "quota", "status": "open", "running": True, "started_at": iso(at), "period_start": iso(start),
-             "due": iso(end), "next": iso(end), "next_kind": StepKind.JUDGE.value, "count": 0, "required": spec.count,
-             "met": (clock or {}).get("met", 0), "missed": (clock or {}).get("missed", 0), "ended_at": None}
-        stamp(cal, c, spec.per == "workday")
-        return [clock_event(QUOTA_STARTED, spec.name, c, at, due=c["due"])]
+        c = Clock.of(kind=ClockKind.QUOTA, status=_OPEN, running=True, started_at=at, period_start=start, due=end,
+                     next=end, next_kind=_JUDGE, count=0, required=spec.count, met=_kept(clock, "met"),
+                     missed=_kept(clock, "missed"), ended_at=None)
+        c = stamp(cal, c, spec.per == "workday")
+        return [clock_event(QUOTA_STARTED, spec.name, c, at, due=iso(end))]
     if live:
+        since: datetime = clock.period_start  # type: ignore[union-attr, assignment]
         counted = sum(1 for e in events if e.type == m.ACTION_TAKEN and e.data["action"] in spec.actions
-                      and e.occurred_at >= datetime.fromisoformat(clock["period_start"]))  # type: ignore[index]
+                      and e.occurred_at >= since)
         if counted:
-            c = dict(clock, count=clock["count"] + counted)  # type: ignore[index]
-            return [clock_event(QUOTA_COUNTED, spec.name, c, at, count=c["count"])]
+            c = clock.with_(count=clock.count + counted)  # type: ignore[union-attr, operator]
+            return [clock_event(QUOTA_COUNTED, spec.name, c, at, count=c.count)]
     return []
 
 
-def _judge_quota(cal: WorkCalendar, spec: QuotaSpec, clock: dict[str, Any], at: datetime) -> tuple[Event, bool]:
+def _judge_quota(cal: WorkCalendar, spec: QuotaSpec, clock: Clock, at: datetime) -> tuple[Event, bool]:
     """The period's verdict and the next period's clock: (QuotaJudged, met?)."""
-    met = clock["count"] >= clock["required"]
-    start, end = quota_period(cal, spec.per, datetime.fromisoformat(clock["due"]), whole=True)
-    c = dict(clock, count=0, period_start=iso(start), due=iso(end), next=iso(end),
-             met=clock["met"] + met, missed=clock["missed"] + (not met))
-    stamp(cal, c, spec.per == "workday")
-    event = clock_event(QUOTA_JUDGED, spec.name, c, at, period_start=clock["period_start"], period_end=clock["due"],
-                        count=clock["count"], required=clock["required"], result="met" if met else "missed")
+    count, required = clock.count, clock.required
+    met = count >= required  # type: ignore[operator]
+    was_start, was_end = clock.period_start, clock.due
+    start, end = quota_period(cal, spec.per, was_end, whole=True)  # type: ignore[arg-type]
+    c = clock.with_(count=0, period_start=start, due=end, next=end,
+                    met=clock.met + met, missed=clock.missed + (not met))  # type: ignore[operator]
+    c = stamp(cal, c, spec.per == "workday")
+    event = clock_event(QUOTA_JUDGED, spec.name, c, at, period_start=iso(was_start), period_end=iso(was_end),  # type: ignore[arg-type]
+                        count=count, required=required, result="met" if met else "missed")
     return event, met
 
 
@@ -448,10 +459,9 @@ def due_clocks(inst: Instance, until: datetime, strictly_before: bool = False) -
     earliest first."""
     due = []
     for n, c in inst.clocks.items():
-        if c.get("next"):
-            t = datetime.fromisoformat(c["next"])
-            if t < until or (t == until and not strictly_before):
-                due.append((t, n))
+        t = c.next
+        if t is not None and (t < until or (t == until and not strictly_before)):
+            due.append((t, n))
     return [n for _, n in sorted(due)]
 
 
@@ -466,39 +476,41 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
     ``date(now) < due_date`` is judged on the day the step was due.
     """
     clock = inst.clocks[name]
-    due = datetime.fromisoformat(clock["next"])
+    due: datetime = clock.next  # type: ignore[assignment]
     at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due
     late = max((now - due).total_seconds(), 0.0)
-    if clock["kind"] == "sla":
-        spec = next(s for s in proc.spec.slas if s.name == name)
-        step = ClockStep.parse(clock["next_kind"])
-        if step.kind is StepKind.WARN and step.number is not None:
-            pct = step.number
-            c = dict(clock, status="warned" if clock["status"] == "open" else clock["status"],
-                     warned=sorted(clock["warned"] + [pct]))
-            c.update(_next_step(proc, cal, spec, c))
-            stamp(cal, c, sla_uses_calendar(c))
-            return [clock_event(SLA_WARNED, name, c, at, threshold=pct, late_by_s=late)], spec, at
-        if step.kind is StepKind.ESCALATE and step.number is not None:
-            rung = step.number
-            c = dict(clock, escalated=rung + 1)
-            c.update(_escalation_step(proc, cal, spec, c, rung + 1))
-            return [clock_event(SLA_ESCALATED, name, c, at, rung=rung, late_by_s=late)], spec, at
-        c = dict(clock, status="breached", breached_at=clock["due"], next=None, next_kind=None,
-                 assignee=inst.assignee)
-        c.update(_escalation_step(proc, cal, spec, c, 0))
-        return [clock_event(SLA_BREACHED, name, c, at, due=clock["due"], late_by_s=late)], spec, at
-    if clock["kind"] == "quota":
+    if clock.kind is ClockKind.SLA:
+        return _fire_sla(proc, cal, inst, name, clock, at, late)
+    if clock.kind is ClockKind.QUOTA:
         qspec = next(q for q in proc.spec.quotas if q.name == name)
         event, _ = _judge_quota(cal, qspec, clock, at)
         return [event], qspec, at
     tspec = next(t for t in proc.spec.timers if t.name == name)
-    c = dict(clock, fired=clock.get("fired", 0) + 1)
+    fired = (clock.fired or 0) + 1
     if tspec.schedule:
         schedule = parse_schedule(tspec.schedule, proc.spec.units)
-        nxt = schedule.next_after(due, cal, anchor=datetime.fromisoformat(clock["started_at"]))
-        c.update(due=iso(nxt), next=iso(nxt), next_kind=StepKind.FIRE.value)
-        stamp(cal, c, schedule.uses_calendar)
+        nxt = schedule.next_after(due, cal, anchor=clock.started_at)
+        c = stamp(cal, clock.with_(fired=fired, due=nxt, next=nxt, next_kind=_FIRE), schedule.uses_calendar)
     else:
-        c.update(status="fired", running=False, next=None, next_kind=None, ended_at=iso(at))
+        c = clock.with_(fired=fired, status=ClockStatus.FIRED, running=False, next=None, next_kind=None, ended_at=at)
     return [clock_event(TIMER_FIRED, name, c, at, due=iso(due), late_by_s=late, missed=0)], tspec, at
+
+
+def _fire_sla(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str, clock: Clock, at: datetime,
+              late: float) -> tuple[list[Event], SlaSpec, datetime]:
+    """An SLA's due step: a warning threshold, a rung of the escalation ladder, or the breach."""
+    spec = next(s for s in proc.spec.slas if s.name == name)
+    step: ClockStep = clock.next_kind  # type: ignore[assignment]
+    if step.kind is StepKind.WARN and step.number is not None:
+        pct = step.number
+        warned = tuple(sorted(clock.warned + (pct,)))
+        c = clock.with_(warned=warned, status=ClockStatus.WARNED) if clock.status is _OPEN else clock.with_(warned=warned)
+        c = stamp(cal, c.with_(**_next_step(proc, cal, spec, c)), sla_uses_calendar(c))
+        return [clock_event(SLA_WARNED, name, c, at, threshold=pct, late_by_s=late)], spec, at
+    if step.kind is StepKind.ESCALATE and step.number is not None:
+        rung = step.number  # the next rung counts from the same due time, acknowledgement and all
+        c = clock.with_(escalated=rung + 1, **_escalation_step(proc, cal, spec, clock, rung + 1))
+        return [clock_event(SLA_ESCALATED, name, c, at, rung=rung, late_by_s=late)], spec, at
+    c = clock.with_(status=_BREACHED, breached_at=clock.due, assignee=inst.assignee,
+                    **_escalation_step(proc, cal, spec, clock, 0))  # the ladder's first rung, or no next step
+    return [clock_event(SLA_BREACHED, name, c, at, due=iso(clock.due), late_by_s=late)], spec, at  # type: ignore[arg-type]

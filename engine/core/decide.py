@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Optional
 from zoneinfo import ZoneInfo
 
+from engine.codec import ClockStatus
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core import parallel as pl
@@ -364,7 +365,7 @@ def _apply_effects(b: _Builder, effects: list[EffectSpec]) -> None:
             from engine.core.clocks import acknowledged  # clocks builds on decide: imported here
 
             clock = b.inst.clocks.get(e.acknowledge)
-            if clock is None or clock["status"] != "breached" or clock.get("acknowledged_at"):
+            if clock is None or clock.status is not ClockStatus.BREACHED or clock.acknowledged_at is not None:
                 raise ActionNotAllowed("(effect)", f"{e.acknowledge} has no escalation to acknowledge")
             ack = acknowledged(clock, e.acknowledge, b.actor.id, b.at)
             b.emit(ack.type, ack.data)

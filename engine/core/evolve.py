@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 from typing import Any, Callable, Optional, Sequence
 
+from engine.codec import Clock, ClockStatus
 from engine.core import model as m
 from engine.core.model import Event, Instance
 from engine.errors import ReplayMismatch
@@ -179,7 +180,7 @@ def _drafts_work() -> bool:
     than its fields, fold falls back to one Instance per event."""
     try:
         sample = Instance(id=7, procedure="p", version="v", state="s", data={"k": 1}, children=(8,),
-                          clocks={"c": {"status": "open"}}, revision=3)
+                          clocks={"c": Clock.of(status=ClockStatus.OPEN)}, revision=3)
         copy = _Draft.of(sample).with_(state="t").instance()
     except (AttributeError, TypeError):
         return False

@@ -6,6 +6,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Optional
 
+from engine.codec import Clock
+
 GENESIS_HASH = "0" * 64
 
 class EventKind(StrEnum):
@@ -92,7 +94,8 @@ class Instance:
     data: dict[str, Any] = field(default_factory=dict)
     parent_id: Optional[int] = None
     children: tuple[int, ...] = ()
-    clocks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Typed clocks (engine.codec.Clock), decoded once where a row is loaded or an event folded.
+    clocks: dict[str, Clock] = field(default_factory=dict)
     watchers: tuple[str, ...] = ()
     # The branches of the parallel state the instance is in (empty outside one): branch ->
     # {state, status (open | done), assignee, role}.

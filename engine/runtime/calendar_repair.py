@@ -69,14 +69,14 @@ def repair_decision(proc: Any, cal: WorkCalendar, inst: Any, history: list[Event
     decision = Decision()
     if not changes:
         return decision
-    first_wrong = min(Clock.from_stored(clock).next for _, clock, _ in changes)  # type: ignore[type-var]
+    first_wrong = min(clock.next for _, clock, _ in changes)  # type: ignore[type-var]
     at = min(now, first_wrong)
     if inst.last_occurred_at is not None:
         at = max(at, inst.last_occurred_at)
     for name, clock, new in changes:
         decision.events.append(Event(clk.CLOCK_REPAIRED, "system", None, at, {
-            "name": name, "clock": new, "old_due": clock["due"], "new_due": new["due"],
-            "reason": _reason(cal, Clock.from_stored(clock), Clock.from_stored(new))}))
+            "name": name, "clock": new.to_stored(), "old_due": clk.iso(clock.due), "new_due": clk.iso(new.due),
+            "reason": _reason(cal, clock, new)}))
     return decision
 
 

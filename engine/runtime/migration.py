@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
 
+from engine.codec import ClockKind, ClockStatus
 from engine.core import clocks as clk
 from engine.core import evolve as ev
 from engine.core import model as m
@@ -171,16 +172,16 @@ def _migrate_one(engine: Any, conn: Any, old: CompiledProcedure, new: CompiledPr
     cancelled = []
     slas, timers = {s.name for s in new.spec.slas}, {t.name for t in new.spec.timers}
     for name, c in inst.clocks.items():
-        kept = slas if c["kind"] == "sla" else timers
-        if name in kept or not c.get("running"):
+        sla = c.kind is ClockKind.SLA
+        if name in (slas if sla else timers) or not c.running:
             continue
-        iso = clk.iso(when)
-        if c["kind"] == "sla":
-            cc = dict(c, running=False, next=None, next_kind=None, ended_at=iso,
-                      status=c["status"] if c["status"] == "breached" else "cancelled")
+        cc = c.with_(running=False, next=None, next_kind=None, ended_at=when)
+        if sla:
+            if c.status is not ClockStatus.BREACHED:
+                cc = cc.with_(status=ClockStatus.CANCELLED)
             e = clk.clock_event(clk.SLA_CANCELLED, name, cc, when, reason="migrated")
         else:
-            cc = dict(c, status="cancelled", running=False, next=None, next_kind=None, ended_at=iso)
+            cc = cc.with_(status=ClockStatus.CANCELLED)
             e = clk.clock_event(clk.TIMER_CANCELLED, name, cc, when, reason="migrated")
         events.append(e)
         after = ev.evolve(new, after, e)

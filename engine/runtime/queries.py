@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from engine import audit
 from engine.calendar import WorkCalendar
-from engine.codec import ClockKind, clocks_of
+from engine.codec import ClockKind
 from engine.core.model import Event, Instance
 from engine.errors import InputError, ReplayMismatch, StoredDataCorrupt
 from engine.store import queries
@@ -169,7 +169,7 @@ def deadline_views(inst: Instance, calendar: WorkCalendar) -> list[dict[str, Any
     """Each clock as ``sop show``, the API and the web give it (plain text and local times),
     read through the typed clock (engine.codec.Clock) rather than its stored text."""
     out = []
-    for name, c in clocks_of(inst.clocks).items():
+    for name, c in inst.clocks.items():
         due = c.due.astimezone(calendar.zone).isoformat() if c.due else None
         view = {"name": name, "kind": c.stored("kind"), "due": due, "status": c.stored("status")}
         if c.paused_remaining is not None:
@@ -186,7 +186,7 @@ def deadline_views(inst: Instance, calendar: WorkCalendar) -> list[dict[str, Any
 def next_deadline(inst: Instance, zone: Any) -> dict[str, Any]:
     """The task's most urgent running SLA: due (in ``zone``), its status, and whether it is
     provisional; all None/False when no SLA runs (what an inbox sorts and colours by)."""
-    running = [c for c in clocks_of(inst.clocks).values()
+    running = [c for c in inst.clocks.values()
                if c.kind is ClockKind.SLA and c.running and c.due and c.paused_remaining is None]
     if not running:
         return {"due": None, "sla_status": None, "provisional": False}

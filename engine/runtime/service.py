@@ -276,10 +276,10 @@ class Engine(EngineQueries):
 
     def _fire_until(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime,
                     strictly_before: bool) -> Instance:
-        fired: set[tuple[str, str, str]] = set()
+        fired: set[tuple[str, Any, Any]] = set()
         while names := clk.due_clocks(inst, until, strictly_before):
             clock = inst.clocks[names[0]]
-            step = (names[0], clock["next"], clock["next_kind"])
+            step = (names[0], clock.next, clock.stored("next_kind"))  # (text: hashed for the guard only)
             if step in fired:  # every step moves its clock on; one that does not is a bug
                 raise RuntimeError(f"instance {inst.id}: clock {step[0]} stays due at {step[1]} ({step[2]})")
             fired.add(step)
@@ -303,13 +303,12 @@ class Engine(EngineQueries):
         """
         inst = self.store.load_for_write(conn, instance_id)
         clock = inst.clocks.get(name)
-        if clock is None or not clock.get("next"):
-            return None
-        if due is not None and datetime.fromisoformat(clock["next"]) != due:
+        step = clock.next if clock is not None else None
+        if step is None or (due is not None and step != due):
             return None
         self.library.require_enabled(inst.procedure, f"instance {instance_id}")
         proc = self.procedure_for(conn, inst.procedure, inst.version)
-        return self._fire_until(conn, proc, inst, datetime.fromisoformat(clock["next"]), strictly_before=False)
+        return self._fire_until(conn, proc, inst, step, strictly_before=False)
 
     def repair_clocks(self, instance_id: int, now: datetime) -> list[Any]:
         """Recompute one instance's open clock steps on this engine's calendar (after the

@@ -121,5 +121,5 @@ def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:
     if inst is None:
         return Fired(row.instance_id, row.name, row.next_fire_at, None, None) \
             if engine.store.claim_step(conn, row) else None
-    clock = inst.clocks.get(row.name, {})
-    return Fired(row.instance_id, row.name, row.next_fire_at, clock.get("status"), inst.state)
+    clock = inst.clocks.get(row.name)
+    return Fired(row.instance_id, row.name, row.next_fire_at, clock.stored("status") if clock else None, inst.state)

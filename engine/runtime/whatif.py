@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.clock import FakeClock
-from engine.codec import Clock, ClockStatus
+from engine.codec import Clock, ClockKind, ClockStatus
 from engine.core import model as m
 from engine.core import parallel as pl
 from engine.core import watchers as wt
@@ -115,10 +115,9 @@ def load_edited(library: Library, path: Path, roles: Any) -> CompiledProcedure:
     return lib.procedures[pid]
 
 
-def sla_outcome(clock: Optional[dict[str, Any]], asof: datetime) -> str:
-    if clock is None:
+def sla_outcome(c: Optional[Clock], asof: datetime) -> str:
+    if c is None:
         return "not started"
-    c = Clock.from_stored(clock)
     if c.status in (ClockStatus.OPEN, ClockStatus.WARNED):
         if c.paused_remaining is None and c.due and c.due <= asof:
             return "breached"
@@ -259,7 +258,7 @@ def _rerun(sandbox: Any, clock: FakeClock, edited: CompiledProcedure, stored: In
         sandbox.tick(asof)
     after = sandbox.show(root) if root is not None else None
     names = [s.name for s in edited.spec.slas]
-    names += [n for n, c in stored.clocks.items() if c["kind"] == "sla" and n not in names]
+    names += [n for n, c in stored.clocks.items() if c.kind is ClockKind.SLA and n not in names]
     slas = {n: (sla_outcome(stored.clocks.get(n), asof), sla_outcome(after.clocks.get(n) if after else None, asof))
             for n in names}
     slas = {n: v for n, v in slas.items() if v != ("not started", "not started")}

@@ -14,13 +14,14 @@ one start (same canonical JSON, same columns), so a bulk-started instance cannot
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from engine.audit import canonical_json
+from engine.codec import Clock, clocks_to_json
 from engine.core.model import Instance
 from engine.errors import KeysTaken
 from engine.store import ledger
@@ -71,15 +72,15 @@ def instance_row(inst: Instance, revision: int, last_hash: str, external_key: Op
     return {"id": inst.id, "procedure": inst.procedure, "version": inst.version, "state": inst.state,
             "status": inst.status, "assignee": inst.assignee, "assignee_role": inst.assignee_role,
             "building": building,
-            "data": canonical_json(inst.data), "clocks": canonical_json(inst.clocks),
+            "data": canonical_json(inst.data), "clocks": clocks_to_json(inst.clocks),
             "watchers": canonical_json(list(inst.watchers)), "branches": canonical_json(inst.branches),
             "parent_id": inst.parent_id, "revision": revision, "started_at": inst.started_at,
             "last_occurred_at": inst.last_occurred_at, "last_hash": last_hash, "external_key": external_key}
 
 
-def timer_rows(instance_id: int, procedure: str, clocks: dict[str, Any]) -> list[dict[str, Any]]:
+def timer_rows(instance_id: int, procedure: str, clocks: Mapping[str, Clock]) -> list[dict[str, Any]]:
     """The ``timers`` rows of a new instance's clocks (``timers.changes`` from no clocks)."""
-    return [{"instance_id": instance_id, "name": name, **timer_store._values(procedure, c)}
+    return [{"instance_id": instance_id, "name": name, **timer_store.timer_row_values(procedure, c)}
             for name, c in clocks.items()]
 
 

@@ -10,8 +10,9 @@ write, a rolled-back transaction, a hand-edited projection — is a miss, and th
 decoded as before. So the cache never changes what a command sees, only what it costs.
 
 An entry's instance is what decoding its row gives: no children (loads never carry
-them), times in UTC, and data and clocks holding only values JSON gives back as they
-are (an instance holding a tuple, a Decimal or a date is not kept). Callers must treat
+them), times in UTC, typed clocks (``engine.codec.Clock``, so a hit decodes nothing),
+and data and the clocks' stored dicts holding only values JSON gives back as they are
+(an instance holding a tuple, a Decimal or a date is not kept). Callers must treat
 the instances they get as the immutable records they are meant to be, dicts included.
 With ``SOP_CHECK_INSTANCE_CACHE=1`` (the test suite sets it) every hit is also decoded
 and compared with the entry, value and type, and a difference raises.
@@ -24,6 +25,7 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from engine.codec import Clock, clocks_to_stored
 from engine.core.model import Instance
 
 CHECK_ENV = "SOP_CHECK_INSTANCE_CACHE"
@@ -81,7 +83,7 @@ class InstanceCache:
         values ``after`` shares with ``before`` by identity were plain JSON already."""
         entry = self._entries.get(before.id)
         if (not sent or entry is None or (entry[1] is not before and entry[2] is not before)
-                or not _plain_changes(after.data, before.data) or not _plain_changes(after.clocks, before.clocks)
+                or not _plain_changes(after.data, before.data) or not _plain_changes(clocks_to_stored(after.clocks), clocks_to_stored(before.clocks))
                 or not _plain_changes(after.branches, before.branches)):
             with self._lock:
                 self._entries.pop(before.id, None)
@@ -142,6 +144,8 @@ def same(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if type(a) is datetime:
         return a == b and a.tzinfo is b.tzinfo
+    if type(a) is Clock:  # equal stored dicts, types and all
+        return same(a.to_stored(), b.to_stored())
     return bool(a == b)
 
 

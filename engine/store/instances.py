@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from engine.codec import clocks_from_json
 from engine.core.model import GENESIS_HASH, Instance
 from engine.errors import InstanceNotFound, StoredDataCorrupt
 from engine.store.tables import instances as I
@@ -42,7 +43,7 @@ def decode_instance(row: Any) -> Instance:
     (iid, procedure, version, state, status, assignee, assignee_role, data, clocks, watchers, branches,
      parent_id, revision, started_at, last_occurred_at, last_hash) = row
     try:
-        data, clocks = json.loads(data), json.loads(clocks)
+        data, clocks = json.loads(data), clocks_from_json(clocks)
         watchers = tuple(json.loads(watchers or "[]"))
         branches = json.loads(branches or "{}")
     except ValueError as e:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from engine.audit import StoredEvent, canonical_json, decode_event, loads
-from engine.codec import encode_event
+from engine.codec import clocks_to_json, encode_event
 from engine.core.model import Event, Instance
 from engine.errors import ConcurrencyConflict, StoredDataCorrupt
 from engine.store import ledger
@@ -116,7 +116,7 @@ def projection_changes(before: Instance, after: Instance, revision: int, last_ha
         if building != building_of(before.data):
             params["building"] = building
     if after.clocks != before.clocks:
-        params["clocks"] = canonical_json(after.clocks)
+        params["clocks"] = clocks_to_json(after.clocks)
     if after.watchers != before.watchers:
         params["watchers"] = canonical_json(list(after.watchers))
     if after.branches != before.branches:

@@ -19,17 +19,14 @@ their own SQL for the sweep's hot statements.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.codec import Clock, timer_row_values
 from engine.store.tables import instances as I
 from engine.store.tables import timers as T
-
-
-def _dt(s: Optional[str]) -> Optional[datetime]:
-    return datetime.fromisoformat(s) if s else None
 
 
 COLUMNS = tuple(c.key for c in T.columns)  # a full row's, in table order
@@ -39,18 +36,10 @@ _CLAIM = sa.update(T).where(T.c.instance_id == sa.bindparam("b_instance_id"), T.
                             T.c.next_fire_at == sa.bindparam("b_next_fire_at")).values(next_fire_at=None)
 
 
-def _values(procedure: str, c: dict[str, Any]) -> dict[str, Any]:
-    return {"procedure": procedure, "kind": c["kind"], "status": c["status"], "due_at": _dt(c.get("due")),
-            "next_fire_at": _dt(c.get("next")), "next_kind": c.get("next_kind"),
-            "started_at": _dt(c["started_at"]), "ended_at": _dt(c.get("ended_at")),
-            "breached_at": _dt(c.get("breached_at")), "assignee": c.get("assignee"),
-            "provisional": bool(c.get("provisional"))}
-
-
 Changes = tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]
 
 
-def changes(instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> Changes:
+def changes(instance_id: int, procedure: str, before: Mapping[str, Clock], after: Mapping[str, Clock]) -> Changes:
     """What moves the timers rows from clocks ``before`` to clocks ``after`` of one instance:
     the full rows to insert (in table column order), and per clock that changed its name
     with only the columns whose value changed (SQLite rewrites the index entries of every
@@ -59,20 +48,21 @@ def changes(instance_id: int, procedure: str, before: dict[str, Any], after: dic
     updates: list[tuple[str, dict[str, Any]]] = []
     for name, c in after.items():
         old = before.get(name)
-        if old == c:
+        if old is c or old == c:  # most clocks are carried over as they were
             continue
-        values = _values(procedure, c)
+        values = timer_row_values(procedure, c)
         if old is None:
             inserts.append({"instance_id": instance_id, "name": name, **values})
             continue
-        was = _values(procedure, old)
+        was = timer_row_values(procedure, old)
         changed = {k: v for k, v in values.items() if v != was[k]}
         if changed:
             updates.append((name, changed))
     return inserts, updates
 
 
-def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+def sync(conn: Connection, instance_id: int, procedure: str, before: Mapping[str, Clock],
+         after: Mapping[str, Clock]) -> None:
     """Upsert the rows of clocks that changed between two projections of one instance (Core)."""
     inserts, updates = changes(instance_id, procedure, before, after)
     for name, changed in updates:

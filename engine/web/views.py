@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
-from engine.codec import Clock, clocks_of
+from engine.codec import Clock
 from engine.core import model as m
 from engine.core.model import Instance
 from engine.runtime.service import deadline_views
@@ -124,7 +124,7 @@ def deadlines(inst: Instance, calendar: Any) -> list[dict[str, Any]]:
     """``deadline_views`` (as ``sop show`` and the API give them), each marked ``provisional``
     when either the view or the clock itself says so."""
     out = []
-    typed = clocks_of(inst.clocks)
+    typed = inst.clocks
     for d in deadline_views(inst, calendar):
         if not d.get("provisional") and typed.get(d["name"], _NO_CLOCK).provisional:
             d = {**d, "provisional": True}
@@ -299,7 +299,7 @@ def clocks(engine: Any, proc: CompiledProcedure, inst: Instance, events: list[An
             if name:
                 history.setdefault(name, []).append((local(e.occurred_at, zone), EVENT_TITLES.get(e.type, e.type)))
     out = []
-    typed = clocks_of(inst.clocks)
+    typed = inst.clocks
     for d in deadlines(inst, engine.calendar):
         raw = typed.get(d["name"], _NO_CLOCK)
         css = "provisional" if d.get("provisional") else d["status"]

@@ -40,6 +40,8 @@ from engine.runtime.queries import (EngineQueries, ReplayResult, _readable, dead
                                     next_deadline)
 
 
+BATCH_WRITER = "sop_batch_writer"  # Connection.info key of a batch's writer (engine.runtime.batch.WRITER)
+
 # Hooks other runtime modules (timers, SLA clocks) register to act on every change.
 # Each is called inside the transaction: hook(engine, conn, proc, before, after, stored_events).
 ChangeHook = Callable[["Engine", Connection, CompiledProcedure, Optional[Instance], Instance, list], None]
@@ -216,20 +218,40 @@ class Engine(EngineQueries):
         return self._change(instance_id, at, expected_revision,
                             lambda proc, inst, when, conn: dc.decide_assign(proc, self.org, inst, actor, assignee, when))
 
+    def act_many(self, items: list[Any], staff: Optional[str] = None, at: Optional[datetime] = None) -> list[Instance]:
+        """Many actions (advance, record, claim, assign; ``batch.ActItem``s, several on one
+        instance in order) in one transaction, all or nothing: ``ItemsInvalid`` names every
+        refused item and nothing is written. Each item's instance as it left it.
+        See engine.runtime.batch."""
+        from engine.runtime.batch import act_many
+        return act_many(self, items, staff, at)
+
     def _change(self, instance_id: int, at: Optional[datetime], expected_revision: Optional[int],
                 decide: Callable[[CompiledProcedure, Instance, datetime, Connection], Decision]) -> Instance:
         when = self._time(at)
         with self.transaction() as conn:
-            inst = self.store.load_for_write(conn, instance_id)
-            if expected_revision is not None and expected_revision != inst.revision:
-                raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
-            self._check_time(inst, when, self.calendar.zone)
-            self.library.require_enabled(inst.procedure, f"instance {instance_id}")
-            proc = self.procedure_for(conn, inst.procedure, inst.version)
-            inst = self._catch_up(conn, proc, inst, when)
-            decision = decide(proc, inst, when, conn)
-            after = decision.result(proc, inst, ev.evolve)
-            return self._commit(conn, proc, inst, decision, after, inst)
+            return self._change_in(conn, instance_id, when, expected_revision, decide)
+
+    def _change_in(self, conn: Connection, instance_id: int, when: datetime, expected_revision: Optional[int],
+                   decide: Callable[[CompiledProcedure, Instance, datetime, Connection], Decision]) -> Instance:
+        """One command on one instance inside the caller's transaction: the part a single
+        command and each item of a batch (engine/runtime/batch.py) share."""
+        inst = self._load_for_write(conn, instance_id)
+        if expected_revision is not None and expected_revision != inst.revision:
+            raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
+        self._check_time(inst, when, self.calendar.zone)
+        self.library.require_enabled(inst.procedure, f"instance {instance_id}")
+        proc = self.procedure_for(conn, inst.procedure, inst.version)
+        inst = self._catch_up(conn, proc, inst, when)
+        decision = decide(proc, inst, when, conn)
+        after = decision.result(proc, inst, ev.evolve)
+        return self._commit(conn, proc, inst, decision, after, inst)
+
+    def _load_for_write(self, conn: Connection, instance_id: int) -> Instance:
+        """The instance a command changes: from the store, or as the batch running in this
+        transaction has left it (engine/runtime/batch.py)."""
+        writer = conn.info.get(BATCH_WRITER)
+        return self.store.load_for_write(conn, instance_id) if writer is None else writer.instance(instance_id)
 
     def _decide_action(self, conn: Connection, proc: CompiledProcedure, inst: Instance, actor: Actor, action: str,
                        data: dict[str, Any], when: datetime) -> Decision:
@@ -266,6 +288,9 @@ class Engine(EngineQueries):
         procedure whose definition names them, so other commands pay no query."""
         if not proc.reads_links:
             return None
+        writer = conn.info.get(BATCH_WRITER)
+        if writer is not None:
+            writer.flush()  # the children's rows as the batch has left them
         kids = repo.child_procedures(conn, inst.id)
         return {"children": [p for p, _ in kids], "open_children": [p for p, status in kids if status == "active"]}
 
@@ -301,7 +326,7 @@ class Engine(EngineQueries):
         order, so one instance's history never runs out of order whatever the batch holds;
         a recurring timer's next occurrence is a new row for the sweep to find.
         """
-        inst = self.store.load_for_write(conn, instance_id)
+        inst = self._load_for_write(conn, instance_id)
         clock = inst.clocks.get(name)
         if clock is None or not clock.get("next"):
             return None
@@ -364,18 +389,24 @@ class Engine(EngineQueries):
             for e in extra:
                 after = ev.evolve(proc, after, e)
             decision.events.extend(extra)
+        writer = conn.info.get(BATCH_WRITER)
         sent: dict[str, Any] = {}
-        stored = self.store.append(conn, before, decision.events, after, recorded, sent)
-        for s in stored:
-            if s.type == m.NOTIFICATION_QUEUED:
-                d = json.loads(s.data_json)
-                repo.enqueue(conn, before.id, s.seq, d["recipients"], d["message"], d.get("channel"), recorded)
-        timer_store.sync(conn, before.id, proc.id, before.clocks, after.clocks)
+        if writer is not None:  # a batch: its writer writes once for all its items
+            stored = writer.write(proc, before, decision.events, recorded)
+        else:
+            stored = self.store.append(conn, before, decision.events, after, recorded, sent)
+            for s in stored:
+                if s.type == m.NOTIFICATION_QUEUED:
+                    d = json.loads(s.data_json)
+                    repo.enqueue(conn, before.id, s.seq, d["recipients"], d["message"], d.get("channel"), recorded)
+            timer_store.sync(conn, before.id, proc.id, before.clocks, after.clocks)
         after = after.with_(revision=stored[-1].seq if stored else before.revision,
                             last_hash=stored[-1].hash if stored else before.last_hash,
                             children=tuple(repo.children_of(conn, before.id)) if spawned or before.children
                             else after.children)
-        if stored:
+        if writer is not None:
+            writer.settled(after)
+        elif stored:
             self.instances.updated(before, after, sent)
         for hook in self.hooks:
             hook(self, conn, proc, hook_before, after, stored)

@@ -70,6 +70,31 @@ def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, A
         _INSERT.executemany(conn, inserts)
 
 
+def sync_many(conn: Connection, changes: list[tuple[int, str, dict[str, Any], dict[str, Any]]]) -> None:
+    """:func:`sync` for many instances at once, ``(instance_id, procedure, clocks before,
+    clocks after)`` each: every new row in one executemany, the updates one executemany
+    per set of changed columns. Rows end as one :func:`sync` per change would leave them."""
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for instance_id, procedure, before, after in changes:
+        for name, c in after.items():
+            old = before.get(name)
+            if old == c:
+                continue
+            values = _values(procedure, c)
+            if old is None:
+                inserts.append({"instance_id": instance_id, "name": name, **values})
+                continue
+            was = _values(procedure, old)
+            changed = {k: v for k, v in values.items() if v != was[k]}
+            if changed:
+                updates.append({"b_instance_id": instance_id, "b_name": name, **changed})
+    if updates:
+        _UPDATE.update_many(conn, updates)
+    if inserts:
+        _INSERT.executemany(conn, inserts)
+
+
 # (OFFSET is a named 0: SQLite's compiler adds one to every LIMIT, see log._heads.)
 _DUE = Prepared(sa.select(T.c.instance_id, T.c.name, T.c.next_fire_at)
                 .where(T.c.next_fire_at.is_not(None),

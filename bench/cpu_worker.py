@@ -126,6 +126,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     starts = int(argv[argv.index("--starts") + 1]) if "--starts" in argv else 200
     fires = int(argv[argv.index("--fires") + 1]) if "--fires" in argv else 200
     profiled = "--no-components" not in argv
+    per = int(argv[argv.index("--per") + 1]) if "--per" in argv else 50
     sys.path.insert(0, str(tree))
     import engine  # noqa: F401  (checked below: must come from the tree)
     if not Path(engine.__file__).resolve().is_relative_to(tree):
@@ -165,6 +166,8 @@ def main(argv: list[str]) -> dict[str, Any]:
                 clock.advance(step)
         return 3 * len(made)
     out["action"] = prof.measure(actions)
+    out["action_batched"] = _batched_actions(eng, prof, clock, start, starts, per) if has_batches(eng) \
+        else dict(out["action"], batched=False)
     eng.close()
 
     # timers: every prefilled complaint has a reply-clock step due within the day
@@ -181,6 +184,34 @@ def main(argv: list[str]) -> dict[str, Any]:
     eng.close()
     out["raw_commit"] = {"cpu_ms": raw_commit_cpu_ms(workdir / "raw.db", 500), "parts": {}}
     return out
+
+
+def has_batches(eng: Any) -> bool:
+    """Whether the tree under test has batch actions (the baseline has not: its column is
+    its one-at-a-time action, the only way it can persist a complaint action)."""
+    return hasattr(eng, "act_many")
+
+
+def _batched_actions(eng: Any, prof: Profiler, clock: Any, start: Callable[[int], tuple[int, str]],
+                     starts: int, per: int) -> dict[str, Any]:
+    """The same three actions on as many fresh complaints, ``per`` items per transaction
+    through ``Engine.act_many``: each batch takes one action on each of ``per`` complaints
+    (as a supervisor's batch does), the next batch the next action."""
+    from bench.common import FINDINGS, interim
+    from engine.runtime.batch import ActItem
+    fresh = [start(10_000 + i) for i in range(starts)]
+    step = timedelta(seconds=1)
+
+    def batches() -> int:
+        for group in range(0, len(fresh), per):
+            cases = fresh[group:group + per]
+            for action, data in (("investigate", None), ("record_findings", FINDINGS), ("interim_reply", None)):
+                eng.act_many([ActItem(iid, action=action, staff=who,
+                                      data=data if action != "interim_reply" else interim(clock))
+                              for iid, who in cases])
+                clock.advance(step)
+        return 3 * len(fresh)
+    return dict(prof.measure(batches), batched=True, per=per)
 
 
 def raw_commit_cpu_ms(path: Path, n: int) -> float:

@@ -74,9 +74,10 @@ class BatchWriter:
     """Collects the writes of a batch's commits (``Engine._commit``) and writes them at once.
 
     Set on the connection's ``info`` while the batch runs, so every commit inside it —
-    the item's own, its catch-up firings, a spawned child's — comes here. ``flush`` may
-    run more than once (before reading what only the database knows, such as a linked
-    instance's status): each flush writes what is pending and starts again from there.
+    the item's own, its catch-up firings, a spawned child's — comes here. What a command
+    reads of other instances is answered as the batch has left them (``status_of``, for
+    guards reading linked instances: ``children``). ``flush`` may run more than once (before loading an
+    instance the batch did not load): each writes what is pending and starts from there.
     """
 
     def __init__(self, engine: Any, conn: Connection) -> None:
@@ -88,6 +89,7 @@ class BatchWriter:
         self.failed = False  # an item was refused: the batch will roll back, write nothing more
         self._saved: Optional[dict[int, tuple[Optional[Instance], Optional[_Pending]]]] = None
         self._lengths = (0, 0)
+        self._kids: dict[int, list[tuple[int, str, str]]] = {}  # parent id -> its children (see children)
 
     def load(self, instance_ids: Sequence[int]) -> None:
         """Load (and on PostgreSQL lock) every instance the batch names, in one statement."""
@@ -102,6 +104,18 @@ class BatchWriter:
             inst = self.current[instance_id] = self.engine.store.load_for_write(self.conn, instance_id)
         return inst
 
+    def children(self, parent_id: int) -> list[tuple[str, str]]:
+        """(procedure, status) of the instances ``parent_id`` started, as the batch has left
+        them: read for every loaded instance at once, the first time a guard asks."""
+        if parent_id not in self._kids:
+            wanted = [i for i in self.current if i not in self._kids]
+            self._kids.update(instance_store.children_of_many(self.conn, wanted or [parent_id]))
+        out = []
+        for iid, procedure, status in self._kids.get(parent_id, []):
+            inst = self.current.get(iid)
+            out.append((procedure, status if inst is None else inst.status))
+        return out
+
     def write(self, proc: CompiledProcedure, before: Instance, events: list[Event], recorded: datetime) -> list[Any]:
         """One commit's events, hash-chained after ``before``'s: rows kept for the flush."""
         rows, stored = event_log.event_rows(before.id, events, recorded, before.last_hash, before.revision)
@@ -111,6 +125,8 @@ class BatchWriter:
                 if e.type == m.NOTIFICATION_QUEUED:
                     self.outbox += outbox_rows(before.id, s.seq, e.data, recorded)
             self._keep(before.id)
+            if before.revision == 0 and before.parent_id in self._kids:  # a child this batch spawned
+                self._kids[before.parent_id].append((before.id, proc.id, before.status))
             if before.id not in self.pending:
                 self.pending[before.id] = _Pending(before, proc.id, before)
         return stored

@@ -289,9 +289,10 @@ class Engine(EngineQueries):
         if not proc.reads_links:
             return None
         writer = conn.info.get(BATCH_WRITER)
-        if writer is not None:
-            writer.flush()  # the children's rows as the batch has left them
-        kids = repo.child_procedures(conn, inst.id)
+        if writer is None:
+            kids = repo.child_procedures(conn, inst.id)
+        else:  # the children as the batch running in this transaction has left them
+            kids = writer.children(inst.id)
         return {"children": [p for p, _ in kids], "open_children": [p for p, status in kids if status == "active"]}
 
     def _catch_up(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime) -> Instance:

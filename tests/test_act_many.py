@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from engine.clock import FakeClock
 from engine.errors import ConcurrencyConflict, ItemsInvalid
 from engine.runtime.batch import ActItem
+from tests.api_support import api  # noqa: F401  (fixture)
 from tests.case_helpers import t
 from tests.test_bulk_start import COMPLAINT, DUNNING, build, dump
 
@@ -205,3 +206,57 @@ def test_any_interleaving_of_items_gives_what_one_at_a_time_gives_refusals_inclu
     finally:
         one.close()
         many.close()
+
+
+# ---------------------------------------------------------------- over HTTP and the CLI
+
+def _payments(dunning: list[int], at: str = "2025-10-11T10:00:00+08:00") -> list[dict[str, Any]]:
+    return [{"instance": d, "action": "record_payment", "data": payment(f"BK{d}"), "at": at} for d in dunning]
+
+
+def test_dun12_post_actions_closes_many_dunning_cases_and_answers_per_item(api) -> None:  # type: ignore[no-untyped-def]
+    from tests.api_support import issue_tokens
+    api.tokens.update(issue_tokens(api.engine, ("lin_cai",)))
+    _, dunning = cases(api.engine)
+    r = api.as_("lin_cai").post("/v1/actions", json=_payments(dunning))
+    assert r.status_code == 200, r.text
+    got = r.json()["items"]
+    assert [(i["instance"], i["status"]) for i in got] == [(d, "completed") for d in dunning]
+    assert [i["revision"] for i in got] == [api.engine.show(d).revision for d in dunning]
+
+
+def test_post_actions_refuses_every_bad_item_under_its_index_and_writes_nothing(api) -> None:  # type: ignore[no-untyped-def]
+    from tests.api_support import issue_tokens
+    api.tokens.update(issue_tokens(api.engine, ("lin_cai",)))
+    complaints, dunning = cases(api.engine)
+    revisions = [api.engine.show(d).revision for d in dunning]
+    body = _payments(dunning)
+    body[1]["data"] = {**body[1]["data"], "payment_amount": "0"}
+    body.append({"instance": complaints[0], "action": "investigate"})          # finance may not investigate
+    body.append({"instance": dunning[0], "claim": True, "revision": "7"})
+    r = api.as_("lin_cai").post("/v1/actions", json=body)
+    assert r.status_code == 422, r.text
+    paths = [e["path"] for e in r.json()["errors"]]
+    assert paths == ["4.revision"]       # the items' shapes first, before the engine looks at any
+    del body[4]
+    r = api.as_("lin_cai").post("/v1/actions", json=body)
+    assert r.status_code == 422 and [e["path"] for e in r.json()["errors"]] == ["1.data.payment_amount", "3"]
+    assert [api.engine.show(d).revision for d in dunning] == revisions
+    r = api.as_("lin_cai").post("/v1/actions", json=[{"instance": dunning[0], "claim": True, "as": "li_qiang"}])
+    assert r.status_code == 403
+
+
+def test_sop_act_batch_reads_json_lines_from_stdin_and_names_the_line_of_each_refused_item(runner, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cli import main
+    lines = [json.dumps(p, ensure_ascii=False) for p in _payments([1, 2])]
+    for args in (["start", "dunning", "--as", "li_qiang", "--at", "2025-10-10T09:00", "--data",
+                  json.dumps({**DUNNING, "unit": u})] for u in ("3-1201", "5-0301")):
+        assert runner.invoke(main, args).exit_code == 0
+    bad = runner.invoke(main, ["act", "--batch", "-", "--as", "lin_cai"],
+                        input=lines[0] + "\n\n" + lines[1].replace("1280.00", "0") + "\n")
+    assert bad.exit_code == 1
+    assert "1 of 2 items refused, nothing written" in bad.output
+    assert "<stdin>:3: item 2: payment_amount:" in bad.output
+    ok = runner.invoke(main, ["act", "--batch", "-", "--as", "lin_cai"], input="[" + ",".join(lines) + "]")
+    assert ok.exit_code == 0, ok.output
+    assert "2 项操作已在一个事务中完成（2 个实例）" in ok.output and "completed" in ok.output

@@ -270,3 +270,59 @@ def _decider(engine: Any, it: ActItem, actor: Any) -> Callable[..., Any]:
     if it.command == "claim":
         return lambda proc, inst, t, conn: dc.decide_claim(proc, engine.org, inst, actor, t)
     return lambda proc, inst, t, conn: dc.decide_assign(proc, engine.org, inst, actor, it.assignee, t)
+
+
+_ITEM_KEYS = {"instance", "action", "data", "record", "claim", "assign", "as", "at", "revision"}
+
+
+def item_from_json(obj: Any, parse_time: Callable[[str, str], Optional[datetime]]) -> ActItem:
+    """One item as written in a batch file or an HTTP body (``docs/batch.md``):
+    ``{"instance": 12, "action": "check_effect", "data": {…}}``, ``{"instance": 12,
+    "record": {…}}``, ``{"instance": 12, "claim": true}`` or ``{"instance": 12, "assign":
+    "wang_li"}``, with optional ``as`` (who acts), ``at`` and ``revision``. InputError names
+    the field; ``parse_time(text, field)`` reads ``at``."""
+    if not isinstance(obj, dict):
+        raise InputError("item", "must be an object such as {\"instance\": 12, \"action\": \"investigate\"}")
+    unknown = sorted(set(obj) - _ITEM_KEYS)
+    if unknown:
+        raise InputError(unknown[0], f"unknown key; an item has {', '.join(sorted(_ITEM_KEYS))}")
+    iid = obj.get("instance")
+    if type(iid) is not int or not 1 <= iid <= 2**62:
+        raise InputError("instance", f"must be an instance number, not {iid!r}")
+    given = [k for k in ("action", "record", "claim", "assign") if k in obj]
+    if len(given) != 1:
+        raise InputError("action", "give exactly one of action, record, claim, assign"
+                         + (f" (got {', '.join(given)})" if given else ""))
+    kind = given[0]
+    data = obj.get("record") if kind == "record" else obj.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise InputError(kind if kind == "record" else "data", "must be an object of form fields")
+    if kind == "record" and data is None:
+        raise InputError("record", "must be an object of form fields")
+    if kind in ("action", "assign") and (not isinstance(obj[kind], str) or not obj[kind]):
+        raise InputError(kind, "must be a name" if kind == "action" else "must be a staff id")
+    if kind == "claim" and obj["claim"] is not True:
+        raise InputError("claim", "must be true")
+    revision = obj.get("revision")
+    if revision is not None and (type(revision) is not int or revision < 0):
+        raise InputError("revision", f"must be a revision number, not {revision!r}")
+    staff, at = obj.get("as"), obj.get("at")
+    if staff is not None and (not isinstance(staff, str) or not staff):
+        raise InputError("as", "must be a staff id")
+    if at is not None and not isinstance(at, str):
+        raise InputError("at", "must be an ISO 8601 time")
+    return ActItem(iid, "advance" if kind == "action" else kind, obj.get("action"), data,
+                   obj.get("assign"), staff, parse_time(at, "at") if at else None, revision)
+
+
+def items_from_json(values: Sequence[Any], parse_time: Callable[[str, str], Optional[datetime]]) -> list[ActItem]:
+    """Every item of a batch, or ItemsInvalid naming each malformed one (nothing run)."""
+    items, errors = [], []
+    for n, obj in enumerate(values, 1):
+        try:
+            items.append(item_from_json(obj, parse_time))
+        except EngineError as err:
+            errors.append((n, err))
+    if errors:
+        raise ItemsInvalid(errors, len(values))
+    return items

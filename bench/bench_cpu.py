@@ -34,7 +34,7 @@ GOAL = 0.25
 KINDS = (("start", "start"), ("action", "complaint action"),
          ("action_batched", "complaint action, batched (`act_many`, N per transaction; baseline: one at a time)"),
          ("fire", "fired timer step, batched writer (the sweep; baseline: its own sweep)"))
-PER = 50  # items per act_many transaction
+PER = 100  # items per act_many transaction (a bank file, a supervisor's day of call-backs)
 FLOOR = ("raw_commit", "bare SQLite write transaction (floor, same code in both)")
 
 

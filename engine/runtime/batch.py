@@ -90,6 +90,7 @@ class BatchWriter:
         self._saved: Optional[dict[int, tuple[Optional[Instance], Optional[_Pending]]]] = None
         self._lengths = (0, 0)
         self._kids: dict[int, list[tuple[int, str, str]]] = {}  # parent id -> its children (see children)
+        self.memo: dict[Any, Any] = {}  # clocks.react's: due times worked out once per batch and instant
 
     def load(self, instance_ids: Sequence[int]) -> None:
         """Load (and on PostgreSQL lock) every instance the batch names, in one statement."""

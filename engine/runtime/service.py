@@ -371,9 +371,12 @@ class Engine(EngineQueries):
     def _commit(self, conn: Connection, proc: CompiledProcedure, before: Instance, decision: Decision,
                 after: Instance, hook_before: Optional[Instance]) -> Instance:
         recorded = self.clock.now()
+        writer = conn.info.get(BATCH_WRITER)
         if decision.events:
             at = decision.events[-1].occurred_at
-            for e in clk.react(proc, self.calendar, before, after, decision.events, at):
+            # a batch's items share their instants: the clocks work out a due time once per batch
+            memo = None if writer is None else writer.memo
+            for e in clk.react(proc, self.calendar, before, after, decision.events, at, memo):
                 decision.events.append(e)
                 after = ev.evolve(proc, after, e)
         spawned: list[int] = []
@@ -390,7 +393,6 @@ class Engine(EngineQueries):
             for e in extra:
                 after = ev.evolve(proc, after, e)
             decision.events.extend(extra)
-        writer = conn.info.get(BATCH_WRITER)
         sent: dict[str, Any] = {}
         if writer is not None:  # a batch: its writer writes once for all its items
             stored = writer.write(proc, before, decision.events, recorded)

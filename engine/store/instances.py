@@ -214,11 +214,8 @@ def load_many_for_write(conn: Connection, instance_ids: list[int], cache: Instan
     ids = sorted(set(instance_ids))
     locked = _locks_rows(conn)
     out: dict[int, Instance] = {}
-    for first in range(0, len(ids), _MANY_CHUNK):
-        chunk = ids[first:first + _MANY_CHUNK]
-        n = 1 << (len(chunk) - 1).bit_length()
-        params = {f"i{k}": chunk[min(k, len(chunk) - 1)] for k in range(n)}
-        rows, processors = _load_many_stmt(n, locked).all_unprocessed(conn, params)
+    for _, params in _padded(ids):
+        rows, processors = _load_many_stmt(len(params), locked).all_unprocessed(conn, params)
         for row in rows:
             out[row[0]] = _decoded(row, processors, cache)
     return out
@@ -226,14 +223,32 @@ def load_many_for_write(conn: Connection, instance_ids: list[int], cache: Instan
 
 def children_of_many(conn: Connection, parent_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
     """(id, procedure, status) of the instances each of ``parent_ids`` started, oldest
-    first, in one statement per 500 parents (what a batch's guards read of linked instances)."""
+    first, in one statement per 512 parents (what a batch's guards read of linked instances)."""
     out: dict[int, list[tuple[int, str, str]]] = {p: [] for p in parent_ids}
-    for first in range(0, len(parent_ids), 500):
-        chunk = parent_ids[first:first + 500]
-        q = sa.select(I.c.parent_id, I.c.id, I.c.procedure, I.c.status).where(I.c.parent_id.in_(chunk)).order_by(I.c.id)
-        for parent, iid, procedure, status in conn.execute(q):
+    for chunk, params in _padded(parent_ids):
+        for parent, iid, procedure, status in _children_many_stmt(len(params)).all(conn, params):
             out[parent].append((iid, procedure, status))
     return out
+
+
+_CHILDREN_MANY: dict[int, Prepared] = {}
+
+
+def _children_many_stmt(n: int) -> Prepared:
+    if n not in _CHILDREN_MANY:
+        _CHILDREN_MANY[n] = Prepared(sa.select(I.c.parent_id, I.c.id, I.c.procedure, I.c.status)
+                                     .where(I.c.parent_id.in_([sa.bindparam(f"i{k}") for k in range(n)]))
+                                     .order_by(I.c.id))
+    return _CHILDREN_MANY[n]
+
+
+def _padded(ids: list[int]) -> Any:
+    """``(chunk, parameters)`` per ``_MANY_CHUNK`` ids: ``i0`` … ``i{n-1}``, n the next power
+    of two (the last id repeated), so a few compiled plans serve every size."""
+    for first in range(0, len(ids), _MANY_CHUNK):
+        chunk = ids[first:first + _MANY_CHUNK]
+        n = 1 << (len(chunk) - 1).bit_length()
+        yield chunk, {f"i{k}": chunk[min(k, len(chunk) - 1)] for k in range(n)}
 
 
 def _decoded(row: Any, processors: Any, cache: InstanceCache) -> Instance:

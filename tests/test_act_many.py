@@ -260,3 +260,19 @@ def test_sop_act_batch_reads_json_lines_from_stdin_and_names_the_line_of_each_re
     ok = runner.invoke(main, ["act", "--batch", "-", "--as", "lin_cai"], input="[" + ",".join(lines) + "]")
     assert ok.exit_code == 0, ok.output
     assert "2 项操作已在一个事务中完成（2 个实例）" in ok.output and "completed" in ok.output
+
+
+def test_dun12_the_bank_file_of_docs_api_closes_its_dunning_cases_with_sop_act_batch(runner, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The example of docs/api.md ("Batch actions"), run as written."""
+    from cli import main
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    batch = text.split("```jsonl\n", 1)[1].split("```", 1)[0]
+    command = text.split("```sh\nsop act --batch payments.jsonl ", 1)[1].split("\n", 1)[0].split()
+    (tmp_path / "payments.jsonl").write_text(batch, encoding="utf-8")
+    for unit, due in (("3-1201", "1280.00"), ("5-0301", "342.00")):
+        args = ["start", "dunning", "--as", "li_qiang", "--at", "2025-10-10T09:00", "--data",
+                json.dumps({**DUNNING, "unit": unit, "amount_due": due})]
+        assert runner.invoke(main, args).exit_code == 0
+    done = runner.invoke(main, ["act", "--batch", str(tmp_path / "payments.jsonl"), *command])
+    assert done.exit_code == 0, done.output
+    assert "2 项操作已在一个事务中完成（2 个实例）" in done.output and done.output.count("completed") == 2

@@ -40,7 +40,6 @@ from engine.store import log as event_log
 from engine.store import timers as timer_store
 from engine.store.bulk import insert_outbox, outbox_rows
 
-WRITER = "sop_batch_writer"  # key of Connection.info while a batch holds the transaction's writes
 COMMANDS = ("advance", "record", "claim", "assign")
 
 
@@ -73,7 +72,7 @@ class _Pending:
 class BatchWriter:
     """Collects the writes of a batch's commits (``Engine._commit``) and writes them at once.
 
-    Set on the connection's ``info`` while the batch runs, so every commit inside it —
+    Set on the connection (``sop_batch``) while the batch runs, so every commit inside it —
     the item's own, its catch-up firings, a spawned child's — comes here. What a command
     reads of other instances is answered as the batch has left them (``status_of``, for
     guards reading linked instances: ``children``). ``flush`` may run more than once (before loading an
@@ -183,7 +182,7 @@ def _restore(table: dict[int, Any], key: int, value: Any) -> None:
 
 def writer_of(conn: Connection) -> Optional[BatchWriter]:
     """The batch writer holding this transaction's writes, if a batch runs in it."""
-    return conn.info.get(WRITER)
+    return getattr(conn, "sop_batch", None)
 
 
 class _Batch:
@@ -193,11 +192,11 @@ class _Batch:
         self.writer = BatchWriter(engine, conn)
 
     def __enter__(self) -> BatchWriter:
-        self.writer.conn.info[WRITER] = self.writer
+        self.writer.conn.sop_batch = self.writer  # type: ignore[attr-defined]  (db.DirectConnection's)
         return self.writer
 
     def __exit__(self, *exc: Any) -> None:
-        self.writer.conn.info.pop(WRITER, None)
+        self.writer.conn.sop_batch = None  # type: ignore[attr-defined]
 
 
 def batch(engine: Any, conn: Connection) -> _Batch:

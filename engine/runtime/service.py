@@ -40,8 +40,6 @@ from engine.runtime.queries import (EngineQueries, ReplayResult, _readable, dead
                                     next_deadline)
 
 
-BATCH_WRITER = "sop_batch_writer"  # Connection.info key of a batch's writer (engine.runtime.batch.WRITER)
-
 # Hooks other runtime modules (timers, SLA clocks) register to act on every change.
 # Each is called inside the transaction: hook(engine, conn, proc, before, after, stored_events).
 ChangeHook = Callable[["Engine", Connection, CompiledProcedure, Optional[Instance], Instance, list], None]
@@ -250,7 +248,7 @@ class Engine(EngineQueries):
     def _load_for_write(self, conn: Connection, instance_id: int) -> Instance:
         """The instance a command changes: from the store, or as the batch running in this
         transaction has left it (engine/runtime/batch.py)."""
-        writer = conn.info.get(BATCH_WRITER)
+        writer = getattr(conn, "sop_batch", None)
         return self.store.load_for_write(conn, instance_id) if writer is None else writer.instance(instance_id)
 
     def _decide_action(self, conn: Connection, proc: CompiledProcedure, inst: Instance, actor: Actor, action: str,
@@ -288,7 +286,7 @@ class Engine(EngineQueries):
         procedure whose definition names them, so other commands pay no query."""
         if not proc.reads_links:
             return None
-        writer = conn.info.get(BATCH_WRITER)
+        writer = getattr(conn, "sop_batch", None)
         if writer is None:
             kids = repo.child_procedures(conn, inst.id)
         else:  # the children as the batch running in this transaction has left them
@@ -371,7 +369,7 @@ class Engine(EngineQueries):
     def _commit(self, conn: Connection, proc: CompiledProcedure, before: Instance, decision: Decision,
                 after: Instance, hook_before: Optional[Instance]) -> Instance:
         recorded = self.clock.now()
-        writer = conn.info.get(BATCH_WRITER)
+        writer = getattr(conn, "sop_batch", None)
         if decision.events:
             at = decision.events[-1].occurred_at
             # a batch's items share their instants: the clocks work out a due time once per batch

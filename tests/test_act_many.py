@@ -276,3 +276,19 @@ def test_dun12_the_bank_file_of_docs_api_closes_its_dunning_cases_with_sop_act_b
     done = runner.invoke(main, ["act", "--batch", str(tmp_path / "payments.jsonl"), *command])
     assert done.exit_code == 0, done.output
     assert "2 项操作已在一个事务中完成（2 个实例）" in done.output and done.output.count("completed") == 2
+
+
+def test_a_resent_batch_with_its_idempotency_key_answers_the_first_answer_and_writes_nothing(api) -> None:  # type: ignore[no-untyped-def]
+    from tests.api_support import issue_tokens
+    api.tokens.update(issue_tokens(api.engine, ("lin_cai",)))
+    _, dunning = cases(api.engine)
+    finance = api.as_("lin_cai")
+    first = finance.post("/v1/actions", json=_payments(dunning), headers={"Idempotency-Key": "bank-2025-10-11"})
+    assert first.status_code == 200, first.text
+    revisions = [api.engine.show(d).revision for d in dunning]
+    again = finance.post("/v1/actions", json=_payments(dunning), headers={"Idempotency-Key": "bank-2025-10-11"})
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert [api.engine.show(d).revision for d in dunning] == revisions
+    other = finance.post("/v1/actions", json=_payments(dunning[:1]), headers={"Idempotency-Key": "bank-2025-10-11"})
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"

@@ -292,3 +292,40 @@ def test_a_resent_batch_with_its_idempotency_key_answers_the_first_answer_and_wr
     assert [api.engine.show(d).revision for d in dunning] == revisions
     other = finance.post("/v1/actions", json=_payments(dunning[:1]), headers={"Idempotency-Key": "bank-2025-10-11"})
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+
+
+def test_cmp9_a_supervisors_batch_closes_complaints_after_their_callbacks_as_one_at_a_time_would(two_urls) -> None:  # type: ignore[no-untyped-def]
+    """批量回访结案: resolving spawns each callback inside the batch, the callbacks are done
+    and each complaint closes only once its callback is no longer open (CMP-9), the guard
+    reading the callback as the batch has left it."""
+    from tests.test_rules_complaint_callback import REPLY, RESULT, VISIT
+    clock = FakeClock(AT)
+    one, many = (build(u, clock) for u in two_urls)
+    try:
+        for eng in (one, many):
+            for unit in ("3-1201", "4-1502"):
+                c = eng.start("complaint", "liu_fang", {**COMPLAINT, "unit": unit}, at=AT)
+                eng.advance(c.id, "investigate", c.assignee, at=AT)
+                eng.advance(c.id, "reply", c.assignee, REPLY, at=AT)
+        later = AT + timedelta(hours=3)
+        items = [ActItem(1, action="resolve", data=RESULT, staff="chen_jing"),
+                 ActItem(2, action="resolve", data=RESULT, staff="li_qiang"),
+                 ActItem(3, action="record_callback", data=VISIT), ActItem(3, action="check", data={"check_passed": True}),
+                 ActItem(3, action="sign_opinion", data={"opinion": "同意", "head_signature": "sig:张华"},
+                         staff="zhang_hua"),
+                 ActItem(1, action="check_effect", data={"effective": True})]
+        singles = [one_at_a_time(one, it, "li_qiang") for it in items]
+        refused = ActItem(2, action="check_effect", data={"effective": True})
+        with pytest.raises(Exception, match="回访尚未完成"):
+            one_at_a_time(one, refused, "li_qiang")
+        if two_urls[0].startswith("sqlite"):  # (PostgreSQL's id sequence does not roll back)
+            with pytest.raises(ItemsInvalid, match="回访尚未完成") as err:
+                many.act_many([*items, refused], "li_qiang", at=later)
+            assert [n for n, _ in err.value.rows] == [7]    # #2's callback is still open in the batch
+        assert many.act_many(items, "li_qiang", at=AT) == singles
+        assert [(i.id, i.state) for i in singles if i.id in (1, 3)][-2:] == [(3, "closed"), (1, "closed")]
+        assert dump(two_urls[1]) == dump(two_urls[0])
+        assert ledger_entries(two_urls[1]) == ledger_entries(two_urls[0])
+    finally:
+        one.close()
+        many.close()

@@ -132,9 +132,11 @@ class BatchWriter:
         return stored
 
     def settled(self, after: Instance) -> None:
-        """The instance after one commit (its revision and hash set): what follows sees it."""
+        """The instance after one commit (its revision and hash set): what follows sees it,
+        as a load would give it (a loaded instance carries no children; a command that
+        spawns reads them itself), so every item returns what it would one at a time."""
         self._keep(after.id)
-        self.current[after.id] = after
+        self.current[after.id] = after.with_(children=()) if after.children else after
         p = self.pending.get(after.id)
         if p is not None:
             self.pending[after.id] = _Pending(p.first, p.procedure, after)

@@ -256,7 +256,8 @@ class Engine(EngineQueries):
         spec = proc.action(action, inst.state)
         if spec is not None:
             self._check_instance_refs(conn, proc.form(spec.form), data)
-        return dc.decide_action(proc, self.org, inst, actor, action, data, when, self._links(conn, proc, inst))
+        links = self._links(conn, proc, inst) if action in proc.link_actions else None
+        return dc.decide_action(proc, self.org, inst, actor, action, data, when, links)
 
     @staticmethod
     def _check_instance_refs(conn: Connection, form: Any, data: dict[str, Any]) -> None:
@@ -282,8 +283,9 @@ class Engine(EngineQueries):
             raise FormInvalid(form.id, bad)
 
     def _links(self, conn: Connection, proc: CompiledProcedure, inst: Instance) -> Optional[dict[str, Any]]:
-        """The linked instances, for guards that read them (checks.LINK_NAMES); only read for a
-        procedure whose definition names them, so other commands pay no query."""
+        """The linked instances, for guards that read them (checks.LINK_NAMES); only read for an
+        action whose condition or guards name them (``link_actions``), so other commands pay
+        no query."""
         if not proc.reads_links:
             return None
         writer = getattr(conn, "sop_batch", None)

@@ -100,7 +100,7 @@ class InstanceCache:
 
 
 def _utc(t: Optional[datetime]) -> Optional[datetime]:
-    return None if t is None else t.astimezone(timezone.utc)
+    return t if t is None or t.tzinfo is timezone.utc else t.astimezone(timezone.utc)
 
 
 _SCALARS = (str, int, float, bool, type(None))

@@ -47,6 +47,19 @@ def _values(procedure: str, c: dict[str, Any]) -> dict[str, Any]:
             "provisional": bool(c.get("provisional"))}
 
 
+# The clock's keys each column is read from (``_values``): a column can only change when
+# one of its keys does, so only the new clock is converted, never the old one as well.
+_COLUMN_KEYS = (("kind", "kind"), ("status", "status"), ("due_at", "due"), ("next_fire_at", "next"),
+                ("next_kind", "next_kind"), ("started_at", "started_at"), ("ended_at", "ended_at"),
+                ("breached_at", "breached_at"), ("assignee", "assignee"), ("provisional", "provisional"))
+
+
+def _changes(procedure: str, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a clock's row that differ between two versions of the clock."""
+    values = _values(procedure, new)
+    return {col: values[col] for col, key in _COLUMN_KEYS if old.get(key) != new.get(key)}
+
+
 def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, Any], after: dict[str, Any]) -> None:
     """Upsert the rows of clocks that changed between two projections of one instance.
 
@@ -58,12 +71,10 @@ def sync(conn: Connection, instance_id: int, procedure: str, before: dict[str, A
         old = before.get(name)
         if old == c:
             continue
-        values = _values(procedure, c)
         if old is None:
-            inserts.append({"instance_id": instance_id, "name": name, **values})
+            inserts.append({"instance_id": instance_id, "name": name, **_values(procedure, c)})
             continue
-        was = _values(procedure, old)
-        changed = {k: v for k, v in values.items() if v != was[k]}
+        changed = _changes(procedure, old, c)
         if changed:
             _UPDATE.execute(conn, {"b_instance_id": instance_id, "b_name": name, **changed})
     if inserts:
@@ -81,12 +92,10 @@ def sync_many(conn: Connection, changes: list[tuple[int, str, dict[str, Any], di
             old = before.get(name)
             if old == c:
                 continue
-            values = _values(procedure, c)
             if old is None:
-                inserts.append({"instance_id": instance_id, "name": name, **values})
+                inserts.append({"instance_id": instance_id, "name": name, **_values(procedure, c)})
                 continue
-            was = _values(procedure, old)
-            changed = {k: v for k, v in values.items() if v != was[k]}
+            changed = _changes(procedure, old, c)
             if changed:
                 updates.append({"b_instance_id": instance_id, "b_name": name, **changed})
     if updates:

@@ -234,5 +234,7 @@ def test_ren7_completion_acceptance_and_the_file_is_archived(engine) -> None:  #
         go(engine, r.id, "archive", {**filed, "inspection_records_filed": False}, t("2025-10-14", "10:00"))
     done = go(engine, r.id, "archive", filed, t("2025-10-14", "10:00"))
     assert done.state == "archived" and done.status == "completed" and done.data["file_no"] == "ZX-2025-031"
-    assert all(d["status"] in ("cancelled", "fired") for d in engine.deadlines(r.id))
+    # archived: the daily patrol and both quiet-hour reminders stop with the works
+    assert {d["name"]: d["status"] for d in engine.deadlines(r.id)} == {
+        "patrol_check": "cancelled", "quiet_evening": "cancelled", "quiet_noon": "cancelled"}
     assert engine.replay(r.id).ok

@@ -12,7 +12,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -38,6 +38,9 @@ from engine.store.instance_cache import InstanceCache
 from engine.store.port import store_for
 from engine.runtime.queries import (EngineQueries, ReplayResult, _readable, deadline_views,  # noqa: F401  (re-exported)
                                     next_deadline)
+
+if TYPE_CHECKING:
+    from engine.runtime.batch import ActItem
 
 
 # Hooks other runtime modules (timers, SLA clocks) register to act on every change.
@@ -216,7 +219,8 @@ class Engine(EngineQueries):
         return self._change(instance_id, at, expected_revision,
                             lambda proc, inst, when, conn: dc.decide_assign(proc, self.org, inst, actor, assignee, when))
 
-    def act_many(self, items: list[Any], staff: Optional[str] = None, at: Optional[datetime] = None) -> list[Instance]:
+    def act_many(self, items: Sequence["ActItem"], staff: Optional[str] = None,
+                 at: Optional[datetime] = None) -> list[Instance]:
         """Many actions (advance, record, claim, assign; ``batch.ActItem``s, several on one
         instance in order) in one transaction, all or nothing: ``ItemsInvalid`` names every
         refused item and nothing is written. Each item's instance as it left it.

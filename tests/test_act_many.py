@@ -329,3 +329,24 @@ def test_cmp9_a_supervisors_batch_closes_complaints_after_their_callbacks_as_one
     finally:
         one.close()
         many.close()
+
+
+def test_a_batch_whose_instance_moved_on_meanwhile_is_a_conflict_and_writes_nothing(two_urls) -> None:  # type: ignore[no-untyped-def]
+    """The projection UPDATEs are guarded by the revision each instance was loaded at, and
+    the batch counts what they matched (sqlite3's executemany, psycopg's pipeline alike)."""
+    eng = build(two_urls[1], FakeClock(AT))
+    try:
+        complaints, _ = cases(eng)
+        before = dump(two_urls[1])
+
+        def meanwhile(engine: Any, conn: Any, *rest: Any) -> None:  # another writer, simulated
+            conn.exec_driver_sql(f"UPDATE instances SET revision = revision + 100 WHERE id = {complaints[1]}")
+
+        eng.hooks.append(meanwhile)
+        with pytest.raises(ConcurrencyConflict):
+            eng.act_many([ActItem(c, "record", data={"priority": "high"}, staff="li_qiang") for c in complaints],
+                         at=AT)
+        eng.hooks.remove(meanwhile)
+        assert dump(two_urls[1]) == before
+    finally:
+        eng.close()

@@ -94,9 +94,9 @@ class Prepared:
                     sents: Optional[list[dict[str, Any]]] = None) -> int:
         """Run this UPDATE once per parameter dict of ``rows``; the rows matched in all.
 
-        Rows with the same parameter names share one compiled plan: on sqlite3 one
-        ``executemany`` (its loop is in C, its rowcount the sum), elsewhere one statement
-        each. ``sents``, when given, receives one dict per row as ``execute``'s ``sent``
+        Rows with the same parameter names share one compiled plan and one driver
+        ``executemany``: sqlite3's loops in C, psycopg's pipelines the statements in one
+        round trip; either's rowcount is the sum. ``sents``, when given, receives one dict per row as ``execute``'s ``sent``
         (in the order of ``rows``): what each row's columns were set to.
         """
         groups: dict[tuple[str, ...], list[int]] = {}
@@ -106,7 +106,7 @@ class Prepared:
         matched = 0
         for keys, which in groups.items():
             plan = self._plan(conn, keys, False)
-            if plan is None or plan.kept_cursor:
+            if plan is None or (plan.kept_cursor and len(which) == 1):
                 for i in which:
                     matched += self.execute(conn, rows[i], out[i] if sents is not None else None)
                 continue
@@ -115,7 +115,10 @@ class Prepared:
                 for i, a in zip(which, args):
                     out[i].update(zip(plan.order, a))
             try:
-                matched += conn.connection.driver_connection.executemany(plan.sql, args).rowcount
+                # psycopg pipelines the statements (one round trip) and sums their rowcounts
+                cur = _kept_cursor(conn) if plan.kept_cursor else conn.connection.driver_connection
+                done = cur.executemany(plan.sql, args)
+                matched += (cur if plan.kept_cursor else done).rowcount
             except plan.dialect.loaded_dbapi.Error as err:
                 raise as_sqlalchemy_error(plan.dialect, plan.sql, args, err, many=True) from err
         if sents is not None:

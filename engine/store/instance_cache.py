@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from engine.core.model import Instance
+from engine.instants import per_instant
 
 CHECK_ENV = "SOP_CHECK_INSTANCE_CACHE"
 
@@ -100,7 +101,11 @@ class InstanceCache:
 
 
 def _utc(t: Optional[datetime]) -> Optional[datetime]:
-    return t if t is None or t.tzinfo is timezone.utc else t.astimezone(timezone.utc)
+    return t if t is None or t.tzinfo is timezone.utc else _in_utc(t)
+
+
+# Remembered per instant: the instances of one batch share their command's time.
+_in_utc = per_instant(lambda t: t.astimezone(timezone.utc), 16)
 
 
 _SCALARS = (str, int, float, bool, type(None))

@@ -61,7 +61,7 @@ class ActItem(NamedTuple):
     expected_revision: Optional[int] = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     """An instance the batch changed: as stored (the UPDATE's revision guard) and as now."""
 
@@ -89,7 +89,8 @@ class BatchWriter:
         self.events: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
         self.failed = False  # an item was refused: the batch will roll back, write nothing more
-        self._saved: Optional[dict[int, tuple[Optional[Instance], Optional[_Pending]]]] = None
+        # while an item runs: what it changed, as it found it (instance, pending's last or None)
+        self._saved: Optional[dict[int, tuple[Optional[Instance], Optional[Instance]]]] = None
         self._lengths = (0, 0)
         self._kids: dict[int, list[tuple[int, str, str]]] = {}  # parent id -> its children (see children)
         self.memo: dict[Any, Any] = {}  # clocks.react's: due times worked out once per batch and instant
@@ -142,7 +143,7 @@ class BatchWriter:
         self.current[after.id] = after.with_(children=()) if after.children else after
         p = self.pending.get(after.id)
         if p is not None:
-            self.pending[after.id] = _Pending(p.first, p.procedure, after)
+            p.last = after
 
     def flush(self) -> None:
         """Write everything pending: events, projections, timers, outbox (see module doc)."""
@@ -167,15 +168,19 @@ class BatchWriter:
 
     def undo_item(self) -> None:
         """Forget a refused item's commits (the instances as the item found them)."""
-        for iid, (inst, pending) in (self._saved or {}).items():
+        for iid, (inst, last) in (self._saved or {}).items():
             _restore(self.current, iid, inst)
-            _restore(self.pending, iid, pending)
+            if last is None:
+                self.pending.pop(iid, None)
+            else:
+                self.pending[iid].last = last
         del self.events[self._lengths[0]:], self.outbox[self._lengths[1]:]
         self._saved, self.failed = None, True
 
     def _keep(self, iid: int) -> None:
         if self._saved is not None and iid not in self._saved:
-            self._saved[iid] = (self.current.get(iid), self.pending.get(iid))
+            p = self.pending.get(iid)
+            self._saved[iid] = (self.current.get(iid), None if p is None else p.last)
 
 
 def _restore(table: dict[int, Any], key: int, value: Any) -> None:

@@ -350,3 +350,27 @@ def test_a_batch_whose_instance_moved_on_meanwhile_is_a_conflict_and_writes_noth
         assert dump(two_urls[1]) == before
     finally:
         eng.close()
+
+
+@pytest.mark.parametrize("item, field", [
+    ({"action": "investigate"}, "instance"), ({"instance": 0, "claim": True}, "instance"),
+    ({"instance": 1}, "action"), ({"instance": 1, "claim": True, "assign": "wang_li"}, "action"),
+    ({"instance": 1, "claim": True, "data": {}}, "data"), ({"instance": 1, "record": []}, "record"),
+    ({"instance": 1, "claim": "yes"}, "claim"), ({"instance": 1, "assign": ""}, "assign"),
+    ({"instance": 1, "action": "x", "revision": "7"}, "revision"), ({"instance": 1, "action": "x", "when": 1}, "when"),
+    ({"instance": 1, "action": "x", "at": "yesterday"}, "at"), ("investigate 1", "item")])
+def test_a_malformed_item_is_named_by_its_number_and_field_before_anything_runs(item, field) -> None:  # type: ignore[no-untyped-def]
+    from engine.runtime.batch import items_from_json
+
+    def parse_time(text: str, name: str) -> Any:
+        from datetime import datetime
+        from engine.errors import InputError
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise InputError(name, "not an ISO 8601 time") from None
+
+    with pytest.raises(ItemsInvalid) as refused:
+        items_from_json([{"instance": 1, "claim": True}, item], parse_time)
+    assert [n for n, _ in refused.value.rows] == [2]
+    assert refused.value.rows[0][1].argument == field

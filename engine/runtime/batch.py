@@ -304,6 +304,9 @@ def item_from_json(obj: Any, parse_time: Callable[[str, str], Optional[datetime]
         raise InputError("action", "give exactly one of action, record, claim, assign"
                          + (f" (got {', '.join(given)})" if given else ""))
     kind = given[0]
+    if kind != "action" and "data" in obj:
+        raise InputError("data", f"only an action takes data (a {kind} item has none; record takes its data "
+                                 "as \"record\")")
     data = obj.get("record") if kind == "record" else obj.get("data")
     if data is not None and not isinstance(data, dict):
         raise InputError(kind if kind == "record" else "data", "must be an object of form fields")

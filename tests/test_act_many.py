@@ -374,3 +374,40 @@ def test_a_malformed_item_is_named_by_its_number_and_field_before_anything_runs(
         items_from_json([{"instance": 1, "claim": True}, item], parse_time)
     assert [n for n, _ in refused.value.rows] == [2]
     assert refused.value.rows[0][1].argument == field
+
+
+def test_two_batches_naming_the_same_cases_in_opposite_orders_both_commit_on_postgresql(pg_url: str) -> None:
+    """Each batch locks its instances in id order before deciding anything, so two batches
+    over the same cases queue instead of deadlocking, whatever order their items are in."""
+    import threading
+
+    engines = [build(pg_url, FakeClock(AT)) for _ in range(2)]
+    try:
+        complaints, _ = cases(engines[0])
+        first = [engines[0].show(c).revision for c in complaints]
+        orders = [complaints, complaints[::-1]]
+        errors: list[BaseException] = []
+        start = threading.Barrier(2)
+
+        def run(k: int) -> None:
+            items = [ActItem(c, "record", data={"priority": "high" if k else "normal"}, staff="li_qiang")
+                     for c in orders[k]]
+            start.wait()
+            try:
+                for _ in range(5):
+                    engines[k].act_many(items, at=AT)
+            except BaseException as e:  # noqa: BLE001  (reported below)
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert errors == []
+        revisions = [engines[0].show(c).revision for c in complaints]
+        assert [r - f for r, f in zip(revisions, first)] == [10] * len(complaints)   # all ten batches landed
+        assert all(engines[0].replay(c).ok for c in complaints) and engines[0].verify()[2] is None
+    finally:
+        for eng in engines:
+            eng.close()

@@ -94,6 +94,12 @@ def outbox_rows(instance_id: int, seq: int, data: dict[str, Any], at: datetime) 
              "next_attempt_at": at} for r in data["recipients"]]
 
 
+def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Outbox rows of ``outbox_rows`` in one executemany (a batch of actions' notifications)."""
+    if rows:
+        _INSERT_OUTBOX.executemany(conn, rows)
+
+
 def insert(conn: Connection, instances: list[dict[str, Any]], events: list[dict[str, Any]],
            timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
     """One ``executemany`` per table (straight on the driver, see ``prepared.Prepared``).

@@ -8,6 +8,7 @@ compiled cache) cost more CPU than SQLite's commit itself (see BENCHMARKS.md).
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from datetime import datetime
 from typing import Any, Optional
 
@@ -114,6 +115,7 @@ def child_procedures(conn: Connection, instance_id: int) -> list[tuple[str, str]
     return [(r[0], r[1]) for r in _CHILD_STATUS.all(conn, {"pid": instance_id})]
 
 
+
 def find_by_key(conn: Connection, key: str) -> Optional[int]:
     row = _BY_KEY.first(conn, {"key": key})
     return None if row is None else row[0]
@@ -188,3 +190,85 @@ def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit
 
 def count_instances(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(I)).scalar_one())
+
+
+# Loading many instances for one write transaction (the batch paths): one statement per
+# chunk of ids, its IN list of plain named parameters (an expanding one would keep it off
+# the driver fast path), padded to a power of two so a few compiled plans serve every size.
+_MANY_CHUNK = 512
+_LOAD_MANY: dict[tuple[int, bool], Prepared] = {}
+
+
+def _load_many_stmt(n: int, locked: bool) -> Prepared:
+    key = (n, locked)
+    if key not in _LOAD_MANY:
+        q = sa.select(*_INSTANCE_COLS).where(I.c.id.in_([sa.bindparam(f"i{k}") for k in range(n)])).order_by(I.c.id)
+        _LOAD_MANY[key] = Prepared(q.with_for_update() if locked else q)
+    return _LOAD_MANY[key]
+
+
+def load_many_for_write(conn: Connection, instance_ids: list[int], cache: InstanceCache) -> dict[int, Instance]:
+    """The instances a batch will change, by id (ids with no instance are absent): read in
+    id order (on PostgreSQL row-locked ``FOR UPDATE`` in that order, so two batches naming
+    the same instances queue instead of deadlocking) and decoded unless the cache knows
+    the row, as :func:`load_for_write` does for one."""
+    ids = sorted(set(instance_ids))
+    locked = _locks_rows(conn)
+    out: dict[int, Instance] = {}
+    for _, params in _padded(ids):
+        rows, processors = _load_many_stmt(len(params), locked).all_unprocessed(conn, params)
+        for row in rows:
+            out[row[0]] = _decoded(row, processors, cache)
+    return out
+
+
+def children_of_many(conn: Connection, parent_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
+    """(id, procedure, status) of the instances each of ``parent_ids`` started, oldest
+    first, in one statement per 512 parents (what a batch's guards read of linked instances)."""
+    out: dict[int, list[tuple[int, str, str]]] = {p: [] for p in parent_ids}
+    for chunk, params in _padded(parent_ids):
+        for parent, iid, procedure, status in _children_many_stmt(len(params)).all(conn, params):
+            out[parent].append((iid, procedure, status))
+    return out
+
+
+_CHILDREN_MANY: dict[int, Prepared] = {}
+
+
+def _children_many_stmt(n: int) -> Prepared:
+    if n not in _CHILDREN_MANY:
+        _CHILDREN_MANY[n] = Prepared(sa.select(I.c.parent_id, I.c.id, I.c.procedure, I.c.status)
+                                     .where(I.c.parent_id.in_([sa.bindparam(f"i{k}") for k in range(n)]))
+                                     .order_by(I.c.id))
+    return _CHILDREN_MANY[n]
+
+
+def _padded(ids: list[int]) -> Any:
+    """``(chunk, parameters)`` per ``_MANY_CHUNK`` ids: ``i0`` … ``i{n-1}``, n the next power
+    of two (the last id repeated), so a few compiled plans serve every size."""
+    for first in range(0, len(ids), _MANY_CHUNK):
+        chunk = ids[first:first + _MANY_CHUNK]
+        n = 1 << (len(chunk) - 1).bit_length()
+        yield chunk, {f"i{k}": chunk[min(k, len(chunk) - 1)] for k in range(n)}
+
+
+def _decoded(row: Any, processors: Any, cache: InstanceCache) -> Instance:
+    """One loaded row as an instance: the cache's when it is the row remembered."""
+    if processors is None:
+        return _instance(row)
+    cached = cache.get(row[0], row)
+    if cached is not None:
+        if cache.check:
+            check_entry(cached, _instance(_processed(row, processors)))
+        return cached
+    inst = _instance(_processed(row, processors))
+    cache.remember(row, inst)
+    return inst
+
+
+def _processed(row: Any, processors: Any) -> Any:
+    values = [v if p is None else p(v) for p, v in zip(processors, row)]
+    return _ROW._make(values)
+
+
+_ROW = namedtuple("InstanceRow", INSTANCE_COLUMNS)  # type: ignore[misc]  (read by name, like Core rows)

@@ -49,7 +49,7 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
     if not rows:
         return []
     seq, prev = stored[-1].seq, stored[-1].hash
-    changes = _projection_changes(before, after, seq, prev, building_of)
+    changes = projection_changes(before, after, seq, prev, building_of)
     try:
         matched = _UPDATE_PROJECTION.execute_after_insert(conn, _INSERT_EVENTS, rows, changes, sent)
     except IntegrityError as err:  # the events' key: another writer appended this seq first
@@ -58,6 +58,32 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
         raise ConcurrencyConflict(before.id, before.revision)
     ledger.note(conn, [(s.instance_id, s.seq, s.hash) for s in stored])
     return stored
+
+
+def append_many(conn: Connection, rows: list[dict[str, Any]], changes: list[dict[str, Any]],
+                sents: Optional[list[dict[str, Any]]] = None) -> None:
+    """A batch's appends in one go: every event row (from :func:`event_rows`, in the order
+    they were decided) in one multi-row INSERT, then every projection UPDATE (from
+    :func:`projection_changes`, each guarded by the revision its instance was loaded at)
+    as one executemany per set of changed columns; the events noted for the ledger in
+    their order. ConcurrencyConflict if any instance moved on meanwhile: the whole
+    transaction rolls back. ``sents`` receives, per change, what its columns were set to."""
+    if not rows:
+        return
+    try:
+        _INSERT_EVENTS.executemany(conn, rows)
+    except IntegrityError as err:
+        raise ConcurrencyConflict(_first_conflict(changes), changes[0]["b_revision"] if changes else 0) from err
+    matched = _UPDATE_PROJECTION.update_many(conn, changes, sents)
+    if matched != len(changes):
+        raise ConcurrencyConflict(_first_conflict(changes), changes[0]["b_revision"])
+    ledger.note(conn, [(r["instance_id"], r["seq"], r["hash"]) for r in rows])
+
+
+def _first_conflict(changes: list[dict[str, Any]]) -> object:
+    """Which instances a batch's conflict concerns, for the message (one of them moved on)."""
+    ids = [c["b_id"] for c in changes]
+    return ids[0] if len(ids) == 1 else f"{ids[0]} (or another of the batch's {len(ids)})"
 
 
 def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, prev_hash: str,
@@ -81,8 +107,8 @@ def event_rows(instance_id: int, events: list[Event], recorded_at: datetime, pre
     return rows, stored
 
 
-def _projection_changes(before: Instance, after: Instance, revision: int, last_hash: str,
-                        building_of: Callable[[dict[str, Any]], Optional[str]]) -> dict[str, Any]:
+def projection_changes(before: Instance, after: Instance, revision: int, last_hash: str,
+                       building_of: Callable[[dict[str, Any]], Optional[str]]) -> dict[str, Any]:
     """The UPDATE's parameters: the guard, and only the columns whose value changed.
 
     SQLite rewrites an index entry for every indexed column in the SET clause, changed or
@@ -111,6 +137,8 @@ def _projection_changes(before: Instance, after: Instance, revision: int, last_h
     params["last_hash"] = last_hash
     return params
 
+
+_projection_changes = projection_changes  # the name it had
 
 
 def latest_occurred_at(conn: Connection) -> Optional[datetime]:

@@ -90,6 +90,41 @@ class Prepared:
         else:
             plan.run_many(conn, rows)
 
+    def update_many(self, conn: Connection, rows: list[dict[str, Any]],
+                    sents: Optional[list[dict[str, Any]]] = None) -> int:
+        """Run this UPDATE once per parameter dict of ``rows``; the rows matched in all.
+
+        Rows with the same parameter names share one compiled plan and one driver
+        ``executemany``: sqlite3's loops in C, psycopg's pipelines the statements in one
+        round trip; either's rowcount is the sum. ``sents``, when given, receives one dict per row as ``execute``'s ``sent``
+        (in the order of ``rows``): what each row's columns were set to.
+        """
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, r in enumerate(rows):
+            groups.setdefault(tuple(r), []).append(i)
+        out: list[dict[str, Any]] = [{} for _ in rows] if sents is not None else []
+        matched = 0
+        for keys, which in groups.items():
+            plan = self._plan(conn, keys, False)
+            if plan is None or (plan.kept_cursor and len(which) == 1):
+                for i in which:
+                    matched += self.execute(conn, rows[i], out[i] if sents is not None else None)
+                continue
+            args = [plan._args(rows[i]) for i in which]
+            if sents is not None:
+                for i, a in zip(which, args):
+                    out[i].update(zip(plan.order, a))
+            try:
+                # psycopg pipelines the statements (one round trip) and sums their rowcounts
+                cur = _kept_cursor(conn) if plan.kept_cursor else conn.connection.driver_connection
+                done = cur.executemany(plan.sql, args)
+                matched += (cur if plan.kept_cursor else done).rowcount
+            except plan.dialect.loaded_dbapi.Error as err:
+                raise as_sqlalchemy_error(plan.dialect, plan.sql, args, err, many=True) from err
+        if sents is not None:
+            sents.extend(out)
+        return matched
+
     def first(self, conn: Connection, params: dict[str, Any],
               sent: Optional[dict[str, Any]] = None) -> Optional[tuple[Any, ...]]:
         """The first result row (processed like a Core ``Row``, read by position), or None;

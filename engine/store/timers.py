@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.codec import Clock, timer_row_values
+from engine.codec import Clock, timer_row_changes, timer_row_values
 from engine.store.prepared import Prepared
 from engine.store.tables import instances as I
 from engine.store.tables import timers as T
@@ -48,14 +48,35 @@ def sync(conn: Connection, instance_id: int, procedure: str, before: Mapping[str
         old = before.get(name)
         if old is c or old == c:  # most clocks are carried over as they were
             continue
-        values = timer_row_values(procedure, c)
         if old is None:
-            inserts.append({"instance_id": instance_id, "name": name, **values})
+            inserts.append({"instance_id": instance_id, "name": name, **timer_row_values(procedure, c)})
             continue
-        was = timer_row_values(procedure, old)
-        changed = {k: v for k, v in values.items() if v != was[k]}
+        changed = timer_row_changes(procedure, old, c)
         if changed:
             _UPDATE.execute(conn, {"b_instance_id": instance_id, "b_name": name, **changed})
+    if inserts:
+        _INSERT.executemany(conn, inserts)
+
+
+def sync_many(conn: Connection, changes: list[tuple[int, str, Mapping[str, Clock], Mapping[str, Clock]]]) -> None:
+    """:func:`sync` for many instances at once, ``(instance_id, procedure, clocks before,
+    clocks after)`` each: every new row in one executemany, the updates one executemany
+    per set of changed columns. Rows end as one :func:`sync` per change would leave them."""
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for instance_id, procedure, before, after in changes:
+        for name, c in after.items():
+            old = before.get(name)
+            if old is c or old == c:
+                continue
+            if old is None:
+                inserts.append({"instance_id": instance_id, "name": name, **timer_row_values(procedure, c)})
+                continue
+            changed = timer_row_changes(procedure, old, c)
+            if changed:
+                updates.append({"b_instance_id": instance_id, "b_name": name, **changed})
+    if updates:
+        _UPDATE.update_many(conn, updates)
     if inserts:
         _INSERT.executemany(conn, inserts)
 

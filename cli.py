@@ -1,7 +1,7 @@
 """The ``sop`` command: the ``main`` group and the topic modules registered on it.
 
 Every command lives in a topic module of ``engine/cli/`` (instances, definitions, clock,
-watch, audit, serve, staff, outbox, db, imports, notices, demo), each listing its ``COMMANDS``;
+act, watch, audit, serve, staff, outbox, db, imports, notices, demo), each listing its ``COMMANDS``;
 they are registered here as engine/api/app.py includes its routers. No business logic
 lives in the CLI: every EngineError becomes one line on stderr and exit 1
 (``engine/cli/errors.py``); anything else is a bug and keeps its traceback.
@@ -13,12 +13,12 @@ from typing import Optional
 
 import click
 
-from engine.cli import (audit, clock, db, definitions, demo, imports, instances, notices, outbox, serve,
+from engine.cli import (act, audit, clock, db, definitions, demo, imports, instances, notices, outbox, serve,
                         staff, watch)
 from engine.cli.context import Context
 from engine.cli.errors import SopGroup
 
-TOPICS = (instances, watch, definitions, clock, audit, serve, staff, outbox, db, imports, notices, demo)
+TOPICS = (instances, act, watch, definitions, clock, audit, serve, staff, outbox, db, imports, notices, demo)
 
 
 @click.group(cls=SopGroup, invoke_without_command=True)

@@ -43,8 +43,10 @@ COMPONENTS: list[tuple[str, str, str]] = [
     ("engine.store.backends.sqlite", "SqliteStore.due_steps", "store: load/cache/append/timers"),
     ("engine.store.backends.sqlite", "SqliteStore.claim_step", "store: load/cache/append/timers"),
     ("engine.store.backends.sqlite", "SqliteStore.enqueue", "store: load/cache/append/timers"),
-    ("engine.store.log", "canonical_json", "encode: canonical JSON + hash"),
-    ("engine.store.log", "encode_event", "encode: canonical JSON + hash"),
+    ("engine.store.backends.sqlite", "SqliteStore.load_many_for_write", "store: load/cache/append/timers"),
+    ("engine.store.backends.sqlite", "SqliteStore.append_many", "store: load/cache/append/timers"),
+    ("engine.store.backends.sqlite", "SqliteStore.sync_timers_many", "store: load/cache/append/timers"),
+    ("engine.store.backends.sqlite", "SqliteStore.insert_outbox", "store: load/cache/append/timers"),
     # The baseline trees' (2e6761d, 32ce024): the re-export shim and prepared statements.
     ("engine.store.repository", "load_for_write", "store: load/cache/append/timers"),
     ("engine.store.repository", "append", "store: load/cache/append/timers"),
@@ -71,6 +73,22 @@ COMPONENTS: list[tuple[str, str, str]] = [
     ("engine.core.clocks", "react", "core: clocks"),
     ("engine.core.clocks", "fire", "core: clocks"),
     ("engine.runtime.service", "Engine._catch_up", "core: clocks"),
+    # the concept modules (in 32ce024 and the batch paths' tree; engine/store/repository.py re-exported them)
+    ("engine.store.instances", "load_for_write", "store: load/cache/append/timers"),
+    ("engine.store.instances", "load_many_for_write", "store: load/cache/append/timers"),
+    ("engine.store.log", "append", "store: load/cache/append/timers"),
+    ("engine.store.log", "append_many", "store: load/cache/append/timers"),
+    ("engine.store.log", "projection_changes", "store: load/cache/append/timers"),
+    ("engine.store.timers", "sync_many", "store: load/cache/append/timers"),
+    ("engine.store.queue", "enqueue", "store: load/cache/append/timers"),
+    ("engine.store.log", "encode_event", "encode: canonical JSON + hash"),
+    ("engine.store.log", "canonical_json", "encode: canonical JSON + hash"),
+    ("engine.store.prepared", "Prepared.update_many", "store: SQL statements"),
+    ("engine.store.prepared", "Prepared.all_unprocessed", "store: SQL statements"),
+    ("engine.runtime.batch", "act_many", "service glue"),
+    ("engine.runtime.batch", "BatchWriter.write", "service glue"),
+    ("engine.runtime.batch", "BatchWriter.flush", "service glue"),
+    ("engine.runtime.service", "Engine._change_in", "service glue"),
 ]
 
 
@@ -139,6 +157,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     starts = int(argv[argv.index("--starts") + 1]) if "--starts" in argv else 200
     fires = int(argv[argv.index("--fires") + 1]) if "--fires" in argv else 200
     profiled = "--no-components" not in argv
+    per = int(argv[argv.index("--per") + 1]) if "--per" in argv else 100
     sys.path.insert(0, str(tree))
     import engine  # noqa: F401  (checked below: must come from the tree)
     if not Path(engine.__file__).resolve().is_relative_to(tree):
@@ -178,6 +197,8 @@ def main(argv: list[str]) -> dict[str, Any]:
                 clock.advance(step)
         return 3 * len(made)
     out["action"] = prof.measure(actions)
+    out["action_batched"] = _batched_actions(eng, prof, clock, start, starts, per) if has_batches(eng) \
+        else dict(out["action"], batched=False)
     eng.close()
 
     # timers: every prefilled complaint has a reply-clock step due within the day
@@ -194,6 +215,34 @@ def main(argv: list[str]) -> dict[str, Any]:
     eng.close()
     out["raw_commit"] = {"cpu_ms": raw_commit_cpu_ms(workdir / "raw.db", 500), "parts": {}}
     return out
+
+
+def has_batches(eng: Any) -> bool:
+    """Whether the tree under test has batch actions (the baseline has not: its column is
+    its one-at-a-time action, the only way it can persist a complaint action)."""
+    return hasattr(eng, "act_many")
+
+
+def _batched_actions(eng: Any, prof: Profiler, clock: Any, start: Callable[[int], tuple[int, str]],
+                     starts: int, per: int) -> dict[str, Any]:
+    """The same three actions on as many fresh complaints, ``per`` items per transaction
+    through ``Engine.act_many``: each batch takes one action on each of ``per`` complaints
+    (as a supervisor's batch does), the next batch the next action."""
+    from bench.common import FINDINGS, interim
+    from engine.runtime.batch import ActItem
+    fresh = [start(10_000 + i) for i in range(starts)]
+    step = timedelta(seconds=1)
+
+    def batches() -> int:
+        for group in range(0, len(fresh), per):
+            cases = fresh[group:group + per]
+            for action, data in (("investigate", None), ("record_findings", FINDINGS), ("interim_reply", None)):
+                eng.act_many([ActItem(iid, action=action, staff=who,
+                                      data=data if action != "interim_reply" else interim(clock))
+                              for iid, who in cases])
+                clock.advance(step)
+        return 3 * len(fresh)
+    return dict(prof.measure(batches), batched=True, per=per)
 
 
 def raw_commit_cpu_ms(path: Path, n: int) -> float:

@@ -452,6 +452,23 @@ def timer_row_values(procedure: str, clock: Clock) -> dict[str, Any]:
             "provisional": bool(c.get("provisional"))}
 
 
+# The stored keys each ``timers`` column is read from (``timer_row_values``): a column can
+# only change when one of its keys does, so only the new clock is converted, never the old.
+_COLUMN_KEYS = (("kind", "kind"), ("status", "status"), ("due_at", "due"), ("next_fire_at", "next"),
+                ("next_kind", "next_kind"), ("started_at", "started_at"), ("ended_at", "ended_at"),
+                ("breached_at", "breached_at"), ("assignee", "assignee"), ("provisional", "provisional"))
+
+
+def timer_row_changes(procedure: str, old: Clock, new: Clock) -> dict[str, Any]:
+    """The columns of a clock's ``timers`` row that differ between two versions of the clock."""
+    was, now = old._s, new._s
+    changed = [col for col, key in _COLUMN_KEYS if was.get(key) != now.get(key)]
+    if not changed:
+        return {}
+    values = timer_row_values(procedure, new)
+    return {col: values[col] for col in changed}
+
+
 def _instant(text: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(text) if text else None
 

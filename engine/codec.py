@@ -106,7 +106,7 @@ def encode_event(instance_id: int, seq: int, type_: str, actor: str, role: Optio
 # codec is the one place that knows what is stored. Last, since it is a module of its own.
 from engine.clock_codec import (Clock, ClockKind, ClockStatus, ClockStep, StepKind, clock_of_payload,  # noqa: E402
                                 clock_payload, clocks_from_json, clocks_of, clocks_to_stored, instant_text,
-                                timer_row_values)
+                                timer_row_changes, timer_row_values)
 
 
 def clocks_to_json(clocks: Mapping[str, Clock]) -> str:
@@ -116,4 +116,5 @@ def clocks_to_json(clocks: Mapping[str, Clock]) -> str:
 
 __all__ = ["canonical_json", "canonical_bytes", "iso_utc", "event_hash", "encode_event", "Clock", "ClockKind",
            "ClockStatus", "ClockStep", "StepKind", "clock_of_payload", "clock_payload", "clocks_from_json",
-           "clocks_of", "clocks_to_json", "clocks_to_stored", "instant_text", "timer_row_values"]
+           "clocks_of", "clocks_to_json", "clocks_to_stored", "instant_text", "timer_row_changes",
+           "timer_row_values"]

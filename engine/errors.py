@@ -195,6 +195,20 @@ class RowsInvalid(FormInvalid):
                 for n, err in self.rows]
 
 
+class ItemsInvalid(RowsInvalid):
+    """Items of a batch of actions (``Engine.act_many``, ``sop act --batch``) that were
+    refused; the batch wrote nothing. Like RowsInvalid, with items for rows."""
+
+    def __init__(self, items: list[tuple[int, EngineError]], total: int) -> None:
+        super().__init__("actions", items, total)
+        self.errors = [FieldError("item" + fe.field[3:], fe.reason) if fe.field.startswith("row") else fe
+                       for fe in self.errors]
+        shown = "; ".join(f"item {n}: {reason}" for n, reason in self.reasons()[:self.SHOWN])
+        more = len(self.rows) - self.SHOWN
+        self.args = (f"{len(self.rows)} of {total} items refused, nothing written: {shown}"
+                     + (f"; and {more} more items" if more > 0 else ""),)
+
+
 class ConcurrencyConflict(EngineError):
     code = "conflict"
 

@@ -21,19 +21,28 @@ def per_instant(fn: Callable[[Any], T], size: int) -> Callable[[Any], T]:
     to ``fn`` every time; an error is raised every time and nothing is kept for it.
     """
     memo: dict[tuple[Any, Any, int], T] = {}
+    # The very object given last, with its result: a batch binds one instant object for
+    # every row, and hashing an aware datetime for the key asks its zone for the offset.
+    # One tuple, replaced whole, so a thread never reads one value with another's result;
+    # it keeps the object alive, so ``is`` cannot match a new object at a reused address.
+    last: list[tuple[Any, Any]] = [(None, None)]
 
     def remembered(value: Any) -> T:
+        seen = last[0]
+        if value is seen[0] and value is not None:
+            return seen[1]  # type: ignore[no-any-return]
         if type(value) is not datetime:
             return fn(value)
         key = (value, value.tzinfo, value.fold)
         try:
-            return memo[key]
+            out = memo[key]
         except KeyError:
             out = fn(value)
             if len(memo) >= size:
                 memo.clear()
             memo[key] = out
-            return out
+        last[0] = (value, out)
+        return out
 
     remembered.__doc__ = fn.__doc__
     return remembered

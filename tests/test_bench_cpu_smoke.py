@@ -28,12 +28,19 @@ def test_one_repetition_measures_starts_actions_and_fired_steps_with_their_compo
     for kind, _ in bench_cpu.KINDS:
         assert got[kind]["cpu_ms"] > 0 and got[kind]["count"] > 0 and got[kind]["parts"]
     assert got["start"]["count"] == 4 and got["action"]["count"] == 12
+    assert got["action_batched"]["count"] == 12 and got["action_batched"]["batched"] is True
     assert got["raw_commit"]["cpu_ms"] > 0
+
+
+def test_a_tree_without_batch_actions_is_measured_by_its_one_at_a_time_action() -> None:
+    from bench.cpu_worker import has_batches
+    assert has_batches(object()) is False
 
 
 def test_the_report_sets_baseline_and_now_side_by_side_with_the_ratio(one: dict[str, Any]) -> None:
     text = bench_cpu.report({"now": [one], "baseline": [one]}, "HEAD", "python -m bench.bench_cpu")
-    assert "| complaint action |" in text and "| fired timer step |" in text and "| 1.00 | 1.00 |" in text
+    assert "| complaint action |" in text and "| fired timer step, batched writer" in text
+    assert "| complaint action, batched (`act_many`" in text and "| 1.00 | 1.00 |" in text
     assert "Per component, CPU ms per fired timer step" in text
 
 

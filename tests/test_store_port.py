@@ -149,7 +149,8 @@ class StorePortContract:
         what is off the measured paths is inherited from Core."""
         hot = ("load_for_write", "append", "events_of", "due_steps", "claim_step", "load", "children_of",
                "child_procedures", "new_instance_id", "enqueue", "seal", "decoded_events", "iter_chains",
-               "insert_many")
+               "insert_many", "load_many_for_write", "children_of_many", "append_many", "sync_timers_many",
+               "insert_outbox")
         assert [name for name in hot if name not in vars(self.kind)] == []
 
     def test_a_command_runs_no_statement_through_core_only_in_the_driver_backends(

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.api import catalogue, changes, errors, idempotency, instances, lists, reports
+from engine.api import actions, catalogue, changes, errors, idempotency, instances, lists, reports
 from engine.api.errors import body as error_body
 from engine.api.models import ErrorPublic
 
@@ -97,7 +97,7 @@ def create_app(engine: Any, max_body_bytes: int = MAX_BODY_BYTES, web: bool = Tr
     if idempotency.record_hook not in engine.hooks:
         engine.hooks.append(idempotency.record_hook)
     errors.install(app)
-    for module in (instances, lists, catalogue, changes, reports):
+    for module in (instances, actions, lists, catalogue, changes, reports):
         app.include_router(module.router)
     if web:
         from engine import web as pages

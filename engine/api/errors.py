@@ -27,8 +27,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import (EngineError, FormInvalid, InputError, NotAuthorized, RowsInvalid, StaffNotFound,
-                           TimeOrderError)
+from engine.errors import (EngineError, FormInvalid, InputError, ItemsInvalid, NotAuthorized, RowsInvalid,
+                           StaffNotFound, TimeOrderError)
 
 log = logging.getLogger("sop.api")
 
@@ -99,10 +99,14 @@ def engine_error_response(e: EngineError) -> JSONResponse:
 
 
 def _row_problems(e: RowsInvalid) -> list[dict[str, Any]]:
-    """A bulk start's refused rows, each under ``rows.N`` (N counting from 0, as in the body)."""
+    """A bulk start's refused rows, each under ``rows.N``, or a batch's refused items under
+    ``N`` (N counting from 0, as in the body)."""
     out = []
     for n, err in e.rows:
-        row = f"rows.{n - 1}"
+        row = f"{n - 1}" if isinstance(e, ItemsInvalid) else f"rows.{n - 1}"
+        if isinstance(e, ItemsInvalid) and isinstance(err, InputError):
+            out.append(problem(f"{row}.{err.argument.lstrip('-')}", err.reason))
+            continue
         if isinstance(err, FormInvalid):
             out += [problem(f"{row}.data.{fe.field}" if fe.field != "(data)" else f"{row}.data", fe.reason)
                     for fe in err.errors]

@@ -63,6 +63,13 @@ def fingerprint(method: str, path: str, payload: BaseModel) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def fingerprint_json(method: str, path: str, payload: Any) -> str:
+    """``fingerprint`` of a body that is plain JSON rather than a model (a batch's items)."""
+    import json
+    text = f"{method} {path}\n{json.dumps(payload, sort_keys=True, separators=(',', ':'), ensure_ascii=False)}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def etag(revision: int) -> str:
     return f'"{revision}"'
 

@@ -12,7 +12,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -38,6 +38,9 @@ from engine.store.instance_cache import InstanceCache
 from engine.store.port import store_for
 from engine.runtime.queries import (EngineQueries, ReplayResult, _readable, deadline_views,  # noqa: F401  (re-exported)
                                     next_deadline)
+
+if TYPE_CHECKING:
+    from engine.runtime.batch import ActItem
 
 
 # Hooks other runtime modules (timers, SLA clocks) register to act on every change.
@@ -216,27 +219,49 @@ class Engine(EngineQueries):
         return self._change(instance_id, at, expected_revision,
                             lambda proc, inst, when, conn: dc.decide_assign(proc, self.org, inst, actor, assignee, when))
 
+    def act_many(self, items: Sequence["ActItem"], staff: Optional[str] = None,
+                 at: Optional[datetime] = None) -> list[Instance]:
+        """Many actions (advance, record, claim, assign; ``batch.ActItem``s, several on one
+        instance in order) in one transaction, all or nothing: ``ItemsInvalid`` names every
+        refused item and nothing is written. Each item's instance as it left it.
+        See engine.runtime.batch."""
+        from engine.runtime.batch import act_many
+        return act_many(self, items, staff, at)
+
     def _change(self, instance_id: int, at: Optional[datetime], expected_revision: Optional[int],
                 decide: Callable[[CompiledProcedure, Instance, datetime, Connection], Decision]) -> Instance:
         when = self._time(at)
         with self.transaction() as conn:
-            inst = self.store.load_for_write(conn, instance_id)
-            if expected_revision is not None and expected_revision != inst.revision:
-                raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
-            self._check_time(inst, when, self.calendar.zone)
-            self.library.require_enabled(inst.procedure, f"instance {instance_id}")
-            proc = self.procedure_for(conn, inst.procedure, inst.version)
-            inst = self._catch_up(conn, proc, inst, when)
-            decision = decide(proc, inst, when, conn)
-            after = decision.result(proc, inst, ev.evolve)
-            return self._commit(conn, proc, inst, decision, after, inst)
+            return self._change_in(conn, instance_id, when, expected_revision, decide)
+
+    def _change_in(self, conn: Connection, instance_id: int, when: datetime, expected_revision: Optional[int],
+                   decide: Callable[[CompiledProcedure, Instance, datetime, Connection], Decision]) -> Instance:
+        """One command on one instance inside the caller's transaction: the part a single
+        command and each item of a batch (engine/runtime/batch.py) share."""
+        inst = self._load_for_write(conn, instance_id)
+        if expected_revision is not None and expected_revision != inst.revision:
+            raise ConcurrencyConflict(instance_id, expected_revision, inst.revision)
+        self._check_time(inst, when, self.calendar.zone)
+        self.library.require_enabled(inst.procedure, f"instance {instance_id}")
+        proc = self.procedure_for(conn, inst.procedure, inst.version)
+        inst = self._catch_up(conn, proc, inst, when)
+        decision = decide(proc, inst, when, conn)
+        after = decision.result(proc, inst, ev.evolve)
+        return self._commit(conn, proc, inst, decision, after, inst)
+
+    def _load_for_write(self, conn: Connection, instance_id: int) -> Instance:
+        """The instance a command changes: from the store, or as the batch running in this
+        transaction has left it (engine/runtime/batch.py)."""
+        writer = getattr(conn, "sop_batch", None)
+        return self.store.load_for_write(conn, instance_id) if writer is None else writer.instance(instance_id)
 
     def _decide_action(self, conn: Connection, proc: CompiledProcedure, inst: Instance, actor: Actor, action: str,
                        data: dict[str, Any], when: datetime) -> Decision:
         spec = proc.action(action, inst.state)
         if spec is not None:
             self._check_instance_refs(conn, proc.form(spec.form), data)
-        return dc.decide_action(proc, self.org, inst, actor, action, data, when, self._links(conn, proc, inst))
+        links = self._links(conn, proc, inst) if action in proc.link_actions else None
+        return dc.decide_action(proc, self.org, inst, actor, action, data, when, links)
 
     @staticmethod
     def _check_instance_refs(conn: Connection, form: Any, data: dict[str, Any]) -> None:
@@ -262,11 +287,16 @@ class Engine(EngineQueries):
             raise FormInvalid(form.id, bad)
 
     def _links(self, conn: Connection, proc: CompiledProcedure, inst: Instance) -> Optional[dict[str, Any]]:
-        """The linked instances, for guards that read them (checks.LINK_NAMES); only read for a
-        procedure whose definition names them, so other commands pay no query."""
+        """The linked instances, for guards that read them (checks.LINK_NAMES); only read for an
+        action whose condition or guards name them (``link_actions``), so other commands pay
+        no query."""
         if not proc.reads_links:
             return None
-        kids = self.store.child_procedures(conn, inst.id)
+        writer = getattr(conn, "sop_batch", None)
+        if writer is None:
+            kids = self.store.child_procedures(conn, inst.id)
+        else:  # the children as the batch running in this transaction has left them
+            kids = writer.children(inst.id)
         return {"children": [p for p, _ in kids], "open_children": [p for p, status in kids if status == "active"]}
 
     def _catch_up(self, conn: Connection, proc: CompiledProcedure, inst: Instance, until: datetime) -> Instance:
@@ -301,7 +331,7 @@ class Engine(EngineQueries):
         order, so one instance's history never runs out of order whatever the batch holds;
         a recurring timer's next occurrence is a new row for the sweep to find.
         """
-        inst = self.store.load_for_write(conn, instance_id)
+        inst = self._load_for_write(conn, instance_id)
         clock = inst.clocks.get(name)
         step = clock.next if clock is not None else None
         if step is None or (due is not None and step != due):
@@ -344,9 +374,12 @@ class Engine(EngineQueries):
     def _commit(self, conn: Connection, proc: CompiledProcedure, before: Instance, decision: Decision,
                 after: Instance, hook_before: Optional[Instance]) -> Instance:
         recorded = self.clock.now()
+        writer = getattr(conn, "sop_batch", None)
         if decision.events:
             at = decision.events[-1].occurred_at
-            for e in clk.react(proc, self.calendar, before, after, decision.events, at):
+            # a batch's items share their instants: the clocks work out a due time once per batch
+            memo = None if writer is None else writer.memo
+            for e in clk.react(proc, self.calendar, before, after, decision.events, at, memo):
                 decision.events.append(e)
                 after = ev.evolve(proc, after, e)
         spawned: list[int] = []
@@ -364,17 +397,22 @@ class Engine(EngineQueries):
                 after = ev.evolve(proc, after, e)
             decision.events.extend(extra)
         sent: dict[str, Any] = {}
-        stored = self.store.append(conn, before, decision.events, after, recorded, sent)
-        for s in stored:
-            if s.type == m.NOTIFICATION_QUEUED:
-                d = json.loads(s.data_json)
-                self.store.enqueue(conn, before.id, s.seq, d["recipients"], d["message"], d.get("channel"),
-                                   recorded)
+        if writer is not None:  # a batch: its writer writes once for all its items
+            stored = writer.write(proc, before, decision.events, recorded)
+        else:  # (the append writes the timers rows too)
+            stored = self.store.append(conn, before, decision.events, after, recorded, sent)
+            for s in stored:
+                if s.type == m.NOTIFICATION_QUEUED:
+                    d = json.loads(s.data_json)
+                    self.store.enqueue(conn, before.id, s.seq, d["recipients"], d["message"], d.get("channel"),
+                                       recorded)
         after = after.with_(revision=stored[-1].seq if stored else before.revision,
                             last_hash=stored[-1].hash if stored else before.last_hash,
                             children=tuple(self.store.children_of(conn, before.id)) if spawned or before.children
                             else after.children)
-        if stored:
+        if writer is not None:
+            writer.settled(after)
+        elif stored:
             self.instances.updated(before, after, sent)
         for hook in self.hooks:
             hook(self, conn, proc, hook_before, after, stored)

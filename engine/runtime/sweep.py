@@ -21,6 +21,8 @@ from datetime import datetime
 from typing import Any, Optional
 
 from engine.errors import EngineError, ProcedureDisabled
+from engine.runtime.batch import batch as writing
+from engine.runtime.batch import writer_of
 
 log = logging.getLogger("sop.sweep")
 
@@ -56,6 +58,11 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
     processes take turns, each batch reading what is due when it begins. No SAVEPOINT per
     row (two statements each, a sixth of a firing on SQLite, a third on PostgreSQL): a row
     that fails rolls its whole batch back instead, and the batch is redone without it.
+
+    A batch is fired like a batch of actions (engine/runtime/batch.py): its instances
+    loaded in one statement, every step decided in memory against the instance as the
+    steps before it left it, and the events, projections, timers and outbox rows written
+    together by the batch writer just before the commit.
     """
     fired: list[Fired] = []
     failed: set[tuple[int, str]] = set()
@@ -63,8 +70,9 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
         n = PER_COMMIT if limit is None else min(PER_COMMIT, limit - len(fired))
         batch: list[Fired] = []
         try:
-            with engine.transaction() as conn:
+            with engine.transaction() as conn, writing(engine, conn) as writer:
                 rows = engine.store.due_steps(conn, until, n, failed)
+                writer.load([r.instance_id for r in rows])
                 stop_at = _stop_at(rows, until)
                 for row in rows:
                     if batch and time.monotonic() >= stop_at:
@@ -77,6 +85,7 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
                         raise _Redo() from err
                     if one is not None:
                         batch.append(one)
+                writer.flush()
         except _Redo:
             continue
         if not rows:
@@ -119,6 +128,7 @@ def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:
         os._exit(17)
     inst = engine.fire_in(conn, row.instance_id, row.name, row.next_fire_at)
     if inst is None:
+        writer_of(conn).flush()  # type: ignore[union-attr]  (the row as the batch's firings left it)
         return Fired(row.instance_id, row.name, row.next_fire_at, None, None) \
             if engine.store.claim_step(conn, row) else None
     clock = inst.clocks.get(row.name)

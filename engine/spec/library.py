@@ -65,8 +65,16 @@ class CompiledProcedure:
     @cached_property
     def reads_links(self) -> bool:
         """Whether an action's guard reads the linked instances (checks.LINK_NAMES)."""
-        guards = [a.when for a in self.spec.actions if a.when] + [g.when for a in self.spec.actions for g in a.guards]
-        return any(self.expr(w).names() & checks.LINK_NAMES for w in guards)
+        return bool(self.link_actions)
+
+    @cached_property
+    def link_actions(self) -> frozenset[str]:
+        """The actions whose condition or guards read the linked instances
+        (checks.LINK_NAMES), worked out once per version: only a command taking one of
+        them needs the linked instances read."""
+        return frozenset(a.name for a in self.spec.actions
+                         if any(self.expr(w).names() & checks.LINK_NAMES
+                                for w in [a.when, *(g.when for g in a.guards)] if w))
 
     @cached_property
     def machine(self) -> Machine:

@@ -89,6 +89,13 @@ def outbox_rows(instance_id: int, seq: int, data: dict[str, Any], at: datetime) 
     return queued_rows(instance_id, seq, data["recipients"], data["message"], data.get("channel"), at)
 
 
+def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Outbox rows of ``outbox_rows`` in one executemany (a batch of actions' notifications;
+    Core's, the driver backends run their own)."""
+    if rows:
+        conn.execute(_INSERTS[2], rows)
+
+
 def insert(conn: Connection, instances: list[dict[str, Any]], events: list[dict[str, Any]],
            timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
     """One ``executemany`` per table, through Core (the general backend's ``insert_many``;

@@ -115,6 +115,9 @@ class DirectConnection(Connection):
     attribute of the engine or the connection is set or read."""
 
     sop_driver: Any = None
+    # The batch writer holding this transaction's writes while a batch runs in it
+    # (engine/runtime/batch.py); an attribute, read once per commit, not a lookup in ``info``.
+    sop_batch: Any = None
 
     def commit(self) -> None:
         if not self.in_transaction() and self._driver_in_transaction():

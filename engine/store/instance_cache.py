@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 from engine.codec import Clock, clocks_to_stored
 from engine.core.model import Instance
+from engine.instants import per_instant
 
 CHECK_ENV = "SOP_CHECK_INSTANCE_CACHE"
 
@@ -102,7 +103,11 @@ class InstanceCache:
 
 
 def _utc(t: Optional[datetime]) -> Optional[datetime]:
-    return None if t is None else t.astimezone(timezone.utc)
+    return t if t is None or t.tzinfo is timezone.utc else _in_utc(t)
+
+
+# Remembered per instant: the instances of one batch share their command's time.
+_in_utc = per_instant(lambda t: t.astimezone(timezone.utc), 16)
 
 
 _SCALARS = (str, int, float, bool, type(None))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -92,6 +92,7 @@ def child_procedures(conn: Connection, instance_id: int) -> list[tuple[str, str]
     return [(r[0], r[1]) for r in conn.execute(_CHILD_STATUS, {"pid": instance_id})]
 
 
+
 def find_by_key(conn: Connection, key: str) -> Optional[int]:
     row = conn.execute(_BY_KEY, {"key": key}).first()
     return None if row is None else row[0]
@@ -170,3 +171,43 @@ def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit
 
 def count_instances(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(I)).scalar_one())
+
+
+# Loading many instances for one write transaction (the batch paths, engine/runtime/batch.py):
+# one statement per chunk of ids, in id order (on PostgreSQL locked in that order, so two
+# batches naming the same instances queue instead of deadlocking). A driver backend runs
+# the same with its own IN list of MANY_CHUNK-padded parameters (``padded``).
+MANY_CHUNK = 512
+
+
+def padded(ids: list[int]) -> Iterator[list[int]]:
+    """``ids`` in chunks of at most MANY_CHUNK, each padded to the next power of two by
+    repeating its last id: a few statement texts (and server-side plans) serve every size."""
+    for first in range(0, len(ids), MANY_CHUNK):
+        chunk = ids[first:first + MANY_CHUNK]
+        n = 1 << (len(chunk) - 1).bit_length()
+        yield chunk + [chunk[-1]] * (n - len(chunk))
+
+
+def load_many(conn: Connection, instance_ids: list[int]) -> dict[int, Instance]:
+    """The instances a batch will change, by id (ids with no instance are absent), through
+    Core: read in id order, row-locked on PostgreSQL in a write transaction."""
+    ids = sorted(set(instance_ids))
+    out: dict[int, Instance] = {}
+    for first in range(0, len(ids), MANY_CHUNK):
+        q = sa.select(*_INSTANCE_COLS).where(I.c.id.in_(ids[first:first + MANY_CHUNK])).order_by(I.c.id)
+        for row in conn.execute(q.with_for_update() if locks_rows(conn) else q):
+            out[row[0]] = decode_instance(row)
+    return out
+
+
+def children_of_many(conn: Connection, parent_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
+    """(id, procedure, status) of the instances each of ``parent_ids`` started, oldest
+    first, one statement per MANY_CHUNK parents (what a batch's guards read of linked instances)."""
+    out: dict[int, list[tuple[int, str, str]]] = {p: [] for p in parent_ids}
+    for first in range(0, len(parent_ids), MANY_CHUNK):
+        q = sa.select(I.c.parent_id, I.c.id, I.c.procedure, I.c.status) \
+            .where(I.c.parent_id.in_(parent_ids[first:first + MANY_CHUNK])).order_by(I.c.id)
+        for parent, iid, procedure, status in conn.execute(q):
+            out[parent].append((iid, procedure, status))
+    return out

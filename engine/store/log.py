@@ -65,6 +65,35 @@ def append(conn: Connection, before: Instance, new_events: list[Event], after: I
     return stored
 
 
+Update = tuple[int, int, dict[str, Any]]  # a batch's projection UPDATE: id, revision guarded, changed columns
+
+
+def append_many(conn: Connection, rows: list[dict[str, Any]], updates: list[Update]) -> None:
+    """A batch's appends in one go (through Core): every event row (from :func:`event_rows`,
+    in the order they were decided), then every projection UPDATE (from
+    :func:`projection_changes`, each guarded by the revision its instance was loaded at);
+    the events noted for the ledger in their order. ConcurrencyConflict if any instance
+    moved on meanwhile: the whole transaction rolls back."""
+    if not rows:
+        return
+    try:
+        conn.execute(_INSERT_EVENTS, rows)
+    except IntegrityError as err:
+        raise batch_conflict(updates) from err
+    matched = sum(conn.execute(_update(tuple(values)), {"b_id": iid, "b_revision": revision, **values}).rowcount
+                  for iid, revision, values in updates)
+    if matched != len(updates):
+        raise batch_conflict(updates)
+    ledger.note(conn, [(r["instance_id"], r["seq"], r["hash"]) for r in rows])
+
+
+def batch_conflict(updates: list[Update]) -> ConcurrencyConflict:
+    """A batch's conflict: which instances it concerns, for the message (one of them moved on)."""
+    ids = [u[0] for u in updates]
+    which: Any = ids[0] if len(ids) == 1 else f"{ids[0]} (or another of the batch's {len(ids)})"
+    return ConcurrencyConflict(which, updates[0][1] if updates else 0)
+
+
 def _update(columns: tuple[str, ...]) -> Any:
     """The projection UPDATE setting ``columns``, guarded by id and revision (made once per set)."""
     stmt = _UPDATES.get(columns)

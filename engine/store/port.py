@@ -37,7 +37,8 @@ from engine.store.db import CORE_ONLY
 
 if TYPE_CHECKING:
     from engine.store.instance_cache import InstanceCache
-    from engine.store.log import BuildingOf, Chain
+    from engine.store.log import BuildingOf, Chain, Update
+    from engine.store.timers import Many
 
 
 class DueStep(NamedTuple):
@@ -105,6 +106,19 @@ class Store(EventStore, Protocol):
 
     def insert_many(self, conn: Connection, instances_: list[dict[str, Any]], events: list[dict[str, Any]],
                     timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None: ...
+
+    # a batch's (engine/runtime/batch.py: Engine.act_many and the sweep's batched firing)
+
+    def load_many_for_write(self, conn: Connection, instance_ids: list[int]) -> dict[int, Instance]: ...
+
+    def children_of_many(self, conn: Connection, parent_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]: ...
+
+    def append_many(self, conn: Connection, rows: list[dict[str, Any]], updates: "list[Update]",
+                    sents: Optional[list[dict[str, Any]]] = None) -> None: ...
+
+    def sync_timers_many(self, conn: Connection, many: "Many") -> None: ...
+
+    def insert_outbox(self, conn: Connection, rows: list[dict[str, Any]]) -> None: ...
 
 
 def backend_for(engine: Engine) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.codec import Clock, timer_row_values
+from engine.codec import Clock, timer_row_changes, timer_row_values
 from engine.store.tables import instances as I
 from engine.store.tables import timers as T
 
@@ -50,14 +50,27 @@ def changes(instance_id: int, procedure: str, before: Mapping[str, Clock], after
         old = before.get(name)
         if old is c or old == c:  # most clocks are carried over as they were
             continue
-        values = timer_row_values(procedure, c)
         if old is None:
-            inserts.append({"instance_id": instance_id, "name": name, **values})
+            inserts.append({"instance_id": instance_id, "name": name, **timer_row_values(procedure, c)})
             continue
-        was = timer_row_values(procedure, old)
-        changed = {k: v for k, v in values.items() if v != was[k]}
+        changed = timer_row_changes(procedure, old, c)
         if changed:
             updates.append((name, changed))
+    return inserts, updates
+
+
+Many = list[tuple[int, str, Mapping[str, Clock], Mapping[str, Clock]]]
+
+
+def changes_many(many: Many) -> tuple[list[dict[str, Any]], list[tuple[int, str, dict[str, Any]]]]:
+    """:func:`changes` for many instances at once, ``(instance_id, procedure, clocks before,
+    clocks after)`` each (a batch's): every row to insert, and every update with its key."""
+    inserts: list[dict[str, Any]] = []
+    updates: list[tuple[int, str, dict[str, Any]]] = []
+    for instance_id, procedure, before, after in many:
+        new, changed = changes(instance_id, procedure, before, after)
+        inserts += new
+        updates += [(instance_id, name, values) for name, values in changed]
     return inserts, updates
 
 
@@ -66,6 +79,15 @@ def sync(conn: Connection, instance_id: int, procedure: str, before: Mapping[str
     """Upsert the rows of clocks that changed between two projections of one instance (Core)."""
     inserts, updates = changes(instance_id, procedure, before, after)
     for name, changed in updates:
+        conn.execute(_update(tuple(changed)), {"b_instance_id": instance_id, "b_name": name, **changed})
+    if inserts:
+        conn.execute(_INSERT, inserts)
+
+
+def sync_many(conn: Connection, many: Many) -> None:
+    """:func:`sync` for a batch's instances (Core): rows end as one ``sync`` each leaves them."""
+    inserts, updates = changes_many(many)
+    for instance_id, name, changed in updates:
         conn.execute(_update(tuple(changed)), {"b_instance_id": instance_id, "b_name": name, **changed})
     if inserts:
         conn.execute(_INSERT, inserts)

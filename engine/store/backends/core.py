@@ -94,3 +94,30 @@ class CoreStore:
                     timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
         """A bulk start's rows, one statement per table (engine/store/bulk.py builds them)."""
         bulk.insert(conn, instances_, events, timers, outbox)
+
+    # ------------------------------------------------------------ a batch's reads and writes (engine/runtime/batch.py)
+
+    def load_many_for_write(self, conn: Connection, instance_ids: list[int]) -> dict[int, Instance]:
+        """The instances a batch will change, by id (absent: no such instance), read in id
+        order (row-locked in that order where the backend locks rows)."""
+        return instances.load_many(conn, instance_ids)
+
+    def children_of_many(self, conn: Connection, parent_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
+        """(id, procedure, status) of the instances each parent started, oldest first."""
+        return instances.children_of_many(conn, parent_ids)
+
+    def append_many(self, conn: Connection, rows: list[dict[str, Any]], updates: list[log.Update],
+                    sents: Optional[list[dict[str, Any]]] = None) -> None:
+        """A batch's event rows and projection UPDATEs (``log.append_many``); ``sents`` gets
+        one dict per update, what its columns were stored as (empty here: no cache)."""
+        log.append_many(conn, rows, updates)
+        if sents is not None:
+            sents.extend({} for _ in updates)
+
+    def sync_timers_many(self, conn: Connection, many: timer_store.Many) -> None:
+        """The timers rows of a batch's instances (``timers.changes`` of each)."""
+        timer_store.sync_many(conn, many)
+
+    def insert_outbox(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Outbox rows (``queue.outbox_rows``), a batch's notifications."""
+        bulk.insert_outbox(conn, rows)

@@ -80,6 +80,8 @@ def _insert(table: str, columns: Sequence[str], rows: int) -> str:
 _NEW_COLUMNS = tuple(instances.new_row("", "", "", datetime(1970, 1, 1, tzinfo=timezone.utc), None, None))
 _SELECT_INSTANCE = f"SELECT {', '.join(instances.INSTANCE_COLUMNS)} FROM instances WHERE id = $1"
 _LOAD, _LOAD_LOCKED = _SELECT_INSTANCE, _SELECT_INSTANCE + " FOR UPDATE"
+_SELECT_MANY = f"SELECT {', '.join(instances.INSTANCE_COLUMNS)} FROM instances WHERE id IN ({{ids}}) ORDER BY id"
+_CHILDREN_MANY = "SELECT parent_id, id, procedure, status FROM instances WHERE parent_id IN ({ids}) ORDER BY id"
 _NEW_INSTANCE = _insert("instances", _NEW_COLUMNS, 1) + " RETURNING id"
 _NEW_KEYED_INSTANCE = _insert("instances", _NEW_COLUMNS, 1) + " ON CONFLICT (external_key) DO NOTHING RETURNING id"
 _CHILDREN = "SELECT id FROM instances WHERE parent_id = $1 ORDER BY id"
@@ -109,6 +111,19 @@ def _append_sql(columns: tuple[str, ...], events: int) -> str:
         n = first + len(columns)
         sql = _PROJECTIONS[key] = (f"WITH sop_inserted AS ({_insert('events', EVENT_COLUMNS, events)}) "
                                    f"UPDATE instances SET {sets} WHERE id = ${n} AND revision = ${n + 1}")
+    return sql
+
+
+_UPDATES: dict[tuple[str, ...], str] = {}
+
+
+def _projection_update(columns: tuple[str, ...]) -> str:
+    """The projection UPDATE setting ``columns``, guarded by id and revision (made once per set)."""
+    sql = _UPDATES.get(columns)
+    if sql is None:
+        sets = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(columns))
+        n = len(columns) + 1
+        sql = _UPDATES[columns] = f"UPDATE instances SET {sets} WHERE id = ${n} AND revision = ${n + 1}"
     return sql
 
 
@@ -162,14 +177,19 @@ class PostgresStore(CoreStore):
         row = _run(conn, _LOAD_LOCKED if instances.locks_rows(conn) else _LOAD, (instance_id,)).fetchone()
         if row is None:
             raise InstanceNotFound(instance_id)
+        return self._cached_or_decoded(row)
+
+    def _cached_or_decoded(self, row: Sequence[Any]) -> Instance:
+        """A loaded row's instance: the cache's if it is the row remembered (psycopg's values:
+        its times compare as instants with the UTC ones bound), else decoded and remembered."""
         cache = self.cache
-        cached = cache.get(instance_id, row)
+        cached = cache.get(row[0], row)  # type: ignore[arg-type]
         if cached is not None:
             if cache.check:
                 check_entry(cached, _decode(row))
             return cached
         inst = _decode(row)
-        cache.remember(row, inst)
+        cache.remember(row, inst)  # type: ignore[arg-type]
         return inst
 
     def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
@@ -186,7 +206,7 @@ class PostgresStore(CoreStore):
                 matched = _run(conn, _append_sql(tuple(values), len(rows)), args).rowcount
             else:  # (no command appends this many; a separate INSERT keeps the statement small)
                 _insert_rows(conn, "events", EVENT_COLUMNS, rows)
-                matched = self._update_projection(conn, before, values)
+                matched = self._update_projection(conn, before.id, before.revision, values)
         except IntegrityError as err:  # the events' key: another writer appended this seq first
             raise ConcurrencyConflict(before.id, before.revision) from err
         if matched != 1:
@@ -290,11 +310,9 @@ class PostgresStore(CoreStore):
                 _insert_rows(conn, table, columns, rows)
         ledger.note(conn, [(r["instance_id"], r["seq"], r["hash"]) for r in events])
 
-    def _update_projection(self, conn: Connection, before: Instance, values: dict[str, Any]) -> int:
-        sets = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(values))
-        n = len(values) + 1
-        sql = f"UPDATE instances SET {sets} WHERE id = ${n} AND revision = ${n + 1}"
-        return int(_run(conn, sql, [*values.values(), before.id, before.revision]).rowcount)
+    def _update_projection(self, conn: Connection, instance_id: int, revision: int, values: dict[str, Any]) -> int:
+        """One projection UPDATE guarded by its revision (values converted already); rows matched."""
+        return int(_run(conn, _projection_update(tuple(values)), [*values.values(), instance_id, revision]).rowcount)
 
     def _sync_timers(self, conn: Connection, instance_id: int, procedure: str, before: dict[str, Any],
                      after: dict[str, Any]) -> None:
@@ -304,6 +322,57 @@ class PostgresStore(CoreStore):
         if inserts:
             _insert_rows(conn, "timers", timer_store.COLUMNS, inserts)
 
+
+    # ------------------------------------------------------------ a batch's reads and writes (engine/runtime/batch.py)
+
+    def load_many_for_write(self, conn: Connection, instance_ids: list[int]) -> dict[int, Instance]:
+        """Locked in id order (``FOR UPDATE``) outside read transactions: two batches naming
+        the same instances queue instead of deadlocking."""
+        locked = instances.locks_rows(conn)
+        out: dict[int, Instance] = {}
+        for chunk in instances.padded(sorted(set(instance_ids))):
+            sql = _SELECT_MANY.format(ids=", ".join(f"${i + 1}" for i in range(len(chunk))))
+            for row in _run(conn, sql + " FOR UPDATE" if locked else sql, chunk).fetchall():
+                out[row[0]] = self._cached_or_decoded(row)
+        return out
+
+    def children_of_many(self, conn: Connection, parent_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
+        out: dict[int, list[tuple[int, str, str]]] = {p: [] for p in parent_ids}
+        for chunk in instances.padded(parent_ids):
+            sql = _CHILDREN_MANY.format(ids=", ".join(f"${i + 1}" for i in range(len(chunk))))
+            for parent, iid, procedure, status in _run(conn, sql, chunk).fetchall():
+                out[parent].append((iid, procedure, status))
+        return out
+
+    def append_many(self, conn: Connection, rows: list[dict[str, Any]], updates: list[log.Update],
+                    sents: Optional[list[dict[str, Any]]] = None) -> None:
+        """Every event row in as few multi-row INSERTs as the bind limit allows, then one
+        UPDATE per instance (psycopg's executemany pipelines row by row: no cheaper)."""
+        if not rows:
+            return
+        try:
+            _insert_rows(conn, "events", EVENT_COLUMNS, rows)
+        except IntegrityError as err:
+            raise log.batch_conflict(updates) from err
+        stored = [{c: to_db(v) for c, v in values.items()} for _, _, values in updates]
+        matched = sum(self._update_projection(conn, iid, revision, values)
+                      for (iid, revision, _), values in zip(updates, stored))
+        if matched != len(updates):
+            raise log.batch_conflict(updates)
+        if sents is not None:
+            sents.extend(stored)
+        ledger.note(conn, [(r["instance_id"], r["seq"], r["hash"]) for r in rows])
+
+    def sync_timers_many(self, conn: Connection, many: timer_store.Many) -> None:
+        inserts, updates = timer_store.changes_many(many)
+        for instance_id, name, changed in updates:
+            _run(conn, _timer_update(tuple(changed)), [*(to_db(v) for v in changed.values()), instance_id, name])
+        if inserts:
+            _insert_rows(conn, "timers", timer_store.COLUMNS, inserts)
+
+    def insert_outbox(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            _insert_rows(conn, "outbox", queue.COLUMNS, rows)
 
 def _decode(row: Sequence[Any]) -> Instance:
     values = list(row)

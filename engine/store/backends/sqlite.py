@@ -81,6 +81,8 @@ _NEW_KEYED_INSTANCE = _insert("instances", _NEW_COLUMNS) + " ON CONFLICT (extern
 _INSERT_EVENTS = _insert("events", EVENT_COLUMNS)
 _CHILDREN = "SELECT id FROM instances WHERE parent_id = ? ORDER BY id"
 _CHILD_STATUS = "SELECT procedure, status FROM instances WHERE parent_id = ? ORDER BY id"
+_LOAD_MANY = f"SELECT {', '.join(instances.INSTANCE_COLUMNS)} FROM instances WHERE id IN ({{ids}}) ORDER BY id"
+_CHILDREN_MANY = "SELECT parent_id, id, procedure, status FROM instances WHERE parent_id IN ({ids}) ORDER BY id"
 _EVENTS_OF = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE instance_id = ? ORDER BY seq"
 _EVENTS_BETWEEN = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE instance_id BETWEEN ? AND ? "
                    "ORDER BY instance_id, seq")
@@ -153,14 +155,19 @@ class SqliteStore(CoreStore):
         row = _run(conn, _LOAD, (instance_id,)).fetchone()
         if row is None:
             raise InstanceNotFound(instance_id)
+        return self._cached_or_decoded(row)
+
+    def _cached_or_decoded(self, row: Sequence[Any]) -> Instance:
+        """A loaded row's instance: the cache's if it is the row remembered, else decoded
+        (and remembered)."""
         cache = self.cache
-        cached = cache.get(instance_id, row)
+        cached = cache.get(row[0], row)  # type: ignore[arg-type]
         if cached is not None:
             if cache.check:
                 check_entry(cached, _decode(row))
             return cached
         inst = _decode(row)
-        cache.remember(row, inst)
+        cache.remember(row, inst)  # type: ignore[arg-type]
         return inst
 
     def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
@@ -281,6 +288,67 @@ class SqliteStore(CoreStore):
         if inserts:
             _run_many(conn, _INSERT_TIMERS, [_args(r, timer_store.COLUMNS) for r in inserts])
 
+
+    # ------------------------------------------------------------ a batch's reads and writes (engine/runtime/batch.py)
+
+    def load_many_for_write(self, conn: Connection, instance_ids: list[int]) -> dict[int, Instance]:
+        out: dict[int, Instance] = {}
+        for chunk in instances.padded(sorted(set(instance_ids))):
+            sql = _LOAD_MANY.format(ids=", ".join("?" * len(chunk)))
+            for row in _run(conn, sql, chunk).fetchall():
+                out[row[0]] = self._cached_or_decoded(row)
+        return out
+
+    def children_of_many(self, conn: Connection, parent_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
+        out: dict[int, list[tuple[int, str, str]]] = {p: [] for p in parent_ids}
+        for chunk in instances.padded(parent_ids):
+            for parent, iid, procedure, status in _run(conn, _CHILDREN_MANY.format(ids=", ".join("?" * len(chunk))),
+                                                       chunk).fetchall():
+                out[parent].append((iid, procedure, status))
+        return out
+
+    def append_many(self, conn: Connection, rows: list[dict[str, Any]], updates: list[log.Update],
+                    sents: Optional[list[dict[str, Any]]] = None) -> None:
+        """Every event row in one executemany, the projection UPDATEs one executemany per set
+        of changed columns (sqlite3's loop is in C; its rowcount the sum)."""
+        if not rows:
+            return
+        try:
+            _driver(conn).executemany(_INSERT_EVENTS, [_args(r, EVENT_COLUMNS) for r in rows])
+        except sqlite3.IntegrityError as err:
+            raise log.batch_conflict(updates) from err
+        except sqlite3.Error as err:
+            raise as_sqlalchemy_error(conn.dialect, _INSERT_EVENTS, rows, err, many=True) from err
+        stored = [{c: to_db(v) for c, v in values.items()} for _, _, values in updates]
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for (iid, revision, _), values in zip(updates, stored):
+            groups.setdefault(tuple(values), []).append((*values.values(), iid, revision))
+        matched = 0
+        for columns, args in groups.items():
+            sql = _set("instances", columns, "id = ? AND revision = ?", _PROJECTIONS)
+            try:
+                matched += _driver(conn).executemany(sql, args).rowcount
+            except sqlite3.Error as err:
+                raise as_sqlalchemy_error(conn.dialect, sql, args, err, many=True) from err
+        if matched != len(updates):
+            raise log.batch_conflict(updates)
+        if sents is not None:
+            sents.extend(stored)
+        ledger.note(conn, [(r["instance_id"], r["seq"], r["hash"]) for r in rows])
+
+    def sync_timers_many(self, conn: Connection, many: timer_store.Many) -> None:
+        inserts, updates = timer_store.changes_many(many)
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for instance_id, name, changed in updates:
+            groups.setdefault(tuple(changed), []).append((*(to_db(v) for v in changed.values()), instance_id, name))
+        for columns, args in groups.items():
+            _run_many(conn, _set("timers", columns, "instance_id = ? AND name = ?", _TIMER_UPDATES), args)
+        if inserts:
+            _run_many(conn, _INSERT_TIMERS, [_args(r, timer_store.COLUMNS) for r in inserts])
+
+    def insert_outbox(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            _run_many(conn, _INSERT_OUTBOX, [_args(r, queue.COLUMNS) for r in rows])
 
 def _decode(row: Sequence[Any]) -> Instance:
     values = list(row)

@@ -23,6 +23,7 @@ from engine.clock import FakeClock
 from engine.core.model import Event, Instance
 from engine.errors import ConcurrencyConflict, InstanceNotFound
 from engine.runtime import auditing
+from engine.runtime.batch import ActItem
 from engine.runtime.config import Settings, build_engine
 from engine.spec.forms import instance_building
 from engine.store import db
@@ -61,8 +62,9 @@ def core_only(engine: Any) -> None:
 
 def scripted_day(url: str, on_core: bool) -> dict[str, list[tuple[Any, ...]]]:
     """Every command kind a store serves, on a FakeClock: starts (one keyed, one bulk of
-    three), actions that change the data, clocks and assignee, the sweep firing warnings and
-    breaches, and a repair-free day's end; then every table as the database keeps it."""
+    three), actions that change the data, clocks and assignee, a batch of actions
+    (``act_many``), the sweep firing warnings and breaches in its batches; then every table
+    as the database keeps it."""
     clock = FakeClock(datetime(2025, 9, 30, 9, 0, tzinfo=SHANGHAI))
     engine = build_engine(Settings(url, ROOT / "procedures", ROOT / "org" / "demo.yaml"), clock)
     if on_core:
@@ -80,6 +82,11 @@ def scripted_day(url: str, on_core: bool) -> dict[str, list[tuple[Any, ...]]]:
     for action, data in (("investigate", {}), ("record_findings", FINDINGS)):
         clock.advance(timedelta(hours=1))
         engine.advance(first, action, steward, data)
+    clock.advance(timedelta(minutes=30))  # a batch: two instances, several commands each
+    batch = [ActItem(ids[1], "record", data={"priority": "high"}, staff="li_qiang"),
+             ActItem(ids[2], action="investigate", staff=engine.show(ids[2]).assignee or "chen_jing"),
+             ActItem(ids[1], action="investigate", staff=engine.show(ids[1]).assignee or "chen_jing")]
+    engine.act_many(batch, "chen_jing")
     clock.advance(timedelta(days=2))  # the other complaints' reply clocks warn and breach
     assert engine.tick(clock.now())
     clock.advance(timedelta(minutes=5))

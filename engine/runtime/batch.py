@@ -6,7 +6,7 @@ BEGIN/COMMIT alone is most of an action's CPU on SQLite, BENCHMARKS.md) and its 
 statements. ``Engine.act_many`` runs them like the bulk start (engine/runtime/bulk.py):
 
 1. **Load** every instance the batch names in one statement per 512 ids (row-locked in
-   id order on PostgreSQL, ``instances.load_many_for_write``).
+   id order on PostgreSQL, ``store.load_many_for_write``).
 2. **Decide every item**, in order, against the instance as the previous items left it,
    through the very code a single command runs (``Engine._change_in``: revision and time
    checks, catch-up firing, decide, ``clocks.react``, spawns, hooks). Its writes go to a
@@ -15,7 +15,7 @@ statements. ``Engine.act_many`` runs them like the bulk start (engine/runtime/bu
    names every bad item and field; then nothing is written at all.
 3. **Write** what the writer collected: all events in one multi-row INSERT (hash chains
    from ``log.event_rows``, as every append), one revision-guarded projection UPDATE per
-   instance (``log.append_many``), the timers (``timers.sync_many``), the outbox rows,
+   instance (``store.append_many``), the timers (``store.sync_timers_many``), the outbox rows,
    one ledger row, one commit.
 
 The tables end exactly as the same commands one at a time at the same instants leave

@@ -110,9 +110,10 @@ def _plainly(proc: CompiledProcedure, org: OrgSpec, inst: Instance, clock_event:
     """A step of ``_plain_effects``: its clock event, then per effect a DataRecorded or a
     NotificationQueued (none once the instance is not active, where ``_apply_effects``
     stops; neither changes that), all at the clock event's time and by ``system``, exactly
-    as the general path emits them. Folded by ``evolve`` but for the notifications, whose
-    fold sets only ``last_occurred_at``: already their time, since the clock event's."""
-    after = ev.evolve(proc, inst, clock_event)
+    as the general path emits them. Folded by ``evolve`` onto one draft of the instance but
+    for the notifications, whose fold sets only ``last_occurred_at``: already their time,
+    since the clock event's."""
+    after = ev.fold_on(proc, ev.draft_of(inst), clock_event)  # one copy of the instance for the step
     events = [clock_event]
     at = clock_event.occurred_at
     if inst.active:
@@ -120,8 +121,8 @@ def _plainly(proc: CompiledProcedure, org: OrgSpec, inst: Instance, clock_event:
             if effect.set is not None:
                 e = Event(m.DATA_RECORDED, "system", None, at,
                           {"changes": {k: dc._json_value(v) for k, v in effect.set.items()}})
-                after = ev.evolve(proc, after, e)
+                after = ev.fold_on(proc, after, e)
             else:
                 e = Event(m.NOTIFICATION_QUEUED, "system", None, at, dc.notice_data(effect.notify, org, after))  # type: ignore[arg-type]
             events.append(e)
-    return Decision(events=events, folded=(len(events), after))
+    return Decision(events=events, folded=(len(events), ev.finish(after)))

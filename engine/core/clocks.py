@@ -77,7 +77,7 @@ def clock_event(type_: str, name: str, clock: Clock, at: datetime, **extra: Any)
     return Event(type_, "system", None, at, {"name": name, "clock": clock_payload(clock), **extra})
 
 
-def stamp(cal: WorkCalendar, clock: Clock, uses_calendar: bool) -> Clock:
+def stamp(cal: WorkCalendar, clock: Clock, uses_calendar: bool, memo: Optional[dict[Any, Any]] = None) -> Clock:
     """Flag ``clock`` with the provisional years its times were computed on (engine.statutory).
 
     The window is the clock's start to its due time or next step, whichever is later: a
@@ -86,7 +86,13 @@ def stamp(cal: WorkCalendar, clock: Clock, uses_calendar: bool) -> Clock:
     (and hashes) are what they were before provisional years existed.
     """
     ends = [t for t in (clock.due, clock.next) if t]
-    years = cal.provisional_years(clock.started_at, max(ends)) if uses_calendar and ends else []  # type: ignore[arg-type]
+    if not uses_calendar or not ends:
+        years: list[int] = []
+    elif memo is None:
+        years = cal.provisional_years(clock.started_at, max(ends))  # type: ignore[arg-type]
+    else:  # a batch's: one answer per window
+        window = (clock.started_at, max(ends))
+        years = _remember(memo, ("provisional", *window), lambda: cal.provisional_years(*window))
     return clock.with_(provisional=tuple(years)) if years else clock.without("provisional")
 
 
@@ -276,11 +282,17 @@ def _remaining(cal: WorkCalendar, clock: Clock, at: datetime) -> timedelta:
     return due - at if clock.goal_kind == "wall" else cal.working_time_between(at, due)
 
 
-def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock: Clock) -> dict[str, Any]:
+def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock: Clock,
+               memo: Optional[dict[Any, Any]] = None) -> dict[str, Any]:
     """The next warning threshold not yet passed, else the breach: the clock's new
-    ``next`` and ``next_kind``."""
-    return _step_after(cal, spec, clock.started_at, clock.due, clock.goal_kind == "wall",  # type: ignore[arg-type]
-                       clock.warned, clock.status is _BREACHED)
+    ``next`` and ``next_kind`` (a dict to read, never to change). With a batch's ``memo``,
+    worked out once for the clocks of one SLA started at one instant with one due time
+    (cases started together: a bulk start, an import) at the same point of their ladder."""
+    args = (clock.started_at, clock.due, clock.goal_kind == "wall", clock.warned, clock.status is _BREACHED)
+    if memo is None:
+        return _step_after(cal, spec, *args)  # type: ignore[arg-type]
+    return _remember(memo, ("sla-step", proc.id, proc.version, spec.name, *args),  # type: ignore[no-any-return]
+                     lambda: _step_after(cal, spec, *args))  # type: ignore[arg-type]
 
 
 def _step_after(cal: WorkCalendar, spec: SlaSpec, start: datetime, due: datetime, wall: bool,
@@ -465,22 +477,24 @@ def due_clocks(inst: Instance, until: datetime, strictly_before: bool = False) -
     return [n for _, n in sorted(due)]
 
 
-def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str,
-                now: datetime) -> tuple[list[Event], Optional[TimerSpec | SlaSpec | QuotaSpec], datetime]:
+def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str, now: datetime,
+                memo: Optional[dict[Any, Any]] = None
+                ) -> tuple[list[Event], Optional[TimerSpec | SlaSpec | QuotaSpec], datetime]:
     """The clock event of one due step, the spec whose effects must follow, and when it happened.
 
     ``now`` is when the engine fires it (for the recorded lateness). The step happens at its
     own due time (or at the instance's last event, if that is later), and a recurring timer
     fires once per occurrence: after downtime, a backlog is each step at its own time, in
     order, so a daily check is judged for every day missed and a condition such as
-    ``date(now) < due_date`` is judged on the day the step was due.
+    ``date(now) < due_date`` is judged on the day the step was due. ``memo`` is a batch's
+    (see ``_next_step``).
     """
     clock = inst.clocks[name]
     due: datetime = clock.next  # type: ignore[assignment]
     at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due
     late = max((now - due).total_seconds(), 0.0)
     if clock.kind is ClockKind.SLA:
-        return _fire_sla(proc, cal, inst, name, clock, at, late)
+        return _fire_sla(proc, cal, inst, name, clock, at, late, memo)
     if clock.kind is ClockKind.QUOTA:
         qspec = next(q for q in proc.spec.quotas if q.name == name)
         event, _ = _judge_quota(cal, qspec, clock, at)
@@ -497,7 +511,7 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
 
 
 def _fire_sla(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: str, clock: Clock, at: datetime,
-              late: float) -> tuple[list[Event], SlaSpec, datetime]:
+              late: float, memo: Optional[dict[Any, Any]] = None) -> tuple[list[Event], SlaSpec, datetime]:
     """An SLA's due step: a warning threshold, a rung of the escalation ladder, or the breach."""
     spec = next(s for s in proc.spec.slas if s.name == name)
     step: ClockStep = clock.next_kind  # type: ignore[assignment]
@@ -505,7 +519,7 @@ def _fire_sla(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: 
         pct = step.number
         warned = tuple(sorted(clock.warned + (pct,)))
         c = clock.with_(warned=warned, status=ClockStatus.WARNED) if clock.status is _OPEN else clock.with_(warned=warned)
-        c = stamp(cal, c.with_(**_next_step(proc, cal, spec, c)), sla_uses_calendar(c))
+        c = stamp(cal, c.with_(**_next_step(proc, cal, spec, c, memo)), sla_uses_calendar(c), memo)
         return [clock_event(SLA_WARNED, name, c, at, threshold=pct, late_by_s=late)], spec, at
     if step.kind is StepKind.ESCALATE and step.number is not None:
         rung = step.number  # the next rung counts from the same due time, acknowledgement and all

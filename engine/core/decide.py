@@ -392,12 +392,49 @@ def _apply_effects(b: _Builder, effects: list[EffectSpec]) -> None:
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
+_TEMPLATES: dict[str, tuple[str, ...]] = {}  # message text -> literal, field, literal, …, literal
+
+
 def render(template: str, values: dict[str, Any]) -> str:
-    """Fill ``{field}`` placeholders; unlike str.format, no attribute or index access."""
-    return _PLACEHOLDER.sub(lambda mt: str(values.get(mt.group(1), "")), template)
+    """Fill ``{field}`` placeholders; unlike str.format, no attribute or index access.
+
+    A procedure has a few message texts, filled for every notification a command or a
+    fired step sends: each is split at its placeholders once (the split of the very
+    pattern a substitution would match), so filling it is one join, not a regex pass."""
+    parts = _TEMPLATES.get(template)
+    if parts is None:
+        if len(_TEMPLATES) >= 512:
+            _TEMPLATES.clear()
+        parts = _TEMPLATES[template] = tuple(_PLACEHOLDER.split(template))
+    if len(parts) == 1:
+        return template
+    out = [parts[0]]
+    for i in range(1, len(parts), 2):
+        out.append(str(values.get(parts[i], "")))
+        out.append(parts[i + 1])
+    return "".join(out)
+
+
+# (NotifySpec, OrgSpec) by their ids -> (the two, their recipients): for a spec naming only a
+# staff member and/or a role, the same people for every instance of the site.
+_FIXED_RECIPIENTS: dict[tuple[int, int], tuple[NotifySpec, OrgSpec, tuple[str, ...]]] = {}
 
 
 def notification_recipients(spec: NotifySpec, org: OrgSpec, inst: Instance) -> list[str]:
+    """Who a notification goes to, in order, each once. A spec that reads nothing of the
+    instance (only ``staff`` and ``role``) is worked out once per site (frozen specs; the
+    entry holds both, so their ids name no other object meanwhile)."""
+    if spec.staff_from or spec.steward_of or spec.assignee or spec.watchers:
+        return _recipients(spec, org, inst)
+    hit = _FIXED_RECIPIENTS.get((id(spec), id(org)))
+    if hit is None or hit[0] is not spec or hit[1] is not org:
+        if len(_FIXED_RECIPIENTS) >= 256:
+            _FIXED_RECIPIENTS.clear()
+        hit = _FIXED_RECIPIENTS[(id(spec), id(org))] = (spec, org, tuple(_recipients(spec, org, inst)))
+    return list(hit[2])
+
+
+def _recipients(spec: NotifySpec, org: OrgSpec, inst: Instance) -> list[str]:
     people: list[str] = []
     if spec.staff:
         people.append(spec.staff)
@@ -422,6 +459,10 @@ def _watch(b: _Builder, people: list[Optional[str]], reason: str) -> None:
 
 
 def _notify(b: _Builder, spec: NotifySpec) -> None:
-    recipients = notification_recipients(spec, b.org, b.inst)
-    text = render(spec.message, {**b.inst.data, "id": b.inst.id, "state": b.inst.state})
-    b.emit(m.NOTIFICATION_QUEUED, {"recipients": recipients, "message": text, "channel": spec.channel})
+    b.emit(m.NOTIFICATION_QUEUED, notice_data(spec, b.org, b.inst))
+
+
+def notice_data(spec: NotifySpec, org: OrgSpec, inst: Instance) -> dict[str, Any]:
+    """A NotificationQueued event's data: recipients, the message filled from the instance, channel."""
+    text = render(spec.message, {**inst.data, "id": inst.id, "state": inst.state})
+    return {"recipients": notification_recipients(spec, org, inst), "message": text, "channel": spec.channel}

@@ -317,7 +317,9 @@ class Engine(EngineQueries):
         return inst
 
     def _fire(self, conn: Connection, proc: CompiledProcedure, inst: Instance, name: str) -> Instance:
-        decision = decide_fire(proc, self.org, self.calendar, inst, name, self.clock.now())
+        writer = getattr(conn, "sop_batch", None)  # a batch's steps share their clocks' next steps
+        decision = decide_fire(proc, self.org, self.calendar, inst, name, self.clock.now(),
+                               None if writer is None else writer.memo)
         after = decision.result(proc, inst, ev.evolve)
         return self._commit(conn, proc, inst, decision, after, inst)
 

@@ -66,12 +66,15 @@ def sweep(engine: Any, until: datetime, limit: Optional[int] = None) -> list[Fir
     """
     fired: list[Fired] = []
     failed: set[tuple[int, str]] = set()
+    crash = bool(os.environ.get(CRASH_AFTER_CLAIM_ENV))  # read once, not once per row
     while limit is None or len(fired) < limit:
         n = PER_COMMIT if limit is None else min(PER_COMMIT, limit - len(fired))
         batch: list[Fired] = []
         try:
             with engine.transaction() as conn, writing(engine, conn) as writer:
                 rows = engine.store.due_steps(conn, until, n, failed)
+                if rows and crash:
+                    os._exit(17)  # the crash test's: the batch taken, nothing committed
                 writer.load([r.instance_id for r in rows])
                 stop_at = _stop_at(rows, until)
                 for row in rows:
@@ -124,8 +127,6 @@ def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:
     clearing a row the instance's clocks no longer back (else it would stay due forever)
     and leaving alone one an earlier firing of this batch already moved.
     """
-    if os.environ.get(CRASH_AFTER_CLAIM_ENV):
-        os._exit(17)
     inst = engine.fire_in(conn, row.instance_id, row.name, row.next_fire_at)
     if inst is None:
         writer_of(conn).flush()  # type: ignore[union-attr]  (the row as the batch's firings left it)

@@ -12,7 +12,8 @@ from typing import Optional
 from engine.calendar import WorkCalendar
 from engine.codec import Clock, ClockKind, ClockStatus, clock_of_payload
 from engine.core.clocks import (SLA_PAUSED, SLA_RESUMED, SLA_RESET, SLA_STARTED, TIMER_ARMED, TIMER_FIRED,
-                                _next_step, first_fire, sla_uses_calendar, stamp, timer_uses_calendar)
+                                _next_step, sla_uses_calendar, stamp, timer_uses_calendar)
+from engine.core.due_times import first_fire
 from engine.core.model import Event, Instance
 from engine.durations import parse_duration
 from engine.schedules import parse_schedule

@@ -32,6 +32,7 @@ from engine.codec import (Clock, ClockKind, ClockStatus, ClockStep, StepKind, cl
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Event, EventKind, Instance
+from engine.core.due_times import first_fire, quota_period, signed_duration
 from engine.core.parallel import BRANCH_ACTION_TAKEN, BRANCHES_FORKED, BRANCHES_JOINED
 from engine.core.parallel import branch_closed as _branch_closed
 from engine.core.parallel import clock_owner as _assignee
@@ -349,33 +350,6 @@ def _kept(clock: Optional[Clock], key: str) -> Any:
 
 # ------------------------------------------------------------------ per-period quotas (REN-4)
 
-def quota_period(cal: WorkCalendar, per: str, t: datetime, whole: bool) -> tuple[datetime, datetime]:
-    """The period a quota judges that contains ``t`` or comes after it: (start, end).
-
-    ``whole``: the first period that starts at or after ``t`` (a quota armed part-way
-    through a period does not judge it). A workday's period is its working hours.
-    """
-    local = t.astimezone(cal.zone)
-    day = local.date()
-    for _ in range(400):
-        if per == "week":
-            monday = day - timedelta(days=day.weekday())
-            start = datetime.combine(monday, datetime.min.time(), tzinfo=cal.zone)
-            end = start + timedelta(days=7)
-            step = 7 - day.weekday()
-        elif per == "day":
-            start = datetime.combine(day, datetime.min.time(), tzinfo=cal.zone)
-            end = start + timedelta(days=1)
-            step = 1
-        else:
-            spans = cal.day_periods(day)
-            start, end, step = (spans[0][0], spans[-1][1], 1) if spans else (None, None, 1)  # type: ignore[assignment]
-        if start is not None and local < end and (not whole or local <= start):
-            return start, end
-        day += timedelta(days=step)
-    raise ValueError(f"no {per} period within 400 days after {t}; check the calendar file")
-
-
 def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: list[Event], entered: list[str],
                  left: list[str], started: bool, at: datetime) -> list[Event]:
     clock = inst.clocks.get(spec.name)
@@ -420,47 +394,6 @@ def _judge_quota(cal: WorkCalendar, spec: QuotaSpec, clock: Clock, at: datetime)
     event = clock_event(QUOTA_JUDGED, spec.name, c, at, period_start=iso(was_start), period_end=iso(was_end),  # type: ignore[arg-type]
                         count=count, required=required, result="met" if met else "missed")
     return event, met
-
-
-def signed_duration(text: str, units: dict[str, str]) -> tuple[int, Duration]:
-    text = text.strip()
-    sign = -1 if text.startswith("-") else 1
-    return sign, parse_duration(text.lstrip("+-").strip(), units)
-
-
-def first_fire(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, inst: Instance,
-               at: datetime) -> Optional[datetime]:
-    units = proc.spec.units
-    if spec.after is not None:
-        return parse_duration(spec.after, units).add_to(at, cal, spec.workday_mode or "end_of_day")
-    if spec.at is not None:
-        raw = inst.data.get(spec.at.field)
-        if not raw:
-            return None
-        base = datetime.fromisoformat(raw)
-        if base.tzinfo is None:  # a date field: the start of that day in the site's zone, or at ``time``
-            hh, mm = (int(x) for x in (spec.at.time or "00:00").split(":"))
-            base = base.replace(hour=hh, minute=mm, tzinfo=cal.zone)
-        sign, d = signed_duration(spec.at.offset, units)
-        if d.kind == "wall":
-            return base + sign * d.amount  # type: ignore[operator]
-        if sign < 0:
-            return _subtract_working(cal, base, d)
-        return d.add_to(base, cal, spec.workday_mode or "end_of_day")
-    assert spec.schedule is not None
-    return parse_schedule(spec.schedule, units).next_after(at, cal, anchor=at)
-
-
-def _subtract_working(cal: WorkCalendar, base: datetime, d: Duration) -> datetime:
-    """``base`` minus a working duration (e.g. "1 workday before the promised date")."""
-    if d.kind == "workdays":
-        day = base.astimezone(cal.zone).date()
-        for _ in range(int(d.amount)):  # type: ignore[arg-type]
-            day = cal.previous_workday(day)
-        local = base.astimezone(cal.zone)
-        return local.replace(year=day.year, month=day.month, day=day.day)
-    step = cal.working_time_between(base - timedelta(days=30), base) - d.amount  # type: ignore[operator]
-    return cal.add_working_time(base - timedelta(days=30), max(step, timedelta(0)))
 
 
 # ------------------------------------------------------------------ firing

@@ -1,21 +1,20 @@
 """Transactions begun and committed on the driver (``db.Connections``), with the driver
 backends' statements (engine/store/backends/) and SQLAlchemy's mixed in them, on SQLite
 (sqlite3) and on PostgreSQL (psycopg): a rollback undoes both kinds, a commit keeps both,
-an action never reaches ``Connection.execute``, and a locked database is reported as
-SQLAlchemy reports it. (That the driver backends store what Core stores is
+and a locked database is reported as SQLAlchemy reports it. (That the driver backends store
+what Core stores, and that a command runs no statement through Core on them, is
 tests/test_store_port.py's.)
 """
 from __future__ import annotations
 
 import sqlite3
 from contextlib import closing, nullcontext
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from engine.clock import FakeClock
 from engine.runtime.config import Settings, build_engine
@@ -98,27 +97,6 @@ def _tables(url: str) -> dict[str, list[tuple]]:
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
-
-
-def test_an_action_runs_its_statements_on_the_driver(new_url: Callable[[str], str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hot path really bypasses SQLAlchemy's execution on both backends: an action's
-    load, event insert and projection update never reach ``Connection.execute``."""
-    engine = _engine(new_url("t"))
-    first = engine.start("complaint", "liu_fang", COMPLAINT).id
-    steward = engine.show(first).assignee
-    through_core: list[str] = []
-    real = sa.engine.Connection._execute_context
-
-    def spy(self, dialect, constructor, statement, parameters, execution_options, *args, **kw):  # type: ignore[no-untyped-def]
-        through_core.append(" ".join(str(statement).split()[:3]))
-        return real(self, dialect, constructor, statement, parameters, execution_options, *args, **kw)
-
-    monkeypatch.setattr(sa.engine.Connection, "_execute_context", spy)
-    engine.advance(first, "investigate", steward)
-    engine.advance(first, "record_findings", steward, FINDINGS)
-    engine.close()
-    assert through_core == []
 
 
 def test_a_locked_database_is_reported_as_sqlalchemy_reports_it(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -283,3 +283,20 @@ def pg_blank_url(pg_databases: Databases) -> Iterator[str]:
         yield pg_databases.server.url(name)
     finally:
         pg_databases.drop(name)
+
+
+def fresh_urls(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> Callable[[str], str]:
+    """A maker of fresh, migrated databases of one kind (``sqlite`` or ``postgresql``) for
+    a test that compares several: one per name asked for, dropped when the test ends."""
+    if database == "sqlite":
+        return lambda name: f"sqlite:///{tmp_path / (name + '.db')}"
+    request.getfixturevalue("pg_url")  # skips (or fails under SOP_REQUIRE_PG) without a server
+    dbs = request.getfixturevalue("pg_databases")
+    made: list[str] = []
+    request.addfinalizer(lambda: [dbs.drop(n) for n in made])
+
+    def new(_name: str) -> str:
+        made.append(dbs.new())
+        return str(dbs.server.url(made[-1]))
+
+    return new

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from engine.runtime.batch import ActItem
 from tests.api_support import api  # noqa: F401  (fixture)
 from tests.case_helpers import t
 from tests.test_bulk_start import COMPLAINT, DUNNING, build, dump
+from tests.pg import fresh_urls
 
 AT = t("2025-10-10T09:00")
 FINDINGS = {"findings": "现场查看属实", "cause": "设施老化", "responsibility": "property_company"}
@@ -46,18 +47,10 @@ def ledger_entries(url: str) -> list[Any]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def two_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def two_urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     """Two fresh databases on one backend: one for actions one at a time, one for the batch."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'one.db'}", f"sqlite:///{tmp_path / 'many.db'}"
-        return
-    dbs = request.getfixturevalue("pg_databases")
-    names = [dbs.new(), dbs.new()]
-    try:
-        yield dbs.server.url(names[0]), dbs.server.url(names[1])
-    finally:
-        for name in names:
-            dbs.drop(name)
+    new = fresh_urls(request, tmp_path, request.param)
+    return new("one"), new("many")
 
 
 def cases(eng: Any) -> tuple[list[int], list[int]]:

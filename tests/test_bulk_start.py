@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from engine.runtime.config import Settings, build_engine
 from engine.timeskip import skip_days
 from tests.case_helpers import t, timer_fires
 from tests.conftest import ROOT, SHANGHAI
+from tests.pg import fresh_urls
 
 FEE_AT = t("2025-10-01T09:00")
 CHARGES = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "period": "2025-10",
@@ -75,18 +76,10 @@ def dump(url: str) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def two_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def two_urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     """Two fresh databases on one backend: one for one-at-a-time starts, one for the bulk."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'one.db'}", f"sqlite:///{tmp_path / 'bulk.db'}"
-        return
-    dbs = request.getfixturevalue("pg_databases")
-    names = [dbs.new(), dbs.new()]
-    try:
-        yield dbs.server.url(names[0]), dbs.server.url(names[1])
-    finally:
-        for name in names:
-            dbs.drop(name)
+    new = fresh_urls(request, tmp_path, request.param)
+    return new("one"), new("bulk")
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from engine.clock import FakeClock
 from engine.runtime.config import Settings, build_engine
 from tests.conftest import ROOT, SHANGHAI
+from tests.pg import fresh_urls
 
 COMPLAINT = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
              "content": "楼上漏水", "anonymous": False}
@@ -31,18 +32,7 @@ BACKENDS = ["sqlite", "postgresql"]
 @pytest.fixture(params=BACKENDS)
 def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
     """A fresh database of the backend under test, one per name asked for."""
-    if request.param == "sqlite":
-        return lambda name: f"sqlite:///{tmp_path / (name + '.db')}"
-    request.getfixturevalue("pg_url")  # skips (or fails under SOP_REQUIRE_PG) without a server
-    dbs = request.getfixturevalue("pg_databases")
-    made: list[str] = []
-    request.addfinalizer(lambda: [dbs.drop(n) for n in made])
-
-    def new(_name: str) -> str:
-        made.append(dbs.new())
-        return str(dbs.server.url(made[-1]))
-
-    return new
+    return fresh_urls(request, tmp_path, request.param)
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]

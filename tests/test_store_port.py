@@ -32,6 +32,7 @@ from engine.store.backends.postgres import PostgresStore
 from engine.store.backends.sqlite import SqliteStore
 from engine.store.port import DueStep, EventStore, backend_for, store_for
 from tests.conftest import ROOT, SHANGHAI
+from tests.pg import fresh_urls
 
 COMPLAINT = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
              "content": "楼上漏水", "anonymous": False}
@@ -132,18 +133,7 @@ class StorePortContract:
     @pytest.fixture
     def new_url(self, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
         """A fresh database of this class's kind, one per name asked for."""
-        if self.database == "sqlite":
-            return lambda name: f"sqlite:///{tmp_path / (name + '.db')}"
-        request.getfixturevalue("pg_url")  # skips (or fails under SOP_REQUIRE_PG) without a server
-        dbs = request.getfixturevalue("pg_databases")
-        made: list[str] = []
-        request.addfinalizer(lambda: [dbs.drop(n) for n in made])
-
-        def new(_name: str) -> str:
-            made.append(dbs.new())
-            return str(dbs.server.url(made[-1]))
-
-        return new
+        return fresh_urls(request, tmp_path, self.database)
 
     def _started(self, engine: Any, unit: str = "3-1201") -> Instance:
         return engine.start("complaint", "liu_fang", {**COMPLAINT, "unit": unit}, at=t("2025-09-30T17:55"))

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from engine.api.auth import Caller, caller
 from engine.api.errors import ApiError, problem
 from engine.api.models import ErrorPublic, InstanceSummary, Page
-from engine.runtime.service import next_deadline
+from engine.runtime.queries import next_deadline
 from engine.core.model import Instance
 from engine.runtime.views import iso
 from engine.store import queries

@@ -19,7 +19,7 @@ from engine.cli.errors import fail_cleanly
 from engine.cli.output import emit, json_flag, table
 from engine.cli.parsing import instance_id, parse_data, parse_time
 from engine.errors import InputError
-from engine.runtime.service import next_deadline
+from engine.runtime.queries import next_deadline
 from engine.runtime.views import event_view, instance_view, iso
 
 

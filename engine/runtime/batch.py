@@ -30,13 +30,11 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from sqlalchemy.engine import Connection
 
-from engine.core import decide as dc
-from engine.core import model as m
 from engine.core.model import Event, Instance
 from engine.errors import EngineError, InputError, ItemsInvalid
 from engine.spec.library import CompiledProcedure
 from engine.store import log as event_log
-from engine.store.bulk import outbox_rows
+from engine.store.bulk import notification_rows
 
 COMMANDS = ("advance", "record", "claim", "assign")
 
@@ -123,9 +121,7 @@ class BatchWriter:
         rows, stored = event_log.event_rows(before.id, events, recorded, before.last_hash, before.revision)
         if rows:
             self.events += rows
-            for s, e in zip(stored, events):
-                if e.type == m.NOTIFICATION_QUEUED:
-                    self.outbox += outbox_rows(before.id, s.seq, e.data, recorded)
+            self.outbox += notification_rows(before.id, stored, events, recorded)
             self._keep(before.id)
             if before.revision == 0 and before.parent_id in self._kids:  # a child this batch spawned
                 self._kids[before.parent_id].append((before.id, proc.id, before.status))
@@ -267,25 +263,15 @@ def _act_one(engine: Any, conn: Connection, it: ActItem, staff: Optional[str], w
     """One item through the single command's path (``Engine._change_in``)."""
     actor = engine.actor(it.staff or staff)
     at = engine._time(it.at) if it.at is not None else when
-    return engine._change_in(conn, it.instance_id, at, it.expected_revision, _decider(engine, it, actor))
-
-
-def _decider(engine: Any, it: ActItem, actor: Any) -> Callable[..., Any]:
-    """The item's decision, as ``Engine.advance``/``record``/``claim``/``assign`` make it."""
-    if it.command == "advance":
-        return lambda proc, inst, t, conn: engine._decide_action(conn, proc, inst, actor, it.action, it.data or {}, t)
-    if it.command == "record":
-        return lambda proc, inst, t, conn: dc.decide_record(proc, engine.org, inst, actor, it.data or {}, t)
-    if it.command == "claim":
-        return lambda proc, inst, t, conn: dc.decide_claim(proc, engine.org, inst, actor, t)
-    return lambda proc, inst, t, conn: dc.decide_assign(proc, engine.org, inst, actor, it.assignee, t)
+    decide = engine._decider(it.command, actor, action=it.action, data=it.data or {}, assignee=it.assignee)
+    return engine._change_in(conn, it.instance_id, at, it.expected_revision, decide)
 
 
 _ITEM_KEYS = {"instance", "action", "data", "record", "claim", "assign", "as", "at", "revision"}
 
 
 def item_from_json(obj: Any, parse_time: Callable[[str, str], Optional[datetime]]) -> ActItem:
-    """One item as written in a batch file or an HTTP body (``docs/batch.md``):
+    """One item as written in a batch file or an HTTP body (``docs/api.md``):
     ``{"instance": 12, "action": "check_effect", "data": {…}}``, ``{"instance": 12,
     "record": {…}}``, ``{"instance": 12, "claim": true}`` or ``{"instance": 12, "assign":
     "wang_li"}``, with optional ``as`` (who acts), ``at`` and ``revision``. InputError names

@@ -35,7 +35,6 @@ from sqlalchemy.engine import Connection
 from engine.core import clocks as clk
 from engine.core import decide as dc
 from engine.core import evolve as ev
-from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, GENESIS_HASH, Instance
 from engine.errors import EngineError, InputError, NotAuthorized, RowsInvalid
 from engine.spec.forms import FormSpec, instance_building
@@ -194,9 +193,7 @@ def _write(engine: Any, conn: Connection, proc: CompiledProcedure, decided: list
             instances.append(bulk_store.instance_row(d.inst, last.seq, last.hash, keys[d.row],
                                                      instance_building(d.inst.data)))
             timers += bulk_store.timer_rows(d.inst.id, proc.id, d.inst.clocks)
-            for s, e in zip(stored, d.events):
-                if e.type == m.NOTIFICATION_QUEUED:
-                    outbox += bulk_store.outbox_rows(d.inst.id, s.seq, e.data, recorded)
+            outbox += bulk_store.notification_rows(d.inst.id, stored, d.events, recorded)
             d.inst = d.inst.with_(revision=last.seq, last_hash=last.hash)
             d.events = []
             stored_by_row.append(stored)

@@ -25,7 +25,7 @@ from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Actor, Decision, Event, Instance
 from engine.errors import (ConcurrencyConflict, FieldError, FormInvalid, InputError, ReplayMismatch, StoreBusy,
-                           StoredDataCorrupt, TimeOrderError)
+                           TimeOrderError)
 from engine.instants import out_of_range
 from engine.spec.forms import instance_building
 from engine.spec.library import CompiledProcedure, Library
@@ -34,10 +34,10 @@ from engine.store import db
 from engine.store import ledger
 from engine.store import instances as instance_store
 from engine.store import versions as version_store
+from engine.store.bulk import notification_rows
 from engine.store.instance_cache import InstanceCache
 from engine.store.port import store_for
-from engine.runtime.queries import (EngineQueries, ReplayResult, _readable, deadline_views,  # noqa: F401  (re-exported)
-                                    next_deadline)
+from engine.runtime.queries import EngineQueries, _readable
 
 if TYPE_CHECKING:
     from engine.runtime.batch import ActItem
@@ -196,28 +196,35 @@ class Engine(EngineQueries):
 
     def advance(self, instance_id: int, action: str, staff: str, data: Optional[dict[str, Any]] = None,
                 at: Optional[datetime] = None, expected_revision: Optional[int] = None) -> Instance:
-        actor = self.actor(staff)
         return self._change(instance_id, at, expected_revision,
-                            lambda proc, inst, when, conn: self._decide_action(conn, proc, inst, actor, action,
-                                                                              data or {}, when))
+                            self._decider("advance", self.actor(staff), action=action, data=data or {}))
 
     def record(self, instance_id: int, staff: str, data: dict[str, Any], at: Optional[datetime] = None,
                expected_revision: Optional[int] = None) -> Instance:
-        actor = self.actor(staff)
-        return self._change(instance_id, at, expected_revision,
-                            lambda proc, inst, when, conn: dc.decide_record(proc, self.org, inst, actor, data, when))
+        return self._change(instance_id, at, expected_revision, self._decider("record", self.actor(staff), data=data))
 
     def claim(self, instance_id: int, staff: str, at: Optional[datetime] = None,
               expected_revision: Optional[int] = None) -> Instance:
-        actor = self.actor(staff)
-        return self._change(instance_id, at, expected_revision,
-                            lambda proc, inst, when, conn: dc.decide_claim(proc, self.org, inst, actor, when))
+        return self._change(instance_id, at, expected_revision, self._decider("claim", self.actor(staff)))
 
     def assign(self, instance_id: int, assignee: str, staff: str, at: Optional[datetime] = None,
                expected_revision: Optional[int] = None) -> Instance:
-        actor = self.actor(staff)
         return self._change(instance_id, at, expected_revision,
-                            lambda proc, inst, when, conn: dc.decide_assign(proc, self.org, inst, actor, assignee, when))
+                            self._decider("assign", self.actor(staff), assignee=assignee))
+
+    def _decider(self, command: str, actor: Actor, action: Optional[str] = None, data: Any = None,
+                 assignee: Optional[str] = None) -> Callable[[CompiledProcedure, Instance, datetime, Connection],
+                                                             Decision]:
+        """The decision of one command (advance, record, claim, assign) on the instance it
+        loads: what a single command and each item of a batch (engine/runtime/batch.py) run."""
+        if command == "advance":
+            return lambda proc, inst, when, conn: self._decide_action(conn, proc, inst, actor, action,  # type: ignore[arg-type]
+                                                                     data, when)
+        if command == "record":
+            return lambda proc, inst, when, conn: dc.decide_record(proc, self.org, inst, actor, data, when)
+        if command == "claim":
+            return lambda proc, inst, when, conn: dc.decide_claim(proc, self.org, inst, actor, when)
+        return lambda proc, inst, when, conn: dc.decide_assign(proc, self.org, inst, actor, assignee, when)  # type: ignore[arg-type]
 
     def act_many(self, items: Sequence["ActItem"], staff: Optional[str] = None,
                  at: Optional[datetime] = None) -> list[Instance]:
@@ -403,11 +410,7 @@ class Engine(EngineQueries):
             stored = writer.write(proc, before, decision.events, recorded)
         else:  # (the append writes the timers rows too)
             stored = self.store.append(conn, before, decision.events, after, recorded, sent)
-            for s in stored:
-                if s.type == m.NOTIFICATION_QUEUED:
-                    d = json.loads(s.data_json)
-                    self.store.enqueue(conn, before.id, s.seq, d["recipients"], d["message"], d.get("channel"),
-                                       recorded)
+            self.store.insert_outbox(conn, notification_rows(before.id, stored, decision.events, recorded))
         after = after.with_(revision=stored[-1].seq if stored else before.revision,
                             last_hash=stored[-1].hash if stored else before.last_hash,
                             children=tuple(self.store.children_of(conn, before.id)) if spawned or before.children

@@ -14,7 +14,7 @@ one start (same canonical JSON, same columns), so a bulk-started instance cannot
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.audit import canonical_json
 from engine.codec import Clock, clocks_to_json
-from engine.core.model import Instance
+from engine.core.model import NOTIFICATION_QUEUED, Event, Instance
 from engine.errors import KeysTaken
 from engine.store import ledger
 from engine.store import timers as timer_store
@@ -87,6 +87,15 @@ def timer_rows(instance_id: int, procedure: str, clocks: Mapping[str, Clock]) ->
 def outbox_rows(instance_id: int, seq: int, data: dict[str, Any], at: datetime) -> list[dict[str, Any]]:
     """The ``outbox`` rows of one ``NotificationQueued`` event (``queue.enqueue``)."""
     return queued_rows(instance_id, seq, data["recipients"], data["message"], data.get("channel"), at)
+
+
+def notification_rows(instance_id: int, stored: Sequence[Any], events: Sequence[Event], at: datetime
+                      ) -> list[dict[str, Any]]:
+    """The ``outbox`` rows of a commit's ``NotificationQueued`` events, each queued under its
+    event's seq (``stored``: the events as appended, in the same order): what a single
+    command, a batch and a bulk start all queue."""
+    return [row for s, e in zip(stored, events) if e.type == NOTIFICATION_QUEUED
+            for row in outbox_rows(instance_id, s.seq, e.data, at)]
 
 
 def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:

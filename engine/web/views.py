@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from engine.codec import Clock
 from engine.core import model as m
 from engine.core.model import Instance
-from engine.runtime.service import deadline_views
+from engine.runtime.queries import deadline_views
 from engine.spec.library import CompiledProcedure
 from engine.spec.forms import instance_building
 from engine.store.queries import InstanceFilter, branch_tasks, list_instances

@@ -213,8 +213,42 @@ def main(argv: list[str]) -> dict[str, Any]:
         return fired
     out["fire"] = prof.measure(sweep)
     eng.close()
+    out.update(fire_floors(base, workdir, until, out["fire"]["count"]))
     out["raw_commit"] = {"cpu_ms": raw_commit_cpu_ms(workdir / "raw.db", 500), "parts": {}}
     return out
+
+
+def fire_floors(base: Path, workdir: Path, until: Any, fired: int) -> dict[str, Any]:
+    """What the same sweep costs below the engine (bench/sqlite_floor.py), per fired step:
+    SQLite running the very statements the sweep sent (recorded in a second sweep of a fresh
+    copy, replayed on a third), and the standard library encoding and hashing the events it
+    inserted. The recording run's own CPU is not counted anywhere."""
+    from bench.common import copy_db, open_engine
+    from engine.clock import FakeClock
+    floor = _floor_module()
+    log: list[Any] = []
+    copy_db(base, workdir / "recorded.db")
+    with floor.record(log):
+        eng = open_engine(workdir / "recorded.db", FakeClock(until))
+        opened = len(log)
+        while eng.tick(until, limit=200):
+            pass
+        eng.close()
+    copy_db(base, workdir / "replayed.db")
+    sql_s = floor.replay(workdir / "replayed.db", log, opened)
+    hash_s = floor.hash_floor(floor.event_rows(log[opened:]))
+    return {"fire_floor_sql": {"cpu_ms": sql_s * 1e3 / fired, "parts": {}},
+            "fire_floor_hash": {"cpu_ms": hash_s * 1e3 / fired, "parts": {}}}
+
+
+def _floor_module() -> Any:
+    """This file's bench/sqlite_floor.py, whichever tree is first on the path (a baseline
+    tree's bench/ has none): loaded by its path, the same code for both trees."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sop_bench_sqlite_floor", Path(__file__).with_name("sqlite_floor.py"))
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def has_batches(eng: Any) -> bool:

@@ -30,6 +30,7 @@ def test_one_repetition_measures_starts_actions_and_fired_steps_with_their_compo
     assert got["start"]["count"] == 4 and got["action"]["count"] == 12
     assert got["action_batched"]["count"] == 12 and got["action_batched"]["batched"] is True
     assert got["raw_commit"]["cpu_ms"] > 0
+    assert got["fire_floor_sql"]["cpu_ms"] > 0 and got["fire_floor_hash"]["cpu_ms"] > 0
 
 
 def test_a_tree_without_batch_actions_is_measured_by_its_one_at_a_time_action() -> None:
@@ -42,6 +43,8 @@ def test_the_report_sets_baseline_and_now_side_by_side_with_the_ratio(one: dict[
     assert "| complaint action |" in text and "| fired timer step, batched writer" in text
     assert "| complaint action, batched (`act_many`" in text and "| 1.00 | 1.00 |" in text
     assert "Per component, CPU ms per fired timer step" in text
+    assert "| fired step floor: its own SQL statements replayed on bare sqlite3 |" in text
+    assert "Fired step bound: SQLite's work and the events' encoding alone cost" in text
 
 
 def test_the_baseline_is_exported_without_touching_the_repository(tmp_path: Path) -> None:

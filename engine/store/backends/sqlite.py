@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timezone
-from typing import Any, Collection, Iterator, Optional, Sequence
+from operator import itemgetter
+from typing import Any, Callable, Collection, Iterator, Optional, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -29,7 +30,9 @@ from engine.store.backends.core import CoreStore
 from engine.store.db import as_sqlalchemy_error
 from engine.store.instance_cache import check_entry
 from engine.store.log import EVENT_COLUMNS, Chain
+from engine.store import tables
 from engine.store.port import DueStep
+from engine.store.tables import UTCDateTime
 
 # ---------------------------------------------------------------- values: the one conversion
 
@@ -138,8 +141,32 @@ def _run_many(conn: Connection, sql: str, rows: list[Sequence[Any]]) -> None:
         raise as_sqlalchemy_error(conn.dialect, sql, rows, err, many=True) from err
 
 
-def _args(row: dict[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
-    return tuple(to_db(row[c]) for c in columns)
+def _packer(table: Any, columns: Sequence[str]) -> Callable[[dict[str, Any]], Sequence[Any]]:
+    """A row's parameters in ``columns`` order, converting only the columns that hold times.
+
+    The column types say which those are (UTCDateTime): asking ``to_db`` of every value is
+    some forty type checks for a fired step's rows, where an event has two times. A time
+    column holds a datetime or NULL (Core refuses anything else) and no other column holds
+    a datetime, so every value is the one ``to_db`` gives."""
+    get = itemgetter(*columns)
+    times = tuple(i for i, c in enumerate(columns) if isinstance(table.c[c].type, UTCDateTime))
+    if not times:
+        return get  # type: ignore[no-any-return]
+
+    def pack(row: dict[str, Any]) -> Sequence[Any]:
+        values = list(get(row))
+        for i in times:
+            if values[i] is not None:
+                values[i] = _time_text(values[i])
+        return values
+    return pack
+
+
+_EVENT_ARGS = _packer(tables.events, EVENT_COLUMNS)
+_OUTBOX_ARGS = _packer(tables.outbox, queue.COLUMNS)
+_TIMER_ARGS = _packer(tables.timers, timer_store.COLUMNS)
+_NEW_INSTANCE_ARGS = _packer(tables.instances, _NEW_COLUMNS)
+_BULK_INSTANCE_ARGS = _packer(tables.instances, ("id",) + _NEW_COLUMNS)
 
 
 class SqliteStore(CoreStore):
@@ -177,7 +204,7 @@ class SqliteStore(CoreStore):
             return []
         changes = log.projection_changes(before, after, stored[-1].seq, stored[-1].hash, self.building_of)
         try:
-            _driver(conn).executemany(_INSERT_EVENTS, [_args(r, EVENT_COLUMNS) for r in rows])
+            _driver(conn).executemany(_INSERT_EVENTS, [_EVENT_ARGS(r) for r in rows])
         except sqlite3.IntegrityError as err:  # the events' key: another writer appended this seq first
             raise ConcurrencyConflict(before.id, before.revision) from err
         except sqlite3.Error as err:
@@ -220,7 +247,7 @@ class SqliteStore(CoreStore):
 
     def new_instance_id(self, conn: Connection, row: dict[str, Any],
                         sent: Optional[dict[str, Any]] = None) -> Optional[int]:
-        args = _args(row, _NEW_COLUMNS)
+        args = _NEW_INSTANCE_ARGS(row)
         got = _run(conn, _NEW_INSTANCE if row["external_key"] is None else _NEW_KEYED_INSTANCE, args).fetchone()
         if got is None:
             return None
@@ -232,7 +259,7 @@ class SqliteStore(CoreStore):
                 channel: Optional[str], at: datetime) -> None:
         if recipients:
             rows = queue.outbox_rows(instance_id, seq, recipients, message, channel, at)
-            _run_many(conn, _INSERT_OUTBOX, [_args(r, queue.COLUMNS) for r in rows])
+            _run_many(conn, _INSERT_OUTBOX, [_OUTBOX_ARGS(r) for r in rows])
 
     def seal(self, conn: Connection, at: datetime) -> Optional[int]:
         taken = ledger.take_pending(conn)
@@ -270,13 +297,13 @@ class SqliteStore(CoreStore):
                     timers: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> None:
         if instances_:
             try:
-                _driver(conn).executemany(_INSERT_INSTANCES, [_args(r, ("id",) + _NEW_COLUMNS) for r in instances_])
+                _driver(conn).executemany(_INSERT_INSTANCES, [_BULK_INSTANCE_ARGS(r) for r in instances_])
             except sqlite3.IntegrityError as err:
                 raise bulk.keys_taken(instances_) from err
-        for sql, columns, rows in ((_INSERT_EVENTS, EVENT_COLUMNS, events), (_INSERT_TIMERS, timer_store.COLUMNS, timers),
-                                   (_INSERT_OUTBOX, queue.COLUMNS, outbox)):
+        for sql, pack, rows in ((_INSERT_EVENTS, _EVENT_ARGS, events), (_INSERT_TIMERS, _TIMER_ARGS, timers),
+                                   (_INSERT_OUTBOX, _OUTBOX_ARGS, outbox)):
             if rows:
-                _run_many(conn, sql, [_args(r, columns) for r in rows])
+                _run_many(conn, sql, [pack(r) for r in rows])
         ledger.note(conn, [(r["instance_id"], r["seq"], r["hash"]) for r in events])
 
     def _sync_timers(self, conn: Connection, instance_id: int, procedure: str, before: dict[str, Any],
@@ -286,7 +313,7 @@ class SqliteStore(CoreStore):
             sql = _set("timers", tuple(changed), "instance_id = ? AND name = ?", _TIMER_UPDATES)
             _run(conn, sql, (*(to_db(v) for v in changed.values()), instance_id, name))
         if inserts:
-            _run_many(conn, _INSERT_TIMERS, [_args(r, timer_store.COLUMNS) for r in inserts])
+            _run_many(conn, _INSERT_TIMERS, [_TIMER_ARGS(r) for r in inserts])
 
 
     # ------------------------------------------------------------ a batch's reads and writes (engine/runtime/batch.py)
@@ -314,7 +341,7 @@ class SqliteStore(CoreStore):
         if not rows:
             return
         try:
-            _driver(conn).executemany(_INSERT_EVENTS, [_args(r, EVENT_COLUMNS) for r in rows])
+            _driver(conn).executemany(_INSERT_EVENTS, [_EVENT_ARGS(r) for r in rows])
         except sqlite3.IntegrityError as err:
             raise log.batch_conflict(updates) from err
         except sqlite3.Error as err:
@@ -344,11 +371,11 @@ class SqliteStore(CoreStore):
         for columns, args in groups.items():
             _run_many(conn, _set("timers", columns, "instance_id = ? AND name = ?", _TIMER_UPDATES), args)
         if inserts:
-            _run_many(conn, _INSERT_TIMERS, [_args(r, timer_store.COLUMNS) for r in inserts])
+            _run_many(conn, _INSERT_TIMERS, [_TIMER_ARGS(r) for r in inserts])
 
     def insert_outbox(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            _run_many(conn, _INSERT_OUTBOX, [_args(r, queue.COLUMNS) for r in rows])
+            _run_many(conn, _INSERT_OUTBOX, [_OUTBOX_ARGS(r) for r in rows])
 
 def _decode(row: Sequence[Any]) -> Instance:
     values = list(row)

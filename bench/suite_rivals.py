@@ -70,7 +70,31 @@ def goal_b(tmp: Path, sz: Sizes) -> dict[str, Any]:
             (eng if which == "engine" else spiff).append(
                 _engine_five(db, sz.b_instances) if which == "engine" else _spiff_run(db, sz.b_instances))
     e, s = med(eng), med(spiff)
-    return {"engine": e, "spiff": s, "ratio": e / s, "met": e / s >= 5}
+    floor = med([_engine_floor(tmp / f"b-floor-{rep}", sz.b_instances) for rep in range(sz.reps)])
+    return {"engine": e, "spiff": s, "ratio": e / s, "met": e / s >= 5, "floor": floor, "bound": floor / s}
+
+
+def _engine_floor(work: Path, n: int) -> float:
+    """Runs/s of the engine's own SQLite statements for ``n`` runs, replayed on bare sqlite3
+    (bench/sqlite_floor.py): the rate of an engine that spent no time of its own writing the
+    same rows, six durable commits per run. Over SpiffWorkflow's rate, the most goal b
+    could show."""
+    from bench import sqlite_floor
+
+    work.mkdir(parents=True, exist_ok=True)
+    log: list[Any] = []
+    clock = FakeClock(T0)
+    with sqlite_floor.record(log):
+        engine = five_steps_engine(work / "recorded.db", clock)
+        opened = len(log)
+        for _ in range(n):
+            inst = engine.start("five_steps", FRONT_DESK)
+            for k in range(1, 6):
+                clock.advance(timedelta(milliseconds=1))
+                engine.advance(inst.id, f"do_{k}", FRONT_DESK)
+        engine.close()
+    _, wall = sqlite_floor.replay_times(work / "replayed.db", log, opened)
+    return n / wall
 
 
 def goal_c(tmp: Path, sz: Sizes) -> dict[str, Any]:

@@ -52,6 +52,7 @@ def test_scale_replay_and_batch_paths_report_every_figure(tmp_path: Path) -> Non
 def test_timers_and_postgresql_clients_are_measured(tmp_path: Path) -> None:
     e = suite.goal_e_run(tmp_path, TINY)
     assert e["s_fired"] == e["n"] and e["b_p99"] > 0 and e["big"]["pending"] > e["small"]["pending"]
+    assert e["b_floor_s"] > 0 and e["b_floor_rate"] == e["n"] / e["b_floor_s"]
     d = suite.goal_d(tmp_path, TINY)
     if "skipped" not in d:
         assert [r["clients"] for r in d["rows"]] == [1, 2, 4] and all(r["engine"] > 0 for r in d["rows"])

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, T0
-from bench.suite_common import BPMN, FIXTURES, FRONT_DESK, Sizes, five_steps_engine, med, raw_sqlite
+from bench.suite_common import BPMN, FIXTURES, FRONT_DESK, Sizes, five_steps_engine, floor_seconds, med, raw_sqlite
 from engine.clock import FakeClock
 from engine.runtime.config import Settings
 
@@ -75,26 +75,19 @@ def goal_b(tmp: Path, sz: Sizes) -> dict[str, Any]:
 
 
 def _engine_floor(work: Path, n: int) -> float:
-    """Runs/s of the engine's own SQLite statements for ``n`` runs, replayed on bare sqlite3
-    (bench/sqlite_floor.py): the rate of an engine that spent no time of its own writing the
+    """Runs/s of the engine's own SQLite statements for ``n`` runs replayed on bare sqlite3
+    (``floor_seconds``): the rate of an engine that spent no time of its own writing the
     same rows, six durable commits per run. Over SpiffWorkflow's rate, the most goal b
     could show."""
-    from bench import sqlite_floor
-
-    work.mkdir(parents=True, exist_ok=True)
-    log: list[Any] = []
     clock = FakeClock(T0)
-    with sqlite_floor.record(log):
-        engine = five_steps_engine(work / "recorded.db", clock)
-        opened = len(log)
+
+    def runs(engine: Any) -> None:
         for _ in range(n):
             inst = engine.start("five_steps", FRONT_DESK)
             for k in range(1, 6):
                 clock.advance(timedelta(milliseconds=1))
                 engine.advance(inst.id, f"do_{k}", FRONT_DESK)
-        engine.close()
-    _, wall = sqlite_floor.replay_times(work / "replayed.db", log, opened)
-    return n / wall
+    return n / floor_seconds(work, None, lambda db: five_steps_engine(db, clock), runs)
 
 
 def goal_c(tmp: Path, sz: Sizes) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench import bench_timers
 from bench.common import T0, complaint, copy_db, open_engine
-from bench.suite_common import FRONT_DESK, Sizes, med, pct
+from bench.suite_common import FRONT_DESK, Sizes, floor_seconds, med, pct
 from engine.clock import FakeClock
 
 
@@ -63,22 +63,13 @@ def _burst(path: Path, until: datetime) -> dict[str, Any]:
 
 
 def _burst_floor(base: Path, work: Path, until: datetime) -> float:
-    """Seconds an engine spending no time of its own would take to drain the burst: the
-    sweep's own SQLite statements (every batch, commits and fsyncs) recorded on one copy and
-    replayed on bare sqlite3 on another (bench/sqlite_floor.py). The burst's p99 lag cannot
-    fall below about 0.99 of it."""
-    from bench import sqlite_floor
-
-    log: list[Any] = []
-    copy_db(base, work)
-    with sqlite_floor.record(log):
-        engine = open_engine(work, FakeClock(until))
-        opened = len(log)
+    """Seconds an engine spending no time of its own would take to drain the burst
+    (``floor_seconds``: the sweep's own statements, every batch with its commit, replayed
+    raw). The burst's p99 lag cannot fall below about 0.99 of it."""
+    def drain(engine: Any) -> None:
         while engine.tick(until, limit=50):
             pass
-        engine.close()
-    copy_db(base, work)
-    return sqlite_floor.replay_times(work, log, opened)[1]
+    return floor_seconds(work, base, lambda db: open_engine(db, FakeClock(until)), drain)
 
 
 def _due_times(path: Path) -> list[datetime]:
@@ -108,7 +99,7 @@ def goal_e_run(tmp: Path, sz: Sizes) -> dict[str, Any]:
         sustained.append(_sustained(work, dues[0], len(dues), rate, spacing))
         copy_db(base, work)
         burst.append(_burst(work, dues[-1] + timedelta(seconds=1)))
-    floor = _burst_floor(base, tmp / "e-floor.db", dues[-1] + timedelta(seconds=1))
+    floor = _burst_floor(base, tmp / "e-floor", dues[-1] + timedelta(seconds=1))
     pending = bench_timers.run(sz.e_small, sz.e_big, sz.reps)
     s99, b99 = med([r["p99"] for r in sustained]), med([r["p99"] for r in burst])
     small, big = pending

@@ -47,6 +47,8 @@ def test_scale_replay_and_batch_paths_report_every_figure(tmp_path: Path) -> Non
     h = suite.goal_h(tmp_path, TINY)
     assert h["fee_rate"] > 0 and h["bulk_rate"] > 0 and h["bulk_units"] == TINY.h_bulk
     assert h["backlog"] > 0 and h["batched"] > 0 and h["single"] > 0
+    assert h["bulk_floor_rate"] > 0 and h["bulk_bound"] == h["bulk_floor_rate"] / h["fee_rate"]
+    assert h["floor_rate"] > 0 and h["bound"] == h["floor_rate"] / h["single"]
 
 
 def test_timers_and_postgresql_clients_are_measured(tmp_path: Path) -> None:

@@ -40,6 +40,20 @@ def _h_bounds(h: dict[str, Any]) -> str:
     return out
 
 
+def _d_bound(d: dict[str, Any]) -> str:
+    """Goal d's bound: one client's engine statements sent again by a bare psycopg client."""
+    one = d["rows"][0]
+    if "floor" not in one:
+        return ""
+    return (f" Bound, measured in the same run: one client's engine statements sent again by a bare psycopg "
+            f"client to a copy of the database (`bench/pg_floor.py`: the server's work, the round trips and the "
+            f"WAL flushes, no engine time) run at {one['floor']:,.0f} actions/s, {one['bound']:.1%} of the raw "
+            "commits: " + ("50% is out of reach for these statements whatever the engine's Python costs."
+                           if one["bound"] < 0.5 else
+                           f"50% leaves the engine {1e3 / (0.5 * one['raw']) - 1e3 / one['floor']:.2f} ms of its "
+                           f"own per action against {1e3 / one['engine'] - 1e3 / one['floor']:.2f} ms now."))
+
+
 def _b_bound(b: dict[str, Any]) -> str:
     """Goal b's bound: the engine's own statements replayed raw, against SpiffWorkflow."""
     if "floor" not in b:
@@ -119,10 +133,10 @@ def render(results: dict[str, Any], m: dict[str, str], command: str, sz: Sizes, 
                      "The engine's statements run straight on psycopg (`engine/store/backends/postgres.py`: plain "
                      "SQL in `$n` form on a kept `RawCursor`, server-side prepared after five uses); an action "
                      "is 4–5 round trips (psycopg's BEGIN, SELECT … FOR UPDATE, one `WITH … INSERT events "
-                     "… UPDATE instances` statement, sometimes UPDATE timers, COMMIT) and ~1.1–1.3 ms of "
-                     "Python CPU in its process against the raw client's 3 round trips and next to no CPU; "
-                     "with more clients than the 2 CPUs the engine's CPU per action is the limit, the raw "
-                     "side's is the disk.")
+                     "… UPDATE instances` statement, sometimes UPDATE timers, COMMIT) and the engine's Python "
+                     "in its process, against the raw client's 3 round trips and next to no CPU; with more "
+                     "clients than the 2 CPUs the engine's CPU per action is the limit, the raw side's is the "
+                     "disk." + _d_bound(d))
     e = results.get("e")
     if e:
         L.append(f"| e1. fire lag p99 at ~{e['rate']:,.0f} timers/s sustained ({e['n']:,} timers) | "

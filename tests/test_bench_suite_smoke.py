@@ -58,6 +58,7 @@ def test_timers_and_postgresql_clients_are_measured(tmp_path: Path) -> None:
     d = suite.goal_d(tmp_path, TINY)
     if "skipped" not in d:
         assert [r["clients"] for r in d["rows"]] == [1, 2, 4] and all(r["engine"] > 0 for r in d["rows"])
+        assert d["rows"][0]["floor"] > 0 and d["rows"][0]["bound"] == d["rows"][0]["floor"] / d["rows"][0]["raw"]
 
 
 def test_the_section_names_every_goal_and_is_rewritten_in_place(tmp_path: Path) -> None:

@@ -29,29 +29,20 @@ def _h_bounds(h: dict[str, Any]) -> str:
     out = ""
     if "bulk_floor_rate" in h:
         out += (f" Bounds, measured in the same run: `start_many`'s own SQLite statements replayed on bare sqlite3 "
-                f"(`bench/sqlite_floor.py`) run at {h['bulk_floor_rate']:,.0f} starts/s, {h['bulk_bound']:.0f}× one "
-                f"at a time: 10× leaves the engine {1e3 / (10 * h['fee_rate']) - 1e3 / h['bulk_floor_rate']:.3f} "
-                f"ms of Python per row against {1e3 / h['bulk_rate'] - 1e3 / h['bulk_floor_rate']:.3f} ms now.")
+                f"(`bench/sqlite_floor.py`) run at {h['bulk_floor_rate']:,.0f} starts/s, {h['bulk_bound']:.1f}× one "
+                "at a time: " + _room(h["fee_rate"], h["bulk_floor_rate"], h["bulk_rate"], "row"))
     if "floor_rate" in h:
         out += (f" The backlog sweep's own statements replayed raw fire {h['floor_rate']:,.0f} steps/s, "
-                f"{h['bound']:.0f}× one at a time: 10× leaves the engine "
-                f"{1e3 / (10 * h['single']) - 1e3 / h['floor_rate']:.3f} ms of Python per step against "
-                f"{1e3 / h['batched'] - 1e3 / h['floor_rate']:.3f} ms now.")
+                f"{h['bound']:.1f}× one at a time: " + _room(h["single"], h["floor_rate"], h["batched"], "step"))
     return out
 
 
-def _d_bound(d: dict[str, Any]) -> str:
-    """Goal d's bound: one client's engine statements sent again by a bare psycopg client."""
-    one = d["rows"][0]
-    if "floor" not in one:
-        return ""
-    return (f" Bound, measured in the same run: one client's engine statements sent again by a bare psycopg "
-            f"client to a copy of the database (`bench/pg_floor.py`: the server's work, the round trips and the "
-            f"WAL flushes, no engine time) run at {one['floor']:,.0f} actions/s, {one['bound']:.1%} of the raw "
-            "commits: " + ("50% is out of reach for these statements whatever the engine's Python costs."
-                           if one["bound"] < 0.5 else
-                           f"50% leaves the engine {1e3 / (0.5 * one['raw']) - 1e3 / one['floor']:.2f} ms of its "
-                           f"own per action against {1e3 / one['engine'] - 1e3 / one['floor']:.2f} ms now."))
+def _room(one_rate: float, floor_rate: float, rate: float, per: str) -> str:
+    """What 10× the one-at-a-time rate leaves for the engine's own time above the floor."""
+    room = 1e3 / (10 * one_rate) - 1e3 / floor_rate
+    if room <= 0:
+        return "10× is out of reach for these statements and commits, whatever the engine's Python costs."
+    return f"10× leaves the engine {room:.3f} ms of Python per {per} against {1e3 / rate - 1e3 / floor_rate:.3f} ms now."
 
 
 def _b_bound(b: dict[str, Any]) -> str:

@@ -503,3 +503,50 @@ def test_posted_form_fields_become_the_values_the_engine_validates(tmp_path: Any
                                         "on": "2025-10-09", "urgent": False,
                                         "check": {"lock": {"result": "pass", "note": ""},
                                                   "alarm": {"result": "fail", "note": "电池没电"}}}
+
+
+def test_revoking_the_token_a_session_was_opened_with_ends_that_session_at_its_next_click(web: Web, runner: Any) -> None:
+    c = web.login("chen_jing")
+    assert c.get("/").status_code == 200
+    assert runner.invoke(main, ["staff", "token", "revoke", "chen_jing"]).exit_code == 0
+    r = c.get("/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    again = web.client()  # nor can the revoked token open a new one
+    r = again.post("/login", data={"csrf": csrf_of(again.get("/login").text), "staff": "chen_jing",
+                                   "secret": web.tokens["chen_jing"], "next": "/"})
+    assert r.status_code == 401
+
+
+def test_a_new_password_ends_the_sessions_opened_with_the_old_one_and_not_token_sessions(web: Web, runner: Any) -> None:
+    assert runner.invoke(main, ["staff", "password", "wang_li"], input="楼栋管家密码2025\n").exit_code == 0
+    by_password, by_token = web.login("wang_li", "楼栋管家密码2025"), web.login("wang_li")
+    assert by_password.get("/").status_code == 200
+    assert runner.invoke(main, ["staff", "password", "wang_li"], input="楼栋管家密码2026\n").exit_code == 0
+    r = by_password.get("/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert by_token.get("/").status_code == 200
+    assert web.login("wang_li", "楼栋管家密码2026").get("/").status_code == 200
+
+
+def test_a_session_cookie_that_names_no_credential_is_not_trusted(web: Web) -> None:
+    """A cookie signed by this server but holding only a staff id (as sessions did before
+    they named their credential) is sent to the login page, not let in."""
+    import base64
+    import json as json_
+
+    import httpx
+    from itsdangerous import TimestampSigner
+
+    from engine.store import tokens
+
+    def cookie(session: dict[str, Any]) -> httpx.Client:
+        c = web.client()
+        payload = base64.b64encode(json_.dumps(session).encode("utf-8"))
+        c.cookies.set("sop_session", TimestampSigner("test-secret").sign(payload).decode("utf-8"))
+        return c
+
+    with web.engine.read() as conn:
+        token_id = next(t.id for t in tokens.listing(conn, "chen_jing") if t.revoked_at is None)
+    assert cookie({"staff": "chen_jing", "via": "token", "ref": token_id, "csrf": "x"}).get("/").status_code == 200
+    r = cookie({"staff": "chen_jing", "csrf": "x"}).get("/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")

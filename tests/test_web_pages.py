@@ -13,6 +13,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from openpyxl import load_workbook
 
@@ -534,7 +535,6 @@ def test_a_session_cookie_that_names_no_credential_is_not_trusted(web: Web) -> N
     import base64
     import json as json_
 
-    import httpx
     from itsdangerous import TimestampSigner
 
     from engine.store import tokens
@@ -550,3 +550,20 @@ def test_a_session_cookie_that_names_no_credential_is_not_trusted(web: Web) -> N
     assert cookie({"staff": "chen_jing", "via": "token", "ref": token_id, "csrf": "x"}).get("/").status_code == 200
     r = cookie({"staff": "chen_jing", "csrf": "x"}).get("/")
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+def test_five_failed_logins_rest_that_staff_id_for_a_while_and_the_wait_ends(web: Web, clock: Any, runner: Any) -> None:
+    assert runner.invoke(main, ["staff", "password", "wang_li"], input="楼栋管家密码2025\n").exit_code == 0
+    c = web.client()
+
+    def attempt(staff: str, secret: str) -> httpx.Response:
+        return c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "staff": staff, "secret": secret,
+                                      "next": "/"})
+    for _ in range(5):
+        assert attempt("wang_li", "wrong-guess").status_code == 401
+        clock.advance(timedelta(minutes=1))
+    r = attempt("wang_li", "楼栋管家密码2025")  # even the right password waits: nothing is checked
+    assert r.status_code == 429 and "登录失败次数过多，请 10 分钟后再试。" in r.text
+    assert attempt("chen_jing", web.tokens["chen_jing"]).status_code == 303  # others log in as before
+    clock.advance(timedelta(minutes=10))  # the first failure is 15 minutes old
+    assert attempt("wang_li", "楼栋管家密码2025").status_code == 303

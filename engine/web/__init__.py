@@ -23,6 +23,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from engine.web.evidence import EvidenceStore
 from engine.web.session import SESSION_COOKIE, SESSION_SECONDS, CsrfRefused, LoginRequired
+from engine.web.throttle import LoginThrottle
 
 STATIC = Path(__file__).with_name("static")
 SECRET_ENV = "SOP_WEB_SECRET"
@@ -46,6 +47,7 @@ def install(app: FastAPI, engine: Any, files_dir: Optional[Path] = None, secret:
 
     secret = secret or os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32)
     app.state.evidence = EvidenceStore(files_dir or default_files_dir(engine.store_url))
+    app.state.login_throttle = LoginThrottle()
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
                        max_age=SESSION_SECONDS, same_site="lax", https_only=https_only)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

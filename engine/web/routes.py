@@ -132,10 +132,19 @@ async def login(request: Request) -> Response:
     check_csrf(request, form)
     staff, secret = str(form.get("staff") or "").strip(), str(form.get("secret") or "")
     nxt = safe_next(str(form.get("next") or "/"))
-    who = await run_in_threadpool(authenticate, engine_of(request), staff, secret)
+    engine, throttle = engine_of(request), request.app.state.login_throttle
+    address, now = request.client.host if request.client else "-", engine.clock.now()
+    wait = throttle.wait(staff, address, now)
+    if wait is not None:
+        minutes = max(1, -(-int(wait.total_seconds()) // 60))
+        return render(request, "login.html", {"next": nxt, "staff": staff,
+                                              "error": f"登录失败次数过多，请 {minutes} 分钟后再试。"}, status=429)
+    who = await run_in_threadpool(authenticate, engine, staff, secret)
     if who is None:
+        throttle.failed(staff, address, now)
         return render(request, "login.html", {"next": nxt, "error": "员工编号或密码（令牌）不正确。", "staff": staff},
                       status=401)
+    throttle.succeeded(staff, address)
     log_in(request, who)
     return RedirectResponse(nxt, status_code=303)
 

@@ -240,7 +240,7 @@ def test_a_role_that_may_not_start_is_refused_in_chinese(web: Web) -> None:
     page = c.get("/start/complaint")
     r = c.post("/start/complaint", data={"csrf": csrf_of(page.text), "anonymous": "true", "channel": "phone",
                                          "content": "x"})
-    assert r.status_code == 403 and "无权" in r.text
+    assert r.status_code == 403 and "您的角色无权执行此操作（可执行的角色：" in r.text and "未保存任何内容。" in r.text
 
 
 def test_claiming_from_the_queue_assigns_it_to_me(web: Web) -> None:
@@ -567,3 +567,44 @@ def test_five_failed_logins_rest_that_staff_id_for_a_while_and_the_wait_ends(web
     assert attempt("chen_jing", web.tokens["chen_jing"]).status_code == 303  # others log in as before
     clock.advance(timedelta(minutes=10))  # the first failure is 15 minutes old
     assert attempt("wang_li", "楼栋管家密码2025").status_code == 303
+
+
+def test_a_steward_corrects_a_cases_contact_from_its_page_and_only_what_was_filled_is_recorded(web: Web) -> None:
+    inst = web.start_complaint()
+    c = web.login(inst.assignee)
+    assert 'id="record"' in c.get(f"/instances/{inst.id}").text
+    page = c.get(f"/instances/{inst.id}/record").text
+    assert "补录资料" in page and "当前：13912345678" in page and "当前：王先生" in page
+    assert 'name="contact"' in page and 'name="findings"' not in page and 'name="level"' not in page  # CMP-8
+    r = c.post(f"/instances/{inst.id}/record", data={"csrf": csrf_of(page), "revision": str(inst.revision),
+                                                     "contact": "13800001111", "owner_name": ""})
+    assert r.status_code == 303 and r.headers["location"] == f"/instances/{inst.id}"
+    after = web.engine.show(inst.id)
+    assert (after.data["contact"], after.data["owner_name"]) == ("13800001111", "王先生")
+    last = web.engine.history(inst.id)[-1]
+    assert (last.type, last.actor) == ("DataRecorded", inst.assignee)
+    assert '"changes":{"contact":"13800001111"}' in last.data_json
+    assert "已补录：" in c.get(f"/instances/{inst.id}").text
+
+
+def test_a_record_with_nothing_filled_or_from_a_stale_page_writes_nothing_and_says_so(web: Web) -> None:
+    inst = web.start_complaint()
+    c = web.login(inst.assignee)
+    page = c.get(f"/instances/{inst.id}/record").text
+    r = c.post(f"/instances/{inst.id}/record", data={"csrf": csrf_of(page), "revision": str(inst.revision)})
+    assert r.status_code == 422 and "请至少填写一项要补录或更正的内容。未保存任何内容。" in r.text
+    web.engine.record(inst.id, inst.assignee, {"owner_name": "王女士"})  # someone else, meanwhile
+    r = c.post(f"/instances/{inst.id}/record", data={"csrf": csrf_of(page), "revision": str(inst.revision),
+                                                     "contact": "13800001111"})
+    assert r.status_code == 409 and web.engine.show(inst.id).data["contact"] == "13912345678"
+
+
+def test_someone_with_no_work_on_the_case_gets_no_record_button_and_a_refusal_in_chinese(web: Web) -> None:
+    inst = web.start_complaint()
+    c = web.login("wu_gang")  # engineering: no step of a new complaint is theirs
+    assert 'id="record"' not in c.get(f"/instances/{inst.id}").text
+    page = c.get(f"/instances/{inst.id}/record").text
+    r = c.post(f"/instances/{inst.id}/record", data={"csrf": csrf_of(page), "revision": str(inst.revision),
+                                                     "contact": "13800001111"})
+    assert r.status_code == 403 and "您的角色无权执行此操作（可执行的角色：" in r.text and "未保存任何内容。" in r.text
+    assert web.engine.show(inst.id).revision == inst.revision

@@ -43,7 +43,7 @@ def default_files_dir(store_url: str) -> Path:
 def install(app: FastAPI, engine: Any, files_dir: Optional[Path] = None, secret: Optional[str] = None,
             https_only: bool = False) -> None:
     """Add the web pages to ``app`` (the API's app, over ``engine``)."""
-    from engine.web import reports, routes
+    from engine.web import record, reports, routes
 
     secret = secret or os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32)
     app.state.evidence = EvidenceStore(files_dir or default_files_dir(engine.store_url))
@@ -53,6 +53,7 @@ def install(app: FastAPI, engine: Any, files_dir: Optional[Path] = None, secret:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(routes.router)
     app.include_router(reports.router)
+    app.include_router(record.router)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:

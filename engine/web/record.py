@@ -40,8 +40,9 @@ def record_form(engine: Any, proc: Any, inst: Any) -> Optional[FormSpec]:
         current = inst.data.get(k)
         hint = ("当前：（未填）" if current in (None, "") else "当前：已上传文件" if is_evidence(current)
                 else f"当前：{views.value_text(engine, proc, k, current)}")
-        out[k] = proc.fields[k].model_copy(update={"required": False, "required_if": None, "default": None,
-                                                   "help": hint})
+        spec = proc.fields[k]
+        out[k] = spec.model_copy(update={"required": False, "required_if": None, "default": None,
+                                         "help": f"{hint}；{spec.help}" if spec.help else hint})
     return FormSpec(id="record", title=TITLE, fields=out)
 
 

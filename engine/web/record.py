@@ -61,7 +61,7 @@ def _page_parts(request: Request, instance_id: int) -> tuple[Any, Any, Any, Opti
 def _common(engine: Any, proc: Any, inst: Any, form: FormSpec, revision: Optional[int]) -> dict[str, Any]:
     return dict(title=TITLE, heading=f"#{inst.id} {proc.spec.title}：{TITLE}", form=form,
                 action_url=f"/instances/{inst.id}/record", back=f"/instances/{inst.id}", revision=revision,
-                inst=inst, labels=views.field_labels(proc))
+                inst=inst, labels=views.field_labels(proc), examples=False)
 
 
 @router.get("/instances/{instance_id}/record", response_class=HTMLResponse)

@@ -49,8 +49,25 @@ class _Builder:
         e = Event(type_, who.id, self.role if who is self.actor else None, self.at, data)
         self.decision.events.append(e)
         if type_ != m.INSTANCE_STARTED:
+            before = self.inst
             self.inst = ev.evolve(self.proc, self.inst, e)
             self.decision.folded = (len(self.decision.events), self.inst)
+            self._carry_context(before, type_, data)
+
+    def _carry_context(self, before: Instance, type_: str, data: dict[str, Any]) -> None:
+        """Keep the expression context across an event that changes only data (a computed
+        or set value) or nothing it holds (a notification): the next effect's ``when`` and
+        ``compute`` read the same context with those values updated, instead of every field
+        typed again (a start's effects are a chain of such events)."""
+        if self._context is None or self._context[0] is not before:
+            return
+        if type_ == m.NOTIFICATION_QUEUED:
+            self._context = (self.inst, self._context[1])
+        elif type_ == m.DATA_RECORDED and not _INSTANCE_NAMES.intersection(data["changes"]):
+            ctx = dict(self._context[1])
+            for k, v in data["changes"].items():
+                ctx[k] = typed(self.proc.fields.get(k), v)
+            self._context = (self.inst, ctx)
 
     def context(self, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         if extra is None and self._context is not None and self._context[0] is self.inst:
@@ -60,6 +77,11 @@ class _Builder:
         if extra is None:
             self._context = (self.inst, ctx)
         return ctx
+
+
+# What ``expression_context`` sets over the data: a field of the same name is hidden by it.
+_INSTANCE_NAMES = frozenset({"id", "state", "assignee", "procedure", "now", "actor", "actor_roles", "parent_id",
+                             "site_name", "site_greeting"})
 
 
 def expression_context(proc: CompiledProcedure, inst: Instance, at: datetime, actor: str,

@@ -487,7 +487,7 @@ def check_system_actions(spec: ProcedureSpec, pos: Positions) -> list[Issue]:
     for i, t in enumerate(spec.timers):
         if t.action:
             # armed in its state, or (no state) for the whole instance: every state not final
-            states = ({t.state} & set(spec.states) if t.state
+            states = (set(t.states) & set(spec.states) if t.states
                       else {n for n, st in spec.states.items() if st.kind != "final"})
             check(t.action, ("timers", i, "action"), states, "when the timer fires")
     return issues

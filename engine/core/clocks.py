@@ -292,7 +292,7 @@ def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock:
     args = (clock.started_at, clock.due, clock.goal_kind == "wall", clock.warned, clock.status is _BREACHED)
     if memo is None:
         return _step_after(cal, spec, *args)  # type: ignore[arg-type]
-    return _remember(memo, ("sla-step", proc.id, proc.version, spec.name, *args),  # type: ignore[no-any-return]
+    return _remember(memo, ("sla-step", proc.id, proc.version, spec.name, *args),
                      lambda: _step_after(cal, spec, *args))  # type: ignore[arg-type]
 
 

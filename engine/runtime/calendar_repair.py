@@ -69,7 +69,7 @@ def repair_decision(proc: Any, cal: WorkCalendar, inst: Any, history: list[Event
     decision = Decision()
     if not changes:
         return decision
-    first_wrong = min(clock.next for _, clock, _ in changes)  # type: ignore[type-var]
+    first_wrong = min(clock.next for _, clock, _ in changes)
     at = min(now, first_wrong)
     if inst.last_occurred_at is not None:
         at = max(at, inst.last_occurred_at)

@@ -132,12 +132,12 @@ class OrgSpec(Strict):
     @property
     def supervising_roles(self) -> tuple[str, ...]:
         """Roles that may act on any task of any building, assign, and read others' inboxes."""
-        return self._supervising  # type: ignore[attr-defined,no-any-return]
+        return self._supervising  # type: ignore[attr-defined]
 
     @property
     def auditing_roles(self) -> tuple[str, ...]:
         """Roles that may read the site-wide audit views: verify, SLA report, dashboard."""
-        return self._auditing  # type: ignore[attr-defined,no-any-return]
+        return self._auditing  # type: ignore[attr-defined]
 
     def person(self, staff_id: str) -> Staff:
         try:
@@ -155,7 +155,7 @@ class OrgSpec(Strict):
         on what is assigned to them; a supervising role lifts the limit; staff without
         buildings (front desk, engineering, finance, the engine itself) are not limited.
         """
-        return self._scopes.get(staff_id)  # type: ignore[attr-defined,no-any-return]
+        return self._scopes.get(staff_id)  # type: ignore[attr-defined]
 
     def steward_of_building(self, building: str | None) -> str | None:
         return self._stewards.get(building) if building else None  # type: ignore[attr-defined]

@@ -113,7 +113,7 @@ def iter_rows(conn: Connection, page: int = 1000) -> Iterator[tuple[int, str, st
         rows = [tuple(r) for r in conn.execute(q)]
         if not rows:
             return
-        yield from rows  # type: ignore[misc]
+        yield from rows
         after = rows[-1][0]
 
 

@@ -264,7 +264,7 @@ class PostgresStore(CoreStore):
                 channel: Optional[str], at: datetime) -> None:
         if recipients:
             _insert_rows(conn, "outbox", queue.COLUMNS,
-                         queue.outbox_rows(instance_id, seq, recipients, message, channel, at))  # type: ignore[arg-type]
+                         queue.outbox_rows(instance_id, seq, recipients, message, channel, at))
 
     def seal(self, conn: Connection, at: datetime) -> Optional[int]:
         taken = ledger.take_pending(conn)

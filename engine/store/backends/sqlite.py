@@ -124,7 +124,7 @@ def _driver(conn: Connection) -> sqlite3.Connection:
         if not conn.in_transaction():
             conn.begin()
         driver = conn.connection.driver_connection
-    return driver  # type: ignore[no-any-return]
+    return driver
 
 
 def _run(conn: Connection, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
@@ -151,7 +151,7 @@ def _packer(table: Any, columns: Sequence[str]) -> Callable[[dict[str, Any]], Se
     get = itemgetter(*columns)
     times = tuple(i for i, c in enumerate(columns) if isinstance(table.c[c].type, UTCDateTime))
     if not times:
-        return get  # type: ignore[no-any-return]
+        return get
 
     def pack(row: dict[str, Any]) -> Sequence[Any]:
         values = list(get(row))

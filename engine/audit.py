@@ -47,7 +47,8 @@ class StoredEvent(NamedTuple):
                             self.recorded_at, self.prev_hash, self.hash)
 
 
-_SCAN = json.JSONDecoder().scan_once  # what json.loads runs, without its two whitespace scans
+# what json.loads runs, without its two whitespace scans
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, not in typeshed
 
 
 def loads(text: Any) -> Any:

@@ -101,7 +101,7 @@ def _parse_duration(text: str, unit_items: tuple[tuple[str, str], ...]) -> Durat
     units = dict(unit_items)
     if text.strip().startswith("-"):
         raise _error(text, "durations are never negative (subtract in the expression: starts_at - 15m)", units)
-    table = {**_UNITS, **_procedure_units(units or {})}
+    table: dict[str, tuple[Kind, Fraction | int]] = {**_UNITS, **_procedure_units(units or {})}
     terms = _terms(text, table, units or {})
     kinds = {kind for kind, _ in terms}
     if len(kinds) > 1:

@@ -150,8 +150,7 @@ def parse(form: Optional[FormSpec], submitted: Any, zone: ZoneInfo, files: Evide
             upload = submitted.get(f"{name}.file")
             if upload is not None and getattr(upload, "filename", None):
                 upload.file.seek(0)
-                value = files.put(upload.file, upload.filename, upload.content_type)
-                data[name] = stored[name] = value
+                data[name] = stored[name] = files.put(upload.file, upload.filename, upload.content_type)
                 continue
             kept = submitted.get(f"{name}.stored")
             if kept:

@@ -31,7 +31,7 @@ from engine.errors import ConcurrencyConflict, InstanceNotFound
 from engine.store import bulk, instances, ledger, log, queue
 from engine.store import timers as timer_store
 from engine.store.backends.core import CoreStore
-from engine.store.db import as_sqlalchemy_error
+from engine.store.db import as_sqlalchemy_error, driver_of
 from engine.store.instance_cache import check_entry
 from engine.store.log import EVENT_COLUMNS, Chain
 from engine.store.port import DueStep
@@ -141,7 +141,7 @@ def _cursor(conn: Connection) -> psycopg.RawCursor[Any]:
     cursor per statement costs ~25 us of CPU, a fifth of a round trip."""
     if getattr(conn, "sop_driver", None) is None and not conn.in_transaction():
         conn.begin()  # as Core would autobegin (psycopg then begins on the first statement)
-    record, driver = conn.connection, conn.connection.driver_connection
+    record, driver = conn.connection, driver_of(conn)
     cur = record.info.get("sop_cursor")
     if cur is None or cur.closed or cur.connection is not driver:  # (a pool record may reconnect)
         cur = record.info["sop_cursor"] = psycopg.RawCursor(driver)

@@ -27,7 +27,7 @@ from engine.instants import per_instant
 from engine.store import bulk, instances, ledger, log, queue
 from engine.store import timers as timer_store
 from engine.store.backends.core import CoreStore
-from engine.store.db import as_sqlalchemy_error
+from engine.store.db import as_sqlalchemy_error, driver_of
 from engine.store.instance_cache import check_entry
 from engine.store.log import EVENT_COLUMNS, Chain
 from engine.store import tables
@@ -123,7 +123,7 @@ def _driver(conn: Connection) -> sqlite3.Connection:
     if driver is None:
         if not conn.in_transaction():
             conn.begin()
-        driver = conn.connection.driver_connection
+        driver = driver_of(conn)
     return driver
 
 
@@ -134,7 +134,7 @@ def _run(conn: Connection, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
         raise as_sqlalchemy_error(conn.dialect, sql, args, err) from err
 
 
-def _run_many(conn: Connection, sql: str, rows: list[Sequence[Any]]) -> None:
+def _run_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     try:
         _driver(conn).executemany(sql, rows)
     except sqlite3.Error as err:

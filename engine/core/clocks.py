@@ -87,10 +87,10 @@ def stamp(cal: WorkCalendar, clock: Clock, uses_calendar: bool, memo: Optional[d
     (and hashes) are what they were before provisional years existed.
     """
     ends = [t for t in (clock.due, clock.next) if t]
-    if not uses_calendar or not ends:
+    if not uses_calendar or not ends or clock.started_at is None:  # (a clock with a deadline has started)
         years: list[int] = []
     elif memo is None:
-        years = cal.provisional_years(clock.started_at, max(ends))  # type: ignore[arg-type]
+        years = cal.provisional_years(clock.started_at, max(ends))
     else:  # a batch's: one answer per window
         window = (clock.started_at, max(ends))
         years = _remember(memo, ("provisional", *window), lambda: cal.provisional_years(*window))
@@ -161,8 +161,8 @@ def react(proc: CompiledProcedure, cal: WorkCalendar, before: Optional[Instance]
         for e in _react_sla(proc, cal, spec, inst, actions, entered, started, at, memo):
             out.append(e)
             inst = ev.evolve(proc, inst, e)
-    for spec in proc.spec.timers:
-        for e in _react_timer(proc, cal, spec, inst, entered, left, started, at, memo):
+    for tspec in proc.spec.timers:
+        for e in _react_timer(proc, cal, tspec, inst, entered, left, started, at, memo):
             out.append(e)
             inst = ev.evolve(proc, inst, e)
     for qspec in proc.spec.quotas:

@@ -74,6 +74,7 @@ def repair_decision(proc: Any, cal: WorkCalendar, inst: Any, history: list[Event
     if inst.last_occurred_at is not None:
         at = max(at, inst.last_occurred_at)
     for name, clock, new in changes:
+        assert new.due is not None, "a repaired clock has a due time (it moved it)"
         decision.events.append(Event(clk.CLOCK_REPAIRED, "system", None, at, {
             "name": name, "clock": new.to_stored(), "old_due": clk.iso(clock.due), "new_due": clk.iso(new.due),
             "reason": _reason(cal, clock, new)}))

@@ -395,6 +395,7 @@ class Engine(EngineQueries):
         for req in decision.spawns:
             child_proc = self.library.get(req.procedure, f"spawned by {proc.id} instance {before.id}")
             last_at = decision.events[-1].occurred_at if decision.events else after.last_occurred_at
+            assert last_at is not None, "a spawn comes with the action's events"
             starter = self._spawner(decision)
             child = self._start_in(conn, child_proc, starter, req.data, last_at, before.id)
             spawned.append(child.id)

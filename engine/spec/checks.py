@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import deque
-from typing import Callable, Iterable, Mapping
+from typing import AbstractSet, Callable, Iterable, Mapping
 
 from engine.errors import Issue
 from engine.spec.expr import ExprError, compile_expr
@@ -188,7 +188,7 @@ def check_expressions(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, F
     known = set(field_types(spec, forms)) | INSTANCE_NAMES
     issues: list[Issue] = []
 
-    def expr(source: str | None, path: tuple, extra: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def expr(source: str | None, path: tuple, extra: AbstractSet[str] = frozenset()) -> None:
         if source is None:
             return
         try:

@@ -135,7 +135,7 @@ def read_records(text: str, zone: ZoneInfo) -> tuple[list[CallRecord], list[RowE
 
 def ring_length(engine: Any) -> timedelta:
     units = engine.library.get(PROCEDURE).spec.units
-    return parse_duration(units.get("ring", "5s"), units).amount  # type: ignore[return-value]
+    return parse_duration(units.get("ring", "5s"), units).amount  # type: ignore[return-value]  # phone_call.yaml defines ring in seconds (wall time)
 
 
 def load_record(engine: Any, rec: CallRecord, staff: str, ring: timedelta, result: CallImport) -> None:

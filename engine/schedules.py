@@ -83,7 +83,7 @@ class Every:
     def next_after(self, t: datetime, calendar: WorkCalendar, anchor: datetime | None = None) -> datetime:
         t = _local(t, calendar)
         anchor = _local(anchor, calendar) if anchor is not None else t
-        step: timedelta = self.step.amount  # type: ignore[assignment]
+        step: timedelta = self.step.amount  # type: ignore[assignment]  # kind tags amount: a timedelta for wall and working
         if self.step.kind == "working":
             elapsed = calendar.working_time_between(anchor, t) if t >= anchor else timedelta(0)
             return calendar.add_working_time(anchor, (elapsed // step + 1) * step)

@@ -90,7 +90,7 @@ def start_many(engine: Any, procedure: str, staff: str, rows: Sequence[dict[str,
             out[d.row] = d.inst
         existing = [i for i, k in enumerate(keys) if k and k in found]
         for i in existing:
-            out[i] = instance_store.load_instance(conn, found[keys[i]])  # type: ignore[index]
+            out[i] = instance_store.load_instance(conn, found[keys[i]])  # type: ignore[index]  # existing rows all have keys
     return BulkStarted([inst for inst in out if inst is not None], existing)
 
 

@@ -83,8 +83,8 @@ def repair_decision(proc: Any, cal: WorkCalendar, inst: Any, history: list[Event
 
 def _reason(cal: WorkCalendar, old: Clock, new: Clock) -> str:
     """Why a clock moved: the years its window spans, as the calendar now describes them."""
-    start = old.started_at.astimezone(cal.zone)  # type: ignore[union-attr]
-    end = max(old.due, new.due).astimezone(cal.zone)  # type: ignore[type-var, union-attr]
+    start = old.started_at.astimezone(cal.zone)  # type: ignore[union-attr]  # a repaired clock has started and has due times
+    end = max(old.due, new.due).astimezone(cal.zone)  # type: ignore[type-var, union-attr]  # a repaired clock has started and has due times
     years = "; ".join(f"{y}: {cal.describe_year(y)}" for y in range(start.year, end.year + 1))
     was = f"was computed on provisional {', '.join(map(str, old.provisional))}; " if old.provisional else ""
     return f"working calendar changed ({was}now {years})"

@@ -228,7 +228,7 @@ def field_errors(errors: list[FieldError], form: Optional[FormSpec], labels: Opt
         if top in names:
             spec = form.fields[top] if form else None
             conditional = spec is not None and spec.required_if and e.reason.startswith("required when ")
-            reason = (f"此情况下必填（{condition_text(spec.required_if, form, labels)}）"  # type: ignore[union-attr,arg-type]
+            reason = (f"此情况下必填（{condition_text(spec.required_if, form, labels)}）"  # type: ignore[union-attr,arg-type]  # conditional: spec and its form are there
                       if conditional else zh(e.reason))
             by_field[top] = "；".join(filter(None, [by_field.get(top), reason]))
         else:

@@ -183,13 +183,13 @@ class PostgresStore(CoreStore):
         """A loaded row's instance: the cache's if it is the row remembered (psycopg's values:
         its times compare as instants with the UTC ones bound), else decoded and remembered."""
         cache = self.cache
-        cached = cache.get(row[0], row)  # type: ignore[arg-type]
+        cached = cache.get(row[0], row)
         if cached is not None:
             if cache.check:
                 check_entry(cached, _decode(row))
             return cached
         inst = _decode(row)
-        cache.remember(row, inst)  # type: ignore[arg-type]
+        cache.remember(row, inst)
         return inst
 
     def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
@@ -231,7 +231,7 @@ class PostgresStore(CoreStore):
                 f"(${3 + 2 * i}, ${4 + 2 * i})" for i in range(len(pairs))) + ")"
         args = [to_db(until), limit, *(v for pair in pairs for v in pair)]
         rows = _run(conn, _LOCK_DUE.format(skip=cond), args).fetchall()
-        return [DueStep(r[0], r[1], read_time(r[2])) for r in rows]  # type: ignore[arg-type]
+        return [DueStep(r[0], r[1], read_time(r[2])) for r in rows]  # type: ignore[arg-type]  # a due row has its time
 
     def claim_step(self, conn: Connection, step: DueStep) -> bool:
         return _run(conn, _CLAIM, (step.instance_id, step.name, to_db(step.next_fire_at))).rowcount == 1

@@ -188,13 +188,13 @@ class SqliteStore(CoreStore):
         """A loaded row's instance: the cache's if it is the row remembered, else decoded
         (and remembered)."""
         cache = self.cache
-        cached = cache.get(row[0], row)  # type: ignore[arg-type]
+        cached = cache.get(row[0], row)
         if cached is not None:
             if cache.check:
                 check_entry(cached, _decode(row))
             return cached
         inst = _decode(row)
-        cache.remember(row, inst)  # type: ignore[arg-type]
+        cache.remember(row, inst)
         return inst
 
     def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
@@ -226,7 +226,7 @@ class SqliteStore(CoreStore):
                   skip: Collection[tuple[int, str]] = ()) -> list[DueStep]:
         """The write transaction holds SQLite's one write lock already: nothing to lock."""
         rows = _run(conn, _DUE, (to_db(until), limit + len(skip))).fetchall()
-        return [DueStep(r[0], r[1], read_time(r[2])) for r in rows if (r[0], r[1]) not in skip][:limit]  # type: ignore[arg-type]
+        return [DueStep(r[0], r[1], read_time(r[2])) for r in rows if (r[0], r[1]) not in skip][:limit]  # type: ignore[arg-type]  # a due row has its time
 
     def claim_step(self, conn: Connection, step: DueStep) -> bool:
         return _run(conn, _CLAIM, (step.instance_id, step.name, to_db(step.next_fire_at))).rowcount == 1

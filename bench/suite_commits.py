@@ -131,6 +131,30 @@ def _pg_client(kind: str, url: str, ids: list[int], first: int, start_at: dateti
         out.put(("error", repr(e), 0.0))
 
 
+def _pg_floor(server: Any, seeded: str, prefix: str, ids: list[int], start_at: datetime) -> float:
+    """Actions/s of the engine's own statements for one client's actions, sent again by a bare
+    psycopg client to a copy of the same database (bench/pg_floor.py): the server's work, the
+    round trips and the WAL flushes of an engine spending no time of its own."""
+    from bench import pg_floor
+
+    log: list[Any] = []
+    for name in (f"{prefix}_rec", f"{prefix}_rep"):
+        server.admin(f"CREATE DATABASE {name} TEMPLATE {seeded} STRATEGY FILE_COPY")
+    try:
+        clock = FakeClock(start_at)
+        with pg_floor.record(log):
+            engine = build_engine(Settings(server.url(f"{prefix}_rec"), ROOT / "procedures", ROOT / "org" / "demo.yaml"),
+                                  clock)
+            opened = len(log)
+            n = _complaint_actions(engine, clock, ids, 0)
+            engine.close()
+        url = server.url(f"{prefix}_rep").replace("postgresql+psycopg://", "postgresql://")
+        return n / pg_floor.replay_seconds(url, log, opened)
+    finally:
+        for name in (f"{prefix}_rec", f"{prefix}_rep"):
+            server.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def goal_d(tmp: Path, sz: Sizes) -> dict[str, Any]:
     """Persisted actions: a server with PostgreSQL's durability (the goal); then the same
     with fsync off, where "raw" is the bare round-trip rate (reported, not judged)."""
@@ -190,6 +214,9 @@ def _goal_d_on(bindir: Path, settings: dict[str, str], sz: Sizes) -> dict[str, A
                     server.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             e, r = med(rates["engine"]), med(rates["raw"])
             rows.append({"clients": clients, "engine": e, "raw": r, "ratio": e / r})
+        floor = _pg_floor(server, seeded, f"{dbs.prefix}_floor", ids[:sz.d_per_client], start_at)
+        rows[0]["floor"] = floor
+        rows[0]["bound"] = floor / rows[0]["raw"]
         ver = "?"
         import psycopg
         with psycopg.connect(host=str(server.root), user="sop", dbname="postgres") as c:

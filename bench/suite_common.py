@@ -6,8 +6,10 @@ import sqlite3
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Optional
 
-from bench.common import ROOT
+from bench import sqlite_floor
+from bench.common import ROOT, copy_db
 from engine.clock import FakeClock
 from engine.runtime.config import Settings, build_engine
 from engine.store.db import SQLITE_PRAGMAS
@@ -68,3 +70,24 @@ def raw_sqlite(path: Path) -> sqlite3.Connection:
 
 def five_steps_engine(db_path: Path, clock: FakeClock):  # type: ignore[no-untyped-def]
     return build_engine(Settings(f"sqlite:///{db_path}", FIXTURES, ROOT / "org" / "demo.yaml"), clock)
+
+
+def floor_seconds(work: Path, base: Optional[Path], open_engine: Callable[[Path], Any],
+                  body: Callable[[Any], object]) -> float:
+    """Wall seconds an engine spending no time of its own would take for ``body``'s work: the
+    SQLite statements ``body`` sends (its commits and fsyncs included) recorded on one copy of
+    ``base`` (or an empty database) and replayed on bare sqlite3 on another
+    (bench/sqlite_floor.py). A goal needing less time than this cannot be met by any engine
+    writing the same rows."""
+    work.mkdir(parents=True, exist_ok=True)
+    recorded, replayed = work / "recorded.db", work / "replayed.db"
+    for db in (recorded, replayed):
+        if base is not None:
+            copy_db(base, db)
+    log: list[Any] = []
+    with sqlite_floor.record(log):
+        engine = open_engine(recorded)
+        opened = len(log)
+        body(engine)
+        engine.close()
+    return sqlite_floor.replay_times(replayed, log, opened)[1]

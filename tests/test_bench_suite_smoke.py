@@ -26,6 +26,7 @@ def test_the_five_step_procedure_runs_in_the_engine_and_in_spiffworkflow(tmp_pat
     import SpiffWorkflow  # noqa: F401  (declared in [test]: missing, it fails rather than skips)
     b = suite.goal_b(tmp_path, TINY)
     assert b["engine"] > 0 and b["spiff"] > 0
+    assert b["floor"] > 0 and b["bound"] == b["floor"] / b["spiff"]
 
 
 def test_in_memory_decisions_are_compared_with_transitions(tmp_path: Path) -> None:
@@ -46,14 +47,18 @@ def test_scale_replay_and_batch_paths_report_every_figure(tmp_path: Path) -> Non
     h = suite.goal_h(tmp_path, TINY)
     assert h["fee_rate"] > 0 and h["bulk_rate"] > 0 and h["bulk_units"] == TINY.h_bulk
     assert h["backlog"] > 0 and h["batched"] > 0 and h["single"] > 0
+    assert h["bulk_floor_rate"] > 0 and h["bulk_bound"] == h["bulk_floor_rate"] / h["fee_rate"]
+    assert h["floor_rate"] > 0 and h["bound"] == h["floor_rate"] / h["single"]
 
 
 def test_timers_and_postgresql_clients_are_measured(tmp_path: Path) -> None:
     e = suite.goal_e_run(tmp_path, TINY)
     assert e["s_fired"] == e["n"] and e["b_p99"] > 0 and e["big"]["pending"] > e["small"]["pending"]
+    assert e["b_floor_s"] > 0 and e["b_floor_rate"] == e["n"] / e["b_floor_s"]
     d = suite.goal_d(tmp_path, TINY)
     if "skipped" not in d:
         assert [r["clients"] for r in d["rows"]] == [1, 2, 4] and all(r["engine"] > 0 for r in d["rows"])
+        assert d["rows"][0]["floor"] > 0 and d["rows"][0]["bound"] == d["rows"][0]["floor"] / d["rows"][0]["raw"]
 
 
 def test_the_section_names_every_goal_and_is_rewritten_in_place(tmp_path: Path) -> None:
@@ -64,6 +69,7 @@ def test_the_section_names_every_goal_and_is_rewritten_in_place(tmp_path: Path) 
               "bulk_units": 20, "bulk_ratio": 4.0, "met_bulk": False, "backlog": 60, "backlog_single": 60,
               "batched": 3.0, "single": 1.0, "ratio": 3.0, "met_t": False},
         "d": {"skipped": "no PostgreSQL server binaries"},
+        "b": {"engine": 250.0, "spiff": 160.0, "ratio": 1.5625, "met": False, "floor": 600.0, "bound": 3.75},
     }
     section = suite.render(results, machine_info(), "python -m bench.bench_suite", TINY, 1.0, "disk", "0 / 0 / 0")
     md = tmp_path / "BENCHMARKS.md"
@@ -73,6 +79,8 @@ def test_the_section_names_every_goal_and_is_rewritten_in_place(tmp_path: Path) 
     text = md.read_text(encoding="utf-8")
     assert text.count(suite.END_MARK) == 1 and text.count(suite.HEADING) == 1 and "Other section." in text
     assert "**met**" in text and "not measured" in text
+    assert "replayed on bare sqlite3 (`bench/sqlite_floor.py`" in text and "run at 600 runs/s, 3.8× SpiffWorkflow: " \
+        "5× needs the commits themselves to be cheaper" in text
     assert "| h1. a month's fee cycle for 20 units | `Engine.start_many` 400 starts/s (20 in 0.1 s) vs one at a " \
            "time 100 starts/s (first 10) = 4.0× | ≥ 10× one at a time | **not met** |" in text
 

@@ -248,6 +248,30 @@ def test_api_tasks_hold_the_branch_tasks_and_a_branch_action_is_taken_over_http(
     assert chen.get("/v1/tasks").json()["total"] == 0
 
 
+def test_api_inbox_filters_judge_a_branch_task_where_it_stands(api) -> None:  # type: ignore[no-untyped-def]
+    """A filtered inbox keeps the branch tasks that match it: procedure, building and overdue on
+    the case, state and assignee on the branch — none dropped because the list is filtered."""
+    p, other = start(api.engine, "3-1201"), start(api.engine, "4-0802")
+    chen = api.as_("chen_jing")
+
+    def tasks(query: str) -> list[tuple[int, str]]:
+        body = chen.get(f"/v1/tasks?{query}").json()
+        assert body["total"] == len(body["items"]), body
+        return [(t["id"], t["state"]) for t in body["items"]]
+
+    both = [(p.id, "cs_patrol"), (other.id, "cs_patrol")]
+    assert tasks("") == both
+    assert tasks(f"procedure={PATROL}") == both and tasks("procedure=complaint") == []
+    assert tasks("building=4") == [(other.id, "cs_patrol")] and tasks("building=1") == []
+    assert tasks("state=cs_patrol") == both and tasks("state=security_patrol") == []
+    assert tasks("assignee=chen_jing") == both and tasks("assignee=xu_bin") == []
+    assert tasks("overdue=false") == both and tasks("overdue=true") == []
+    assert tasks("status=completed") == []
+    wu = api.as_("wu_gang")  # a role queue, filtered
+    assert [(t["id"], t["state"]) for t in wu.get("/v1/tasks?role=engineering&building=3").json()["items"]] == \
+        [(p.id, "engineering_patrol")]
+
+
 def test_web_inbox_and_instance_page_show_the_branches(web: Web) -> None:
     p = start(web.engine)
     guard = web.login("chen_jing")

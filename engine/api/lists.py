@@ -61,14 +61,15 @@ def _page(request: Request, f: InstanceFilter, paging: Paging, inbox: bool,
     """One page; an inbox with ``branches`` (staff, roles, buildings) also holds one task per
     open parallel branch waiting on them, merged in order (engine/store/queries.branch_tasks)."""
     engine = request.app.state.engine
+    now = engine.clock.now()
     with engine.read() as conn:
-        extra = branch_tasks(conn, *branches) if branches else []
+        extra = branch_tasks(conn, *branches, narrow=f, now=now) if branches else []
         if extra:
-            whole = list_instances(conn, f, engine.clock.now(), paging.offset + paging.limit, 0, oldest_first=True)
+            whole = list_instances(conn, f, now, paging.offset + paging.limit, 0, oldest_first=True)
             items = merged(whole.items, extra)[paging.offset:paging.offset + paging.limit]
             page = queries.Page(items, whole.total + len(extra))
         else:
-            page = list_instances(conn, f, engine.clock.now(), paging.limit, paging.offset, oldest_first=inbox)
+            page = list_instances(conn, f, now, paging.limit, paging.offset, oldest_first=inbox)
     zone = ZoneInfo(engine.org.site.zone)
     end = paging.offset + len(page.items)
     return {"items": [_summary(i, zone) for i in page.items], "total": page.total, "limit": paging.limit,
@@ -119,10 +120,4 @@ def tasks(request: Request, who: Caller = Depends(caller), f: InstanceFilter = D
             roles, scope = tuple(engine.org.person(whose).roles), engine.org.building_scope(whose)
             f = replace(f, work_of=(whose, roles), queue_buildings=scope)
             branches = (whose, roles, scope)
-    return _page(request, f, paging, inbox=True, branches=branches if _plain(f) else None)
-
-
-def _plain(f: InstanceFilter) -> bool:
-    """Whether an inbox carries no filter a branch task could fail (they are added unfiltered)."""
-    return f.procedure is None and f.state is None and f.assignee is None and f.building is None \
-        and f.overdue is None and f.status == "active"
+    return _page(request, f, paging, inbox=True, branches=branches)

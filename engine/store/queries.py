@@ -125,27 +125,40 @@ def started_between(conn: Connection, procedures: tuple[str, ...], start: Option
 
 
 def branch_tasks(conn: Connection, staff: Optional[str], roles: tuple[str, ...] | list[str],
-                 buildings: Optional[tuple[str, ...]] = None, limit: int = 500) -> list[Instance]:
+                 buildings: Optional[tuple[str, ...]] = None, limit: int = 500,
+                 narrow: Optional[InstanceFilter] = None, now: Optional[datetime] = None) -> list[Instance]:
     """One task per open parallel branch (engine/core/parallel.py) waiting on ``staff`` or
     unassigned in a queue of ``roles`` (a building-scoped person's queues: their buildings'
     or none's), each as the instance seen from that branch: its state, assignee and role.
+
+    ``narrow`` is the inbox's own filter, judged as it judges an instance-level task: the
+    procedure, building and overdue clocks on the instance; the state and assignee on the
+    branch, which is where the task stands (``overdue`` needs ``now``).
 
     The instance rows themselves are assigned to nobody while they are in branches, so
     these never duplicate the instance-level tasks. The LIKE narrows the rows to those whose
     branches JSON names the person or a role; the match itself is exact, here."""
     names = [f'%"assignee":{json.dumps(staff)}%'] if staff else []
     names += [f'%"role":{json.dumps(r)}%' for r in roles]
-    if not names:
+    f = narrow or InstanceFilter()
+    if not names or f.status not in (None, "active"):
         return []
-    rows = conn.execute(sa.select(*_INSTANCE_COLS, I.c.building).where(
-        I.c.status == "active", I.c.branches != sa.literal_column("'{}'"),  # literal: the partial index's term
-        sa.or_(*(I.c.branches.like(n) for n in names)))
-        .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
+    cond = [I.c.status == "active", I.c.branches != sa.literal_column("'{}'"),  # literal: the partial index's term
+            sa.or_(*(I.c.branches.like(n) for n in names))]
+    cond += [column == value for column, value in ((I.c.procedure, f.procedure), (I.c.building, f.building))
+             if value is not None]
+    if f.overdue is not None:
+        if now is None:
+            raise ValueError("an overdue filter needs the time it is judged at")
+        cond.append(_overdue(now) if f.overdue else sa.not_(_overdue(now)))
+    rows = conn.execute(sa.select(*_INSTANCE_COLS, I.c.building).where(*cond)
+                        .order_by(I.c.last_occurred_at, I.c.id).limit(limit))
     out = []
     for row in rows:
         inst, building = decode_instance(row[:-1]), row.building  # the stored column: the runtime's rule, kept on write
         for br in inst.branches.values():
-            if br["status"] != "open":
+            if br["status"] != "open" or f.state not in (None, br["state"]) \
+                    or f.assignee not in (None, br["assignee"]):
                 continue
             mine = staff is not None and br["assignee"] == staff
             queued = (br["assignee"] is None and br["role"] in roles

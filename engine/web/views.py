@@ -18,7 +18,6 @@ from engine.core import model as m
 from engine.core.model import Instance
 from engine.runtime.queries import deadline_views
 from engine.spec.library import CompiledProcedure
-from engine.spec.forms import instance_building
 from engine.store.queries import InstanceFilter, branch_tasks, list_instances
 from engine.web.evidence import is_evidence
 
@@ -152,8 +151,8 @@ def inbox(engine: Any, staff_id: str, roles: tuple[str, ...], building: Optional
     with engine.read() as conn:
         mine = list_instances(conn, mine_f, now, limit, 0, oldest_first=True).items
         queue = list_instances(conn, queue_f, now, limit, 0, oldest_first=True).items if roles else []
-        branches = [t for t in branch_tasks(conn, staff_id, roles, engine.org.building_scope(staff_id), limit)
-                    if not building or instance_building(t.data) == building]  # one per open parallel branch
+        branches = branch_tasks(conn, staff_id, roles, engine.org.building_scope(staff_id), limit,  # one per open
+                                narrow=InstanceFilter(building=building or None))  # parallel branch
     mine += [t for t in branches if t.assignee == staff_id]
     queue += [t for t in branches if t.assignee is None]
     return _rows(engine, mine), _rows(engine, queue)

@@ -1,5 +1,5 @@
-"""The SQLite floor of a workload (bench/sqlite_floor.py) replays exactly what the engine
-stored: a floor measured on other rows than the engine's would bound nothing."""
+"""The floor of a workload (bench/sqlite_floor.py, bench/pg_floor.py) replays exactly what
+the engine stored: a floor measured on other rows than the engine's would bound nothing."""
 from __future__ import annotations
 
 import sqlite3
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench import sqlite_floor
-from bench.common import build_prefill, copy_db, open_engine
+from bench.common import T0, build_prefill, copy_db, open_engine
 from engine.clock import FakeClock
 
 TABLES = ("instances", "events", "timers", "outbox", "ledger", "ledger_head", "procedure_versions")
@@ -67,3 +67,41 @@ def test_recording_ends_with_the_block(swept: Any) -> None:
     conn = sqlite3.connect(":memory:")
     assert type(conn) is sqlite3.Connection
     conn.close()
+
+
+def test_the_postgresql_floor_replays_the_very_rows_the_engine_left(request: pytest.FixtureRequest,
+                                                                    tmp_path: Path) -> None:
+    """bench/pg_floor.py: the engine's statements sent again by a bare psycopg client leave
+    the rows the engine left (both databases fresh from the same migrated template)."""
+    import psycopg
+
+    from bench import pg_floor
+    from bench.common import FINDINGS, complaint, worker_for
+    from engine.runtime.config import Settings, build_engine
+    from tests.pg import fresh_urls
+
+    new = fresh_urls(request, tmp_path, "postgresql")
+    recorded, replayed = new("recorded"), new("replayed")
+    root = Path(__file__).resolve().parents[1]
+    clock = FakeClock(T0)
+    log: list[Any] = []
+    with pg_floor.record(log):
+        eng = build_engine(Settings(recorded, root / "procedures", root / "org" / "demo.yaml"), clock)
+        opened = len(log)
+        for i in range(3):
+            data = complaint(i)
+            iid = eng.start("complaint", "liu_fang", data).id
+            clock.advance(timedelta(seconds=5))
+            eng.advance(iid, "investigate", worker_for(data))
+            eng.advance(iid, "record_findings", worker_for(data), FINDINGS)
+            clock.advance(timedelta(seconds=5))
+        eng.close()
+    assert any(kind == "raw" for kind, _, _ in log[opened:]) and any(k == "commit" for k, _, _ in log[opened:])
+    plain = replayed.replace("postgresql+psycopg://", "postgresql://")
+    assert pg_floor.replay_seconds(plain, log, opened) > 0
+
+    def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+                    for t in ("instances", "events", "timers", "outbox", "ledger", "procedure_versions")}
+    assert dump(replayed) == dump(recorded)

@@ -8,6 +8,8 @@ own directory), one per checkout: a cold run takes ~9 s, a warm one under a seco
 from __future__ import annotations
 
 import hashlib
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,17 @@ def test_mypy_finds_no_type_errors(tmp_path_factory: pytest.TempPathFactory, mon
                                       "--cache-dir", str(_cache_dir(tmp_path_factory)), "--no-color-output"])
     assert status == 0, f"mypy (exit {status}):\n{report}{errors}"
     assert report.startswith("Success: no issues found"), report
+
+
+IGNORE = re.compile(r"#\s*type:\s*ignore\b(?P<codes>\[[^\]]*\])?(?P<rest>.*)$")
+
+
+def test_every_type_ignore_in_the_checked_code_names_its_codes_and_says_why() -> None:
+    """``# type: ignore[code]  # why it holds``: mypy checks the code (ignore-without-code),
+    this the reason, so that an ignore can be judged (and dropped) when the code changes."""
+    files = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]["files"]
+    paths = [p for f in files for p in ([ROOT / f] if f.endswith(".py") else sorted((ROOT / f).rglob("*.py")))]
+    bare = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
+            for p in paths for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+            if (m := IGNORE.search(line)) and not (m["codes"] and re.match(r"\s+#\s*\S", m["rest"]))]
+    assert bare == [], "give each ignore its codes and a reason:\n" + "\n".join(bare)

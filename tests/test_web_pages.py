@@ -13,6 +13,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from openpyxl import load_workbook
 
@@ -239,7 +240,7 @@ def test_a_role_that_may_not_start_is_refused_in_chinese(web: Web) -> None:
     page = c.get("/start/complaint")
     r = c.post("/start/complaint", data={"csrf": csrf_of(page.text), "anonymous": "true", "channel": "phone",
                                          "content": "x"})
-    assert r.status_code == 403 and "无权" in r.text
+    assert r.status_code == 403 and "您的角色无权执行此操作（可执行的角色：" in r.text and "未保存任何内容。" in r.text
 
 
 def test_claiming_from_the_queue_assigns_it_to_me(web: Web) -> None:
@@ -503,3 +504,107 @@ def test_posted_form_fields_become_the_values_the_engine_validates(tmp_path: Any
                                         "on": "2025-10-09", "urgent": False,
                                         "check": {"lock": {"result": "pass", "note": ""},
                                                   "alarm": {"result": "fail", "note": "电池没电"}}}
+
+
+def test_revoking_the_token_a_session_was_opened_with_ends_that_session_at_its_next_click(web: Web, runner: Any) -> None:
+    c = web.login("chen_jing")
+    assert c.get("/").status_code == 200
+    assert runner.invoke(main, ["staff", "token", "revoke", "chen_jing"]).exit_code == 0
+    r = c.get("/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    again = web.client()  # nor can the revoked token open a new one
+    r = again.post("/login", data={"csrf": csrf_of(again.get("/login").text), "staff": "chen_jing",
+                                   "secret": web.tokens["chen_jing"], "next": "/"})
+    assert r.status_code == 401
+
+
+def test_a_new_password_ends_the_sessions_opened_with_the_old_one_and_not_token_sessions(web: Web, runner: Any) -> None:
+    assert runner.invoke(main, ["staff", "password", "wang_li"], input="楼栋管家密码2025\n").exit_code == 0
+    by_password, by_token = web.login("wang_li", "楼栋管家密码2025"), web.login("wang_li")
+    assert by_password.get("/").status_code == 200
+    assert runner.invoke(main, ["staff", "password", "wang_li"], input="楼栋管家密码2026\n").exit_code == 0
+    r = by_password.get("/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert by_token.get("/").status_code == 200
+    assert web.login("wang_li", "楼栋管家密码2026").get("/").status_code == 200
+
+
+def test_a_session_cookie_that_names_no_credential_is_not_trusted(web: Web) -> None:
+    """A cookie signed by this server but holding only a staff id (as sessions did before
+    they named their credential) is sent to the login page, not let in."""
+    import base64
+    import json as json_
+
+    from itsdangerous import TimestampSigner
+
+    from engine.store import tokens
+
+    def cookie(session: dict[str, Any]) -> httpx.Client:
+        c = web.client()
+        payload = base64.b64encode(json_.dumps(session).encode("utf-8"))
+        c.cookies.set("sop_session", TimestampSigner("test-secret").sign(payload).decode("utf-8"))
+        return c
+
+    with web.engine.read() as conn:
+        token_id = next(t.id for t in tokens.listing(conn, "chen_jing") if t.revoked_at is None)
+    assert cookie({"staff": "chen_jing", "via": "token", "ref": token_id, "csrf": "x"}).get("/").status_code == 200
+    r = cookie({"staff": "chen_jing", "csrf": "x"}).get("/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+def test_five_failed_logins_rest_that_staff_id_for_a_while_and_the_wait_ends(web: Web, clock: Any, runner: Any) -> None:
+    assert runner.invoke(main, ["staff", "password", "wang_li"], input="楼栋管家密码2025\n").exit_code == 0
+    c = web.client()
+
+    def attempt(staff: str, secret: str) -> httpx.Response:
+        return c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "staff": staff, "secret": secret,
+                                      "next": "/"})
+    for _ in range(5):
+        assert attempt("wang_li", "wrong-guess").status_code == 401
+        clock.advance(timedelta(minutes=1))
+    r = attempt("wang_li", "楼栋管家密码2025")  # even the right password waits: nothing is checked
+    assert r.status_code == 429 and "登录失败次数过多，请 10 分钟后再试。" in r.text
+    assert attempt("chen_jing", web.tokens["chen_jing"]).status_code == 303  # others log in as before
+    clock.advance(timedelta(minutes=10))  # the first failure is 15 minutes old
+    assert attempt("wang_li", "楼栋管家密码2025").status_code == 303
+
+
+def test_a_steward_corrects_a_cases_contact_from_its_page_and_only_what_was_filled_is_recorded(web: Web) -> None:
+    inst = web.start_complaint()
+    c = web.login(inst.assignee)
+    assert 'id="record"' in c.get(f"/instances/{inst.id}").text
+    page = c.get(f"/instances/{inst.id}/record").text
+    assert "补录资料" in page and "当前：13912345678" in page and "当前：王先生" in page
+    assert 'name="contact"' in page and 'name="findings"' not in page and 'name="level"' not in page  # CMP-8
+    r = c.post(f"/instances/{inst.id}/record", data={"csrf": csrf_of(page), "revision": str(inst.revision),
+                                                     "contact": "13800001111", "owner_name": ""})
+    assert r.status_code == 303 and r.headers["location"] == f"/instances/{inst.id}"
+    after = web.engine.show(inst.id)
+    assert (after.data["contact"], after.data["owner_name"]) == ("13800001111", "王先生")
+    last = web.engine.history(inst.id)[-1]
+    assert (last.type, last.actor) == ("DataRecorded", inst.assignee)
+    assert '"changes":{"contact":"13800001111"}' in last.data_json
+    assert "已补录：" in c.get(f"/instances/{inst.id}").text
+
+
+def test_a_record_with_nothing_filled_or_from_a_stale_page_writes_nothing_and_says_so(web: Web) -> None:
+    inst = web.start_complaint()
+    c = web.login(inst.assignee)
+    page = c.get(f"/instances/{inst.id}/record").text
+    r = c.post(f"/instances/{inst.id}/record", data={"csrf": csrf_of(page), "revision": str(inst.revision)})
+    assert r.status_code == 422 and "请至少填写一项要补录或更正的内容。未保存任何内容。" in r.text
+    web.engine.record(inst.id, inst.assignee, {"owner_name": "王女士"})  # someone else, meanwhile
+    r = c.post(f"/instances/{inst.id}/record", data={"csrf": csrf_of(page), "revision": str(inst.revision),
+                                                     "contact": "13800001111"})
+    assert r.status_code == 409 and web.engine.show(inst.id).data["contact"] == "13912345678"
+
+
+def test_someone_with_no_work_on_the_case_gets_no_record_button_and_a_refusal_in_chinese(web: Web) -> None:
+    inst = web.start_complaint()
+    c = web.login("wu_gang")  # engineering: no step of a new complaint is theirs
+    assert 'id="record"' not in c.get(f"/instances/{inst.id}").text
+    page = c.get(f"/instances/{inst.id}/record").text
+    r = c.post(f"/instances/{inst.id}/record", data={"csrf": csrf_of(page), "revision": str(inst.revision),
+                                                     "contact": "13800001111"})
+    assert r.status_code == 403 and "您的角色无权执行此操作（可执行的角色：" in r.text and "未保存任何内容。" in r.text
+    assert web.engine.show(inst.id).revision == inst.revision

@@ -74,5 +74,13 @@ def check(conn: Connection, staff_id: str, password: str) -> bool:
     return matches(password, stored)
 
 
+def fingerprint(conn: Connection, staff_id: str) -> Optional[str]:
+    """A short digest of the stored password hash (None when none is set): it changes when
+    the password is set again or removed, which ends the web sessions opened with the old
+    one. Not the hash itself: a session cookie is signed, not encrypted."""
+    stored: Optional[str] = conn.execute(sa.select(T.c.password_hash).where(T.c.staff_id == staff_id)).scalar()
+    return None if stored is None else hashlib.sha256(stored.encode("utf-8")).hexdigest()[:16]
+
+
 def remove(conn: Connection, staff_id: str) -> bool:
     return bool(conn.execute(sa.delete(T).where(T.c.staff_id == staff_id)).rowcount)

@@ -63,6 +63,22 @@ def staff_for(conn: Connection, token: str) -> Optional[str]:
                                                        T.c.revoked_at.is_(None))).scalar()
 
 
+def live_token(conn: Connection, token: str) -> Optional[tuple[int, str]]:
+    """(id, staff id) of a live token, or None (unknown or revoked): what a web session
+    remembers of the token it was opened with."""
+    if not token.startswith(PREFIX) or len(token) > 200:
+        return None
+    row = conn.execute(sa.select(T.c.id, T.c.staff_id).where(T.c.token_hash == hash_token(token),
+                                                             T.c.revoked_at.is_(None))).first()
+    return None if row is None else (int(row.id), str(row.staff_id))
+
+
+def is_live(conn: Connection, token_id: int, staff_id: str) -> bool:
+    """Whether token ``token_id`` of ``staff_id`` is still live (not revoked)."""
+    return conn.execute(sa.select(T.c.id).where(T.c.id == token_id, T.c.staff_id == staff_id,
+                                                T.c.revoked_at.is_(None))).first() is not None
+
+
 def revoke(conn: Connection, staff_id: str, at: datetime, token_id: Optional[int] = None) -> int:
     """Revoke the staff member's live tokens (or only ``token_id``); how many were revoked."""
     stmt = sa.update(T).where(T.c.staff_id == staff_id, T.c.revoked_at.is_(None))

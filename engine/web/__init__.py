@@ -23,6 +23,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from engine.web.evidence import EvidenceStore
 from engine.web.session import SESSION_COOKIE, SESSION_SECONDS, CsrfRefused, LoginRequired
+from engine.web.throttle import LoginThrottle
 
 STATIC = Path(__file__).with_name("static")
 SECRET_ENV = "SOP_WEB_SECRET"
@@ -42,15 +43,17 @@ def default_files_dir(store_url: str) -> Path:
 def install(app: FastAPI, engine: Any, files_dir: Optional[Path] = None, secret: Optional[str] = None,
             https_only: bool = False) -> None:
     """Add the web pages to ``app`` (the API's app, over ``engine``)."""
-    from engine.web import reports, routes
+    from engine.web import record, reports, routes
 
     secret = secret or os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32)
     app.state.evidence = EvidenceStore(files_dir or default_files_dir(engine.store_url))
+    app.state.login_throttle = LoginThrottle()
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
                        max_age=SESSION_SECONDS, same_site="lax", https_only=https_only)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(routes.router)
     app.include_router(reports.router)
+    app.include_router(record.router)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:

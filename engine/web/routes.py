@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.api.auth import Caller
 from engine.audit import link_checks
-from engine.core.decide import check_scope
+from engine.core.decide import check_scope, recordable_fields
 from engine.errors import (ActionNotAllowed, ConcurrencyConflict, EngineError, FormInvalid, InstanceNotFound,
                            NotAuthorized, OutOfScope, ProcedureDisabled, StoreBusy)
 from engine.spec.forms import FormSpec
@@ -132,10 +132,19 @@ async def login(request: Request) -> Response:
     check_csrf(request, form)
     staff, secret = str(form.get("staff") or "").strip(), str(form.get("secret") or "")
     nxt = safe_next(str(form.get("next") or "/"))
-    who = await run_in_threadpool(authenticate, engine_of(request), staff, secret)
+    engine, throttle = engine_of(request), request.app.state.login_throttle
+    address, now = request.client.host if request.client else "-", engine.clock.now()
+    wait = throttle.wait(staff, address, now)
+    if wait is not None:
+        minutes = max(1, -(-int(wait.total_seconds()) // 60))
+        return render(request, "login.html", {"next": nxt, "staff": staff,
+                                              "error": f"登录失败次数过多，请 {minutes} 分钟后再试。"}, status=429)
+    who = await run_in_threadpool(authenticate, engine, staff, secret)
     if who is None:
+        throttle.failed(staff, address, now)
         return render(request, "login.html", {"next": nxt, "error": "员工编号或密码（令牌）不正确。", "staff": staff},
                       status=401)
+    throttle.succeeded(staff, address)
     log_in(request, who)
     return RedirectResponse(nxt, status_code=303)
 
@@ -213,7 +222,7 @@ def _startable(request: Request, who: Caller, procedure: str) -> tuple[Any, Opti
     return proc, None
 
 
-def _form_page(request: Request, who: Caller, *, title: str, heading: str, form: Optional[FormSpec], action_url: str,
+def form_page(request: Request, who: Caller, *, title: str, heading: str, form: Optional[FormSpec], action_url: str,
                back: str, values: Optional[dict[str, Any]] = None, errors: Optional[dict[str, str]] = None,
                other_errors: Optional[list[str]] = None, stored: Optional[dict[str, Any]] = None,
                revision: Optional[int] = None, problem: Optional[str] = None, status: int = 200,
@@ -232,7 +241,7 @@ def start_form(request: Request, procedure: str) -> Response:
     if page is not None:
         return page
     form = proc.form(proc.spec.start.form)
-    return _form_page(request, who, title=f"新建{proc.spec.title}", heading=f"新建：{proc.spec.title}", form=form,
+    return form_page(request, who, title=f"新建{proc.spec.title}", heading=f"新建：{proc.spec.title}", form=form,
                       action_url=f"/start/{procedure}", back="/start", labels=views.field_labels(proc))
 
 
@@ -251,7 +260,7 @@ async def start(request: Request, procedure: str) -> Response:
     common = dict(title=f"新建{proc.spec.title}", heading=f"新建：{proc.spec.title}", form=form,
                   action_url=f"/start/{procedure}", back="/start", values=shown, stored=stored,
                   labels=views.field_labels(proc))
-    inst, page = await _submit(request, who, engine, form, common,
+    inst, page = await submit_form(request, who, engine, form, common,
                                lambda: engine.start(procedure, who.staff_id, data))
     if page is not None:
         return page
@@ -259,7 +268,7 @@ async def start(request: Request, procedure: str) -> Response:
     return RedirectResponse(f"/instances/{inst.id}", status_code=303)
 
 
-async def _submit(request: Request, who: Any, engine: Any, form: Any, common: dict[str, Any],
+async def submit_form(request: Request, who: Any, engine: Any, form: Any, common: dict[str, Any],
                   command: Callable[[], Any]) -> tuple[Any, Optional[Response]]:
     """Run a form's command; on a refusal, the form again with the engine's reasons beside
     its fields (in Chinese) and nothing written: (result, None) or (None, that page)."""
@@ -267,11 +276,11 @@ async def _submit(request: Request, who: Any, engine: Any, form: Any, common: di
         return await run_in_threadpool(command), None
     except FormInvalid as e:
         errs, other = fields.field_errors(e.errors, form, common["labels"])
-        return None, _form_page(request, who, errors=errs, other_errors=other, status=422,
+        return None, form_page(request, who, errors=errs, other_errors=other, status=422,
                                 problem="表单有误，请按提示修改后再提交。", **common)
     except EngineError as e:
         status, text = refusal(engine, e)
-        return None, _form_page(request, who, problem=text, status=status, **common)
+        return None, form_page(request, who, problem=text, status=status, **common)
 
 
 # ---------------------------------------------------------------- an instance
@@ -310,6 +319,8 @@ def instance_page(request: Request, instance_id: int) -> HTMLResponse:
         "branches": branches, "branch_titles": branch_titles,
         "watchers": [views.staff_name(engine, w) for w in inst.watchers], "watching": who.staff_id in inst.watchers,
         "may_watch": _may_watch(engine, who, inst),
+        "may_record": inst.active and scoped_in and bool(recordable_fields(proc)) and (
+            any(a["allowed"] for a in actions) or inst.assignee == who.staff_id or bool(who.supervises)),
         "staff": [p for p in engine.org.staff if p.active] if who.supervises and inst.active else [],
         "title_of": lambda i: engine.library.get(i.procedure).spec.title if i.procedure in engine.library.procedures
         else i.procedure,
@@ -338,7 +349,7 @@ def act_form(request: Request, instance_id: int, action: str) -> HTMLResponse:
         problem = f"单据现在处于「{views.state_title(proc, inst.state)}」，不能执行「{spec.title}」。"
     elif inst.active:
         problem = scope_refusal(engine, who, inst)
-    return _form_page(request, who, title=spec.title, heading=f"#{inst.id} {proc.spec.title}：{spec.title}",
+    return form_page(request, who, title=spec.title, heading=f"#{inst.id} {proc.spec.title}：{spec.title}",
                       form=proc.form(spec.form), action_url=f"/instances/{instance_id}/act/{action}",
                       back=f"/instances/{instance_id}", revision=inst.revision, problem=problem, inst=inst,
                       labels=views.field_labels(proc))
@@ -370,8 +381,8 @@ async def act(request: Request, instance_id: int, action: str) -> Response:
                   action_url=f"/instances/{instance_id}/act/{action}", back=f"/instances/{instance_id}",
                   values=shown, stored=stored, revision=revision, inst=inst, labels=views.field_labels(proc))
     if revision is None:
-        return _form_page(request, who, problem="页面缺少版本号，请刷新后重试。未保存任何内容。", status=422, **common)
-    _, page = await _submit(request, who, engine, form, common,
+        return form_page(request, who, problem="页面缺少版本号，请刷新后重试。未保存任何内容。", status=422, **common)
+    _, page = await submit_form(request, who, engine, form, common,
                             lambda: engine.advance(instance_id, action, who.staff_id, data, None, revision))
     if page is not None:
         return page

@@ -1,10 +1,13 @@
 """Who is using the web app: a signed session cookie naming one staff member, and CSRF.
 
 Login takes a staff id and either a token of theirs (``sop staff token create``) or a
-password set with ``sop staff password``; the session then holds only the staff id, when
-it began and a random CSRF token. Every request looks the person up in the org file again,
-so someone removed (or ``active: false``) is logged out at their next click, and every page
-acts with the roles the org file gives them now. Every POST form carries the CSRF token
+password set with ``sop staff password``; the session then holds only the staff id, what
+they logged in with (the token's id, or a digest of the password's stored hash) and a random
+CSRF token. Every request looks the person up in the org file again, so someone removed (or
+``active: false``) is logged out at their next click, and every page acts with the roles the
+org file gives them now; and it checks the credential is still good, so revoking the token
+(``sop staff token revoke``) or setting a new password ends the sessions opened with the
+old one at their next click too, as an administrator locking someone out expects. Every POST form carries the CSRF token
 as a hidden field; a POST without the session's token is refused before anything else.
 The cookie is signed (Starlette's SessionMiddleware, itsdangerous), HttpOnly and
 SameSite=Lax.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from starlette.requests import Request
@@ -36,33 +40,60 @@ class CsrfRefused(Exception):
     """A POST without this session's CSRF token."""
 
 
+@dataclass(frozen=True)
+class Login:
+    """Who logged in and with what: ``via`` "token" (``ref`` its id) or "password" (``ref``
+    the digest of its stored hash, ``passwords.fingerprint``)."""
+
+    staff_id: str
+    via: str
+    ref: Any
+
+
 def viewer(request: Request) -> Caller:
     """The logged-in staff member, with their roles as the org file gives them now."""
     staff_id = request.session.get("staff")
     engine = request.app.state.engine
     person = engine.org.person(staff_id) if isinstance(staff_id, str) and engine.org.has(staff_id) else None
-    if person is None or not person.active:
+    if person is None or not person.active or not _credential_holds(engine, person.id, request.session):
         request.session.clear()
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path if request.method == "GET" else "/")
     return Caller.of(person, engine.org)
 
 
-def authenticate(engine: Any, staff_id: str, secret: str) -> Optional[str]:
-    """The staff id if ``secret`` is a live token of theirs or their password, else None."""
+def _credential_holds(engine: Any, staff_id: str, session: Any) -> bool:
+    """Whether what the session was opened with is still good: the token not revoked, the
+    password not set anew or removed. A session that names none (opened before sessions
+    named it) is not trusted."""
+    via, ref = session.get("via"), session.get("ref")
+    with engine.read() as conn:
+        if via == "token" and type(ref) is int:
+            return tokens.is_live(conn, ref, staff_id)
+        if via == "password" and isinstance(ref, str):
+            return passwords.fingerprint(conn, staff_id) == ref
+    return False
+
+
+def authenticate(engine: Any, staff_id: str, secret: str) -> Optional[Login]:
+    """The login if ``secret`` is a live token of the staff member's or their password, else None."""
     staff_id = staff_id.strip()
     if not staff_id or not engine.org.has(staff_id) or not engine.org.person(staff_id).active:
         passwords.hash_password(secret or "-")  # the same cost as a real check
         return None
     with engine.read() as conn:
         if secret.startswith(tokens.PREFIX):
-            return staff_id if tokens.staff_for(conn, secret) == staff_id else None
-        return staff_id if passwords.check(conn, staff_id, secret) else None
+            live = tokens.live_token(conn, secret)
+            return Login(staff_id, "token", live[0]) if live is not None and live[1] == staff_id else None
+        if not passwords.check(conn, staff_id, secret):
+            return None
+        return Login(staff_id, "password", passwords.fingerprint(conn, staff_id))
 
 
-def log_in(request: Request, staff_id: str) -> None:
+def log_in(request: Request, login: Login) -> None:
     request.session.clear()  # a new session (and CSRF token) at every login
-    request.session.update({"staff": staff_id, "csrf": secrets.token_urlsafe(32)})
+    request.session.update({"staff": login.staff_id, "via": login.via, "ref": login.ref,
+                            "csrf": secrets.token_urlsafe(32)})
 
 
 def csrf_token(request: Request) -> str:

@@ -233,27 +233,31 @@ ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d
 def _flatten(engine: Any, proc: CompiledProcedure, values: dict[str, Any], labels: dict[str, str],
              evidence: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
     """(label, text) per value: option labels, 是/否, staff names, times in the site's zone."""
-    zone = zone_of(engine)
     out = []
     for k, v in values.items():
         label = labels.get(k, k)
         if is_evidence(v):
             evidence.append((label, v))
             continue
-        shown = option_label(proc, k, v)
-        if shown is None:
-            if isinstance(v, bool):
-                shown = "是" if v else "否"
-            elif isinstance(v, (dict, list)):
-                shown = json.dumps(v, ensure_ascii=False)
-            elif isinstance(v, str) and ISO_TIME.match(v):
-                shown = local(v, zone)
-            elif isinstance(v, str) and v != "system" and engine.org.has(v):
-                shown = f"{staff_name(engine, v)}（{v}）"
-            else:
-                shown = "—" if v is None else str(v)
-        out.append((label, shown))
+        out.append((label, value_text(engine, proc, k, v)))
     return out
+
+
+def value_text(engine: Any, proc: CompiledProcedure, name: str, v: Any) -> str:
+    """One stored value as a person reads it: its option's label, 是/否, a staff member's
+    name, a time in the site's zone, "—" for nothing."""
+    shown = option_label(proc, name, v)
+    if shown is not None:
+        return str(shown)
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, str) and ISO_TIME.match(v):
+        return local(v, zone_of(engine))
+    if isinstance(v, str) and v != "system" and engine.org.has(v):
+        return f"{staff_name(engine, v)}（{v}）"
+    return "—" if v is None else str(v)
 
 
 def timeline(engine: Any, proc: CompiledProcedure, events: list[Any]) -> list[TimelineEntry]:

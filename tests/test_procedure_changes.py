@@ -61,7 +61,7 @@ def test_migration_maps_a_renamed_state_and_replay_and_audit_still_pass(v1: Path
                                                                         runner: Any, time: Time) -> None:
     eng, a, b = investigating(db_url, v1, time)
     old = eng.show(a).version
-    r = sop(runner, renamed, "migrate", "complaint", "--from", old, "--to", "current",
+    r = sop(runner, renamed, "migrate", "complaint", "--as", "li_qiang", "--from", old, "--to", "current",
             "--map", "investigating=checking", "--at", "2025-09-30T10:00:00+08:00")
     assert r.exit_code == 0, r.output
     lines = r.stdout.strip().splitlines()
@@ -75,6 +75,7 @@ def test_migration_maps_a_renamed_state_and_replay_and_audit_still_pass(v1: Path
     migrated = [e for e in events if e.type == "VersionMigrated"]
     assert len(migrated) == 1 and json.loads(migrated[0].data_json) == {
         "from": old, "to": new, "state_from": "investigating", "state_to": "checking", "mapped": True}
+    assert migrated[0].actor == "li_qiang"  # the supervisor who ran it, on the record
     # the reply SLA kept its state; the instance goes on under the new version
     assert shown.clocks["reply"].status is ClockStatus.OPEN
     done = new_engine.advance(a, "reply", "chen_jing", REPLY, time.next(90))
@@ -87,18 +88,32 @@ def test_migration_maps_a_renamed_state_and_replay_and_audit_still_pass(v1: Path
     assert r.exit_code == 0, r.output
 
 
+def test_only_a_supervisor_migrates_and_the_cli_asks_who_does(v1: Path, renamed: Path, db_url: str, runner: Any,
+                                                               time: Time) -> None:
+    eng, a, b = investigating(db_url, v1, time)
+    old = eng.show(a).version
+    before = table_counts(db_url)
+    r = sop(runner, renamed, "migrate", "complaint", "--as", "chen_jing", "--from", old, "--map",
+            "investigating=checking", "--at", "2025-09-30T10:00:00+08:00")
+    assert r.exit_code == 1 and "chen_jing may not migrate complaint: needs one of the roles" in r.output
+    assert "Traceback" not in r.output and table_counts(db_url) == before
+    r = sop(runner, renamed, "migrate", "complaint", "--from", old)
+    assert r.exit_code == 1 and "Missing option '--as'" in r.output
+    assert table_counts(db_url) == before
+
+
 def test_migration_refused_when_a_state_is_unmapped_names_the_instance_and_writes_nothing(
         v1: Path, renamed: Path, db_url: str, runner: Any, time: Time) -> None:
     eng, a, b = investigating(db_url, v1, time)
     old = eng.show(a).version
     before = table_counts(db_url)
-    r = sop(runner, renamed, "migrate", "complaint", "--from", old, "--at", "2025-09-30T10:00:00+08:00")
+    r = sop(runner, renamed, "migrate", "complaint", "--as", "li_qiang", "--from", old, "--at", "2025-09-30T10:00:00+08:00")
     assert r.exit_code == 1
     assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
     assert f"#{a}: state 'investigating' is not in version" in r.stderr and "--map investigating=" in r.stderr
     assert f"#{b}" not in r.stderr
     assert table_counts(db_url) == before          # all or nothing: #b was not moved either
-    r = sop(runner, renamed, "migrate", "complaint", "--from", old, "--map", "investigating=nowhere",
+    r = sop(runner, renamed, "migrate", "complaint", "--as", "li_qiang", "--from", old, "--map", "investigating=nowhere",
             "--at", "2025-09-30T10:00:00+08:00")
     assert r.exit_code == 1 and f"#{a}: --map investigating=nowhere: 'nowhere' is not a state" in r.stderr
     assert table_counts(db_url) == before
@@ -110,7 +125,7 @@ def test_migration_dry_run_writes_nothing(v1: Path, renamed: Path, db_url: str, 
     before = table_counts(db_url)
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
         rows_before = con.execute("SELECT * FROM instances ORDER BY id").fetchall()
-    r = sop(runner, renamed, "--json", "migrate", "complaint", "--from", old, "--map", "investigating=checking",
+    r = sop(runner, renamed, "--json", "migrate", "complaint", "--as", "li_qiang", "--from", old, "--map", "investigating=checking",
             "--dry-run", "--at", "2025-09-30T10:00:00+08:00")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -128,7 +143,7 @@ def test_migration_cancels_a_clock_whose_spec_is_gone_and_keeps_the_others(v1: P
     before = eng.show(a).clocks
     procs = copy_of_shipped(tmp_path / "renamed_sla")
     edit(procs / "complaint.yaml", "  - name: reply\n    title: 答复时限", "  - name: answer\n    title: 答复时限")
-    r = sop(runner, procs, "--json", "migrate", "complaint", "--from", old, "--at", "2025-09-30T10:00:00+08:00")
+    r = sop(runner, procs, "--json", "migrate", "complaint", "--as", "li_qiang", "--from", old, "--at", "2025-09-30T10:00:00+08:00")
     assert r.exit_code == 0, r.output
     moved = {i["instance"]: i for i in json.loads(r.stdout)["instances"]}
     assert "reply" in moved[a]["cancelled_clocks"]
@@ -208,13 +223,13 @@ def test_what_if_refuses_a_broken_file_in_one_line_per_issue(v1: Path, tmp_path:
 def test_migration_from_any_moves_every_other_version_and_says_when_there_is_none(
         v1: Path, renamed: Path, db_url: str, runner: Any, time: Time) -> None:
     _, a, b = investigating(db_url, v1, time)
-    r = sop(runner, renamed, "--json", "migrate", "complaint", "--from", "any", "--map", "investigating=checking",
+    r = sop(runner, renamed, "--json", "migrate", "complaint", "--as", "li_qiang", "--from", "any", "--map", "investigating=checking",
             "--at", "2025-09-30T10:00:00+08:00")
     assert r.exit_code == 0, r.output
     assert [i["instance"] for i in json.loads(r.stdout)["instances"]] == [a, b]
-    r = sop(runner, renamed, "migrate", "complaint", "--from", "any", "--at", "2025-09-30T10:05:00+08:00")
+    r = sop(runner, renamed, "migrate", "complaint", "--as", "li_qiang", "--from", "any", "--at", "2025-09-30T10:05:00+08:00")
     assert r.exit_code == 0 and r.stdout.strip() == "complaint: no running instance on another version"
-    r = sop(runner, renamed, "migrate", "complaint", "--from", "0123456789abcdef")
+    r = sop(runner, renamed, "migrate", "complaint", "--as", "li_qiang", "--from", "0123456789abcdef")
     assert r.exit_code == 1 and "no version '0123456789abcdef' of complaint is stored" in r.stderr
 
 
@@ -222,7 +237,7 @@ def test_migration_fires_due_clock_steps_first_and_a_breach_stays_breached(v1: P
                                                                             runner: Any, time: Time) -> None:
     eng, a, _ = investigating(db_url, v1, time)
     due = eng.show(a).clocks["reply"].due
-    r = sop(runner, renamed, "--json", "migrate", "complaint", "--from", eng.show(a).version,
+    r = sop(runner, renamed, "--json", "migrate", "complaint", "--as", "li_qiang", "--from", eng.show(a).version,
             "--map", "investigating=checking", "--at", "2025-10-10T09:00:00+08:00")   # due 10-09 09:10
     assert r.exit_code == 0, r.output
     moved = {i["instance"]: i for i in json.loads(r.stdout)["instances"]}
@@ -239,7 +254,7 @@ def test_the_web_timeline_names_a_migration(v1: Path, renamed: Path, db_url: str
     from engine.web.views import timeline
 
     eng, a, _ = investigating(db_url, v1, time)
-    assert sop(runner, renamed, "migrate", "complaint", "--from", "any", "--map", "investigating=checking",
+    assert sop(runner, renamed, "migrate", "complaint", "--as", "li_qiang", "--from", "any", "--map", "investigating=checking",
                "--at", "2025-09-30T10:00:00+08:00").exit_code == 0
     new_engine = engine_on(db_url, renamed, time)
     with new_engine.read() as conn:
@@ -364,3 +379,4 @@ def test_migrate_over_the_api_previews_with_dry_run_then_moves_for_supervisors_o
         assert r.status_code == 200 and r.json()["dry_run"] is False
         assert (eng.show(a).state, eng.show(a).version) == ("checking", eng.library.get("complaint").version)
         assert eng.replay(a).ok and eng.replay(b).ok
+        assert {e.actor for i in (a, b) for e in eng.history(i) if e.type == "VersionMigrated"} == {"li_qiang"}

@@ -65,5 +65,6 @@ def migrate(request: Request, body: MigrateCreate,
     for old, new in body.map.items():
         if not old.strip() or not new.strip():
             raise InputError("map", f"expected old_state: new_state, got {old!r}: {new!r}")
-    done = mg.migrate(engine, procedure, body.version_from, body.version_to, dict(body.map), body.dry_run, body.at)
+    done = mg.migrate(engine, procedure, body.version_from, body.version_to, dict(body.map), body.dry_run, body.at,
+                      by=who.staff_id)
     return {"procedure": procedure, "dry_run": body.dry_run, "instances": [d.view() for d in done]}

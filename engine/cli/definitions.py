@@ -92,16 +92,18 @@ def graph(ctx: Context, procedure: str) -> None:
               help="A state of the old version that becomes this state of the new one (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print what would happen per instance; write nothing.")
 @click.option("--at", "at_raw", help="When the migration happens (ISO 8601); default now.")
+@click.option("--as", "staff", required=True,
+              help="Who migrates (a supervisor): named on every instance's VersionMigrated event.")
 @pass_ctx
 @fail_cleanly
 def migrate(ctx: Context, procedure: str, version_from: str, version_to: str, maps: tuple[str, ...],
-            dry_run: bool, at_raw: Optional[str]) -> None:
+            dry_run: bool, at_raw: Optional[str], staff: str) -> None:
     """Move running instances of PROCEDURE from one version onto another, all or nothing."""
     from engine.runtime import migration as mg
 
     eng = ctx.engine
     at = parse_time(at_raw, eng.org.site.zone)
-    done = mg.migrate(eng, procedure, version_from, version_to, mg.parse_map(list(maps)), dry_run, at)
+    done = mg.migrate(eng, procedure, version_from, version_to, mg.parse_map(list(maps)), dry_run, at, by=staff)
     verb = "would migrate" if dry_run else "migrated"
     payload = {"procedure": procedure, "dry_run": dry_run, "instances": [d.view() for d in done]}
 

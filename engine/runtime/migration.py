@@ -37,7 +37,7 @@ from engine.core import clocks as clk
 from engine.core import evolve as ev
 from engine.core import model as m
 from engine.core.model import Decision, Event, Instance
-from engine.errors import EngineError, InputError
+from engine.errors import EngineError, InputError, NotAuthorized
 from engine.spec.library import CompiledProcedure
 from engine.store import instances as instance_store
 from engine.store import versions as version_store
@@ -101,10 +101,13 @@ def resolve_version(engine: Any, conn: Any, procedure: str, version: str, what: 
 
 
 def migrate(engine: Any, procedure: str, version_from: str, version_to: str, mapping: dict[str, str],
-            dry_run: bool = False, at: Optional[datetime] = None) -> list[Migrated]:
+            dry_run: bool = False, at: Optional[datetime] = None, by: Optional[str] = None) -> list[Migrated]:
     """Move every active instance of ``procedure`` on ``version_from`` (``any``: on any
-    version but the target) onto ``version_to`` (``current``: the library's)."""
+    version but the target) onto ``version_to`` (``current``: the library's), as the
+    supervisor ``by``: each instance's VersionMigrated event names them, so an auditor sees
+    who moved it (``None``: the engine itself, ``system``)."""
     when = engine._time(at)
+    actor = "system" if by is None else _supervisor(engine, by, procedure)
     done: list[Migrated] = []
     try:
         with engine.transaction() as conn:
@@ -122,7 +125,7 @@ def migrate(engine: Any, procedure: str, version_from: str, version_to: str, map
             for iid, version in ids:
                 try:
                     old = engine.procedure_for(conn, procedure, version)
-                    done.append(_migrate_one(engine, conn, old, new, iid, mapping, when))
+                    done.append(_migrate_one(engine, conn, old, new, iid, mapping, when, actor))
                 except _Refused as r:
                     refusals.append((iid, r.reason))
                 except EngineError as e:  # e.g. a time before the instance's last event
@@ -141,8 +144,17 @@ class _Refused(Exception):
         self.reason = reason
 
 
+def _supervisor(engine: Any, staff: str, procedure: str) -> str:
+    """``staff``'s id if they may migrate (a supervising role), else NotAuthorized."""
+    person = engine.actor(staff)
+    allowed = sorted(engine.org.supervising_roles)
+    if not set(person.roles) & set(allowed):
+        raise NotAuthorized(person.id, f"migrate {procedure}", allowed)
+    return str(person.id)
+
+
 def _migrate_one(engine: Any, conn: Any, old: CompiledProcedure, new: CompiledProcedure, iid: int,
-                 mapping: dict[str, str], when: datetime) -> Migrated:
+                 mapping: dict[str, str], when: datetime, actor: str) -> Migrated:
     inst = engine.store.load_for_write(conn, iid)
     engine._check_time(inst, when, engine.calendar.zone)
     revision = inst.revision
@@ -165,7 +177,7 @@ def _migrate_one(engine: Any, conn: Any, old: CompiledProcedure, new: CompiledPr
     if target.kind == "final":
         raise _Refused(f"--map {inst.state}={state_to}: {state_to!r} is a final state; a migration does not finish "
                        "an instance")
-    events = [Event(m.VERSION_MIGRATED, "system", None, when,
+    events = [Event(m.VERSION_MIGRATED, actor, None, when,
                     {"from": old.version, "to": new.version, "state_from": inst.state, "state_to": state_to,
                      "mapped": mapped})]
     after = ev.evolve(new, inst, events[0])

@@ -575,6 +575,8 @@ def test_a_steward_corrects_a_cases_contact_from_its_page_and_only_what_was_fill
     assert 'id="record"' in c.get(f"/instances/{inst.id}").text
     page = c.get(f"/instances/{inst.id}/record").text
     assert "补录资料" in page and "当前：13912345678" in page and "当前：王先生" in page
+    assert "placeholder=" not in page.split('name="unit"')[1].split(">")[0]  # no example that reads as a value
+    assert 'placeholder="3-1201"' in c.get("/start/complaint").text  # where nothing is filled yet, it helps
     assert 'name="contact"' in page and 'name="findings"' not in page and 'name="level"' not in page  # CMP-8
     r = c.post(f"/instances/{inst.id}/record", data={"csrf": csrf_of(page), "revision": str(inst.revision),
                                                      "contact": "13800001111", "owner_name": ""})

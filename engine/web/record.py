@@ -40,8 +40,9 @@ def record_form(engine: Any, proc: Any, inst: Any) -> Optional[FormSpec]:
         current = inst.data.get(k)
         hint = ("当前：（未填）" if current in (None, "") else "当前：已上传文件" if is_evidence(current)
                 else f"当前：{views.value_text(engine, proc, k, current)}")
-        out[k] = proc.fields[k].model_copy(update={"required": False, "required_if": None, "default": None,
-                                                   "help": hint})
+        spec = proc.fields[k]
+        out[k] = spec.model_copy(update={"required": False, "required_if": None, "default": None,
+                                         "help": f"{hint}；{spec.help}" if spec.help else hint})
     return FormSpec(id="record", title=TITLE, fields=out)
 
 
@@ -60,7 +61,7 @@ def _page_parts(request: Request, instance_id: int) -> tuple[Any, Any, Any, Opti
 def _common(engine: Any, proc: Any, inst: Any, form: FormSpec, revision: Optional[int]) -> dict[str, Any]:
     return dict(title=TITLE, heading=f"#{inst.id} {proc.spec.title}：{TITLE}", form=form,
                 action_url=f"/instances/{inst.id}/record", back=f"/instances/{inst.id}", revision=revision,
-                inst=inst, labels=views.field_labels(proc))
+                inst=inst, labels=views.field_labels(proc), examples=False)
 
 
 @router.get("/instances/{instance_id}/record", response_class=HTMLResponse)

@@ -226,12 +226,14 @@ def form_page(request: Request, who: Caller, *, title: str, heading: str, form: 
                back: str, values: Optional[dict[str, Any]] = None, errors: Optional[dict[str, str]] = None,
                other_errors: Optional[list[str]] = None, stored: Optional[dict[str, Any]] = None,
                revision: Optional[int] = None, problem: Optional[str] = None, status: int = 200,
-               inst: Any = None, labels: Optional[dict[str, str]] = None) -> HTMLResponse:
+               inst: Any = None, labels: Optional[dict[str, str]] = None, examples: bool = True) -> HTMLResponse:
+    """The form page; ``examples``: show each input's example value (``3-1201``) as its
+    placeholder (not beside a current value, where it would read as one)."""
     return render(request, "form.html", {
         "title": title, "heading": heading, "form": form,
         "widgets": fields.widgets(form, values, errors, stored, labels),
         "action_url": action_url, "back": back, "other_errors": other_errors or [], "revision": revision,
-        "problem": problem, "inst": inst}, who, status)
+        "problem": problem, "inst": inst, "examples": examples}, who, status)
 
 
 @router.get("/start/{procedure}", response_class=HTMLResponse)

@@ -610,3 +610,11 @@ def test_someone_with_no_work_on_the_case_gets_no_record_button_and_a_refusal_in
                                                      "contact": "13800001111"})
     assert r.status_code == 403 and "您的角色无权执行此操作（可执行的角色：" in r.text and "未保存任何内容。" in r.text
     assert web.engine.show(inst.id).revision == inst.revision
+
+
+def test_an_inbox_longer_than_a_page_says_how_many_it_holds_in_all(web: Web) -> None:
+    for _ in range(203):
+        inst = web.start_complaint()
+    page = web.login(inst.assignee).get("/").text
+    assert '<span class="count" id="count-mine">203</span>' in page and page.count('id="task-') == 200
+    assert "共 203 条，此处显示 200 条（最早办理的在前）" in page and 'id="more-queue"' not in page

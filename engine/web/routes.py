@@ -161,8 +161,8 @@ async def logout(request: Request) -> Response:
 def _inbox_context(request: Request, who: Caller, building: Optional[str]) -> dict[str, Any]:
     engine = engine_of(request)
     building = building if building in engine.org.buildings else None
-    mine, queue = views.inbox(engine, who.staff_id, tuple(who.roles), building)
-    return {"mine": mine, "queue": queue, "watched": views.watched(engine, who.staff_id), "building": building, "buildings": engine.org.buildings,
+    box = views.inbox(engine, who.staff_id, tuple(who.roles), building)
+    return {"mine": box.mine, "queue": box.queue, "mine_total": box.mine_total, "queue_total": box.queue_total, "watched": views.watched(engine, who.staff_id), "building": building, "buildings": engine.org.buildings,
             "my_buildings": who.buildings, "now": engine.clock.now().isoformat()}
 
 

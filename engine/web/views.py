@@ -18,7 +18,7 @@ from engine.core import model as m
 from engine.core.model import Instance
 from engine.runtime.queries import deadline_views
 from engine.spec.library import CompiledProcedure
-from engine.store.queries import InstanceFilter, branch_tasks, list_instances
+from engine.store.queries import InstanceFilter, Page, branch_tasks, list_instances
 from engine.web.evidence import is_evidence
 
 EVENT_TITLES = {
@@ -140,22 +140,34 @@ def next_deadline(inst: Instance, calendar: Any) -> Optional[dict[str, Any]]:
     return min(running, key=lambda d: (d["due"] if d["status"] != "breached" else "", d.get("kind") != "sla"))
 
 
+@dataclass(frozen=True)
+class Inbox:
+    """An inbox's two lists (each at most the page's limit) and how many each holds in all:
+    a finance queue in the month's fee cycle holds thousands, and the page says so."""
+
+    mine: list[Row]
+    queue: list[Row]
+    mine_total: int
+    queue_total: int
+
+
 def inbox(engine: Any, staff_id: str, roles: tuple[str, ...], building: Optional[str],
-          limit: int = 200) -> tuple[list[Row], list[Row]]:
-    """(my tasks, my roles' unclaimed queue), each sorted by due time (none last); a
+          limit: int = 200) -> Inbox:
+    """My tasks and my roles' unclaimed queue, each sorted by due time (none last); a
     building-scoped person's queue holds only their buildings' (and no building's)."""
     now = engine.clock.now()
     mine_f = InstanceFilter(status="active", assignee=staff_id, building=building or None)
     queue_f = InstanceFilter(status="active", unassigned=True, building=building or None, roles=roles,
                              queue_buildings=engine.org.building_scope(staff_id))
     with engine.read() as conn:
-        mine = list_instances(conn, mine_f, now, limit, 0, oldest_first=True).items
-        queue = list_instances(conn, queue_f, now, limit, 0, oldest_first=True).items if roles else []
+        mine = list_instances(conn, mine_f, now, limit, 0, oldest_first=True)
+        queue = list_instances(conn, queue_f, now, limit, 0, oldest_first=True) if roles else Page([], 0)
         branches = branch_tasks(conn, staff_id, roles, engine.org.building_scope(staff_id), limit,  # one per open
                                 narrow=InstanceFilter(building=building or None))  # parallel branch
-    mine += [t for t in branches if t.assignee == staff_id]
-    queue += [t for t in branches if t.assignee is None]
-    return _rows(engine, mine), _rows(engine, queue)
+    mine_b = [t for t in branches if t.assignee == staff_id]
+    queue_b = [t for t in branches if t.assignee is None]
+    return Inbox(_rows(engine, mine.items + mine_b), _rows(engine, queue.items + queue_b),
+                 mine.total + len(mine_b), queue.total + len(queue_b))
 
 
 def watched(engine: Any, staff_id: str, limit: int = 200) -> list[Row]:

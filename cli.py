@@ -33,8 +33,8 @@ def main(click_ctx: click.Context, db: Optional[str], procedures: Optional[str],
          calendar: Optional[str], as_json: bool) -> None:
     """sop — 物业客服 workflow engine: procedures as YAML state machines with SLA timers."""
     if hasattr(sys.stdout, "reconfigure") and (sys.stdout.encoding or "").lower() != "utf-8":
-        sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
-        sys.stderr.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
+        sys.stdout.reconfigure(encoding="utf-8")
+        sys.stderr.reconfigure(encoding="utf-8")  # type: ignore[union-attr]  # stderr is the same kind of stream as stdout
     click_ctx.obj = Context(db, procedures, org, as_json, calendar)
     if click_ctx.invoked_subcommand is None:  # `sop` alone: the help, on stdout
         click.echo(click_ctx.get_help())

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Optional
 from zoneinfo import ZoneInfo
 
 from engine.durations import parse_duration
-from engine.errors import AdapterError, EngineError, NotAuthorized
+from engine.errors import AdapterError, EngineError, InputError, NotAuthorized
 from engine.instants import out_of_range
 from adapters.rows import RowError  # noqa: F401  (part of this module's results)
 
@@ -134,8 +134,14 @@ def read_records(text: str, zone: ZoneInfo) -> tuple[list[CallRecord], list[RowE
 
 
 def ring_length(engine: Any) -> timedelta:
+    """One ring: the phone procedure's ``ring`` unit (5 s without one), which must be
+    wall-clock time: a record's rings are counted in seconds from its ring time."""
     units = engine.library.get(PROCEDURE).spec.units
-    return parse_duration(units.get("ring", "5s"), units).amount  # type: ignore[return-value]
+    ring = parse_duration(units.get("ring", "5s"), units)
+    if ring.kind != "wall" or not isinstance(ring.amount, timedelta):
+        where = engine.library.files.get(f"procedure:{PROCEDURE}", f"{PROCEDURE}.yaml")
+        raise InputError(f"{where}: units.ring", f"{ring} is not wall-clock time; one ring lasts e.g. 5s")
+    return ring.amount
 
 
 def load_record(engine: Any, rec: CallRecord, staff: str, ring: timedelta, result: CallImport) -> None:

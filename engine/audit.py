@@ -47,7 +47,8 @@ class StoredEvent(NamedTuple):
                             self.recorded_at, self.prev_hash, self.hash)
 
 
-_SCAN = json.JSONDecoder().scan_once  # what json.loads runs, without its two whitespace scans
+# what json.loads runs, without its two whitespace scans
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, not in typeshed
 
 
 def loads(text: Any) -> Any:
@@ -86,7 +87,7 @@ def _event_decoder() -> Any:
         return Event(type_, actor, role, occurred_at, loads(data_json), seq=seq, recorded_at=recorded_at,
                      prev_hash=prev_hash, hash=hash_)
 
-    probe = by_constructor("", "", None, None, "{}", 0, None, "", "")  # type: ignore[arg-type]
+    probe = by_constructor("", "", None, None, "{}", 0, None, "", "")  # type: ignore[arg-type]  # a probe of the constructor's fields, with nothing to compare
     if tuple(getattr(probe, "__dict__", ())) != _EVENT_FIELDS or hasattr(Event, "__post_init__"):
         return by_constructor
     new, set_dict = object.__new__, object.__setattr__

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -135,13 +136,31 @@ class YearDefinition:
         return found
 
 
-def _as_year(year: int, spec: YearDefinition | Mapping[str, object]) -> YearDefinition:
+class YearMapping(TypedDict, total=False):
+    """A year written as a mapping (the keys of :class:`YearDefinition`)."""
+
+    holidays: Iterable[date]
+    workdays: Iterable[date]
+    source: str
+
+
+class CalendarArgs(TypedDict, total=False):
+    """What a calendar file gives :class:`WorkCalendar` (every key optional)."""
+
+    zone: str
+    periods: list[tuple[time, time]]
+    extra_closed: set[date]
+    extra_working: set[date]
+    years: dict[int, YearDefinition]
+
+
+def _as_year(year: int, spec: YearDefinition | YearMapping) -> YearDefinition:
     if isinstance(spec, YearDefinition):
         definition = spec
     else:
         definition = YearDefinition(
-            holidays=frozenset(spec.get("holidays", ())),  # type: ignore[arg-type]
-            workdays=frozenset(spec.get("workdays", ())),  # type: ignore[arg-type]
+            holidays=frozenset(spec.get("holidays", ())),
+            workdays=frozenset(spec.get("workdays", ())),
             source=str(spec.get("source", "")),
         )
     problems = definition.problems(year)
@@ -175,7 +194,7 @@ class WorkCalendar:
         periods: Iterable[tuple[object, object]] = DEFAULT_PERIODS,
         extra_closed: Iterable[date] = (),
         extra_working: Iterable[date] = (),
-        years: Mapping[int, YearDefinition | Mapping[str, object]] | None = None,
+        years: Mapping[int, YearDefinition | YearMapping] | None = None,
         source: str | None = None,
     ) -> None:
         self.zone = ZoneInfo(zone)
@@ -409,7 +428,7 @@ _MAX_RANGE_DAYS = 366
 Dated = tuple[date, yaml.Node]
 
 
-def load_calendar_file(path: Path) -> dict[str, object]:
+def load_calendar_file(path: Path) -> CalendarArgs:
     """Read a calendar override file into :class:`WorkCalendar` keyword arguments.
 
     All keys are optional; every problem is reported at once (ProcedureError with
@@ -450,7 +469,7 @@ class _FileReader:
     def value(self, node: yaml.Node) -> object:
         return self._constructor.construct_object(node, deep=True)
 
-    def read(self) -> dict[str, object]:
+    def read(self) -> CalendarArgs:
         try:
             root = yaml.compose(Path(self.name).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
         except OSError as exc:
@@ -460,11 +479,12 @@ class _FileReader:
             self.problem(getattr(exc, "problem_mark", None), "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
             return {}
         fields = self.mapping(root, "", _FILE_KEYS) if root is not None else {}
-        kwargs: dict[str, object] = {}
-        if "zone" in fields:
-            kwargs["zone"] = self.zone(fields["zone"])
-        if "working_hours" in fields:
-            kwargs["periods"] = self.working_hours(fields["working_hours"])
+        kwargs: CalendarArgs = {}
+        # (a value not read is None, with an issue that keeps the file from being used)
+        if "zone" in fields and (zone := self.zone(fields["zone"])) is not None:
+            kwargs["zone"] = zone
+        if "working_hours" in fields and (periods := self.working_hours(fields["working_hours"])) is not None:
+            kwargs["periods"] = periods
         closed = self.dates(fields["extra_closed"], "extra_closed") if "extra_closed" in fields else []
         working = self.dates(fields["extra_working"], "extra_working") if "extra_working" in fields else []
         closed_days = {d for d, _ in closed}
@@ -512,8 +532,8 @@ class _FileReader:
             clocks = [self.clock(fields[k], f"working_hours[{i}].{k}") for k in ("start", "end") if k in fields]
             if len(fields) < 2:
                 self.problem(item, f"working_hours[{i}]", "a period needs both start and end")
-            elif None not in clocks:
-                periods.append((clocks[0], clocks[1]))  # type: ignore[arg-type]
+            elif clocks[0] is not None and clocks[1] is not None:
+                periods.append((clocks[0], clocks[1]))
         if len(self.issues) > known:  # an item is wrong: checking the rest would only echo it
             return None
         try:

@@ -112,7 +112,7 @@ def read(path: Path) -> dict[str, Any]:
     if not is_checkpoint(doc):
         raise InputError("--against", f"{path}: not an sop checkpoint (no sop_checkpoint, ledger_seq, head, "
                                       f"signature)")
-    return doc  # type: ignore[no-any-return]
+    return doc
 
 
 def is_checkpoint(doc: Any) -> bool:

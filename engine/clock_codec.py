@@ -373,7 +373,7 @@ class Clock:
     def __eq__(self, other: object) -> bool:
         if type(other) is not Clock:
             return NotImplemented
-        return self._s == other._s  # type: ignore[attr-defined]
+        return self._s == other._s
 
     def __hash__(self) -> int:
         from engine.codec import canonical_json  # the codec re-exports this module: imported when used

@@ -31,9 +31,11 @@ from engine.instants import per_instant
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False)
 # The C encoder behind json.dumps, built once: json.dumps builds an encoder object and then
 # the C encoder on every call. Same arguments, hence the same text, byte for byte.
-_C_ENCODE = (json.encoder.c_make_encoder(None, _CANONICAL.default, json.encoder.encode_basestring, None,
-                                         ":", ",", True, False, True)
-             if json.encoder.c_make_encoder is not None else None)
+_MAKE_ENCODER: Optional[Callable[..., Callable[[Any, int], list[str]]]] = (
+    json.encoder.c_make_encoder)  # type: ignore[attr-defined]  # _json's factory (None without it): not in typeshed
+_C_ENCODE = (_MAKE_ENCODER(None, _CANONICAL.default, json.encoder.encode_basestring, None,
+                           ":", ",", True, False, True)
+             if _MAKE_ENCODER is not None else None)
 
 
 def canonical_json(data: Any) -> str:

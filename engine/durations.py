@@ -64,13 +64,13 @@ class Duration:
         if t.tzinfo is None or t.utcoffset() is None:
             raise ValueError(f"{t} has no time zone; durations are added to timezone-aware datetimes")
         if self.kind == "wall":
-            end = t.astimezone(timezone.utc) + self.amount  # type: ignore[operator]
+            end = t.astimezone(timezone.utc) + self.amount  # type: ignore[operator]  # kind tags amount: a timedelta for wall and working
             return end.astimezone(calendar.zone if calendar else t.tzinfo)
         if calendar is None:
             raise ValueError(f"{self} is counted on the working calendar; pass one")
         if self.kind == "working":
-            return calendar.add_working_time(t, self.amount)  # type: ignore[arg-type]
-        return calendar.add_workdays(t, self.amount, workday_mode)  # type: ignore[arg-type]
+            return calendar.add_working_time(t, self.amount)  # type: ignore[arg-type]  # kind tags amount: a timedelta for wall and working
+        return calendar.add_workdays(t, self.amount, workday_mode)  # type: ignore[arg-type]  # kind tags amount: an int for workdays
 
     def measure(self, a: datetime, b: datetime, calendar: WorkCalendar | None) -> timedelta:
         """Time from ``a`` to ``b`` in this duration's own terms.
@@ -101,7 +101,7 @@ def _parse_duration(text: str, unit_items: tuple[tuple[str, str], ...]) -> Durat
     units = dict(unit_items)
     if text.strip().startswith("-"):
         raise _error(text, "durations are never negative (subtract in the expression: starts_at - 15m)", units)
-    table = {**_UNITS, **_procedure_units(units or {})}
+    table: dict[str, tuple[Kind, Fraction | int]] = {**_UNITS, **_procedure_units(units or {})}
     terms = _terms(text, table, units or {})
     kinds = {kind for kind, _ in terms}
     if len(kinds) > 1:
@@ -152,7 +152,7 @@ def _procedure_units(units: Mapping[str, str]) -> dict[str, tuple[Kind, Fraction
         if _lookup(name, _UNITS) is not None:
             raise ValueError(f"unit name {raw_name!r} would hide the built-in unit of that name")
         base = parse_duration(str(definition))
-        amount = Fraction(base.amount) if base.kind == "workdays" else _seconds(base.amount)  # type: ignore[arg-type]
+        amount = Fraction(base.amount) if base.kind == "workdays" else _seconds(base.amount)  # type: ignore[arg-type]  # kind tags amount: an int for workdays, else a timedelta
         table[name] = (base.kind, amount)
     return table
 

@@ -29,6 +29,7 @@ can print them and still inspect the parts. Presentation layers map this tree on
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -174,7 +175,7 @@ class RowsInvalid(FormInvalid):
 
     SHOWN = 5
 
-    def __init__(self, form: str, rows: list[tuple[int, EngineError]], total: int) -> None:
+    def __init__(self, form: str, rows: Sequence[tuple[int, EngineError]], total: int) -> None:
         self.rows = list(rows)
         self.total = total
         errors = []

@@ -30,7 +30,7 @@ def per_instant(fn: Callable[[Any], T], size: int) -> Callable[[Any], T]:
     def remembered(value: Any) -> T:
         seen = last[0]
         if value is seen[0] and value is not None:
-            return seen[1]  # type: ignore[no-any-return]
+            return seen[1]
         if type(value) is not datetime:
             return fn(value)
         key = (value, value.tzinfo, value.fold)

@@ -48,7 +48,10 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 
 
 class Schedule(Protocol):
-    text: str
+    @property
+    def text(self) -> str:
+        """The schedule as the procedure wrote it (for messages)."""
+        ...
 
     @property
     def uses_calendar(self) -> bool:
@@ -80,7 +83,7 @@ class Every:
     def next_after(self, t: datetime, calendar: WorkCalendar, anchor: datetime | None = None) -> datetime:
         t = _local(t, calendar)
         anchor = _local(anchor, calendar) if anchor is not None else t
-        step: timedelta = self.step.amount  # type: ignore[assignment]
+        step: timedelta = self.step.amount  # type: ignore[assignment]  # kind tags amount: a timedelta for wall and working
         if self.step.kind == "working":
             elapsed = calendar.working_time_between(anchor, t) if t >= anchor else timedelta(0)
             return calendar.add_working_time(anchor, (elapsed // step + 1) * step)
@@ -298,7 +301,7 @@ def _from_mapping(spec: Mapping[str, object], units: Mapping[str, str] | None) -
     if "last_workday_of" in spec:
         if spec["last_workday_of"] not in ("week", "month") or "at" not in spec:
             raise ValueError(f"schedule {text!r}: write last_workday_of: week or month, with at: \"HH:MM\"")
-        return LastWorkdayOf(spec["last_workday_of"], _at(spec["at"], text), text)  # type: ignore[arg-type]
+        return LastWorkdayOf(spec["last_workday_of"], _at(spec["at"], text), text)
     if "day" in spec:
         return _monthly(spec["day"], spec.get("shorter_month"), spec.get("at"), text)
     every = " ".join(str(spec["every"]).lower().split())
@@ -352,7 +355,7 @@ def _monthly(day: object, shorter: object, at: object, spec: str) -> MonthlyOn:
             f"schedule {spec!r}: day {day} is missing in shorter months; say 'monthly on day {day} or last day' "
             "(mapping: shorter_month: last) or, to skip those months, shorter_month: skip"
         )
-    return MonthlyOn(day, shorter or "last", clock, spec)  # type: ignore[arg-type]
+    return MonthlyOn(day, shorter or "last", clock, spec)
 
 
 def _cron(expression: str, spec: str, on_workdays: bool = False) -> Cron:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,15 @@ def test_the_first_days_play_the_same_every_time(tmp_path: Path) -> None:
     assert any("电话报修" in line for line in diary) and len(rows) > 20
     assert ("phone_call", "closed", "completed") in {(p, s, st) for p, s, st, _ in states}
     assert {p for p, *_ in states} >= {"fee_cycle", "dunning", "phone_call", "repair", "renovation", "meeting"}
+
+
+def test_json_demo_prints_one_document_on_stdout_through_supported_click_calls(tmp_path: Path) -> None:
+    """``--json``: the progress goes to stderr, and not through ``click.get_text_stream``
+    (deprecated in Click 8.5, gone in 9: the command would fail there)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=DeprecationWarning, module=r"engine\.")
+        result = CliRunner().invoke(main, ["--json", "demo", "--db-file", str(tmp_path / "sop-demo.db")],
+                                    env=CLEAN_ENV)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads(result.stdout)["audit"] == {"ok": True, "broken": None}
+    assert "模拟一个月" in result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 from adapters.calls import import_calls
 from cli import main
 from engine.runtime.config import build_engine
-from tests.conftest import SHANGHAI
+from tests.conftest import ROOT, SHANGHAI
 
 CDR = """call_id,caller,ring_started_at,answered_at,rings,seat
 C1,13912345678,2025-09-30T10:00:00+08:00,2025-09-30T10:00:09+08:00,2,8001
@@ -153,3 +153,23 @@ def test_a_seat_given_to_two_people_is_refused_in_the_org_file(tmp_path) -> None
                    "  - {id: zhou_min, name: 周敏, roles: [front_desk], seat: \"8001\"}\n", encoding="utf-8")
     with pytest.raises(ProcedureError, match="seat '8001' belongs to both liu_fang and zhou_min"):
         load_org(org)
+
+
+def test_a_ring_unit_not_in_wall_clock_time_is_refused_in_one_line_and_nothing_is_imported(runner, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A record's rings are counted in seconds from its ring time: ``units: {ring: 1 workday}``
+    used to end the import in a TypeError traceback."""
+    import shutil
+
+    for folder in ("procedures", "forms"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    phone = tmp_path / "procedures" / "phone_call.yaml"
+    text = phone.read_text(encoding="utf-8").replace("units: {ring: 5s}", "units: {ring: 1 workday}")
+    phone.write_text(text.replace("    goal: 3 rings\n", "    goal: 3 rings\n    workday_mode: working_hours\n"),
+                     encoding="utf-8")  # (lint asks how to read a goal in workdays)
+    r = runner.invoke(main, ["--procedures", str(tmp_path / "procedures"), "import", "calls",
+                             str(write(tmp_path, CDR)), "--as", "li_qiang"])
+    assert r.exit_code != 0 and isinstance(r.exception, SystemExit), repr(r.exception)  # not a crash
+    assert r.stderr.strip().splitlines() == [
+        f"error: {phone}: units.ring: 1 workday is not wall-clock time; one ring lasts e.g. 5s"]
+    shown = runner.invoke(main, ["--procedures", str(tmp_path / "procedures"), "show", "1"])
+    assert shown.exit_code != 0 and "1" in shown.stderr  # nothing was imported

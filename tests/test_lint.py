@@ -104,6 +104,10 @@ REQUIRED = {
     "whole_instance_timer_action_unavailable_somewhere": ("system_action", "53",
                                                           "timers[1].action: action 'expire' is not available "
                                                           "from 'waiting'"),
+    # a timer armed in a list of states: each of them checked (lint used to crash on the list)
+    "timer_over_a_list_of_states_checked_in_each": ("system_action", "58",
+                                                    "timers[2].action: action 'expire' is not available from "
+                                                    "'waiting'"),
     "automatic_state_nothing_moves": ("automatic_stuck", "10",
                                       "state 'checking' is automatic but nothing moves an instance out of it"),
 }

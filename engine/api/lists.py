@@ -53,9 +53,11 @@ def _summary(inst: Instance, zone: ZoneInfo) -> dict[str, Any]:
             **next_deadline(inst, zone)}
 
 
+Branches = tuple[Optional[str], tuple[str, ...], Optional[tuple[str, ...]]]  # (staff, roles, buildings)
+
+
 def _page(request: Request, f: InstanceFilter, paging: Paging, inbox: bool,
-          branches: Optional[tuple[Optional[str], tuple[str, ...], Optional[tuple[str, ...]]]] = None
-          ) -> dict[str, Any]:
+          branches: Optional[Branches] = None) -> dict[str, Any]:
     """One page; an inbox with ``branches`` (staff, roles, buildings) also holds one task per
     open parallel branch waiting on them, merged in order (engine/store/queries.branch_tasks)."""
     engine = request.app.state.engine
@@ -104,7 +106,7 @@ def tasks(request: Request, who: Caller = Depends(caller), f: InstanceFilter = D
         if role not in who.roles:
             who.require(who.supervising_roles, f"read the {role} queue")
         f = replace(f, role=role, unassigned=True, queue_buildings=who.scope)
-        branches = (None, (role,), who.scope)
+        branches: Optional[Branches] = (None, (role,), who.scope)
     else:
         whose = staff or who.staff_id
         if whose != who.staff_id:

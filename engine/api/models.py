@@ -64,7 +64,7 @@ class Body(BaseModel):
 
 _AT = Field(None, description="When it happened (ISO 8601 with offset); default: now.",
             examples=["2025-09-30T17:55:00+08:00"])
-_DATA = Field(default_factory=dict, description="The form data of this step (see the form's JSON Schema).")
+_DATA: dict[str, Any] = Field(default_factory=dict, description="The form data of this step (see the form's JSON Schema).")
 
 
 class InstanceCreate(Body):

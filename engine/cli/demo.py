@@ -1,8 +1,9 @@
 """``sop demo``: one month at the demo site on a fresh embedded database (engine/demo/)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import IO, Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional, TextIO
 
 import click
 
@@ -28,13 +29,13 @@ def demo(ctx: Context, db_file: Path) -> None:
     # With --json the progress goes to stderr, so stdout is one JSON document.
     if ctx.json:
         result = demo_run.run(settings, lambda line: click.echo(line, err=True),
-                              progress=_bar(click.get_text_stream("stderr")))
+                              progress=_bar(sys.stderr))  # (click.get_text_stream: gone in Click 9)
     else:
         result = demo_run.run(settings, click.echo, progress=_bar(None))
     emit(ctx, demo_run.as_json(result), lambda: demo_run.summary(result, click.echo, table))
 
 
-def _bar(stream: Optional[IO[str]]) -> Callable[[int, Callable[[], str]], ContextManager[Any]]:
+def _bar(stream: Optional[TextIO]) -> Callable[[int, Callable[[], str]], ContextManager[Any]]:
     """The month's progress bar on ``stream`` (stdout when None), the day's label beside it."""
 
     def progress(length: int, label: Callable[[], str]) -> ContextManager[Any]:

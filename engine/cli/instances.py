@@ -170,9 +170,9 @@ def tasks(ctx: Context, staff: Optional[str], role: Optional[str], watching: boo
     if watching and not staff:
         raise InputError("--watching", "give --as STAFF: whose watched cases")
     eng = ctx.engine
-    if watching:
+    if watching and staff:  # (--watching without --as was refused above)
         from engine.runtime.watching import watched
-        items = watched(eng, staff)  # type: ignore[arg-type]  (staff is given, checked above)
+        items = watched(eng, staff)
     else:
         items = eng.tasks(staff=staff, role=role)
     zone = ZoneInfo(eng.org.site.zone)

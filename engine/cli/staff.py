@@ -88,7 +88,7 @@ def token_list(ctx: Context, staff_id: Optional[str]) -> None:
                 "revoked_at": iso(t.revoked_at, zone)} for t in rows]
     emit(ctx, payload, lambda: click.echo("\n".join(
         f"{p['id']:>4}  {p['staff']:<12} {p['label'] or '-':<12} {p['created_at']}"
-        f"{'  revoked ' + p['revoked_at'] if p['revoked_at'] else ''}" for p in payload)))
+        f"{'  revoked ' + str(p['revoked_at']) if p['revoked_at'] else ''}" for p in payload)))
 
 
 @staff.command("password")

@@ -61,18 +61,18 @@ def _due_from(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: 
     if clock.kind is ClockKind.SLA:
         spec = next(s for s in proc.spec.slas if s.name == name)
         if basis.type == SLA_STARTED:
-            goal = parse_duration(clock.goal, proc.spec.units)  # type: ignore[arg-type]
+            goal = parse_duration(clock.goal, proc.spec.units)  # type: ignore[arg-type]  # an SLA clock has its goal
             return goal.add_to(at, cal, spec.workday_mode or "end_of_day")
         if basis.type == SLA_RESUMED:
             paused = next(e for e in reversed(history[:history.index(basis)])
                           if e.type == SLA_PAUSED and e.data.get("name") == name)
-            rest = timedelta(seconds=clock_of_payload(paused.data["clock"]).paused_remaining)  # type: ignore[arg-type]
+            rest = timedelta(seconds=clock_of_payload(paused.data["clock"]).paused_remaining)  # type: ignore[arg-type]  # a paused SLA clock has its remaining time
             return at + rest if clock.goal_kind == "wall" else cal.add_working_time(at, rest)
         return clock.due  # type: ignore[return-value]  # SlaReset: the due date is data
     spec_t = next(t for t in proc.spec.timers if t.name == name)
     if basis.type == TIMER_FIRED:  # a recurring timer: the occurrence after the last one fired
-        schedule = parse_schedule(spec_t.schedule, proc.spec.units)  # type: ignore[arg-type]
+        schedule = parse_schedule(spec_t.schedule, proc.spec.units)  # type: ignore[arg-type]  # a timer that fired again is a scheduled one
         return schedule.next_after(datetime.fromisoformat(basis.data["due"]), cal,
                                    anchor=clock.started_at)
     first = first_fire(proc, cal, spec_t, inst, at)
-    return first if first is not None else clock.due  # type: ignore[return-value]
+    return first if first is not None else clock.due  # type: ignore[return-value]  # a timer with no first firing keeps its due time

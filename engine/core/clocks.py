@@ -87,10 +87,10 @@ def stamp(cal: WorkCalendar, clock: Clock, uses_calendar: bool, memo: Optional[d
     (and hashes) are what they were before provisional years existed.
     """
     ends = [t for t in (clock.due, clock.next) if t]
-    if not uses_calendar or not ends:
+    if not uses_calendar or not ends or clock.started_at is None:  # (a clock with a deadline has started)
         years: list[int] = []
     elif memo is None:
-        years = cal.provisional_years(clock.started_at, max(ends))  # type: ignore[arg-type]
+        years = cal.provisional_years(clock.started_at, max(ends))
     else:  # a batch's: one answer per window
         window = (clock.started_at, max(ends))
         years = _remember(memo, ("provisional", *window), lambda: cal.provisional_years(*window))
@@ -111,7 +111,7 @@ def timer_uses_calendar(proc: CompiledProcedure, spec: TimerSpec) -> bool:
         elif spec.at is not None:
             known = signed_duration(spec.at.offset, units)[1].kind != "wall"
         else:
-            known = parse_schedule(spec.schedule, units).uses_calendar  # type: ignore[arg-type]
+            known = parse_schedule(spec.schedule, units).uses_calendar  # type: ignore[arg-type]  # neither after nor at: the model requires a schedule
         _TIMER_USES_CALENDAR[key] = known
     return known
 
@@ -161,8 +161,8 @@ def react(proc: CompiledProcedure, cal: WorkCalendar, before: Optional[Instance]
         for e in _react_sla(proc, cal, spec, inst, actions, entered, started, at, memo):
             out.append(e)
             inst = ev.evolve(proc, inst, e)
-    for spec in proc.spec.timers:
-        for e in _react_timer(proc, cal, spec, inst, entered, left, started, at, memo):
+    for tspec in proc.spec.timers:
+        for e in _react_timer(proc, cal, tspec, inst, entered, left, started, at, memo):
             out.append(e)
             inst = ev.evolve(proc, inst, e)
     for qspec in proc.spec.quotas:
@@ -186,7 +186,7 @@ def _react_sla(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, inst: 
         if new_due and clock.status is not _BREACHED:
             c = clock.with_(due=datetime.fromisoformat(new_due), warned=(), status=_OPEN)
             c = stamp(cal, c.with_(**_next_step(proc, cal, spec, c)), sla_uses_calendar(c))
-            return [clock_event(SLA_RESET, spec.name, c, at, due=iso(c.due))]  # type: ignore[arg-type]
+            return [clock_event(SLA_RESET, spec.name, c, at, due=iso(c.due))]  # type: ignore[arg-type]  # a reset clock has its due time
     if set(spec.stop_on) & actions or set(spec.stop_in) & set(entered) or _branch_closed(proc, inst, spec.start_in):
         return [_stop_sla(clock, spec.name, inst, at)]
     if not inst.active:
@@ -254,7 +254,7 @@ def _escalation_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, 
     if rung >= len(spec.escalate) or clock.acknowledged_at:
         return _NO_STEP
     after = parse_duration(spec.escalate[rung].after, proc.spec.units)
-    when = after.add_to(clock.due, cal, spec.workday_mode or "end_of_day")  # type: ignore[arg-type]
+    when = after.add_to(clock.due, cal, spec.workday_mode or "end_of_day")  # type: ignore[arg-type]  # a breached SLA has its due time
     return {"next": when, "next_kind": ClockStep.of(StepKind.ESCALATE, rung)}
 
 
@@ -277,7 +277,7 @@ def _stop_sla(clock: Clock, name: str, inst: Instance, at: datetime) -> Event:
 
 
 def _remaining(cal: WorkCalendar, clock: Clock, at: datetime) -> timedelta:
-    due: datetime = clock.due  # type: ignore[assignment]
+    due: datetime = clock.due  # type: ignore[assignment]  # a running SLA has its due time
     if due <= at:
         return timedelta(0)
     return due - at if clock.goal_kind == "wall" else cal.working_time_between(at, due)
@@ -291,9 +291,9 @@ def _next_step(proc: CompiledProcedure, cal: WorkCalendar, spec: SlaSpec, clock:
     (cases started together: a bulk start, an import) at the same point of their ladder."""
     args = (clock.started_at, clock.due, clock.goal_kind == "wall", clock.warned, clock.status is _BREACHED)
     if memo is None:
-        return _step_after(cal, spec, *args)  # type: ignore[arg-type]
-    return _remember(memo, ("sla-step", proc.id, proc.version, spec.name, *args),  # type: ignore[no-any-return]
-                     lambda: _step_after(cal, spec, *args))  # type: ignore[arg-type]
+        return _step_after(cal, spec, *args)  # type: ignore[arg-type]  # a started SLA has its start and due time
+    return _remember(memo, ("sla-step", proc.id, proc.version, spec.name, *args),
+                     lambda: _step_after(cal, spec, *args))  # type: ignore[arg-type]  # a started SLA has its start and due time
 
 
 def _step_after(cal: WorkCalendar, spec: SlaSpec, start: datetime, due: datetime, wall: bool,
@@ -327,7 +327,7 @@ def _react_timer(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, in
         ends = live and (not inst.active or (not inside and any(s in states for s in left)))
     out: list[Event] = []
     if ends and not arms:
-        c = clock.with_(status=_CANCELLED, next=None, next_kind=None, ended_at=at)  # type: ignore[union-attr]
+        c = clock.with_(status=_CANCELLED, next=None, next_kind=None, ended_at=at)  # type: ignore[union-attr]  # a live timer has its clock
         out.append(clock_event(TIMER_CANCELLED, spec.name, c, at))
     elif arms:
         if spec.at is None:  # after a duration or on a schedule: the same for every instance
@@ -362,7 +362,7 @@ def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: lis
         arms = inst.active and inside and any(s in states for s in entered) and not live
         ends = live and (not inst.active or (not inside and any(s in states for s in left)))
     if ends:
-        c = clock.with_(status=ClockStatus.ENDED, running=False, next=None, next_kind=None,  # type: ignore[union-attr]
+        c = clock.with_(status=ClockStatus.ENDED, running=False, next=None, next_kind=None,  # type: ignore[union-attr]  # a live quota has its clock
                         ended_at=at)
         return [clock_event(QUOTA_ENDED, spec.name, c, at)]
     if arms:
@@ -373,11 +373,11 @@ def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: lis
         c = stamp(cal, c, spec.per == "workday")
         return [clock_event(QUOTA_STARTED, spec.name, c, at, due=iso(end))]
     if live:
-        since: datetime = clock.period_start  # type: ignore[union-attr, assignment]
+        since: datetime = clock.period_start  # type: ignore[union-attr, assignment]  # a live quota has its clock and period
         counted = sum(1 for e in events if e.type == m.ACTION_TAKEN and e.data["action"] in spec.actions
                       and e.occurred_at >= since)
         if counted:
-            c = clock.with_(count=clock.count + counted)  # type: ignore[union-attr, operator]
+            c = clock.with_(count=clock.count + counted)  # type: ignore[union-attr, operator]  # a live quota has its clock and count
             return [clock_event(QUOTA_COUNTED, spec.name, c, at, count=c.count)]
     return []
 
@@ -385,13 +385,13 @@ def _react_quota(cal: WorkCalendar, spec: QuotaSpec, inst: Instance, events: lis
 def _judge_quota(cal: WorkCalendar, spec: QuotaSpec, clock: Clock, at: datetime) -> tuple[Event, bool]:
     """The period's verdict and the next period's clock: (QuotaJudged, met?)."""
     count, required = clock.count, clock.required
-    met = count >= required  # type: ignore[operator]
+    met = count >= required  # type: ignore[operator]  # a quota clock has its count and required
     was_start, was_end = clock.period_start, clock.due
-    start, end = quota_period(cal, spec.per, was_end, whole=True)  # type: ignore[arg-type]
+    start, end = quota_period(cal, spec.per, was_end, whole=True)  # type: ignore[arg-type]  # a quota clock's period has its end
     c = clock.with_(count=0, period_start=start, due=end, next=end,
-                    met=clock.met + met, missed=clock.missed + (not met))  # type: ignore[operator]
+                    met=clock.met + met, missed=clock.missed + (not met))  # type: ignore[operator]  # a quota clock has its met and missed
     c = stamp(cal, c, spec.per == "workday")
-    event = clock_event(QUOTA_JUDGED, spec.name, c, at, period_start=iso(was_start), period_end=iso(was_end),  # type: ignore[arg-type]
+    event = clock_event(QUOTA_JUDGED, spec.name, c, at, period_start=iso(was_start), period_end=iso(was_end),  # type: ignore[arg-type]  # a quota clock's period has its start and end
                         count=count, required=required, result="met" if met else "missed")
     return event, met
 
@@ -423,7 +423,7 @@ def fire_events(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name
     (see ``_next_step``).
     """
     clock = inst.clocks[name]
-    due: datetime = clock.next  # type: ignore[assignment]
+    due: datetime = clock.next  # type: ignore[assignment]  # a due clock has its next step
     at = max(due, inst.last_occurred_at) if inst.last_occurred_at else due
     late = max((now - due).total_seconds(), 0.0)
     if clock.kind is ClockKind.SLA:
@@ -447,7 +447,7 @@ def _fire_sla(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: 
               late: float, memo: Optional[dict[Any, Any]] = None) -> tuple[list[Event], SlaSpec, datetime]:
     """An SLA's due step: a warning threshold, a rung of the escalation ladder, or the breach."""
     spec = next(s for s in proc.spec.slas if s.name == name)
-    step: ClockStep = clock.next_kind  # type: ignore[assignment]
+    step: ClockStep = clock.next_kind  # type: ignore[assignment]  # a due SLA clock has its next step's kind
     if step.kind is StepKind.WARN and step.number is not None:
         pct = step.number
         warned = tuple(sorted(clock.warned + (pct,)))
@@ -460,4 +460,4 @@ def _fire_sla(proc: CompiledProcedure, cal: WorkCalendar, inst: Instance, name: 
         return [clock_event(SLA_ESCALATED, name, c, at, rung=rung, late_by_s=late)], spec, at
     c = clock.with_(status=_BREACHED, breached_at=clock.due, assignee=inst.assignee,
                     **_escalation_step(proc, cal, spec, clock, 0))  # the ladder's first rung, or no next step
-    return [clock_event(SLA_BREACHED, name, c, at, due=iso(clock.due), late_by_s=late)], spec, at  # type: ignore[arg-type]
+    return [clock_event(SLA_BREACHED, name, c, at, due=iso(clock.due), late_by_s=late)], spec, at  # type: ignore[arg-type]  # a breached SLA has its due time

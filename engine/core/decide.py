@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 from zoneinfo import ZoneInfo
 
 from engine.codec import ClockStatus
@@ -475,7 +475,7 @@ def _recipients(spec: NotifySpec, org: OrgSpec, inst: Instance) -> list[str]:
     return list(dict.fromkeys(people))
 
 
-def _watch(b: _Builder, people: list[Optional[str]], reason: str) -> None:
+def _watch(b: _Builder, people: Sequence[Optional[str]], reason: str) -> None:
     for data in wt.watch_events(b.inst, people, reason):
         b.emit(wt.WATCHER_ADDED, data)
 

@@ -37,7 +37,7 @@ def quota_period(cal: WorkCalendar, per: str, t: datetime, whole: bool) -> tuple
             step = 1
         else:
             spans = cal.day_periods(day)
-            start, end, step = (spans[0][0], spans[-1][1], 1) if spans else (None, None, 1)  # type: ignore[assignment]
+            start, end, step = (spans[0][0], spans[-1][1], 1) if spans else (None, None, 1)  # type: ignore[assignment]  # start None only when end is too, and then unread
         if start is not None and local < end and (not whole or local <= start):
             return start, end
         day += timedelta(days=step)
@@ -65,7 +65,7 @@ def first_fire(proc: CompiledProcedure, cal: WorkCalendar, spec: TimerSpec, inst
             base = base.replace(hour=hh, minute=mm, tzinfo=cal.zone)
         sign, d = signed_duration(spec.at.offset, units)
         if d.kind == "wall":
-            return base + sign * d.amount  # type: ignore[operator]
+            return base + sign * d.amount  # type: ignore[operator]  # kind tags amount: a timedelta for wall
         if sign < 0:
             return _subtract_working(cal, base, d)
         return d.add_to(base, cal, spec.workday_mode or "end_of_day")
@@ -77,9 +77,9 @@ def _subtract_working(cal: WorkCalendar, base: datetime, d: Duration) -> datetim
     """``base`` minus a working duration (e.g. "1 workday before the promised date")."""
     if d.kind == "workdays":
         day = base.astimezone(cal.zone).date()
-        for _ in range(int(d.amount)):  # type: ignore[arg-type]
+        for _ in range(int(d.amount)):  # type: ignore[arg-type]  # kind tags amount: an int for workdays
             day = cal.previous_workday(day)
         local = base.astimezone(cal.zone)
         return local.replace(year=day.year, month=day.month, day=day.day)
-    step = cal.working_time_between(base - timedelta(days=30), base) - d.amount  # type: ignore[operator]
+    step = cal.working_time_between(base - timedelta(days=30), base) - d.amount  # type: ignore[operator]  # kind tags amount: a timedelta for working time
     return cal.add_working_time(base - timedelta(days=30), max(step, timedelta(0)))

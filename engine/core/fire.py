@@ -123,6 +123,6 @@ def _plainly(proc: CompiledProcedure, org: OrgSpec, inst: Instance, clock_event:
                           {"changes": {k: dc._json_value(v) for k, v in effect.set.items()}})
                 after = ev.fold_on(proc, after, e)
             else:
-                e = Event(m.NOTIFICATION_QUEUED, "system", None, at, dc.notice_data(effect.notify, org, after))  # type: ignore[arg-type]
+                e = Event(m.NOTIFICATION_QUEUED, "system", None, at, dc.notice_data(effect.notify, org, after))  # type: ignore[arg-type]  # the effect's only other kind: notify
             events.append(e)
     return Decision(events=events, folded=(len(events), ev.finish(after)))

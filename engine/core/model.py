@@ -66,7 +66,7 @@ class EventKind(StrEnum):
     def of(cls, text: str) -> "EventKind | str":
         """The member named by a stored ``type``, or the text itself for a kind this
         engine does not know (an old log's, replayed): loading never fails on a kind."""
-        return cls._value2member_map_.get(text, text)  # type: ignore[return-value]
+        return cls._value2member_map_.get(text, text)  # type: ignore[return-value]  # the map's values are EventKind members
 
 
 # The old names, kept so call sites keep working.

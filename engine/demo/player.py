@@ -136,7 +136,8 @@ class Scheduler:
         except StopIteration:
             return
         if when < self.demo.now:
-            raise RuntimeError(f"demo story {gen.__name__} went back in time to {when} (clock {self.demo.now})")
+            name = gen.__name__  # type: ignore[attr-defined]  # a generator object's; typing's Generator lacks it
+            raise RuntimeError(f"demo story {name} went back in time to {when} (clock {self.demo.now})")
         heapq.heappush(self.heap, (when, seq, gen))
 
     def run_until(self, until: datetime) -> None:

@@ -79,9 +79,9 @@ def run(engine: Any, against: Optional[dict[str, Any]] = None) -> AuditReport:
         for iid, last_hash, revision, rows in engine.store.iter_chains(conn):
             rep.instances += 1
             if isinstance(rows, StoredDataCorrupt):
-                link = audit.BrokenLink(iid, 1, f"unreadable stored value: {rows.reason}")
-                rep.broken = rep.broken or link
-                _add(rep, al.Finding("edited", link.reason, iid, 1))
+                unreadable = audit.BrokenLink(iid, 1, f"unreadable stored value: {rows.reason}")
+                rep.broken = rep.broken or unreadable
+                _add(rep, al.Finding("edited", unreadable.reason, iid, 1))
                 st.refs.pop(iid, None)
                 signed.pop(iid, None)
                 continue

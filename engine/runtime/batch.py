@@ -197,11 +197,11 @@ class _Batch:
         self.writer = BatchWriter(engine, conn)
 
     def __enter__(self) -> BatchWriter:
-        self.writer.conn.sop_batch = self.writer  # type: ignore[attr-defined]  (db.DirectConnection's)
+        self.writer.conn.sop_batch = self.writer  # type: ignore[attr-defined]  # db.DirectConnection's
         return self.writer
 
     def __exit__(self, *exc: Any) -> None:
-        self.writer.conn.sop_batch = None  # type: ignore[attr-defined]
+        self.writer.conn.sop_batch = None  # type: ignore[attr-defined]  # db.DirectConnection's
 
 
 def batch(engine: Any, conn: Connection) -> _Batch:

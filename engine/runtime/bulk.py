@@ -90,7 +90,7 @@ def start_many(engine: Any, procedure: str, staff: str, rows: Sequence[dict[str,
             out[d.row] = d.inst
         existing = [i for i, k in enumerate(keys) if k and k in found]
         for i in existing:
-            out[i] = instance_store.load_instance(conn, found[keys[i]])  # type: ignore[index]
+            out[i] = instance_store.load_instance(conn, found[keys[i]])  # type: ignore[index]  # existing rows all have keys
     return BulkStarted([inst for inst in out if inst is not None], existing)
 
 
@@ -217,8 +217,8 @@ def keys_from_template(template: str, rows: Sequence[dict[str, Any]], form: Opti
     if not names:
         raise InputError("--key", f"{template!r} names no field; e.g. 'fee_cycle:{{period}}:{{unit}}'")
     unknown = [n for n in names if form is not None and n not in form.fields]
-    if unknown:
-        raise InputError("--key", f"{', '.join(unknown)}: no such field of the start form {form.id}")  # type: ignore[union-attr]
+    if unknown and form is not None:
+        raise InputError("--key", f"{', '.join(unknown)}: no such field of the start form {form.id}")
     keys, errors = [], []
     for n, row in enumerate(rows, 1):
         missing = [f for f in names if not isinstance(row, dict) or row.get(f) in (None, "")]

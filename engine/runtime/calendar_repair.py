@@ -69,11 +69,12 @@ def repair_decision(proc: Any, cal: WorkCalendar, inst: Any, history: list[Event
     decision = Decision()
     if not changes:
         return decision
-    first_wrong = min(clock.next for _, clock, _ in changes)  # type: ignore[type-var]
+    first_wrong = min(clock.next for _, clock, _ in changes)
     at = min(now, first_wrong)
     if inst.last_occurred_at is not None:
         at = max(at, inst.last_occurred_at)
     for name, clock, new in changes:
+        assert new.due is not None, "a repaired clock has a due time (it moved it)"
         decision.events.append(Event(clk.CLOCK_REPAIRED, "system", None, at, {
             "name": name, "clock": new.to_stored(), "old_due": clk.iso(clock.due), "new_due": clk.iso(new.due),
             "reason": _reason(cal, clock, new)}))
@@ -82,8 +83,8 @@ def repair_decision(proc: Any, cal: WorkCalendar, inst: Any, history: list[Event
 
 def _reason(cal: WorkCalendar, old: Clock, new: Clock) -> str:
     """Why a clock moved: the years its window spans, as the calendar now describes them."""
-    start = old.started_at.astimezone(cal.zone)  # type: ignore[union-attr]
-    end = max(old.due, new.due).astimezone(cal.zone)  # type: ignore[type-var, union-attr]
+    start = old.started_at.astimezone(cal.zone)  # type: ignore[union-attr]  # a repaired clock has started and has due times
+    end = max(old.due, new.due).astimezone(cal.zone)  # type: ignore[type-var, union-attr]  # a repaired clock has started and has due times
     years = "; ".join(f"{y}: {cal.describe_year(y)}" for y in range(start.year, end.year + 1))
     was = f"was computed on provisional {', '.join(map(str, old.provisional))}; " if old.provisional else ""
     return f"working calendar changed ({was}now {years})"

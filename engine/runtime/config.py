@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from engine.calendar import WorkCalendar
 from engine.clock import Clock, SystemClock
 from engine.errors import InputError
 from engine.spec.library import SHIPPED_ROOT, Library, load_directory
 from engine.spec.org import OrgSpec, load_org
+
+if TYPE_CHECKING:  # (service imports this module)
+    from engine.runtime.service import Engine
 
 DEFAULT_DB = "sqlite:///sop.db"
 
@@ -93,7 +96,7 @@ def require_database(url: str) -> None:
         raise InputError("--db", f"{path} does not exist (`sop db upgrade` or `sop start` creates a database)")
 
 
-def build_engine(settings: Settings, clock: Optional[Clock] = None):  # type: ignore[no-untyped-def]
+def build_engine(settings: Settings, clock: Optional[Clock] = None) -> Engine:
     """The engine with every runtime part wired in (the one place that wires them)."""
     from engine.runtime.service import Engine
 

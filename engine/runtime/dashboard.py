@@ -114,7 +114,7 @@ def figures(engine: Any, start: Optional[datetime] = None, end: Optional[datetim
         buildings[r.building or "-"].add(result)
         q(month).sla.add(result)
     for c in complaints:
-        m = q(_month(c.started_at, zone))  # type: ignore[arg-type]
+        m = q(_month(c.started_at, zone))  # type: ignore[arg-type]  # a stored instance has started
         m.complaints += 1
         if c.status == "completed":
             m.complaints_closed += 1
@@ -126,7 +126,7 @@ def figures(engine: Any, start: Optional[datetime] = None, end: Optional[datetim
     for cb in surveys:
         answer = cb.data.get("satisfaction")
         if answer:
-            m = q(_month(cb.started_at, zone))  # type: ignore[arg-type]
+            m = q(_month(cb.started_at, zone))  # type: ignore[arg-type]  # a stored instance has started
             m.surveyed += 1
             m.satisfied += answer in SATISFIED
     return Dashboard(procedures=[r for r in rows if r["assignee"] is None], people=dict(sorted(people.items())),

@@ -109,15 +109,15 @@ class EngineQueries:
                 rows = self.store.events_of(conn, instance_id) if events is None else None
             except (StoredDataCorrupt, ValueError) as e:
                 return ReplayResult(instance_id, False, f"stored value unreadable: {e}", None, 0)
-            n = len(rows) if rows is not None else len(events)  # type: ignore[arg-type]
+            n = len(rows) if rows is not None else len(events)  # type: ignore[arg-type]  # rows is read when events is not
             try:
                 if rows is not None:
                     events = [_readable(r) for r in rows]
                 # Pinned per range of the log: the version it started on, then after each
                 # VersionMigrated the version that event names (engine.runtime.migration).
-                first = audit.started_version(events, stored.version)  # type: ignore[arg-type]
+                first = audit.started_version(events, stored.version)  # type: ignore[arg-type]  # events is set by now (decoded or read)
                 proc = self.procedure_for(conn, stored.procedure, first)
-                derived = audit.replay(proc, instance_id, events,  # type: ignore[arg-type]
+                derived = audit.replay(proc, instance_id, events,  # type: ignore[arg-type]  # events is set by now (decoded or read)
                                        lambda v: self.procedure_for(conn, stored.procedure, v))
             except ReplayMismatch as e:
                 return ReplayResult(instance_id, False, e.difference, e.seq, n)
@@ -190,6 +190,6 @@ def next_deadline(inst: Instance, zone: Any) -> dict[str, Any]:
                if c.kind is ClockKind.SLA and c.running and c.due and c.paused_remaining is None]
     if not running:
         return {"due": None, "sla_status": None, "provisional": False}
-    first = min(running, key=lambda c: c.due)  # type: ignore[arg-type, return-value]
-    return {"due": first.due.astimezone(zone).isoformat(),  # type: ignore[union-attr]
+    first = min(running, key=lambda c: c.due)  # type: ignore[arg-type, return-value]  # only clocks with a due time are running here
+    return {"due": first.due.astimezone(zone).isoformat(),  # type: ignore[union-attr]  # only clocks with a due time are running here
             "sla_status": first.stored("status"), "provisional": bool(first.provisional)}

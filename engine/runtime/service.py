@@ -180,7 +180,7 @@ class Engine(EngineQueries):
         row = instance_store.new_row(proc.id, proc.version, proc.spec.start.state, at, parent_id, external_key)
         iid = self.store.new_instance_id(conn, row, sent)
         if iid is None:  # a concurrent import of the same record got there first
-            return instance_store.load_instance(conn, instance_store.find_by_key(conn, external_key))  # type: ignore[arg-type]
+            return instance_store.load_instance(conn, instance_store.find_by_key(conn, external_key))  # type: ignore[arg-type]  # no id only when the key is taken: the row exists
         decision = dc.decide_start(proc, self.org, actor, data, at, parent_id, iid)
         events = decision.events
         if decision.folded is not None and decision.folded[0] == len(events):
@@ -218,13 +218,13 @@ class Engine(EngineQueries):
         """The decision of one command (advance, record, claim, assign) on the instance it
         loads: what a single command and each item of a batch (engine/runtime/batch.py) run."""
         if command == "advance":
-            return lambda proc, inst, when, conn: self._decide_action(conn, proc, inst, actor, action,  # type: ignore[arg-type]
+            return lambda proc, inst, when, conn: self._decide_action(conn, proc, inst, actor, action,  # type: ignore[arg-type]  # advance always names its action
                                                                      data, when)
         if command == "record":
             return lambda proc, inst, when, conn: dc.decide_record(proc, self.org, inst, actor, data, when)
         if command == "claim":
             return lambda proc, inst, when, conn: dc.decide_claim(proc, self.org, inst, actor, when)
-        return lambda proc, inst, when, conn: dc.decide_assign(proc, self.org, inst, actor, assignee, when)  # type: ignore[arg-type]
+        return lambda proc, inst, when, conn: dc.decide_assign(proc, self.org, inst, actor, assignee, when)  # type: ignore[arg-type]  # assign always names its assignee
 
     def act_many(self, items: Sequence["ActItem"], staff: Optional[str] = None,
                  at: Optional[datetime] = None) -> list[Instance]:
@@ -395,6 +395,7 @@ class Engine(EngineQueries):
         for req in decision.spawns:
             child_proc = self.library.get(req.procedure, f"spawned by {proc.id} instance {before.id}")
             last_at = decision.events[-1].occurred_at if decision.events else after.last_occurred_at
+            assert last_at is not None, "a spawn comes with the action's events"
             starter = self._spawner(decision)
             child = self._start_in(conn, child_proc, starter, req.data, last_at, before.id)
             spawned.append(child.id)

@@ -129,7 +129,8 @@ def _fire_row(engine: Any, conn: Any, row: Any) -> Optional[Fired]:
     """
     inst = engine.fire_in(conn, row.instance_id, row.name, row.next_fire_at)
     if inst is None:
-        writer_of(conn).flush()  # type: ignore[union-attr]  (the row as the batch's firings left it)
+        # the row as the batch's firings left it (_fire_row runs only inside a batch)
+        writer_of(conn).flush()  # type: ignore[union-attr]  # never None here, see above
         return Fired(row.instance_id, row.name, row.next_fire_at, None, None) \
             if engine.store.claim_step(conn, row) else None
     clock = inst.clocks.get(row.name)

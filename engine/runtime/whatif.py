@@ -221,9 +221,7 @@ def _rerun(sandbox: Any, clock: FakeClock, edited: CompiledProcedure, stored: In
             timeline.append((e.occurred_at, e.recorded_at, order, e.seq, n, rid, e))
     for when, _, _, _, step, rid, e in sorted(timeline, key=lambda t: t[:4]):
         clock.set(when)
-        name = e.data.get("action") if e.type in (m.ACTION_TAKEN, pl.BRANCH_ACTION_TAKEN) else {
-            m.INSTANCE_STARTED: "start", m.DATA_RECORDED: "record"}.get(e.type) or str(e.data.get("by") or
-                                                                                     e.data.get("reason"))
+        name = _step_name(e)
         if rid != stored.id:
             name = f"{tree[rid][0].procedure} #{rid} {name}"
         try:
@@ -264,6 +262,16 @@ def _rerun(sandbox: Any, clock: FakeClock, edited: CompiledProcedure, stored: In
     slas = {n: v for n, v in slas.items() if v != ("not started", "not started")}
     return WhatIf(stored.id, stored.state, after.state if after else None, stored.status,
                   after.status if after else None, slas, refused)
+
+
+_COMMANDS: dict[str, str] = {m.INSTANCE_STARTED: "start", m.DATA_RECORDED: "record"}
+
+
+def _step_name(e: Event) -> str:
+    """A recorded command as the report names it: its action, start, record, or how it assigned."""
+    if e.type in (m.ACTION_TAKEN, pl.BRANCH_ACTION_TAKEN):
+        return str(e.data.get("action"))
+    return _COMMANDS.get(e.type) or str(e.data.get("by") or e.data.get("reason"))
 
 
 def _sandbox_id(sandbox: Any, tree: dict[int, tuple[Instance, list[Event]]], ids: dict[int, Optional[int]],

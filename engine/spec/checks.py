@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import deque
-from typing import Callable, Iterable, Mapping
+from typing import AbstractSet, Callable, Iterable, Mapping
 
 from engine.errors import Issue
 from engine.spec.expr import ExprError, compile_expr
@@ -112,8 +112,8 @@ def check_references(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, Fo
         _effect_refs(t.effects, ("timers", i, "effects"), role_ref, procedures, pos, issues)
     for i, q in enumerate(spec.quotas):
         _effect_refs(q.on_miss, ("quotas", i, "on_miss"), role_ref, procedures, pos, issues)
-    for i, r in enumerate(spec.reports):
-        role_ref(r.role, ("reports", i, "role"))
+    for i, report in enumerate(spec.reports):
+        role_ref(report.role, ("reports", i, "role"))
     return issues
 
 
@@ -142,7 +142,8 @@ def _effect_refs(effects: list[EffectSpec], path: tuple, role_ref: Callable, pro
 
 def check_duplicate_actions(spec: ProcedureSpec, pos: Positions) -> list[Issue]:
     """Two actions with one name from one state would make ``sop advance`` ambiguous."""
-    issues, seen = [], {}
+    issues: list[Issue] = []
+    seen: dict[tuple[str, str], int] = {}
     for i, a in enumerate(spec.actions):
         for s in a.sources(spec.states):
             key = (a.name, s)
@@ -187,7 +188,7 @@ def check_expressions(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, F
     known = set(field_types(spec, forms)) | INSTANCE_NAMES
     issues: list[Issue] = []
 
-    def expr(source: str | None, path: tuple, extra: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def expr(source: str | None, path: tuple, extra: AbstractSet[str] = frozenset()) -> None:
         if source is None:
             return
         try:
@@ -258,8 +259,8 @@ def check_form_conditions(spec: ProcedureSpec, pos: Positions, forms: Mapping[st
                           form_positions: Mapping[str, Positions]) -> list[Issue]:
     known = set(field_types(spec, forms)) | INSTANCE_NAMES
     issues = []
-    used = {spec.start.form, *(a.form for a in spec.actions)} - {None}
-    for form_id in sorted(used):  # type: ignore[type-var]
+    used = {f for f in (spec.start.form, *(a.form for a in spec.actions)) if f is not None}
+    for form_id in sorted(used):
         form = forms.get(form_id)
         fpos = form_positions.get(form_id)
         if form is None or fpos is None:
@@ -357,11 +358,11 @@ def check_clocks(spec: ProcedureSpec, pos: Positions, forms: Mapping[str, FormSp
         for j, step in enumerate(sla.escalate):
             duration(step.after, ("slas", i, "escalate", j, "after"), sla.workday_mode)
     for i, a in enumerate(spec.actions):
-        for k, e in enumerate(a.effects):
-            if e.acknowledge is not None and e.acknowledge not in ladders:
+        for k, effect in enumerate(a.effects):
+            if effect.acknowledge is not None and effect.acknowledge not in ladders:
                 issues.append(pos.issue(("actions", i, "effects", k, "acknowledge"),
-                                        f"{e.acknowledge!r} is not an SLA with an escalation ladder",
-                                        hint=hint(e.acknowledge, ladders)))
+                                        f"{effect.acknowledge!r} is not an SLA with an escalation ladder",
+                                        hint=hint(effect.acknowledge, ladders)))
     for i, q in enumerate(spec.quotas):
         if q.name in seen:
             issues.append(pos.issue(("quotas", i, "name"), f"clock name {q.name!r} is used twice"))
@@ -487,7 +488,7 @@ def check_system_actions(spec: ProcedureSpec, pos: Positions) -> list[Issue]:
     for i, t in enumerate(spec.timers):
         if t.action:
             # armed in its state, or (no state) for the whole instance: every state not final
-            states = ({t.state} & set(spec.states) if t.state
+            states = (set(t.states) & set(spec.states) if t.states
                       else {n for n, st in spec.states.items() if st.kind != "final"})
             check(t.action, ("timers", i, "action"), states, "when the timer fires")
     return issues

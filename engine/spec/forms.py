@@ -17,6 +17,7 @@ from typing import Any, Callable, Literal, Optional, Union
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError,
                       create_model, field_validator, model_validator)
 from pydantic import AfterValidator, StringConstraints
+from pydantic_core import ErrorDetails
 from typing_extensions import Annotated
 
 from engine.errors import FieldError, FormInvalid
@@ -121,7 +122,7 @@ class FieldSpec(Strict):
         if t == "datetime":
             return Annotated[AwareDatetime, AfterValidator(_time_in_range)]
         if t == "enum":
-            return Literal[tuple(self.options or ())]  # type: ignore[misc]
+            return Literal[tuple(self.options or ())]
         if t == "phone":
             return Annotated[str, StringConstraints(strip_whitespace=True, pattern=PHONE_RE)]
         if t == "unit":
@@ -135,7 +136,7 @@ class FieldSpec(Strict):
             return Annotated[int, Field(strict=False, ge=1)]
         if t == "checklist":
             keys = tuple(self.items or ())
-            return dict[Literal[keys], ChecklistItem]  # type: ignore[misc,valid-type]
+            return dict[Literal[keys], ChecklistItem]  # type: ignore[valid-type]  # a Literal of the form's items, made at run time
         raise AssertionError(t)  # pragma: no cover
 
 
@@ -187,7 +188,7 @@ class FormSpec(Strict):
                 defs[name] = (t, Field(title=f.label))
             else:
                 defs[name] = (Optional[t], Field(f.default, title=f.label))
-        return create_model(  # type: ignore[call-overload]
+        return create_model(
             f"Form_{self.id}", __config__=ConfigDict(extra="forbid"), **defs
         )
 
@@ -199,7 +200,7 @@ class FormSpec(Strict):
         model = self.model
         validate = model.__pydantic_validator__.validate_python
         serialise = model.__pydantic_serializer__.to_python
-        return validate, lambda obj: serialise(obj, mode="json")  # type: ignore[no-any-return]
+        return validate, lambda obj: serialise(obj, mode="json")
 
     def validate_data(self, data: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validate submitted data; return it as JSON-ready values or raise FormInvalid.
@@ -267,7 +268,7 @@ def _compiled_condition(source: str) -> Any:
     return compile_expr(source)
 
 
-def _field_error(err: dict[str, Any]) -> FieldError:
+def _field_error(err: ErrorDetails) -> FieldError:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "(data)"
     kind = err.get("type", "")
     if kind == "missing":

@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from transitions import Machine
 
 from engine.errors import Issue, ProcedureDisabled, ProcedureError
@@ -134,7 +134,7 @@ class CompiledProcedure:
         worked out once per state of this version."""
         memo = self.__dict__.setdefault("_roles_acting_in", {})
         try:
-            return memo[state]  # type: ignore[no-any-return]
+            return memo[state]
         except KeyError:
             owner = self.spec.states[state].owner
             roles = frozenset({r for a in self.actions_from(state) for r in a.roles} | ({owner} if owner else set()))
@@ -197,7 +197,12 @@ def _yaml_files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def _load_model(path: Path, model: type, issues: list[Issue]) -> tuple[Any, Positions | None]:
+M = TypeVar("M", bound=BaseModel)
+
+
+def _load_model(path: Path, model: type[M], issues: list[Issue]) -> tuple[M | None, Positions | None]:
+    """The model and its positions; no model when the file is broken (``issues`` say why),
+    and no positions either when it is not even YAML."""
     try:
         data, pos = load_file(path)
     except ProcedureError as e:
@@ -227,10 +232,12 @@ def load_library(procedure_paths: Iterable[Path], form_paths: Iterable[Path],
     for path in _yaml_files(form_paths):
         mine: list[Issue] = []
         form, pos = _load_model(path, FormSpec, mine)
-        if form is not None and form.id in lib.forms:
+        if pos is None:  # not YAML: no form either
+            form = None
+        elif form is not None and form.id in lib.forms:
             mine.append(pos.issue(("id",), f"form id {form.id!r} is also defined in {lib.files['form:' + form.id]}"))
             form = None
-        if form is not None:
+        if form is not None and pos is not None:
             if path.stem != form.id:
                 mine.append(pos.issue(("id",), f"form id {form.id!r} differs from the file name {path.name!r}"))
             lib.forms[form.id], form_pos[form.id] = form, pos
@@ -246,7 +253,7 @@ def load_library(procedure_paths: Iterable[Path], form_paths: Iterable[Path],
     for path in _yaml_files(procedure_paths):
         mine = []
         spec, pos = _load_model(path, ProcedureSpec, mine)
-        if spec is None:
+        if spec is None or pos is None:  # (a model always comes with its positions)
             lib.issues += mine
             broken.setdefault(path.stem, []).extend(mine)
             continue
@@ -269,10 +276,10 @@ def load_library(procedure_paths: Iterable[Path], form_paths: Iterable[Path],
         mine += checks.check_form_conditions(spec, pos, lib.forms, form_pos)
         mine += checks.check_spawn_data(spec, pos, lib.forms, specs)
         lib.issues += mine
-        used = {spec.start.form, *(a.form for a in spec.actions)} - {None}
-        forms = {f: lib.forms[f] for f in used if f in lib.forms}  # type: ignore[index]
+        used = {f for f in (spec.start.form, *(a.form for a in spec.actions)) if f is not None}
+        forms = {f: lib.forms[f] for f in used if f in lib.forms}
         lib.files["procedure:" + spec.id] = path
-        problems = mine + [i for f in sorted(used) for i in form_issues.get(f, [])]  # type: ignore[type-var]
+        problems = mine + [i for f in sorted(used) for i in form_issues.get(f, [])]
         if problems:
             lib.disabled[spec.id] = problems
         else:

@@ -24,7 +24,8 @@ def _is_procedure(path: Path) -> bool:
 
 
 def lint(paths: Iterable[Path], roles: Iterable[str]) -> list[Issue]:
-    procedures, forms = [], []
+    procedures: list[Path] = []
+    forms: list[Path] = []
     missing: list[Issue] = []
     for p in paths:
         if not p.exists():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
                       model_validator)
@@ -109,6 +109,14 @@ class OrgSpec(Strict):
                 seats[s.seat] = s.id
         return self
 
+    if TYPE_CHECKING:  # lookups worked out once, below (set on the frozen model; not fields)
+        _by_id: dict[str, Staff]
+        _stewards: dict[str, str]
+        _seats: dict[str, str]
+        _supervising: tuple[str, ...]
+        _auditing: tuple[str, ...]
+        _scopes: dict[str, Optional[tuple[str, ...]]]
+
     def model_post_init(self, _context: object) -> None:
         object.__setattr__(self, "_by_id", {s.id: s for s in self.staff})
         stewards: dict[str, str] = {}
@@ -132,21 +140,21 @@ class OrgSpec(Strict):
     @property
     def supervising_roles(self) -> tuple[str, ...]:
         """Roles that may act on any task of any building, assign, and read others' inboxes."""
-        return self._supervising  # type: ignore[attr-defined,no-any-return]
+        return self._supervising
 
     @property
     def auditing_roles(self) -> tuple[str, ...]:
         """Roles that may read the site-wide audit views: verify, SLA report, dashboard."""
-        return self._auditing  # type: ignore[attr-defined,no-any-return]
+        return self._auditing
 
     def person(self, staff_id: str) -> Staff:
         try:
-            return self._by_id[staff_id]  # type: ignore[attr-defined]
+            return self._by_id[staff_id]
         except KeyError:
             raise StaffNotFound(staff_id) from None
 
     def has(self, staff_id: str) -> bool:
-        return staff_id in self._by_id  # type: ignore[attr-defined]
+        return staff_id in self._by_id
 
     def building_scope(self, staff_id: str) -> Optional[tuple[str, ...]]:
         """The buildings a person's work is limited to, or None when it is not limited.
@@ -155,14 +163,14 @@ class OrgSpec(Strict):
         on what is assigned to them; a supervising role lifts the limit; staff without
         buildings (front desk, engineering, finance, the engine itself) are not limited.
         """
-        return self._scopes.get(staff_id)  # type: ignore[attr-defined,no-any-return]
+        return self._scopes.get(staff_id)
 
     def steward_of_building(self, building: str | None) -> str | None:
-        return self._stewards.get(building) if building else None  # type: ignore[attr-defined]
+        return self._stewards.get(building) if building else None
 
     def at_seat(self, seat: str | None) -> str | None:
         """Who answers at this telephone seat (None: nobody active has it)."""
-        return self._seats.get(seat) if seat else None  # type: ignore[attr-defined]
+        return self._seats.get(seat) if seat else None
 
     def holders(self, role: str) -> list[Staff]:
         return [s for s in self.staff if role in s.roles and s.active]

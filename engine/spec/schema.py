@@ -6,14 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from engine.spec.forms import FormSpec
 from engine.spec.models import ProcedureSpec
 
 SCHEMAS = {"procedure.schema.json": ProcedureSpec, "form.schema.json": FormSpec}
 
 
-def schema_of(model: type) -> dict[str, Any]:
-    s = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    s = model.model_json_schema(by_alias=True, mode="validation")
     s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     _single_source_state(s)
     return s

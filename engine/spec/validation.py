@@ -5,6 +5,7 @@ import difflib
 from typing import Iterable
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from engine.errors import Issue
 from engine.spec.yamlio import Positions
@@ -50,7 +51,7 @@ def _siblings(model: type[BaseModel] | None, loc: tuple) -> Iterable[str]:
     return ()
 
 
-def _field_named(model: type[BaseModel], name: str):  # type: ignore[no-untyped-def]
+def _field_named(model: type[BaseModel], name: str) -> FieldInfo | None:
     for n, f in model.model_fields.items():
         if name in (n, f.alias):
             return f

@@ -66,7 +66,7 @@ class _Loader(
         yaml.composer.Composer.__init__(self)
         _Resolver.__init__(self)
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
         if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.composer.ComposerError(
@@ -75,11 +75,16 @@ class _Loader(
         return super().compose_node(parent, index)
 
 
-_CParser = getattr(getattr(yaml, "_yaml", None), "CParser", None)  # libyaml, when PyYAML was built with it
+try:  # libyaml, when PyYAML was built with it
+    from yaml._yaml import CParser as _LibYaml
+except ImportError:  # pragma: no cover - PyYAML's wheels carry it
+    _CParser: type[_LibYaml] | None = None
+else:
+    _CParser = _LibYaml  # (None in a test: the reference loader only)
 
 
 if _CParser is not None:
-    class _FastLoader(_CParser, _Resolver):  # type: ignore[misc, valid-type]
+    class _FastLoader(_LibYaml, _Resolver):
         """libyaml's scanner, parser and composer with our resolver: about ten times the pure
         Python loader, which made every ``sop`` command spend seconds reading the library.
         libyaml composes anchors and aliases itself, so :func:`loads` sends here only text
@@ -87,13 +92,13 @@ if _CParser is not None:
         :class:`_Loader`, whose messages and checks are the reference."""
 
         def __init__(self, stream: str) -> None:
-            _CParser.__init__(self, stream)
+            _LibYaml.__init__(self, stream)
             _Resolver.__init__(self)
 
 
 def _anchored(text: str) -> bool:
     """Whether libyaml sees an anchor or an alias (its events, without composing)."""
-    parser = _CParser(text)
+    parser = _LibYaml(text)
     while True:
         event = parser.get_event()
         if event is None or isinstance(event, yaml.events.StreamEndEvent):

@@ -12,15 +12,19 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Optional
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from engine.errors import InputError
 from engine.store import tables  # noqa: F401  (registers the tables)
 from engine.store import idempotency, outbox, tokens  # noqa: F401  (API keys and delivery tables)
+
+if TYPE_CHECKING:
+    import sqlite3
 
 SQLITE_PRAGMAS = ("PRAGMA busy_timeout=30000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
                   "PRAGMA foreign_keys=ON")
@@ -66,7 +70,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         apply_pragmas(dbapi_conn)
 
@@ -75,7 +79,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         # Straight to the driver: this runs once per transaction, and a full SQLAlchemy
         # statement execution costs several times what SQLite needs for BEGIN. Inside a
         # transaction Connections began on the driver, SQLAlchemy's (auto)begin joins it.
-        driver = conn.connection.driver_connection
+        driver = driver_of(conn)
         if not driver.in_transaction:
             read_only = conn.get_execution_options().get("sop_read_only")
             driver.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
@@ -121,18 +125,28 @@ class DirectConnection(Connection):
 
     def commit(self) -> None:
         if not self.in_transaction() and self._driver_in_transaction():
-            self.connection.driver_connection.commit()
+            driver_of(self).commit()
         else:
             super().commit()
 
     def rollback(self) -> None:
         if not self.in_transaction() and self._driver_in_transaction():
-            self.connection.driver_connection.rollback()
+            driver_of(self).rollback()
         else:
             super().rollback()
 
     def _driver_in_transaction(self) -> bool:
-        return not self.closed and not self.invalidated and driver_in_transaction(self.connection.driver_connection)
+        return not self.closed and not self.invalidated and driver_in_transaction(driver_of(self))
+
+
+def driver_of(conn: Connection) -> Any:
+    """The driver connection (sqlite3's or psycopg's) under ``conn``. SQLAlchemy types it
+    Optional, None once the pooled connection is invalidated, which no caller here sees
+    (an invalidated connection raises before its driver is asked for)."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise sa.exc.ResourceClosedError("the connection's driver connection is gone")
+    return driver
 
 
 def driver_in_transaction(driver: Any) -> bool:
@@ -207,7 +221,7 @@ def savepoint(conn: Connection) -> Iterator[None]:
             with conn.begin_nested():
                 yield
             return
-        driver = conn.connection.driver_connection
+        driver = driver_of(conn)
         driver.execute("SAVEPOINT sop_part")
         try:
             yield
@@ -264,7 +278,7 @@ class Connections:
         # A statement run through SQLAlchemy inside autobegins its own transaction object,
         # which joins this one (SQLite: see _on_begin; psycopg begins on its first statement
         # either way); it is committed through it then.
-        driver = conn.connection.driver_connection
+        driver = driver_of(conn)
         try:
             if conn.dialect.name == "sqlite":
                 begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
@@ -338,7 +352,8 @@ def _on_driver(conn: Connection, sql: str, call: Callable[[], Any]) -> None:
         raise as_sqlalchemy_error(conn.dialect, sql, (), err) from err
 
 
-def as_sqlalchemy_error(dialect: Any, sql: str, args: Any, err: Exception, many: bool = False) -> sa.exc.DBAPIError:
+def as_sqlalchemy_error(dialect: Any, sql: str, args: Any, err: Exception,
+                        many: bool = False) -> sa.exc.StatementError:
     """A driver's error as SQLAlchemy raises it for the same statement (``OperationalError``
     for "database is locked", ``IntegrityError`` …), so callers of the driver backends catch
     what they would catch off it."""

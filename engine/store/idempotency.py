@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
-from engine.store.tables import UTCDateTime
+from engine.store.tables import UTCDateTime, table_of
 
 
 class ApiRequestRow(SQLModel, table=True):
@@ -33,7 +33,7 @@ class ApiRequestRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
-R = ApiRequestRow.__table__  # type: ignore[attr-defined]
+R = table_of(ApiRequestRow)
 KEEP = timedelta(hours=24)
 
 

@@ -23,7 +23,7 @@ import os
 import threading
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from engine.codec import Clock, clocks_to_stored
 from engine.core.model import Instance
@@ -46,12 +46,12 @@ class InstanceCache:
         self.columns, self.size = columns, size
         self._index = {c: i for i, c in enumerate(columns)}
         # id -> (row, instance as decoded, the object it was remembered from)
-        self._entries: "OrderedDict[int, tuple[tuple[Any, ...], Instance, Instance]]" = OrderedDict()
+        self._entries: "OrderedDict[int, tuple[Sequence[Any], Instance, Instance]]" = OrderedDict()
         self.check = os.environ.get(CHECK_ENV) == "1"
         self.hits = self.misses = 0
         self._lock = threading.Lock()
 
-    def get(self, instance_id: int, row: tuple[Any, ...]) -> Optional[Instance]:
+    def get(self, instance_id: int, row: Sequence[Any]) -> Optional[Instance]:
         """The instance for this stored row, if it is the row remembered for it."""
         with self._lock:
             entry = self._entries.get(instance_id)
@@ -62,7 +62,7 @@ class InstanceCache:
             self.hits += 1
             return entry[1]
 
-    def remember(self, row: tuple[Any, ...], inst: Instance) -> None:
+    def remember(self, row: Sequence[Any], inst: Instance) -> None:
         """Remember a row and the instance it decodes to."""
         entry = (row, inst.with_(children=(), started_at=_utc(inst.started_at),
                                  last_occurred_at=_utc(inst.last_occurred_at)), inst)

@@ -158,7 +158,7 @@ def task_rows(conn: Connection, assignee: Optional[str], roles: list[str], limit
     if assignee:
         cond.append(I.c.assignee == assignee)
     if roles:
-        queue = [I.c.assignee.is_(None), I.c.assignee_role.in_(roles)]
+        queue: list[sa.ColumnElement[bool]] = [I.c.assignee.is_(None), I.c.assignee_role.in_(roles)]
         if buildings is not None:
             queue.append(in_buildings(buildings))
         cond.append(sa.and_(*queue))

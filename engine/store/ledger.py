@@ -113,7 +113,7 @@ def iter_rows(conn: Connection, page: int = 1000) -> Iterator[tuple[int, str, st
         rows = [tuple(r) for r in conn.execute(q)]
         if not rows:
             return
-        yield from rows  # type: ignore[misc]
+        yield from rows
         after = rows[-1][0]
 
 
@@ -124,8 +124,8 @@ def queue_checkpoint(conn: Connection, seq: int, recipients: list[str], message:
 
     keys = {r: f"checkpoint:{seq}:{r}" for r in dict.fromkeys(recipients)}
     have = {k for (k,) in conn.execute(sa.select(O.c.idempotency_key).where(O.c.idempotency_key.in_(keys.values())))}
-    rows = [{"instance_id": 0, "seq": seq, "recipient": r, "channel": "email", "message": message,
-             "idempotency_key": k, "created_at": at, "next_attempt_at": at} for r, k in keys.items() if k not in have]
-    if rows:
-        conn.execute(sa.insert(O), rows)
-    return [r["recipient"] for r in rows]
+    fresh = [(r, k) for r, k in keys.items() if k not in have]
+    if fresh:
+        conn.execute(sa.insert(O), [{"instance_id": 0, "seq": seq, "recipient": r, "channel": "email", "message": message,
+                                     "idempotency_key": k, "created_at": at, "next_attempt_at": at} for r, k in fresh])
+    return [r for r, _ in fresh]

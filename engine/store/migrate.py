@@ -206,7 +206,7 @@ def _opened(url: str, work: Any) -> Any:
 
 def upgrade_url(url: str, revision: str = "head") -> tuple[Optional[str], Optional[str]]:
     """``sop db upgrade``: :func:`upgrade` on the database at ``url``."""
-    return _opened(url, lambda engine: upgrade(engine, revision))  # type: ignore[no-any-return]
+    return _opened(url, lambda engine: upgrade(engine, revision))
 
 
 def current_url(url: str) -> tuple[Optional[str], str]:

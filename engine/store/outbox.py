@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine.store.tables import UTCDateTime
+from engine.store.tables import UTCDateTime, table_of
 from engine.store.tables import outbox as O
 
 PENDING, SENDING, SENT, FAILED, HELD = "pending", "sending", "sent", "failed", "held"
@@ -39,7 +39,7 @@ class OutboxAttemptRow(SQLModel, table=True):
     error: Optional[str] = None
 
 
-A = OutboxAttemptRow.__table__  # type: ignore[attr-defined]
+A = table_of(OutboxAttemptRow)
 
 
 @dataclass(frozen=True)

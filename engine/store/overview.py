@@ -12,7 +12,7 @@ from typing import Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.store.tables import EventRow, InstanceRow, sop_meta
+from engine.store.tables import events, instances, sop_meta
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Census:
 
 def census(conn: Connection) -> Census:
     """Instances by procedure, status and state (in that order), every id, refused automatic actions."""
-    inst, ev = InstanceRow.__table__, EventRow.__table__
+    inst, ev = instances, events
     rows = conn.execute(sa.select(inst.c.procedure, inst.c.state, inst.c.status, sa.func.count())
                         .group_by(inst.c.procedure, inst.c.state, inst.c.status)
                         .order_by(inst.c.procedure, inst.c.status, inst.c.state)).all()

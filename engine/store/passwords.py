@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine.store.tables import UTCDateTime
+from engine.store.tables import UTCDateTime, table_of
 
 # scrypt cost: N=2**15, r=8 uses 32 MiB and about 0.1 s per check (RFC 7914 suggests
 # N=2**14 for interactive logins; a front desk logs in a few times a day).
@@ -31,7 +31,7 @@ class StaffPasswordRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
-T = StaffPasswordRow.__table__  # type: ignore[attr-defined]
+T = table_of(StaffPasswordRow)
 
 
 def hash_password(password: str, n: int = N, r: int = R, p: int = P) -> str:

@@ -82,7 +82,7 @@ def _conditions(f: InstanceFilter, now: datetime) -> list[sa.ColumnElement[bool]
         staff, roles = f.work_of
         mine = [I.c.assignee == staff]
         if roles:
-            queue = [I.c.assignee.is_(None), I.c.assignee_role.in_(roles)]
+            queue: list[sa.ColumnElement[bool]] = [I.c.assignee.is_(None), I.c.assignee_role.in_(roles)]
             if f.queue_buildings is not None:
                 queue.append(in_buildings(f.queue_buildings))
             mine.append(sa.and_(*queue))

@@ -194,11 +194,16 @@ class MetaRow(SQLModel, table=True):
     value: str
 
 
-instances = InstanceRow.__table__
-events = EventRow.__table__
-procedure_versions = ProcedureVersionRow.__table__
-outbox = OutboxRow.__table__
-timers = TimerRow.__table__
-ledger = LedgerRow.__table__
-ledger_head = LedgerHeadRow.__table__
-sop_meta = MetaRow.__table__
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model (the stores query through Core, not the ORM)."""
+    return model.__table__  # type: ignore[attr-defined]  # set by SQLModel, not declared
+
+
+instances = table_of(InstanceRow)
+events = table_of(EventRow)
+procedure_versions = table_of(ProcedureVersionRow)
+outbox = table_of(OutboxRow)
+timers = table_of(TimerRow)
+ledger = table_of(LedgerRow)
+ledger_head = table_of(LedgerHeadRow)
+sop_meta = table_of(MetaRow)

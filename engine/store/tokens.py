@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
-from engine.store.tables import UTCDateTime
+from engine.store.tables import UTCDateTime, table_of
 
 PREFIX = "sop_"
 
@@ -31,7 +31,7 @@ class ApiTokenRow(SQLModel, table=True):
     revoked_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
 
 
-T = ApiTokenRow.__table__  # type: ignore[attr-defined]
+T = table_of(ApiTokenRow)
 
 
 @dataclass(frozen=True)

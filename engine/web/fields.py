@@ -150,8 +150,7 @@ def parse(form: Optional[FormSpec], submitted: Any, zone: ZoneInfo, files: Evide
             upload = submitted.get(f"{name}.file")
             if upload is not None and getattr(upload, "filename", None):
                 upload.file.seek(0)
-                value = files.put(upload.file, upload.filename, upload.content_type)
-                data[name] = stored[name] = value
+                data[name] = stored[name] = files.put(upload.file, upload.filename, upload.content_type)
                 continue
             kept = submitted.get(f"{name}.stored")
             if kept:
@@ -229,7 +228,7 @@ def field_errors(errors: list[FieldError], form: Optional[FormSpec], labels: Opt
         if top in names:
             spec = form.fields[top] if form else None
             conditional = spec is not None and spec.required_if and e.reason.startswith("required when ")
-            reason = (f"此情况下必填（{condition_text(spec.required_if, form, labels)}）"  # type: ignore[union-attr,arg-type]
+            reason = (f"此情况下必填（{condition_text(spec.required_if, form, labels)}）"  # type: ignore[union-attr,arg-type]  # conditional: spec and its form are there
                       if conditional else zh(e.reason))
             by_field[top] = "；".join(filter(None, [by_field.get(top), reason]))
         else:

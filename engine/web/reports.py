@@ -143,7 +143,8 @@ def dashboard_xlsx(request: Request, procedure: Optional[str] = None) -> Respons
 
     engine, d = _load(request, request.query_params.get("from"), request.query_params.get("to"), procedure)
     book = Workbook()
-    book.remove(book.active)
+    if book.active is not None:  # (a new workbook's one empty sheet: always there)
+        book.remove(book.active)
     for name, (header, rows) in _tables(engine, d).items():
         sheet = book.create_sheet(name)
         sheet.append(header)

@@ -237,7 +237,7 @@ def form_page(request: Request, who: Caller, *, title: str, heading: str, form: 
 
 
 @router.get("/start/{procedure}", response_class=HTMLResponse)
-def start_form(request: Request, procedure: str) -> HTMLResponse:
+def start_form(request: Request, procedure: str) -> Response:
     who = viewer(request)
     proc, page = _startable(request, who, procedure)
     if page is not None:

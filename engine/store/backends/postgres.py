@@ -31,7 +31,7 @@ from engine.errors import ConcurrencyConflict, InstanceNotFound
 from engine.store import bulk, instances, ledger, log, queue
 from engine.store import timers as timer_store
 from engine.store.backends.core import CoreStore
-from engine.store.db import as_sqlalchemy_error
+from engine.store.db import as_sqlalchemy_error, driver_of
 from engine.store.instance_cache import check_entry
 from engine.store.log import EVENT_COLUMNS, Chain
 from engine.store.port import DueStep
@@ -141,7 +141,7 @@ def _cursor(conn: Connection) -> psycopg.RawCursor[Any]:
     cursor per statement costs ~25 us of CPU, a fifth of a round trip."""
     if getattr(conn, "sop_driver", None) is None and not conn.in_transaction():
         conn.begin()  # as Core would autobegin (psycopg then begins on the first statement)
-    record, driver = conn.connection, conn.connection.driver_connection
+    record, driver = conn.connection, driver_of(conn)
     cur = record.info.get("sop_cursor")
     if cur is None or cur.closed or cur.connection is not driver:  # (a pool record may reconnect)
         cur = record.info["sop_cursor"] = psycopg.RawCursor(driver)
@@ -183,13 +183,13 @@ class PostgresStore(CoreStore):
         """A loaded row's instance: the cache's if it is the row remembered (psycopg's values:
         its times compare as instants with the UTC ones bound), else decoded and remembered."""
         cache = self.cache
-        cached = cache.get(row[0], row)  # type: ignore[arg-type]
+        cached = cache.get(row[0], row)
         if cached is not None:
             if cache.check:
                 check_entry(cached, _decode(row))
             return cached
         inst = _decode(row)
-        cache.remember(row, inst)  # type: ignore[arg-type]
+        cache.remember(row, inst)
         return inst
 
     def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
@@ -231,7 +231,7 @@ class PostgresStore(CoreStore):
                 f"(${3 + 2 * i}, ${4 + 2 * i})" for i in range(len(pairs))) + ")"
         args = [to_db(until), limit, *(v for pair in pairs for v in pair)]
         rows = _run(conn, _LOCK_DUE.format(skip=cond), args).fetchall()
-        return [DueStep(r[0], r[1], read_time(r[2])) for r in rows]  # type: ignore[arg-type]
+        return [DueStep(r[0], r[1], read_time(r[2])) for r in rows]  # type: ignore[arg-type]  # a due row has its time
 
     def claim_step(self, conn: Connection, step: DueStep) -> bool:
         return _run(conn, _CLAIM, (step.instance_id, step.name, to_db(step.next_fire_at))).rowcount == 1
@@ -264,7 +264,7 @@ class PostgresStore(CoreStore):
                 channel: Optional[str], at: datetime) -> None:
         if recipients:
             _insert_rows(conn, "outbox", queue.COLUMNS,
-                         queue.outbox_rows(instance_id, seq, recipients, message, channel, at))  # type: ignore[arg-type]
+                         queue.outbox_rows(instance_id, seq, recipients, message, channel, at))
 
     def seal(self, conn: Connection, at: datetime) -> Optional[int]:
         taken = ledger.take_pending(conn)

@@ -27,7 +27,7 @@ from engine.instants import per_instant
 from engine.store import bulk, instances, ledger, log, queue
 from engine.store import timers as timer_store
 from engine.store.backends.core import CoreStore
-from engine.store.db import as_sqlalchemy_error
+from engine.store.db import as_sqlalchemy_error, driver_of
 from engine.store.instance_cache import check_entry
 from engine.store.log import EVENT_COLUMNS, Chain
 from engine.store import tables
@@ -123,8 +123,8 @@ def _driver(conn: Connection) -> sqlite3.Connection:
     if driver is None:
         if not conn.in_transaction():
             conn.begin()
-        driver = conn.connection.driver_connection
-    return driver  # type: ignore[no-any-return]
+        driver = driver_of(conn)
+    return driver
 
 
 def _run(conn: Connection, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
@@ -134,7 +134,7 @@ def _run(conn: Connection, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
         raise as_sqlalchemy_error(conn.dialect, sql, args, err) from err
 
 
-def _run_many(conn: Connection, sql: str, rows: list[Sequence[Any]]) -> None:
+def _run_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     try:
         _driver(conn).executemany(sql, rows)
     except sqlite3.Error as err:
@@ -151,7 +151,7 @@ def _packer(table: Any, columns: Sequence[str]) -> Callable[[dict[str, Any]], Se
     get = itemgetter(*columns)
     times = tuple(i for i, c in enumerate(columns) if isinstance(table.c[c].type, UTCDateTime))
     if not times:
-        return get  # type: ignore[no-any-return]
+        return get
 
     def pack(row: dict[str, Any]) -> Sequence[Any]:
         values = list(get(row))
@@ -188,13 +188,13 @@ class SqliteStore(CoreStore):
         """A loaded row's instance: the cache's if it is the row remembered, else decoded
         (and remembered)."""
         cache = self.cache
-        cached = cache.get(row[0], row)  # type: ignore[arg-type]
+        cached = cache.get(row[0], row)
         if cached is not None:
             if cache.check:
                 check_entry(cached, _decode(row))
             return cached
         inst = _decode(row)
-        cache.remember(row, inst)  # type: ignore[arg-type]
+        cache.remember(row, inst)
         return inst
 
     def append(self, conn: Connection, before: Instance, events: list[Event], after: Instance,
@@ -226,7 +226,7 @@ class SqliteStore(CoreStore):
                   skip: Collection[tuple[int, str]] = ()) -> list[DueStep]:
         """The write transaction holds SQLite's one write lock already: nothing to lock."""
         rows = _run(conn, _DUE, (to_db(until), limit + len(skip))).fetchall()
-        return [DueStep(r[0], r[1], read_time(r[2])) for r in rows if (r[0], r[1]) not in skip][:limit]  # type: ignore[arg-type]
+        return [DueStep(r[0], r[1], read_time(r[2])) for r in rows if (r[0], r[1]) not in skip][:limit]  # type: ignore[arg-type]  # a due row has its time
 
     def claim_step(self, conn: Connection, step: DueStep) -> bool:
         return _run(conn, _CLAIM, (step.instance_id, step.name, to_db(step.next_fire_at))).rowcount == 1

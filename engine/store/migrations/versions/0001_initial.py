@@ -30,7 +30,7 @@ depends_on = None
 TIME = sa.DateTime(timezone=True)
 
 
-def _create(name: str, *columns: sa.SchemaItem, indexes: tuple[Callable[[], None], ...] = ()) -> None:
+def _create(name: str, *columns: sa.schema.SchemaItem, indexes: tuple[Callable[[], None], ...] = ()) -> None:
     if sa.inspect(op.get_bind()).has_table(name):
         return
     op.create_table(name, *columns)

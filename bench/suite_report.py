@@ -45,6 +45,20 @@ def _room(one_rate: float, floor_rate: float, rate: float, per: str) -> str:
     return f"10× leaves the engine {room:.3f} ms of Python per {per} against {1e3 / rate - 1e3 / floor_rate:.3f} ms now."
 
 
+def _d_bound(d: dict[str, Any]) -> str:
+    """Goal d's bound: one client's engine statements sent again by a bare psycopg client."""
+    one = d["rows"][0]
+    if "floor" not in one:
+        return ""
+    return (f" Bound, measured in the same run: one client's engine statements sent again by a bare psycopg "
+            f"client to a copy of the database (`bench/pg_floor.py`: the server's work, the round trips and the "
+            f"WAL flushes, no engine time) run at {one['floor']:,.0f} actions/s, {one['bound']:.1%} of the raw "
+            "commits: " + ("50% is out of reach for these statements whatever the engine's Python costs."
+                           if one["bound"] < 0.5 else
+                           f"50% leaves the engine {1e3 / (0.5 * one['raw']) - 1e3 / one['floor']:.2f} ms of its "
+                           f"own per action against {1e3 / one['engine'] - 1e3 / one['floor']:.2f} ms now."))
+
+
 def _b_bound(b: dict[str, Any]) -> str:
     """Goal b's bound: the engine's own statements replayed raw, against SpiffWorkflow."""
     if "floor" not in b:

@@ -34,6 +34,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -72,24 +73,40 @@ def run(sz: Sizes, only: set[str], say: Callable[[str], None]) -> dict[str, Any]
     return results
 
 
+def sized(base: Sizes, sets: list[str]) -> Sizes:
+    """``base`` with ``SIZE=N`` overrides; an unknown size or a value that is no count exits
+    with the size's name."""
+    changes: dict[str, int] = {}
+    for item in sets:
+        name, _, value = item.partition("=")
+        if name not in Sizes.__dataclass_fields__ or not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"--set {item}: expected SIZE=N with N ≥ 1, SIZE one of "
+                             f"{', '.join(Sizes.__dataclass_fields__)}")
+        changes[name] = int(value)
+    return replace(base, **changes)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition, print only")
     ap.add_argument("--only", default="abcdefgh", help="goal letters to run, e.g. a,c (prints only)")
     ap.add_argument("--json", metavar="FILE", help="also write the raw results as JSON to FILE")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="SIZE=N",
+                    help="override one size of the run, e.g. e_big=50000 (repeatable; prints only)")
     args = ap.parse_args(argv)
-    sz = QUICK if args.quick else FULL
+    sz = sized(QUICK if args.quick else FULL, args.sets)
     only = {c for c in args.only if c in "abcdefgh"}
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     begin = time.perf_counter()
     results = run(sz, only, lambda s: print(s, file=sys.stderr, flush=True))
-    command = "python -m bench.bench_suite" + (" --quick" if args.quick else "")
+    command = "python -m bench.bench_suite" + (" --quick" if args.quick else "") + "".join(
+        f" --set {x}" for x in args.sets)
     section = render(results, machine_info(), command, sz, time.perf_counter() - begin, filesystem_of(Path.cwd()),
                      load)
     print(section)
     if args.json:
         Path(args.json).write_text(json.dumps(results, default=str, ensure_ascii=False, indent=1), encoding="utf-8")
-    if not args.quick and only == set("abcdefgh"):
+    if not args.quick and only == set("abcdefgh") and not args.sets:
         write_section(section, ROOT / "BENCHMARKS.md")
 
 

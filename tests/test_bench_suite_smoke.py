@@ -118,3 +118,9 @@ def test_a_goal_that_could_not_run_says_why_instead_of_a_figure() -> None:
     section = suite.render({"d": {"skipped": "no PostgreSQL server binaries"}}, machine_info(), "python -m x", TINY,
                            1.0, "disk", "0 / 0 / 0")
     assert "| d. PostgreSQL actions/s vs raw commits/s | not measured: no PostgreSQL server binaries |" in section
+
+
+def test_a_run_may_change_one_size_and_a_wrong_one_is_named() -> None:
+    assert suite.sized(suite.FULL, ["e_big=50000"]) == suite.replace(suite.FULL, e_big=50_000)
+    with pytest.raises(SystemExit, match="--set e_bigg=5: expected SIZE=N with N ≥ 1, SIZE one of reps"):
+        suite.sized(suite.FULL, ["e_bigg=5"])

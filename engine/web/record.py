@@ -18,11 +18,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from engine.core.decide import recordable_fields
-from engine.errors import EngineError
 from engine.spec.forms import FormSpec
 from engine.web import fields, views
 from engine.web.evidence import is_evidence
-from engine.web.routes import FORM_LIMITS, form_page, submit_form, engine_of, flash, message, refusal
+from engine.web.routes import FORM_LIMITS, case_of, engine_of, flash, form_page, message, revision_of, submit_form
 from engine.web.session import check_csrf, viewer
 
 router = APIRouter(include_in_schema=False)
@@ -46,18 +45,6 @@ def record_form(engine: Any, proc: Any, inst: Any) -> Optional[FormSpec]:
     return FormSpec(id="record", title=TITLE, fields=out)
 
 
-def _page_parts(request: Request, instance_id: int) -> tuple[Any, Any, Any, Optional[Response]]:
-    """(who, the instance, its procedure, None) or (…, the page that says why not)."""
-    who = viewer(request)
-    engine = engine_of(request)
-    try:
-        inst = engine.show(instance_id)
-    except EngineError as e:
-        status, text = refusal(engine, e)
-        return who, None, None, message(request, who, text, status)
-    return who, inst, views.procedure_of(engine, inst), None
-
-
 def _common(engine: Any, proc: Any, inst: Any, form: FormSpec, revision: Optional[int]) -> dict[str, Any]:
     return dict(title=TITLE, heading=f"#{inst.id} {proc.spec.title}：{TITLE}", form=form,
                 action_url=f"/instances/{inst.id}/record", back=f"/instances/{inst.id}", revision=revision,
@@ -66,7 +53,8 @@ def _common(engine: Any, proc: Any, inst: Any, form: FormSpec, revision: Optiona
 
 @router.get("/instances/{instance_id}/record", response_class=HTMLResponse)
 def record_page(request: Request, instance_id: int) -> Response:
-    who, inst, proc, page = _page_parts(request, instance_id)
+    who = viewer(request)
+    inst, proc, page = case_of(request, who, instance_id)
     if page is not None:
         return page
     engine = engine_of(request)
@@ -79,19 +67,17 @@ def record_page(request: Request, instance_id: int) -> Response:
 
 @router.post("/instances/{instance_id}/record", response_class=HTMLResponse)
 async def record(request: Request, instance_id: int) -> Response:
+    who = viewer(request)
     submitted = await request.form(**FORM_LIMITS)
     check_csrf(request, submitted)
-    who, inst, proc, page = await run_in_threadpool(_page_parts, request, instance_id)
+    inst, proc, page = await run_in_threadpool(case_of, request, who, instance_id)
     if page is not None:
         return page
     engine = engine_of(request)
     form = await run_in_threadpool(record_form, engine, proc, inst)
     if form is None:
         return message(request, who, "此流程没有可补录的资料项。", 404)
-    try:
-        revision: Optional[int] = int(str(submitted.get("revision")))
-    except ValueError:
-        revision = None
+    revision = revision_of(submitted)
     data, shown, stored = await run_in_threadpool(fields.parse, form, submitted, views.zone_of(engine),
                                                   request.app.state.evidence)
     common = dict(_common(engine, proc, inst, form, revision), values=shown, stored=stored)
@@ -99,11 +85,11 @@ async def record(request: Request, instance_id: int) -> Response:
         return form_page(request, who, problem="页面缺少版本号，请刷新后重试。未保存任何内容。", status=422, **common)
     if not data:
         return form_page(request, who, problem="请至少填写一项要补录或更正的内容。未保存任何内容。", status=422,
-                          **common)
-    _, page = await submit_form(request, who, engine, form, common,
-                            lambda: engine.record(instance_id, who.staff_id, data, None, revision))
-    if page is not None:
-        return page
+                         **common)
+    _, refused = await submit_form(request, who, engine, form, common,
+                                   lambda: engine.record(instance_id, who.staff_id, data, None, revision))
+    if refused is not None:
+        return refused
     labels = views.field_labels(proc)
     flash(request, "已补录：" + "、".join(labels.get(k, k) for k in data) + "。")
     return RedirectResponse(f"/instances/{instance_id}", status_code=303)

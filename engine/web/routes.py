@@ -223,10 +223,10 @@ def _startable(request: Request, who: Caller, procedure: str) -> tuple[Any, Opti
 
 
 def form_page(request: Request, who: Caller, *, title: str, heading: str, form: Optional[FormSpec], action_url: str,
-               back: str, values: Optional[dict[str, Any]] = None, errors: Optional[dict[str, str]] = None,
-               other_errors: Optional[list[str]] = None, stored: Optional[dict[str, Any]] = None,
-               revision: Optional[int] = None, problem: Optional[str] = None, status: int = 200,
-               inst: Any = None, labels: Optional[dict[str, str]] = None, examples: bool = True) -> HTMLResponse:
+              back: str, values: Optional[dict[str, Any]] = None, errors: Optional[dict[str, str]] = None,
+              other_errors: Optional[list[str]] = None, stored: Optional[dict[str, Any]] = None,
+              revision: Optional[int] = None, problem: Optional[str] = None, status: int = 200,
+              inst: Any = None, labels: Optional[dict[str, str]] = None, examples: bool = True) -> HTMLResponse:
     """The form page; ``examples``: show each input's example value (``3-1201``) as its
     placeholder (not beside a current value, where it would read as one)."""
     return render(request, "form.html", {
@@ -244,7 +244,7 @@ def start_form(request: Request, procedure: str) -> Response:
         return page
     form = proc.form(proc.spec.start.form)
     return form_page(request, who, title=f"新建{proc.spec.title}", heading=f"新建：{proc.spec.title}", form=form,
-                      action_url=f"/start/{procedure}", back="/start", labels=views.field_labels(proc))
+                     action_url=f"/start/{procedure}", back="/start", labels=views.field_labels(proc))
 
 
 @router.post("/start/{procedure}", response_class=HTMLResponse)
@@ -263,7 +263,7 @@ async def start(request: Request, procedure: str) -> Response:
                   action_url=f"/start/{procedure}", back="/start", values=shown, stored=stored,
                   labels=views.field_labels(proc))
     inst, page = await submit_form(request, who, engine, form, common,
-                               lambda: engine.start(procedure, who.staff_id, data))
+                                   lambda: engine.start(procedure, who.staff_id, data))
     if page is not None:
         return page
     flash(request, f"已登记 #{inst.id}（{proc.spec.title}），当前：{views.state_title(proc, inst.state)}。")
@@ -271,7 +271,7 @@ async def start(request: Request, procedure: str) -> Response:
 
 
 async def submit_form(request: Request, who: Any, engine: Any, form: Any, common: dict[str, Any],
-                  command: Callable[[], Any]) -> tuple[Any, Optional[Response]]:
+                      command: Callable[[], Any]) -> tuple[Any, Optional[Response]]:
     """Run a form's command; on a refusal, the form again with the engine's reasons beside
     its fields (in Chinese) and nothing written: (result, None) or (None, that page)."""
     try:
@@ -279,7 +279,7 @@ async def submit_form(request: Request, who: Any, engine: Any, form: Any, common
     except FormInvalid as e:
         errs, other = fields.field_errors(e.errors, form, common["labels"])
         return None, form_page(request, who, errors=errs, other_errors=other, status=422,
-                                problem="表单有误，请按提示修改后再提交。", **common)
+                               problem="表单有误，请按提示修改后再提交。", **common)
     except EngineError as e:
         status, text = refusal(engine, e)
         return None, form_page(request, who, problem=text, status=status, **common)
@@ -333,16 +333,33 @@ def _action(engine: Any, inst: Any, proc: Any, action: str) -> Any:
     return next((a for a in proc.spec.actions if a.name == action), None)
 
 
-@router.get("/instances/{instance_id}/act/{action}", response_class=HTMLResponse)
-def act_form(request: Request, instance_id: int, action: str) -> HTMLResponse:
-    who = viewer(request)
+def case_of(request: Request, who: Caller, instance_id: int) -> tuple[Any, Any, Optional[HTMLResponse]]:
+    """(the instance, its pinned procedure, None), or (None, None, the page that says why it
+    cannot be shown): what a page of one case starts with."""
     engine = engine_of(request)
     try:
         inst = engine.show(instance_id)
     except EngineError as e:
         status, text = refusal(engine, e)
-        return message(request, who, text, status)
-    proc = views.procedure_of(engine, inst)
+        return None, None, message(request, who, text, status)
+    return inst, views.procedure_of(engine, inst), None
+
+
+def revision_of(submitted: Any) -> Optional[int]:
+    """The page's hidden revision (the engine's expected revision), None when missing or no number."""
+    try:
+        return int(str(submitted.get("revision")))
+    except ValueError:
+        return None
+
+
+@router.get("/instances/{instance_id}/act/{action}", response_class=HTMLResponse)
+def act_form(request: Request, instance_id: int, action: str) -> HTMLResponse:
+    who = viewer(request)
+    engine = engine_of(request)
+    inst, proc, page = case_of(request, who, instance_id)
+    if page is not None:
+        return page
     spec = _action(engine, inst, proc, action)
     if spec is None:
         return message(request, who, "此流程没有这个操作。", 404)
@@ -352,9 +369,9 @@ def act_form(request: Request, instance_id: int, action: str) -> HTMLResponse:
     elif inst.active:
         problem = scope_refusal(engine, who, inst)
     return form_page(request, who, title=spec.title, heading=f"#{inst.id} {proc.spec.title}：{spec.title}",
-                      form=proc.form(spec.form), action_url=f"/instances/{instance_id}/act/{action}",
-                      back=f"/instances/{instance_id}", revision=inst.revision, problem=problem, inst=inst,
-                      labels=views.field_labels(proc))
+                     form=proc.form(spec.form), action_url=f"/instances/{instance_id}/act/{action}",
+                     back=f"/instances/{instance_id}", revision=inst.revision, problem=problem, inst=inst,
+                     labels=views.field_labels(proc))
 
 
 @router.post("/instances/{instance_id}/act/{action}", response_class=HTMLResponse)
@@ -363,20 +380,14 @@ async def act(request: Request, instance_id: int, action: str) -> Response:
     submitted = await request.form(**FORM_LIMITS)
     check_csrf(request, submitted)
     engine = engine_of(request)
-    try:
-        inst = await run_in_threadpool(engine.show, instance_id)
-    except EngineError as e:
-        status, text = refusal(engine, e)
-        return message(request, who, text, status)
-    proc = await run_in_threadpool(views.procedure_of, engine, inst)
+    inst, proc, page = await run_in_threadpool(case_of, request, who, instance_id)
+    if page is not None:
+        return page
     spec = _action(engine, inst, proc, action)
     if spec is None:
         return message(request, who, "此流程没有这个操作。", 404)
     form = proc.form(spec.form)
-    try:
-        revision: Optional[int] = int(str(submitted.get("revision")))
-    except ValueError:
-        revision = None
+    revision = revision_of(submitted)
     data, shown, stored = await run_in_threadpool(fields.parse, form, submitted, views.zone_of(engine),
                                                   request.app.state.evidence)
     common = dict(title=spec.title, heading=f"#{inst.id} {proc.spec.title}：{spec.title}", form=form,
@@ -384,10 +395,10 @@ async def act(request: Request, instance_id: int, action: str) -> Response:
                   values=shown, stored=stored, revision=revision, inst=inst, labels=views.field_labels(proc))
     if revision is None:
         return form_page(request, who, problem="页面缺少版本号，请刷新后重试。未保存任何内容。", status=422, **common)
-    _, page = await submit_form(request, who, engine, form, common,
-                            lambda: engine.advance(instance_id, action, who.staff_id, data, None, revision))
-    if page is not None:
-        return page
+    _, refused = await submit_form(request, who, engine, form, common,
+                                   lambda: engine.advance(instance_id, action, who.staff_id, data, None, revision))
+    if refused is not None:
+        return refused
     flash(request, f"已提交：{spec.title}。")
     return RedirectResponse(f"/instances/{instance_id}", status_code=303)
 

@@ -300,3 +300,22 @@ def fresh_urls(request: pytest.FixtureRequest, tmp_path: Path, database: str) ->
         return str(dbs.server.url(made[-1]))
 
     return new
+
+
+STORED_TABLES = ("instances", "events", "timers", "outbox", "ledger", "ledger_head", "procedure_versions")
+
+
+def stored_rows(url: str, tables: tuple[str, ...] = STORED_TABLES) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``tables`` as the database keeps it: SQLite's own values (the stored text,
+    0/1), or psycopg's for PostgreSQL (times as the server's timestamptz). For tests that
+    compare two databases the same commands (or their replay) wrote."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+        from contextlib import closing
+
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as pconn:
+        return {t: pconn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}

@@ -12,16 +12,13 @@ import pytest
 from bench import sqlite_floor
 from bench.common import T0, build_prefill, copy_db, open_engine
 from engine.clock import FakeClock
+from tests.pg import fresh_urls, stored_rows
 
 TABLES = ("instances", "events", "timers", "outbox", "ledger", "ledger_head", "procedure_versions")
 
 
 def _dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    conn = sqlite3.connect(db)
-    try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
-    finally:
-        conn.close()
+    return stored_rows(f"sqlite:///{db}", TABLES)
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +70,9 @@ def test_the_postgresql_floor_replays_the_very_rows_the_engine_left(request: pyt
                                                                     tmp_path: Path) -> None:
     """bench/pg_floor.py: the engine's statements sent again by a bare psycopg client leave
     the rows the engine left (both databases fresh from the same migrated template)."""
-    import psycopg
-
     from bench import pg_floor
     from bench.common import FINDINGS, complaint, worker_for
     from engine.runtime.config import Settings, build_engine
-    from tests.pg import fresh_urls
 
     new = fresh_urls(request, tmp_path, "postgresql")
     recorded, replayed = new("recorded"), new("replayed")
@@ -100,8 +94,5 @@ def test_the_postgresql_floor_replays_the_very_rows_the_engine_left(request: pyt
     plain = replayed.replace("postgresql+psycopg://", "postgresql://")
     assert pg_floor.replay_seconds(plain, log, opened) > 0
 
-    def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
-                    for t in ("instances", "events", "timers", "outbox", "ledger", "procedure_versions")}
-    assert dump(replayed) == dump(recorded)
+    kept = ("instances", "events", "timers", "outbox", "ledger", "procedure_versions")
+    assert stored_rows(replayed, kept) == stored_rows(recorded, kept)

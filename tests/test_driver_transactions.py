@@ -8,7 +8,7 @@ tests/test_store_port.py's.)
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing, nullcontext
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from engine.clock import FakeClock
 from engine.runtime.config import Settings, build_engine
 from tests.conftest import ROOT, SHANGHAI
-from tests.pg import fresh_urls
+from tests.pg import fresh_urls, stored_rows
 
 COMPLAINT = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
              "content": "楼上漏水", "anonymous": False}
@@ -55,7 +55,7 @@ def test_a_transaction_on_the_driver_rolls_back_everything_in_it(new_url: Callab
     url = new_url("t")
     engine = _engine(url)
     engine.start("complaint", "liu_fang", COMPLAINT)
-    before = _tables(url)
+    before = stored_rows(url, TABLES)
     with pytest.raises(RuntimeError) if how == "raise" else nullcontext():
         with engine.transaction() as conn:
             _statements(engine.store, conn, through_sqlalchemy)
@@ -63,7 +63,7 @@ def test_a_transaction_on_the_driver_rolls_back_everything_in_it(new_url: Callab
                 raise RuntimeError("the command fails half-way")
             conn.rollback()  # the caller's own rollback is obeyed, not committed over
     engine.close()
-    assert _tables(url) == before
+    assert stored_rows(url, TABLES) == before
 
 
 def test_a_transaction_on_the_driver_commits_both_kinds_of_statement(new_url: Callable[[str], str]) -> None:
@@ -73,20 +73,8 @@ def test_a_transaction_on_the_driver_commits_both_kinds_of_statement(new_url: Ca
     with engine.transaction() as conn:
         _statements(engine.store, conn, through_sqlalchemy=True)
     engine.close()
-    after = _tables(url)
+    after = stored_rows(url, TABLES)
     assert [r[2] for r in after["procedure_versions"]] == ["changed"] and len(after["outbox"]) == 1
-
-
-def _tables(url: str) -> dict[str, list[tuple]]:
-    """Every row as the database keeps it: SQLite's own values (the stored text), or
-    psycopg's for PostgreSQL (times as the server's timestamptz)."""
-    if url.startswith("sqlite:///"):
-        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
-            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
-    import psycopg
-
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
 
 
 def test_a_locked_database_is_reported_as_sqlalchemy_reports_it(tmp_path: Path) -> None:

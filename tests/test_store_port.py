@@ -9,8 +9,6 @@ SQLite, ``PostgresStore`` on the suite's own PostgreSQL, tests/pg.py) and the ge
 """
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +30,7 @@ from engine.store.backends.postgres import PostgresStore
 from engine.store.backends.sqlite import SqliteStore
 from engine.store.port import DueStep, EventStore, backend_for, store_for
 from tests.conftest import ROOT, SHANGHAI
-from tests.pg import fresh_urls
+from tests.pg import fresh_urls, stored_rows
 
 COMPLAINT = {"unit": "3-1201", "owner_name": "王先生", "contact": "13912345678", "channel": "phone",
              "content": "楼上漏水", "anonymous": False}
@@ -94,19 +92,7 @@ def scripted_day(url: str, on_core: bool) -> dict[str, list[tuple[Any, ...]]]:
     engine.advance(first, "reply", steward, REPLY)
     assert engine.replay(first).ok and auditing.run(engine).broken is None
     engine.close()
-    return stored_rows(url)
-
-
-def stored_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row as the database keeps it: SQLite's own values (the stored text, 0/1), or
-    psycopg's for PostgreSQL (times as the server's timestamptz)."""
-    if url.startswith("sqlite:///"):
-        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
-            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
-    import psycopg
-
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+    return stored_rows(url, TABLES)
 
 
 class StorePortContract:

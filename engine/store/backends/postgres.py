@@ -97,7 +97,6 @@ _CLAIM = "UPDATE timers SET next_fire_at = NULL WHERE instance_id = $1 AND name 
 _SEAL = ledger.PG_APPEND.format(leaf="$1::text", entries="$2::text", at="$3::timestamptz")
 _STARTED_AT, _LAST_OCCURRED_AT = instances.STARTED_AT, instances.LAST_OCCURRED_AT
 _PROJECTIONS: dict[tuple[tuple[str, ...], int], str] = {}
-_TIMER_UPDATES: dict[tuple[str, ...], str] = {}
 
 
 def _append_sql(columns: tuple[str, ...], events: int) -> str:
@@ -114,26 +113,27 @@ def _append_sql(columns: tuple[str, ...], events: int) -> str:
     return sql
 
 
-_UPDATES: dict[tuple[str, ...], str] = {}
+_UPDATES: dict[tuple[str, tuple[str, ...], tuple[str, str]], str] = {}
+
+
+def _update(table: str, columns: tuple[str, ...], keys: tuple[str, str]) -> str:
+    """``UPDATE table SET c = $1, … WHERE k1 = $n AND k2 = $n+1``, made once per table and set
+    of columns: the projection's (guarded by id and revision) and a timer row's."""
+    sql = _UPDATES.get((table, columns, keys))
+    if sql is None:
+        sets = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(columns))
+        n = len(columns) + 1
+        sql = _UPDATES[(table, columns, keys)] = \
+            f"UPDATE {table} SET {sets} WHERE {keys[0]} = ${n} AND {keys[1]} = ${n + 1}"
+    return sql
 
 
 def _projection_update(columns: tuple[str, ...]) -> str:
-    """The projection UPDATE setting ``columns``, guarded by id and revision (made once per set)."""
-    sql = _UPDATES.get(columns)
-    if sql is None:
-        sets = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(columns))
-        n = len(columns) + 1
-        sql = _UPDATES[columns] = f"UPDATE instances SET {sets} WHERE id = ${n} AND revision = ${n + 1}"
-    return sql
+    return _update("instances", columns, ("id", "revision"))
 
 
 def _timer_update(columns: tuple[str, ...]) -> str:
-    sql = _TIMER_UPDATES.get(columns)
-    if sql is None:
-        sets = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(columns))
-        n = len(columns) + 1
-        sql = _TIMER_UPDATES[columns] = f"UPDATE timers SET {sets} WHERE instance_id = ${n} AND name = ${n + 1}"
-    return sql
+    return _update("timers", columns, ("instance_id", "name"))
 
 
 def _cursor(conn: Connection) -> psycopg.RawCursor[Any]:
